@@ -1,0 +1,388 @@
+"""The async API client: one class over one shared `httpx.AsyncClient`, speaking the wire contract.
+
+`ApiClient` owns the HTTP details the rest of the app should never see: the base URL and bearer token
+(both replaceable at run time, e.g. after the local server restarted on another port), request timeouts
+kept shorter than the GUI's refresh interval, parsing answers into the contract's pydantic models, the
+server's clock offset (read from every answer's `Date` header, so elapsed times can use the server's
+clock), and turning every failure (transport, HTTP status, malformed or ill-shaped body) into one of the
+typed errors of `training_studio.client.errors`. Nothing here imports Qt.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from training_studio.client.errors import (
+    ApiError,
+    AuthFailed,
+    BadResponse,
+    CancelRejected,
+    CannotConnect,
+    Conflict,
+    NotFound,
+    RequestRejected,
+    RequestTimedOut,
+    ServerError,
+)
+from training_studio.contract.models import (
+    BaseModelInfo,
+    Dataset,
+    DatasetFile,
+    Health,
+    JobStatus,
+    TrainedModel,
+    TrainingJob,
+)
+
+__all__ = ["ApiClient", "DEFAULT_TIMEOUT_S"]
+
+# The GUI refreshes every 5 s; a request must give up before the next one is due.
+DEFAULT_TIMEOUT_S = 4.0
+
+_T = TypeVar("_T")
+_ADAPTERS: dict[Any, TypeAdapter[Any]] = {}
+
+
+class ApiClient:
+    """Typed access to one Training Studio server.
+
+    The `httpx.AsyncClient` is created here (or passed in) and closed by `aclose()`; the app makes one
+    ApiClient at start-up and closes it at quit. `set_connection()` points it at another URL/token
+    without dropping the connection pool.
+    """
+
+    def __init__(self, base_url: str = "", token: str | None = None, *, timeout: float = DEFAULT_TIMEOUT_S,
+                 http: httpx.AsyncClient | None = None) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._token = token
+        self._timeout = httpx.Timeout(timeout, connect=min(timeout, 3.0))
+        self._http = http or httpx.AsyncClient(timeout=self._timeout, follow_redirects=False)
+        self._owns_http = http is None
+        self.clock_offset: float | None = None  # server clock minus local clock, seconds
+
+    # connection --------------------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        return self._base_url
+
+    @property
+    def token(self) -> str | None:
+        return self._token
+
+    def set_connection(self, base_url: str, token: str | None) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._token = token
+        self.clock_offset = None
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The shared connection pool (the local-server manager probes through it too)."""
+        return self._http
+
+    @property
+    def is_closed(self) -> bool:
+        return self._http.is_closed
+
+    async def aclose(self) -> None:
+        if self._owns_http and not self._http.is_closed:
+            await self._http.aclose()
+
+    # endpoints ---------------------------------------------------------------------------------
+    async def health(self) -> Health:
+        return self._parse(Health, await self._request("GET", "/api/health", auth=False))
+
+    async def list_active_jobs(self) -> list[TrainingJob]:
+        data = await self._request("GET", "/api/training/jobs", params={"status": "active"})
+        return self._parse(list[TrainingJob], data)
+
+    async def list_jobs(self, statuses: Iterable[JobStatus | str] | None = None, *, limit: int = 100,
+                        before: str | None = None) -> list[TrainingJob]:
+        status = ",".join(str(s) for s in statuses) if statuses else "all"
+        params: dict[str, Any] = {"status": status, "limit": limit}
+        if before:
+            params["before"] = before
+        return self._parse(list[TrainingJob], await self._request("GET", "/api/training/jobs", params=params))
+
+    async def job_status(self, job_id: str) -> TrainingJob:
+        data = await self._request("GET", "/api/training/status", params={"job_id": job_id})
+        return self._parse(TrainingJob, data)
+
+    async def cancel_job(self, job_id: str) -> None:
+        """Ask the server to cancel; raises CancelRejected on a 200 `{"success": false}`."""
+        data = await self._request("POST", f"/api/training/jobs/{_segment(job_id)}/cancel")
+        if not isinstance(data, dict) or not isinstance(data.get("success"), bool):
+            raise BadResponse("The server's answer to the cancel request is not {\"success\": true|false}.")
+        if not data["success"]:
+            message = data.get("message") or data.get("error") or "the server refused to cancel the job"
+            raise CancelRejected(f"Cancel failed: {message}.".replace("..", "."), status_code=200)
+
+    async def create_job(self, *, name: str, dataset_id: str, base_model: str, total_steps: int,
+                         params: dict[str, Any] | None = None) -> TrainingJob:
+        body = {"name": name, "dataset_id": dataset_id, "base_model": base_model,
+                "total_steps": total_steps, "params": params or {}}
+        return self._parse(TrainingJob, await self._request("POST", "/api/training/jobs", json_body=body))
+
+    async def base_models(self) -> list[BaseModelInfo]:
+        return self._parse(list[BaseModelInfo], await self._request("GET", "/api/training/base-models"))
+
+    async def list_datasets(self) -> list[Dataset]:
+        return self._parse(list[Dataset], await self._request("GET", "/api/datasets"))
+
+    async def create_dataset(self, name: str, type_: str = "image") -> Dataset:
+        return self._parse(Dataset, await self._request("POST", "/api/datasets",
+                                                        json_body={"name": name, "type": type_}))
+
+    async def upload_file(self, dataset_id: str, sha256: str, filename: str, content: bytes) -> None:
+        await self._request("PUT", f"/api/datasets/{_segment(dataset_id)}/files/{_segment(sha256)}",
+                            params={"filename": filename}, content=content)
+
+    async def list_dataset_files(self, dataset_id: str) -> list[DatasetFile]:
+        return self._parse(list[DatasetFile],
+                           await self._request("GET", f"/api/datasets/{_segment(dataset_id)}/files"))
+
+    async def commit_dataset(self, dataset_id: str) -> Dataset:
+        return self._parse(Dataset, await self._request("POST", f"/api/datasets/{_segment(dataset_id)}/commit"))
+
+    async def list_models(self) -> list[TrainedModel]:
+        return self._parse(list[TrainedModel], await self._request("GET", "/api/models"))
+
+    # plumbing ----------------------------------------------------------------------------------
+    def _url_and_headers(self, path: str, *, auth: bool, accept: str) -> tuple[str, dict[str, str]]:
+        if not self._base_url:
+            raise CannotConnect("Not connected to a server yet.")
+        if self._http.is_closed:
+            raise CannotConnect("The connection to the server is closed (the app is quitting).")
+        headers = {"Accept": accept}
+        if auth and self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        return self._base_url + path, headers
+
+    async def _send(self, method: str, path: str, *, params: dict[str, Any] | None = None, json_body: Any = None,
+                    content: bytes | AsyncIterable[bytes] | None = None, auth: bool = True,
+                    accept: str = "application/json", extra_headers: dict[str, str] | None = None
+                    ) -> httpx.Response:
+        """One request; the response if it is 2xx, else the matching typed error."""
+        url, headers = self._url_and_headers(path, auth=auth, accept=accept)
+        if content is not None:
+            headers["Content-Type"] = "application/octet-stream"
+        headers.update(extra_headers or {})
+        sent_at = time.time()
+        try:
+            response = await self._http.request(method, url, params=params, json=json_body, content=content,
+                                                headers=headers, timeout=self._timeout)
+        except httpx.TimeoutException as exc:
+            raise RequestTimedOut(f"The server at {self._base_url} did not answer in time.") from exc
+        except httpx.InvalidURL as exc:
+            raise CannotConnect(f"The server address {self._base_url!r} is not a valid URL.") from exc
+        except httpx.HTTPError as exc:
+            raise CannotConnect(f"Cannot connect to the server at {self._base_url}.") from exc
+        self._note_clock(response, (sent_at + time.time()) / 2)
+        if response.status_code >= 400:
+            raise self._error_for(response)
+        return response
+
+    async def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+                       json_body: Any = None, content: bytes | None = None, auth: bool = True) -> Any:
+        """One request whose answer is JSON; the decoded body (None for an empty one)."""
+        response = await self._send(method, path, params=params, json_body=json_body, content=content, auth=auth)
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
+            raise BadResponse(f"The server answered {method} {path} with something that is not JSON.",
+                              status_code=response.status_code) from exc
+
+    def _note_clock(self, response: httpx.Response, local_moment: float) -> None:
+        date = response.headers.get("date")
+        if not date:
+            return
+        try:
+            server_moment = parsedate_to_datetime(date).timestamp()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return
+        estimate = server_moment - local_moment
+        # The Date header truncates to whole seconds, so each estimate is at most 1 s below the true offset:
+        # the largest one seen is the best. A much lower one means the server's clock was set back.
+        if self.clock_offset is None or estimate > self.clock_offset or estimate < self.clock_offset - 2.0:
+            self.clock_offset = estimate
+
+    def _error_for(self, response: httpx.Response) -> ApiError:
+        status = response.status_code
+        code: str | None = None
+        detail: str | None = None
+        try:
+            body = response.json()
+            error = body.get("error") if isinstance(body, dict) else None
+            if isinstance(error, dict):
+                code = error.get("code") if isinstance(error.get("code"), str) else None
+                detail = error.get("message") if isinstance(error.get("message"), str) else None
+        except ValueError:
+            pass
+        detail = detail.strip() if detail else None
+        if detail and detail[-1] not in ".!?":
+            detail += "."
+        suffix = f": {detail}" if detail else "."
+        if status == 401:
+            return AuthFailed("The server rejected the access token (401): the token is wrong or missing.",
+                              status_code=status, code=code)
+        if status == 404:
+            return NotFound(f"Not found{suffix}", status_code=status, code=code)
+        if status == 409:
+            return Conflict(f"Not possible now{suffix}", status_code=status, code=code)
+        if status >= 500:
+            return ServerError(f"The server failed with HTTP {status}{suffix}", status_code=status, code=code)
+        return RequestRejected(f"The server refused the request (HTTP {status}){suffix}",
+                               status_code=status, code=code)
+
+    @staticmethod
+    def _parse(model: type[_T] | Any, data: Any) -> _T:
+        try:
+            if isinstance(model, type) and issubclass(model, BaseModel):
+                return model.model_validate(data)  # type: ignore[return-value]
+            adapter = _ADAPTERS.get(model)
+            if adapter is None:
+                adapter = _ADAPTERS[model] = TypeAdapter(model)
+            return adapter.validate_python(data)
+        except ValidationError as exc:
+            first = exc.errors()[0] if exc.errors() else {}
+            where = ".".join(str(p) for p in first.get("loc", ())) or "body"
+            raise BadResponse(f"The server's answer does not match the contract ({where}: "
+                              f"{first.get('msg', 'invalid')}).") from exc
+
+    # --- datasets and models (added by the Datasets/Models panels; only additions below) -----------
+    async def get_dataset(self, dataset_id: str) -> Dataset:
+        return self._parse(Dataset, await self._request("GET", f"/api/datasets/{_segment(dataset_id)}"))
+
+    async def delete_dataset(self, dataset_id: str) -> None:
+        """Delete a dataset; Conflict (code `dataset_in_use`) while an active job uses it."""
+        await self._request("DELETE", f"/api/datasets/{_segment(dataset_id)}")
+
+    async def set_caption(self, dataset_id: str, sha256: str, caption: str) -> None:
+        await self._request("PUT", f"/api/datasets/{_segment(dataset_id)}/files/{_segment(sha256)}/caption",
+                            json_body={"caption": caption})
+
+    async def dataset_thumbnail(self, dataset_id: str, sha256: str, size: int = 256) -> bytes:
+        """The encoded (JPEG or PNG) thumbnail of one file, no larger than size×size."""
+        return await self._request_bytes(
+            f"/api/datasets/{_segment(dataset_id)}/files/{_segment(sha256)}/thumbnail", params={"size": size})
+
+    async def delete_model(self, model_id: str) -> None:
+        await self._request("DELETE", f"/api/models/{_segment(model_id)}")
+
+    async def model_samples(self, model_id: str) -> bytes:
+        """The PNG of the images the model generated; NotFound when its trainer made none."""
+        return await self._request_bytes(f"/api/models/{_segment(model_id)}/samples")
+
+    async def download_checkpoint(self, model_id: str, write: Callable[[bytes], Awaitable[None]],
+                                  progress: Callable[[int, int | None], None] | None = None) -> int:
+        """Stream a model's checkpoint, handing each chunk to `write` (which should push the disk write
+        off the event loop); `progress(done, total)` after each chunk. Returns the byte count.
+
+        The timeout applies to each read, not to the whole download, so big checkpoints are fine.
+        """
+        url = self._prepare(f"/api/models/{_segment(model_id)}/checkpoint")
+        headers = self._headers(accept="application/octet-stream")
+        sent_at = time.time()
+        done = 0
+        try:
+            async with self._http.stream("GET", url, headers=headers, timeout=self._timeout) as response:
+                self._note_clock(response, (sent_at + time.time()) / 2)
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise self._error_for(response)
+                length = response.headers.get("content-length")
+                total = int(length) if length and length.isdigit() else None
+                async for chunk in response.aiter_bytes(1 << 20):
+                    await write(chunk)
+                    done += len(chunk)
+                    if progress is not None:
+                        progress(done, total)
+                if total is not None and done != total:
+                    raise BadResponse(f"The checkpoint download ended early ({done:,} of {total:,} bytes).")
+        except httpx.TimeoutException as exc:
+            raise RequestTimedOut(f"The server at {self._base_url} stopped sending the checkpoint.") from exc
+        except httpx.HTTPError as exc:  # a disk error from `write` (OSError) is the caller's to report
+            raise CannotConnect(f"The connection to the server at {self._base_url} broke during the "
+                                f"checkpoint download.") from exc
+        return done
+
+    def _prepare(self, path: str) -> str:
+        if not self._base_url:
+            raise CannotConnect("Not connected to a server yet.")
+        if self._http.is_closed:
+            raise CannotConnect("The connection to the server is closed (the app is quitting).")
+        return self._base_url + path
+
+    def _headers(self, *, accept: str) -> dict[str, str]:
+        headers = {"Accept": accept}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        return headers
+
+    async def _request_bytes(self, path: str, *, params: dict[str, Any] | None = None) -> bytes:
+        """GET a binary body (an image); errors are mapped exactly as `_request` maps them."""
+        url = self._prepare(path)
+        sent_at = time.time()
+        try:
+            response = await self._http.get(url, params=params, headers=self._headers(accept="image/*, */*"),
+                                            timeout=self._timeout)
+        except httpx.TimeoutException as exc:
+            raise RequestTimedOut(f"The server at {self._base_url} did not answer in time.") from exc
+        except httpx.InvalidURL as exc:
+            raise CannotConnect(f"The server address {self._base_url!r} is not a valid URL.") from exc
+        except (httpx.HTTPError, OSError) as exc:
+            raise CannotConnect(f"Cannot connect to the server at {self._base_url}.") from exc
+        self._note_clock(response, (sent_at + time.time()) / 2)
+        if response.status_code >= 400:
+            raise self._error_for(response)
+        return response.content
+
+    async def upload_file_stream(self, dataset_id: str, sha256: str, filename: str,
+                                 chunks: AsyncIterable[bytes], size: int) -> tuple[DatasetFile, bool]:
+        """PUT one file's bytes, streamed from `chunks` (exactly `size` bytes), under its SHA-256.
+
+        Returns the server's record and whether it was newly stored (201) rather than already there (200).
+        The body is never held in memory as a whole. Reads may wait long while the server verifies a
+        big file (a full image decode), so the read timeout here is generous; connects stay quick.
+        """
+        url = self._prepare(f"/api/datasets/{_segment(dataset_id)}/files/{_segment(sha256)}")
+        headers = self._headers(accept="application/json")
+        headers["Content-Type"] = "application/octet-stream"
+        headers["Content-Length"] = str(size)
+        # 120 s: the server fully decodes an image before answering; each write/read waits at most that.
+        timeout = httpx.Timeout(120.0, connect=self._timeout.connect)
+        sent_at = time.time()
+        try:
+            response = await self._http.put(url, params={"filename": filename}, content=chunks, headers=headers,
+                                            timeout=timeout)
+        except httpx.TimeoutException as exc:
+            raise RequestTimedOut(f"The server at {self._base_url} did not answer the upload in time.") from exc
+        except httpx.InvalidURL as exc:
+            raise CannotConnect(f"The server address {self._base_url!r} is not a valid URL.") from exc
+        except (httpx.HTTPError, OSError) as exc:
+            raise CannotConnect(f"The connection to the server at {self._base_url} broke during the "
+                                f"upload.") from exc
+        self._note_clock(response, (sent_at + time.time()) / 2)
+        if response.status_code >= 400:
+            raise self._error_for(response)
+        try:
+            data = response.json()
+        except ValueError as exc:
+            raise BadResponse("The server answered the upload with something that is not JSON.",
+                              status_code=response.status_code) from exc
+        return self._parse(DatasetFile, data), response.status_code == 201
+
+
+def _segment(value: str) -> str:
+    """Quote an id for use as one URL path segment (ids come from servers we may not trust)."""
+    from urllib.parse import quote
+
+    return quote(value, safe="")

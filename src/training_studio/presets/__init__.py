@@ -1,0 +1,1 @@
+"""Example presets shipped with the app (package data: example-presets.toml)."""

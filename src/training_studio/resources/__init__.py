@@ -1,0 +1,1 @@
+"""Package data shipped with the app (icons and their licence); read it with importlib.resources."""

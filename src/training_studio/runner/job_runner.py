@@ -1,0 +1,410 @@
+"""The job runner: the embedded server's queue of training jobs, implementing its JobExecutor protocol.
+
+Owns a job's life after the row exists: pending -> queued -> running -> completed | failed | cancelled.
+At most `concurrency` trainers run at once (default 1: one GPU trains one job at a time); the others
+wait as `queued`, in creation order. Each running job is one `TrainerProcess` (see supervisor.py);
+its progress goes to Storage in batches, its checkpoint announcements register a TrainedModel, and
+its outcome ends the job. A slot frees only once the trainer's whole process group is gone.
+
+Also owns the restart rule (a job left `running` by a previous server is failed, after killing its
+trainer's group if that still lives; pending and queued jobs are queued again) and turning a job into
+the trainer's argv: the built-in trainer is started as `<this program> train builtin ...`, a preset as
+its command template, always as an argv list, never through a shell.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shlex
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from training_studio.contract import JobStatus, ModelStatus, TrainingJob, format_timestamp, utc_now
+from training_studio.launcher import self_command
+from training_studio.runner.presets import Preset, PresetError, ensure_presets_file, find_preset
+from training_studio.runner.process_groups import group_belongs_to_job, kill_group_and_wait
+from training_studio.runner.progress import ProgressPoint, TrainerEvent
+from training_studio.runner.registry import BUILTIN_BASE_MODEL, BUILTIN_BASE_MODEL_ID, ParamsError, validate_params
+from training_studio.runner.supervisor import TrainerOutcome, TrainerProcess
+
+if TYPE_CHECKING:
+    from training_studio.server.storage import Storage
+
+logger = logging.getLogger(__name__)
+
+INTERRUPTED_JOB_ERROR = "the server stopped while the job was running"
+DEFAULT_CANCEL_GRACE_S = 10.0
+
+
+class JobSetupError(Exception):
+    """The job cannot be started (unknown trainer, bad params...); the message is the job's error."""
+
+
+@dataclass
+class TrainerPlan:
+    """Everything needed to start one job's trainer."""
+
+    argv: list[str]
+    cwd: Path
+    env: dict[str, str] = field(default_factory=dict)
+    progress_format: str = "jsonl"
+    loss_key: str | None = None
+    checkpoint_glob: str | None = None
+
+
+@dataclass
+class _ActiveJob:
+    job_id: str
+    task: asyncio.Task[None] | None = None
+    process: TrainerProcess | None = None
+    cancel_requested: bool = False
+    model_id: str | None = None
+    checkpoint_path: Path | None = None
+    output_dir: Path | None = None
+
+
+class JobRunner:
+    """Runs the embedded server's jobs as subprocesses; the server's JobExecutor."""
+
+    def __init__(self, storage: Storage, data_dir: Path | str, *, concurrency: int = 1,
+                 cancel_grace: float = DEFAULT_CANCEL_GRACE_S, flush_interval: float = 0.25) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.storage = storage
+        self.data_dir = Path(data_dir)
+        self.concurrency = concurrency
+        self.cancel_grace = cancel_grace
+        self.flush_interval = flush_interval
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._waiting: list[str] = []
+        self._active: dict[str, _ActiveJob] = {}
+        self._submitted_early: list[str] = []
+        self._shutting_down = False
+
+    # JobExecutor protocol ------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        await asyncio.to_thread(ensure_presets_file, self.data_dir)
+        await asyncio.to_thread(self._recover_interrupted_jobs)
+        waiting = await asyncio.to_thread(self.storage.jobs_with_status, [JobStatus.PENDING, JobStatus.QUEUED])
+        for job in waiting:
+            self._accept(job.id)
+        early, self._submitted_early = self._submitted_early, []
+        for job_id in early:
+            self._accept(job_id)
+
+    def submit(self, job_id: str) -> None:
+        """Queue a freshly created job; returns at once, from any thread."""
+        if self._loop is None:
+            self._submitted_early.append(job_id)
+            return
+        # Accepted on the next loop turn, never inside submit(): the creating request answers with
+        # the job as created (`pending`), as the contract says.
+        if threading.get_ident() == self._loop_thread:
+            self._loop.call_soon(self._accept, job_id)
+        else:
+            self._loop.call_soon_threadsafe(self._accept, job_id)
+
+    async def cancel(self, job_id: str) -> None:
+        """Cancel a pending, queued or running job without waiting for its trainer to die."""
+        if job_id in self._waiting:
+            self._waiting.remove(job_id)
+            await asyncio.to_thread(self.storage.set_job_status, job_id, JobStatus.CANCELLED)
+            return
+        active = self._active.get(job_id)
+        if active is not None:
+            active.cancel_requested = True
+            if active.process is not None:
+                active.process.cancel()
+            return
+        # Not ours (not accepted yet, or left over): settle it from the stored state.
+        job = await asyncio.to_thread(self.storage.get_job, job_id)
+        if job is None:
+            return
+        if job.status is JobStatus.RUNNING:
+            process = await asyncio.to_thread(self.storage.job_process, job_id)
+            if process and process[1] and await asyncio.to_thread(group_belongs_to_job, process[1], job_id):
+                await asyncio.to_thread(kill_group_and_wait, process[1], self.cancel_grace + 5)
+        if job.status in (JobStatus.PENDING, JobStatus.QUEUED, JobStatus.RUNNING):
+            await asyncio.to_thread(self.storage.set_job_status, job_id, JobStatus.CANCELLED)
+
+    async def shutdown(self) -> None:
+        """Stop every running trainer (they fail as interrupted); queued jobs wait for the next start."""
+        self._shutting_down = True
+        self._waiting.clear()
+        tasks = []
+        for active in list(self._active.values()):
+            if active.process is not None:
+                active.process.cancel()
+            if active.task is not None:
+                tasks.append(active.task)
+        if tasks:
+            done, pending = await asyncio.wait(tasks, timeout=self.cancel_grace + 5)
+            for task in pending:
+                task.cancel()
+
+    # introspection (tests, logs) ---------------------------------------------------------------
+    @property
+    def running_job_ids(self) -> list[str]:
+        return list(self._active)
+
+    @property
+    def queued_job_ids(self) -> list[str]:
+        return list(self._waiting)
+
+    # queue ----------------------------------------------------------------------------------------
+    def _accept(self, job_id: str) -> None:
+        if self._shutting_down or job_id in self._waiting or job_id in self._active:
+            return
+        job = self.storage.get_job(job_id)
+        if job is None or job.status not in (JobStatus.PENDING, JobStatus.QUEUED):
+            return
+        if job.status is JobStatus.PENDING and self.storage.set_job_status(job_id, JobStatus.QUEUED) is None:
+            return
+        self._waiting.append(job_id)
+        self._fill_slots()
+
+    def _fill_slots(self) -> None:
+        while not self._shutting_down and self._waiting and len(self._active) < self.concurrency:
+            job_id = self._waiting.pop(0)
+            active = _ActiveJob(job_id)
+            self._active[job_id] = active
+            active.task = asyncio.get_running_loop().create_task(self._run(active), name=f"job-{job_id}")
+
+    async def _run(self, active: _ActiveJob) -> None:
+        try:
+            await self._run_job(active)
+        except Exception as exc:  # a runner bug must fail the job, not leave it running forever
+            logger.exception("job %s: the runner failed", active.job_id)
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.storage.set_job_status, active.job_id, JobStatus.FAILED,
+                                        error=f"internal error in the job runner: {exc}")
+        finally:
+            self._active.pop(active.job_id, None)
+            if not self._shutting_down:
+                self._fill_slots()
+
+    async def _run_job(self, active: _ActiveJob) -> None:
+        job_id = active.job_id
+        job = await asyncio.to_thread(self.storage.get_job, job_id)
+        if job is None or job.status is not JobStatus.QUEUED:
+            return
+        if active.cancel_requested:
+            await asyncio.to_thread(self.storage.set_job_status, job_id, JobStatus.CANCELLED)
+            return
+        output_dir = self.storage.job_output_dir(job_id)
+        active.output_dir = output_dir
+        try:
+            plan = await asyncio.to_thread(self.plan_for, job, output_dir)
+            await asyncio.to_thread(output_dir.mkdir, parents=True, exist_ok=True)
+        except JobSetupError as exc:
+            await asyncio.to_thread(self.storage.set_job_status, job_id, JobStatus.FAILED, error=str(exc))
+            return
+        except OSError as exc:
+            await asyncio.to_thread(self.storage.set_job_status, job_id, JobStatus.FAILED,
+                                    error=f"could not create the job's output folder: {exc.strerror or exc}")
+            return
+        if active.cancel_requested:
+            await asyncio.to_thread(self.storage.set_job_status, job_id, JobStatus.CANCELLED)
+            return
+        if self._shutting_down:  # still queued: the next start queues it again
+            return
+        running = await asyncio.to_thread(self.storage.set_job_status, job_id, JobStatus.RUNNING,
+                                          started_at=format_timestamp(utc_now()))
+        if running is None:  # cancelled (terminal) meanwhile
+            return
+
+        process = TrainerProcess(
+            plan.argv, log_path=self.storage.job_log_path(job_id), job_id=job_id, cwd=plan.cwd, env=plan.env,
+            progress_format=plan.progress_format,  # type: ignore[arg-type]
+            loss_key=plan.loss_key, cancel_grace=self.cancel_grace, flush_interval=self.flush_interval,
+            on_progress=lambda points: self._record_progress(job_id, points),
+            on_event=lambda event: self._handle_event(active, job, event),
+            log_header=f"[training-studio] {format_timestamp(utc_now())} starting: {shlex.join(plan.argv)}\n",
+        )
+        active.process = process
+        if active.cancel_requested or self._shutting_down:
+            process.cancel()
+        try:
+            await process.start()
+        except OSError as exc:
+            reason = f"could not start the trainer {plan.argv[0]!r}: {exc.strerror or exc}"
+            await asyncio.to_thread(self._append_log, job_id, f"[training-studio] {reason}\n")
+            status = JobStatus.CANCELLED if active.cancel_requested else JobStatus.FAILED
+            await asyncio.to_thread(self.storage.set_job_status, job_id, status,
+                                    error=None if status is JobStatus.CANCELLED else reason)
+            return
+        await asyncio.to_thread(self.storage.set_job_process, job_id, process.pid, process.pgid)
+        outcome = await process.wait()
+        await self._finish(active, job, plan, outcome)
+
+    async def _finish(self, active: _ActiveJob, job: TrainingJob, plan: TrainerPlan, outcome: TrainerOutcome) -> None:
+        job_id = active.job_id
+        summary = f"exit code {outcome.exit_code}" if outcome.exit_code is not None else "no exit code"
+        await asyncio.to_thread(self._append_log, job_id,
+                                f"[training-studio] {format_timestamp(utc_now())} the trainer ended "
+                                f"({summary}): {outcome.status}\n")
+        if outcome.status == "completed":
+            model_id = await asyncio.to_thread(self._settle_model_on_success, active, job, plan)
+            await asyncio.to_thread(self.storage.set_job_status, job_id, JobStatus.COMPLETED, model_id=model_id)
+            return
+        if outcome.status == "cancelled" and self._shutting_down and not active.cancel_requested:
+            status, error = JobStatus.FAILED, INTERRUPTED_JOB_ERROR
+        elif outcome.status == "cancelled":
+            status, error = JobStatus.CANCELLED, None
+        else:
+            status, error = JobStatus.FAILED, outcome.error or "the trainer failed"
+        if active.model_id is not None:
+            model_error = error or "the job was cancelled before its checkpoint was written"
+            await asyncio.to_thread(self.storage.update_model, active.model_id, status=ModelStatus.FAILED.value,
+                                    error=model_error)
+        await asyncio.to_thread(self.storage.set_job_status, job_id, status, error=error)
+
+    # trainer plans -------------------------------------------------------------------------------
+    def plan_for(self, job: TrainingJob, output_dir: Path) -> TrainerPlan:
+        """The argv and reading rules of a job's trainer; JobSetupError says why it cannot run."""
+        if not job.dataset_id:
+            raise JobSetupError("the job has no dataset")
+        base_model = job.base_model or BUILTIN_BASE_MODEL_ID
+        total_steps = int(job.total_steps or 0)
+        if total_steps < 1:
+            raise JobSetupError("the job has no total_steps")
+        if base_model == BUILTIN_BASE_MODEL_ID:
+            try:
+                params = validate_params(BUILTIN_BASE_MODEL.params_schema, dict(job.params or {}))
+            except ParamsError as exc:
+                raise JobSetupError(f"invalid params: {exc}") from None
+            dataset_dir = self.storage.dataset_layout_dir(job.dataset_id, "imagefolder")
+            argv = [*self_command("train"), "builtin",
+                    "--dataset-dir", str(dataset_dir), "--output-dir", str(output_dir),
+                    "--total-steps", str(total_steps),
+                    "--resolution", str(params["resolution"]), "--latent-dim", str(params["latent_dim"]),
+                    "--learning-rate", repr(float(params["learning_rate"])),
+                    "--batch-size", str(params["batch_size"]), "--seed", str(params["seed"])]
+            return TrainerPlan(argv=argv, cwd=output_dir, progress_format="jsonl")
+        preset = find_preset(self.data_dir, base_model)
+        if preset is None:
+            raise JobSetupError(f"the base model {base_model!r} is no longer defined in presets.toml")
+        return self._preset_plan(preset, job, output_dir, total_steps)
+
+    def _preset_plan(self, preset: Preset, job: TrainingJob, output_dir: Path, total_steps: int) -> TrainerPlan:
+        try:
+            params = validate_params(list(preset.params_schema), dict(job.params or {}))
+        except ParamsError as exc:
+            raise JobSetupError(f"invalid params for {preset.id}: {exc}") from None
+        assert job.dataset_id is not None
+        dataset_dir = self.storage.dataset_layout_dir(job.dataset_id, preset.dataset_layout)  # type: ignore[arg-type]
+        try:
+            argv = preset.build_argv(dataset_dir=dataset_dir, output_dir=output_dir, total_steps=total_steps,
+                                     params=params)
+        except PresetError as exc:
+            raise JobSetupError(f"preset {preset.id}: {exc}") from None
+        return TrainerPlan(argv=argv, cwd=preset.cwd or output_dir, env=dict(preset.env),
+                           progress_format=preset.progress_format, loss_key=preset.loss_key,
+                           checkpoint_glob=preset.checkpoint_glob)
+
+    # progress, events, models ---------------------------------------------------------------------
+    async def _record_progress(self, job_id: str, points: list[ProgressPoint]) -> None:
+        now = format_timestamp(utc_now())
+        rows = [(job_id, point.step, point.total_steps, point.loss, now) for point in points]
+        try:
+            await asyncio.to_thread(self.storage.record_progress, rows)
+        except Exception:  # a full disk must not stop the supervision; the next batch may succeed
+            logger.exception("job %s: could not record %d progress points", job_id, len(rows))
+
+    async def _handle_event(self, active: _ActiveJob, job: TrainingJob, event: TrainerEvent) -> None:
+        if event.name != "checkpoint":
+            return
+        state = event.data.get("state")
+        if state == "writing" and active.model_id is None:
+            model = await asyncio.to_thread(self.storage.create_model, job.name, job.base_model or "",
+                                            job.id, ModelStatus.PROCESSING.value)
+            active.model_id = model.id
+            await asyncio.to_thread(self.storage.set_job_status, job.id, JobStatus.RUNNING, model_id=model.id)
+        elif state == "written":
+            path = self._output_file(active, event.data.get("checkpoint"))
+            if path is None:
+                logger.warning("job %s: ignoring a checkpoint outside its output folder: %r",
+                               job.id, event.data.get("checkpoint"))
+                return
+            active.checkpoint_path = path
+            if active.model_id is None:
+                model = await asyncio.to_thread(self.storage.create_model, job.name, job.base_model or "",
+                                                job.id, ModelStatus.PROCESSING.value)
+                active.model_id = model.id
+                await asyncio.to_thread(self.storage.set_job_status, job.id, JobStatus.RUNNING, model_id=model.id)
+
+    @staticmethod
+    def _output_file(active: _ActiveJob, value: Any) -> Path | None:
+        """A trainer-reported file, only if it lies inside the job's output folder."""
+        if not isinstance(value, str) or not value or active.output_dir is None:
+            return None
+        root = active.output_dir.resolve()
+        path = Path(value)
+        path = (path if path.is_absolute() else root / path).resolve()
+        if path != root and root in path.parents:
+            return path
+        return None
+
+    def _settle_model_on_success(self, active: _ActiveJob, job: TrainingJob, plan: TrainerPlan) -> str | None:
+        """Mark the model ready (or failed); register one found by the preset's checkpoint_glob."""
+        checkpoint = active.checkpoint_path
+        if checkpoint is None and plan.checkpoint_glob and active.output_dir is not None:
+            candidates = [p for p in active.output_dir.glob(plan.checkpoint_glob) if p.is_file()]
+            if candidates:
+                checkpoint = max(candidates, key=lambda p: p.stat().st_mtime)
+        if checkpoint is None and active.model_id is None:
+            return None
+        if active.model_id is None:
+            active.model_id = self.storage.create_model(job.name, job.base_model or "", job.id,
+                                                        ModelStatus.PROCESSING.value).id
+        try:
+            size = checkpoint.stat().st_size if checkpoint is not None else None
+        except OSError:
+            size = None
+        if checkpoint is None or size is None:
+            self.storage.update_model(active.model_id, status=ModelStatus.FAILED.value,
+                                      error="the trainer finished without writing its checkpoint")
+        else:
+            self.storage.update_model(active.model_id, status=ModelStatus.READY.value, size_bytes=size,
+                                      path=str(checkpoint))
+        return active.model_id
+
+    # restart recovery -------------------------------------------------------------------------------
+    def _recover_interrupted_jobs(self) -> None:
+        for job in self.storage.jobs_with_status([JobStatus.RUNNING]):
+            process = self.storage.job_process(job.id)
+            if process is not None:
+                pid, pgid = process
+                group = pgid or pid
+                if group and group_belongs_to_job(group, job.id):
+                    logger.info("job %s: killing the trainer left by the previous server (group %s)", job.id, group)
+                    if not kill_group_and_wait(group, timeout=10.0):
+                        logger.warning("job %s: its trainer group %s would not die", job.id, group)
+            if job.model_id:
+                model = self.storage.get_model(job.model_id)
+                if model is not None and model.status is ModelStatus.PROCESSING:
+                    self.storage.update_model(job.model_id, status=ModelStatus.FAILED.value,
+                                              error=INTERRUPTED_JOB_ERROR)
+            self.storage.set_job_status(job.id, JobStatus.FAILED, error=INTERRUPTED_JOB_ERROR)
+
+    def _append_log(self, job_id: str, text: str) -> None:
+        path = self.storage.job_log_path(job_id)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "ab") as handle:
+                handle.write(text.encode("utf-8", "replace"))
+        except OSError:
+            logger.exception("job %s: could not write its log", job_id)
+
+
+def job_runner_factory(storage: Storage, config: Any) -> JobRunner:
+    """The server's ExecutorFactory: a JobRunner configured from the serve options."""
+    return JobRunner(storage, config.data_dir, concurrency=int(getattr(config, "concurrency", 1)),
+                     cancel_grace=float(getattr(config, "cancel_grace_s", DEFAULT_CANCEL_GRACE_S)))

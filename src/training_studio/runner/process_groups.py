@@ -1,0 +1,115 @@
+"""Asking whether a trainer's process group is still alive, and killing it.
+
+A job is over only when every process of its trainer's group is gone. `os.killpg(pgid, 0)` alone is
+not enough: it also succeeds while a member is a zombie, and a zombie reparented to an init that never
+reaps (some container inits) would keep a job "cancelling" forever. On Linux we therefore read /proc
+and count only live (non-zombie) members; elsewhere we fall back to `killpg(pgid, 0)`.
+
+Also owns recognising our own trainers after a server restart: a recorded pgid may by then belong to
+somebody else, so on Linux we only kill a group whose members carry the job's marker in their
+environment (`TRAINING_STUDIO_JOB_ID`).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+JOB_ENV_MARKER = "TRAINING_STUDIO_JOB_ID"
+_PROC = Path("/proc")
+
+
+def _linux_proc() -> bool:
+    return sys.platform.startswith("linux") and _PROC.is_dir()
+
+
+def _stat_fields(pid_dir: Path) -> tuple[str, int] | None:
+    """(state, pgrp) of a process from /proc/<pid>/stat, or None if it vanished."""
+    try:
+        raw = (pid_dir / "stat").read_bytes()
+    except OSError:
+        return None
+    # comm is in parentheses and may itself contain ") "; the fields we need follow the last ')'.
+    close = raw.rfind(b")")
+    if close < 0:
+        return None
+    rest = raw[close + 2:].split()
+    try:
+        return rest[0].decode(), int(rest[2])
+    except (IndexError, ValueError):
+        return None
+
+
+def live_group_members(pgid: int) -> list[int]:
+    """PIDs of the non-zombie processes in group `pgid` (Linux); [] when the group is gone."""
+    if pgid <= 1:
+        return []
+    if not _linux_proc():
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return []
+        except PermissionError:
+            return [pgid]
+        return [pgid]
+    members: list[int] = []
+    for entry in _PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _stat_fields(entry)
+        if fields is None:
+            continue
+        state, pgrp = fields
+        if pgrp == pgid and state not in ("Z", "X"):
+            members.append(int(entry.name))
+    return members
+
+
+def group_alive(pgid: int) -> bool:
+    return bool(live_group_members(pgid))
+
+
+def signal_group(pgid: int, signum: int) -> bool:
+    """Send `signum` to the group; False if it no longer exists."""
+    if pgid <= 1:
+        return False
+    try:
+        os.killpg(pgid, signum)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False
+    return True
+
+
+def group_belongs_to_job(pgid: int, job_id: str) -> bool:
+    """Whether a live member of group `pgid` was started for `job_id` (always True off Linux)."""
+    members = live_group_members(pgid)
+    if not members:
+        return False
+    if not _linux_proc():
+        return True
+    marker = f"{JOB_ENV_MARKER}={job_id}".encode()
+    for pid in members:
+        try:
+            environ = (_PROC / str(pid) / "environ").read_bytes()
+        except OSError:
+            continue
+        if marker in environ.split(b"\0"):
+            return True
+    return False
+
+
+def kill_group_and_wait(pgid: int, timeout: float = 10.0) -> bool:
+    """SIGKILL the whole group and wait (blocking) until no live member is left; True if gone."""
+    signal_group(pgid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not group_alive(pgid):
+            return True
+        signal_group(pgid, signal.SIGKILL)
+        time.sleep(0.02)
+    return not group_alive(pgid)

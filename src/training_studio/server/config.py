@@ -1,0 +1,159 @@
+"""Command-line options of `training-studio serve` and the resolved server configuration.
+
+This module owns turning argv and the environment into one immutable `ServerConfig`: where the data
+lives, which address to bind, which token guards the API and the upload/pixel/concurrency limits.
+It refuses unsafe or contradictory settings here, before anything is bound or written, so that
+`run_server` can report them as one clear sentence.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import secrets
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_MAX_UPLOAD_BYTES = 200 * 1000 * 1000
+DEFAULT_MAX_PIXELS = 100_000_000
+DEFAULT_CONCURRENCY = 1
+DEFAULT_CANCEL_GRACE_S = 10.0
+DATA_DIR_ENV = "TRAINING_STUDIO_DATA_DIR"
+TOKEN_ENV = "TRAINING_STUDIO_TOKEN"
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "ip6-localhost"})
+
+
+class ConfigError(ValueError):
+    """A serve option is unusable; the message says which one and why."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    data_dir: Path
+    host: str
+    port: int
+    token: str
+    token_generated: bool
+    allow_remote: bool
+    max_upload_bytes: int
+    max_pixels: int
+    concurrency: int
+    cancel_grace_s: float
+    run_jobs: bool = True
+
+
+def default_data_dir() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("training-studio", appauthor=False))
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", dest="data_dir", default=None,
+                        help=f"where jobs, datasets and models are stored (or {DATA_DIR_ENV}; "
+                             "default: the user data directory)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to bind (default 127.0.0.1; a non-loopback address needs --allow-remote)")
+    parser.add_argument("--port", type=int, default=0, help="port to bind (0 = any free port; default 0)")
+    parser.add_argument("--allow-remote", action="store_true",
+                        help="allow a non-loopback --host (the token then travels in clear text without TLS)")
+    tokens = parser.add_mutually_exclusive_group()
+    tokens.add_argument("--token", default=None,
+                        help=f"API token (visible in ps: prefer {TOKEN_ENV} or --token-file)")
+    tokens.add_argument("--token-file", dest="token_file", default=None,
+                        help="file holding the API token (should be readable only by you, 0600)")
+    parser.add_argument("--max-upload-bytes", dest="max_upload_bytes", type=int, default=DEFAULT_MAX_UPLOAD_BYTES,
+                        help=f"largest accepted dataset file, in bytes (default {DEFAULT_MAX_UPLOAD_BYTES})")
+    parser.add_argument("--max-pixels", dest="max_pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                        help=f"largest accepted image, in pixels (default {DEFAULT_MAX_PIXELS})")
+    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
+                        help=f"jobs that may run at the same time (default {DEFAULT_CONCURRENCY})")
+    parser.add_argument("--cancel-grace", dest="cancel_grace", type=float, default=DEFAULT_CANCEL_GRACE_S,
+                        help="seconds a cancelled trainer gets to exit before it is killed "
+                             f"(default {DEFAULT_CANCEL_GRACE_S:g})")
+    parser.add_argument("--no-runner", dest="run_jobs", action="store_false",
+                        help="accept and store jobs but never run them (they stay pending): for maintenance "
+                             "and tests")
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for names and addresses that only this machine can reach."""
+    name = host.strip().strip("[]").lower()
+    if name in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _read_token_file(path_text: str) -> str:
+    path = Path(path_text).expanduser()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the token file {path}: {exc}") from exc
+    token = text.strip()
+    if not token:
+        raise ConfigError(f"the token file {path} is empty")
+    return token
+
+
+def token_file_is_private(path_text: str) -> bool:
+    """Whether a token file is unreadable by group and others (0600 or stricter)."""
+    if os.name != "posix":
+        return True
+    try:
+        mode = Path(path_text).expanduser().stat().st_mode
+    except OSError:
+        return True
+    return not (mode & (stat.S_IRWXG | stat.S_IRWXO))
+
+
+def resolve_config(args: argparse.Namespace, environ: dict[str, str] | None = None) -> ServerConfig:
+    """Turn parsed serve options plus the environment into a checked ServerConfig."""
+    env = dict(os.environ if environ is None else environ)
+    data_dir_text = getattr(args, "data_dir", None) or env.get(DATA_DIR_ENV) or None
+    data_dir = Path(data_dir_text).expanduser() if data_dir_text else default_data_dir()
+    data_dir = data_dir.resolve()
+
+    host = str(getattr(args, "host", "127.0.0.1") or "127.0.0.1")
+    allow_remote = bool(getattr(args, "allow_remote", False))
+    if not is_loopback_host(host) and not allow_remote:
+        raise ConfigError(f"refusing to listen on the non-loopback address {host!r}: "
+                          "pass --allow-remote if you really want other machines to reach this server")
+    port = int(getattr(args, "port", 0) or 0)
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--port must be between 0 and 65535, not {port}")
+
+    token: str | None = getattr(args, "token", None)
+    token_file = getattr(args, "token_file", None)
+    if token is not None and not token.strip():
+        raise ConfigError("--token is empty")
+    if token_file:
+        token = _read_token_file(token_file)
+    if token is None and env.get(TOKEN_ENV, "").strip():
+        token = env[TOKEN_ENV].strip()
+    generated = token is None
+    if token is None:
+        token = secrets.token_urlsafe(32)
+
+    max_upload = int(getattr(args, "max_upload_bytes", DEFAULT_MAX_UPLOAD_BYTES))
+    if max_upload < 1:
+        raise ConfigError("--max-upload-bytes must be at least 1")
+    max_pixels = int(getattr(args, "max_pixels", DEFAULT_MAX_PIXELS))
+    if max_pixels < 1:
+        raise ConfigError("--max-pixels must be at least 1")
+    concurrency = int(getattr(args, "concurrency", DEFAULT_CONCURRENCY))
+    if concurrency < 1:
+        raise ConfigError("--concurrency must be at least 1")
+    grace = float(getattr(args, "cancel_grace", DEFAULT_CANCEL_GRACE_S))
+    if not grace >= 0:
+        raise ConfigError("--cancel-grace must be zero or more seconds")
+
+    return ServerConfig(data_dir=data_dir, host=host, port=port, token=token, token_generated=generated,
+                        allow_remote=allow_remote, max_upload_bytes=max_upload, max_pixels=max_pixels,
+                        concurrency=concurrency, cancel_grace_s=grace,
+                        run_jobs=bool(getattr(args, "run_jobs", True)))

@@ -1,0 +1,184 @@
+"""Training-job endpoints: list (active and history), status, create, cancel, metrics, logs, base models.
+
+Routes validate and store; running a job is the executor's business (`submit` after the row exists,
+`cancel` for an active job). Responses are the contract's TrainingJob in camelCase.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Query
+from fastapi.responses import JSONResponse
+
+from training_studio.contract import (
+    ACTIVE_STATUSES,
+    BaseModelInfo,
+    CreateJobRequest,
+    JobStatus,
+    LogChunk,
+    MetricPoint,
+    SuccessResponse,
+    TrainingJob,
+    format_timestamp,
+    parse_timestamp,
+    to_wire,
+)
+from training_studio.runner.registry import ParamsError, find_base_model, list_base_models, validate_params
+from training_studio.server.context import ServerContext, server_context
+from training_studio.server.errors import ApiError, error_responses
+from training_studio.server.files import clean_display_text
+
+router = APIRouter(tags=["jobs"])
+
+LOG_CHUNK_BYTES = 64 * 1024
+DEFAULT_HISTORY_LIMIT = 100
+MAX_HISTORY_LIMIT = 1000
+_STORABLE_STATUSES = [status.value for status in JobStatus if status is not JobStatus.UNKNOWN]
+_ACTIVE = [status.value for status in JobStatus if status in ACTIVE_STATUSES]
+
+
+def _job_or_404(ctx: ServerContext, job_id: str) -> TrainingJob:
+    job = ctx.storage.get_job(job_id)
+    if job is None:
+        raise ApiError(404, "job_not_found", f"There is no job with id {job_id!r}.")
+    return job
+
+
+def _parse_statuses(text: str) -> list[str]:
+    wanted: list[str] = []
+    for part in (piece.strip().lower() for piece in text.split(",")):
+        if not part:
+            continue
+        if part == "all":
+            return list(_STORABLE_STATUSES)
+        if part == "active":
+            wanted.extend(_ACTIVE)
+        elif part in _STORABLE_STATUSES:
+            wanted.append(part)
+        else:
+            raise ApiError(422, "validation_error",
+                           f"status: unknown job status {part!r} (use all, active or any of "
+                           f"{', '.join(_STORABLE_STATUSES)}).")
+    if not wanted:
+        raise ApiError(422, "validation_error", "status: give at least one job status.")
+    return list(dict.fromkeys(wanted))
+
+
+@router.get("/api/training/jobs", response_model=list[TrainingJob], response_model_by_alias=True,
+            responses=error_responses())
+async def list_jobs(status: str | None = Query(None, description="active (default), all, or a comma list of statuses"),
+                    limit: int = Query(DEFAULT_HISTORY_LIMIT, ge=1, le=MAX_HISTORY_LIMIT),
+                    before: str | None = Query(None, description="only jobs created before this createdAt"),
+                    ctx: ServerContext = Depends(server_context)) -> JSONResponse:
+    if status is None or status.strip().lower() == "active":
+        jobs = ctx.storage.jobs_with_status(_ACTIVE)
+    else:
+        before_text = None
+        if before is not None:
+            moment = parse_timestamp(before)
+            if moment is None:
+                raise ApiError(422, "validation_error", f"before: {before[:80]!r} is not an ISO 8601 timestamp.")
+            before_text = format_timestamp(moment)  # stored times compare as text in this exact format
+        jobs = ctx.storage.list_jobs(_parse_statuses(status), limit, before_text)
+    return JSONResponse([to_wire(job) for job in jobs])
+
+
+@router.get("/api/training/status", response_model=TrainingJob, response_model_by_alias=True,
+            responses=error_responses(404))
+async def job_status(job_id: str = Query(..., description="the job's id"),
+                     ctx: ServerContext = Depends(server_context)) -> JSONResponse:
+    return JSONResponse(to_wire(_job_or_404(ctx, job_id)))
+
+
+@router.post("/api/training/jobs", status_code=201, response_model=TrainingJob, response_model_by_alias=True,
+             responses=error_responses(400, 404, 409))
+async def create_job(request: CreateJobRequest = Body(...),
+                     ctx: ServerContext = Depends(server_context)) -> JSONResponse:
+    name = clean_display_text(request.name, "")
+    if not name:
+        raise ApiError(422, "validation_error", "name: must not be blank.")
+    dataset = ctx.storage.get_dataset(request.dataset_id)
+    if dataset is None:
+        raise ApiError(404, "dataset_not_found", f"There is no dataset with id {request.dataset_id!r}.")
+    if dataset.status.value != "active":
+        raise ApiError(409, "dataset_not_active",
+                       f"Dataset {dataset.name!r} is {dataset.status.value}; commit it before training on it.")
+    base_model = find_base_model(request.base_model, ctx.config.data_dir)
+    if base_model is None:
+        known = ", ".join(model.id for model in list_base_models(ctx.config.data_dir))
+        raise ApiError(400, "unknown_base_model", f"Unknown base model {request.base_model!r} (known: {known}).")
+    try:
+        params = validate_params(base_model.params_schema, request.params)
+    except ParamsError as exc:
+        raise ApiError(422, "validation_error", f"params: {exc}") from exc
+    job = ctx.storage.create_job(name, dataset.id, base_model.id, request.total_steps, params)
+    ctx.executor.submit(job.id)
+    return JSONResponse(to_wire(ctx.storage.get_job(job.id) or job), status_code=201)
+
+
+@router.post("/api/training/jobs/{job_id}/cancel", response_model=SuccessResponse,
+             responses=error_responses(404, 409))
+async def cancel_job(job_id: str, ctx: ServerContext = Depends(server_context)) -> dict[str, Any]:
+    job = _job_or_404(ctx, job_id)
+    if job.status in (JobStatus.COMPLETED, JobStatus.FAILED):
+        raise ApiError(409, "job_finished", f"Job {job.name!r} has already {job.status.value}; it cannot be cancelled.")
+    if job.status is JobStatus.CANCELLED:
+        return {"success": True}
+    await ctx.executor.cancel(job_id)
+    return {"success": True}
+
+
+@router.get("/api/training/base-models", response_model=list[BaseModelInfo], responses=error_responses())
+async def base_models(ctx: ServerContext = Depends(server_context)) -> JSONResponse:
+    models = await asyncio.to_thread(list_base_models, ctx.config.data_dir)
+    return JSONResponse([to_wire(model) for model in models])
+
+
+@router.get("/api/training/jobs/{job_id}/metrics", response_model=list[MetricPoint], responses=error_responses(404))
+async def job_metrics(job_id: str, since_step: int = Query(-1, description="only steps greater than this"),
+                      stride: int = Query(1, ge=1, le=1_000_000, description="keep every K-th point"),
+                      ctx: ServerContext = Depends(server_context)) -> JSONResponse:
+    _job_or_404(ctx, job_id)
+    points = await asyncio.to_thread(ctx.storage.metrics, job_id, since_step, stride)
+    return JSONResponse([to_wire(point) for point in points])
+
+
+def read_log_chunk(path: os.PathLike[str] | str, offset: int, max_bytes: int = LOG_CHUNK_BYTES) -> LogChunk:
+    """At most `max_bytes` of the log from `offset`, never ending inside a UTF-8 character."""
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if offset >= size:
+                return LogChunk(text="", next_offset=size, size=size)
+            handle.seek(offset)
+            data = handle.read(min(max_bytes, size - offset))
+    except FileNotFoundError:
+        return LogChunk(text="", next_offset=0, size=0)
+    # A trailing partial character is left for the next read: the trainer may still be writing it.
+    cut = _complete_utf8_prefix(data)
+    chunk = data[:cut]
+    return LogChunk(text=chunk.decode("utf-8", errors="replace"), next_offset=offset + cut, size=size)
+
+
+def _complete_utf8_prefix(data: bytes) -> int:
+    """Length of `data` without a trailing, still incomplete UTF-8 sequence."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte & 0b1100_0000 == 0b1000_0000:
+            continue  # continuation byte: keep looking for the lead byte
+        if byte & 0b1000_0000 == 0:
+            return len(data)  # ASCII: complete
+        needed = 2 if byte >= 0xC0 and byte < 0xE0 else 3 if byte < 0xF0 else 4
+        return len(data) if back >= needed else len(data) - back
+    return len(data)
+
+
+@router.get("/api/training/jobs/{job_id}/logs", response_model=LogChunk, responses=error_responses(404))
+async def job_logs(job_id: str, offset: int = Query(0, ge=0, description="byte offset to read from"),
+                   ctx: ServerContext = Depends(server_context)) -> JSONResponse:
+    _job_or_404(ctx, job_id)
+    chunk = await asyncio.to_thread(read_log_chunk, ctx.storage.job_log_path(job_id), offset)
+    return JSONResponse(to_wire(chunk))

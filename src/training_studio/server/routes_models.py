@@ -1,0 +1,83 @@
+"""Trained-model endpoints: list, delete, sample sheet and checkpoint download.
+
+Models are rows the job runner creates; their files live under the data dir. Deleting a model only
+ever removes files inside the data dir, whatever path the row holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import FileResponse, JSONResponse
+
+from training_studio.contract import ModelStatus, SuccessResponse, TrainedModel, to_wire
+from training_studio.server.context import ServerContext, server_context
+from training_studio.server.errors import ApiError, error_responses
+
+router = APIRouter(tags=["models"])
+
+
+def _model_or_404(ctx: ServerContext, model_id: str) -> TrainedModel:
+    model = ctx.storage.get_model(model_id)
+    if model is None:
+        raise ApiError(404, "model_not_found", f"There is no model with id {model_id!r}.")
+    return model
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+    except (ValueError, OSError):
+        return False
+    return True
+
+
+@router.get("/api/models", response_model=list[TrainedModel], responses=error_responses())
+async def list_models(ctx: ServerContext = Depends(server_context)) -> JSONResponse:
+    return JSONResponse([to_wire(model) for model in ctx.storage.list_models()])
+
+
+@router.delete("/api/models/{model_id}", response_model=SuccessResponse, responses=error_responses(404, 409))
+async def delete_model(model_id: str, ctx: ServerContext = Depends(server_context)) -> dict:
+    model = _model_or_404(ctx, model_id)
+    if model.status is ModelStatus.PROCESSING:
+        raise ApiError(409, "model_processing", f"Model {model.name!r} is still being written by its trainer.")
+    removed = ctx.storage.delete_model(model_id)
+    if removed is not None and removed.path:
+        path = Path(removed.path)
+
+        def unlink() -> None:
+            if _inside(path, ctx.config.data_dir) and path.is_file():
+                with contextlib.suppress(OSError):
+                    path.unlink()
+
+        await asyncio.to_thread(unlink)
+    return {"success": True}
+
+
+@router.get("/api/models/{model_id}/samples",
+            responses={200: {"content": {"image/png": {}}, "description": "Sample images from the trained model"},
+                       **error_responses(404)})
+async def model_samples(model_id: str, ctx: ServerContext = Depends(server_context)) -> FileResponse:
+    model = _model_or_404(ctx, model_id)
+    path = ctx.storage.model_samples_path(model)
+    if path is None or not path.is_file() or not _inside(path, ctx.config.data_dir):
+        raise ApiError(404, "samples_not_found", f"Model {model.name!r} has no sample images.")
+    return FileResponse(path, media_type="image/png")
+
+
+@router.get("/api/models/{model_id}/checkpoint",
+            responses={200: {"content": {"application/octet-stream": {}}, "description": "The checkpoint file"},
+                       **error_responses(404, 409)})
+async def model_checkpoint(model_id: str, ctx: ServerContext = Depends(server_context)) -> FileResponse:
+    model = _model_or_404(ctx, model_id)
+    if model.status is not ModelStatus.READY:
+        raise ApiError(409, "model_not_ready", f"Model {model.name!r} is {model.status.value}; "
+                       "its checkpoint is not available.")
+    path = Path(model.path) if model.path else None
+    if path is None or not path.is_file():
+        raise ApiError(404, "checkpoint_not_found", f"The checkpoint file of model {model.name!r} is missing.")
+    return FileResponse(path, media_type="application/octet-stream", filename=path.name)

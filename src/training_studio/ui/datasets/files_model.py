@@ -1,0 +1,138 @@
+"""The list model behind the dataset viewer's thumbnail grid: the files of one dataset.
+
+`DatasetFilesModel` owns the rows (one `DatasetFile` per row, in the server's order) of the dataset being
+viewed and the thumbnails shown for them. Thumbnails are fetched lazily: the first time a view asks for a
+row's thumbnail the model emits `thumbnail_needed(sha256)` once, and the store answers with
+`set_thumbnail()`, which announces exactly that row's thumbnail role. A caption saved on the server is
+applied with `set_caption()` (that row's caption and tooltip only). Custom data goes through `FileRole`.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Any
+
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
+from PySide6.QtGui import QPixmap
+
+from training_studio.contract.models import DatasetFile
+from training_studio.ui.datasets.format import format_bytes
+
+__all__ = ["FileRole", "DatasetFilesModel"]
+
+_ModelIndex = QModelIndex | QPersistentModelIndex
+
+
+class FileRole(IntEnum):
+    FILE = Qt.ItemDataRole.UserRole + 1       # the DatasetFile
+    SHA256 = Qt.ItemDataRole.UserRole + 2
+    FILENAME = Qt.ItemDataRole.UserRole + 3
+    CAPTION = Qt.ItemDataRole.UserRole + 4    # str, "" when none
+    THUMBNAIL = Qt.ItemDataRole.UserRole + 5  # QPixmap or None while loading
+    THUMBNAIL_FAILED = Qt.ItemDataRole.UserRole + 6  # bool: the server could not make one
+
+
+class DatasetFilesModel(QAbstractListModel):
+    thumbnail_needed = Signal(str)  # sha256, emitted once per row and dataset
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.dataset_id: str | None = None
+        self._files: list[DatasetFile] = []
+        self._row_by_sha: dict[str, int] = {}
+        self._thumbnails: dict[str, QPixmap] = {}
+        self._failed: set[str] = set()
+        self._requested: set[str] = set()
+
+    # Qt interface ----------------------------------------------------------------------------------------
+    def rowCount(self, parent: _ModelIndex = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self._files)
+
+    def flags(self, index: _ModelIndex) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
+
+    def data(self, index: _ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or index.column() != 0 or not 0 <= index.row() < len(self._files):
+            return None
+        file = self._files[index.row()]
+        if role in (Qt.ItemDataRole.DisplayRole, FileRole.FILENAME):
+            return file.filename
+        if role == FileRole.CAPTION:
+            return file.caption or ""
+        if role == FileRole.SHA256:
+            return file.sha256
+        if role == FileRole.FILE:
+            return file
+        if role in (FileRole.THUMBNAIL, Qt.ItemDataRole.DecorationRole):
+            pixmap = self._thumbnails.get(file.sha256)
+            if pixmap is None and file.sha256 not in self._requested and file.sha256 not in self._failed:
+                self._requested.add(file.sha256)
+                self.thumbnail_needed.emit(file.sha256)
+            return pixmap
+        if role == FileRole.THUMBNAIL_FAILED:
+            return file.sha256 in self._failed
+        if role == Qt.ItemDataRole.ToolTipRole:
+            size = f"{file.width}×{file.height} px, " if file.width and file.height else ""
+            caption = f"\n{file.caption}" if file.caption else "\n(no caption)"
+            return f"{file.filename}\n{size}{format_bytes(file.size)}{caption}"
+        if role == Qt.ItemDataRole.AccessibleTextRole:
+            return f"{file.filename}, caption: {file.caption}" if file.caption else f"{file.filename}, no caption"
+        return None
+
+    # access ----------------------------------------------------------------------------------------------------
+    def file_at(self, row: int) -> DatasetFile | None:
+        return self._files[row] if 0 <= row < len(self._files) else None
+
+    def row_of(self, sha256: str) -> int | None:
+        return self._row_by_sha.get(sha256)
+
+    # updates ---------------------------------------------------------------------------------------------------
+    def set_files(self, dataset_id: str | None, files: list[DatasetFile]) -> None:
+        """Show another dataset's files (a reset: it is a different list), or refresh the same one as a
+        diff of captions only when the set of files did not change."""
+        same_list = dataset_id == self.dataset_id and [f.sha256 for f in files] == [f.sha256 for f in self._files]
+        if same_list:
+            for row, file in enumerate(files):
+                if file != self._files[row]:
+                    self._files[row] = file
+                    index = self.index(row, 0)
+                    self.dataChanged.emit(index, index, [Qt.ItemDataRole.DisplayRole, FileRole.CAPTION,
+                                                         FileRole.FILE, Qt.ItemDataRole.ToolTipRole])
+            return
+        self.beginResetModel()
+        if dataset_id != self.dataset_id:
+            self._thumbnails.clear()
+            self._failed.clear()
+            self._requested.clear()
+        self.dataset_id = dataset_id
+        self._files = list(files)
+        self._row_by_sha = {f.sha256: row for row, f in enumerate(self._files)}
+        self.endResetModel()
+
+    def set_thumbnail(self, sha256: str, pixmap: QPixmap | None) -> None:
+        """The store's answer to `thumbnail_needed`; None marks the thumbnail as unavailable."""
+        if pixmap is None:
+            self._failed.add(sha256)
+            self._thumbnails.pop(sha256, None)
+        else:
+            self._thumbnails[sha256] = pixmap
+            self._failed.discard(sha256)
+        row = self._row_by_sha.get(sha256)
+        if row is not None:
+            index = self.index(row, 0)
+            self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole, FileRole.THUMBNAIL,
+                                                 FileRole.THUMBNAIL_FAILED])
+
+    def set_caption(self, sha256: str, caption: str) -> None:
+        row = self._row_by_sha.get(sha256)
+        if row is None:
+            return
+        file = self._files[row]
+        if (file.caption or "") == caption:
+            return
+        self._files[row] = file.model_copy(update={"caption": caption})
+        index = self.index(row, 0)
+        self.dataChanged.emit(index, index, [FileRole.CAPTION, FileRole.FILE, Qt.ItemDataRole.ToolTipRole,
+                                             Qt.ItemDataRole.AccessibleTextRole])

@@ -1,0 +1,523 @@
+"""The create-dataset store: scans local files, uploads them resumably, commits, and resumes old uploads.
+
+`DatasetImportController` is the one object behind the import panel that does work: widgets forward
+intent (`add_paths`, `set_dataset_type`, `start_upload`, `cancel`, `commit`, `resume`, `discard`) and
+display what its signals report. It owns the two item models (accepted files, rejected files), the
+thumbnail cache, a small thread pool for the blocking checks (walks, header reads, hashing, manifest
+writes), the server's limits read from /api/health, the `DatasetUploader` of the current run, and every
+asyncio task it starts (kept in a set, so none is lost and all can be cancelled at shutdown).
+
+The flow: EDITING (files are added and checked in the background, in batches that append to the grid)
+→ UPLOADING (dataset created `processing`, manifest written, files streamed) → REVIEW (every file is
+stored or rejected; the user commits) → committed, `dataset_created(id)`, back to an empty EDITING.
+An upload that stops early (cancel, server gone) goes to INTERRUPTED with the manifest kept; so does one
+found at start-up from an earlier run: both offer Resume (send only what the server lacks) or Delete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import os
+import time
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from training_studio.client import ApiClient
+from training_studio.client.errors import ApiError, CannotConnect, Conflict, NotFound
+from training_studio.contract.models import DatasetStatus
+from training_studio.ui.datasets.import_model import FileState, ImportFileModel, RejectedFileModel
+from training_studio.ui.datasets.import_scan import (
+    DEFAULT_LIMITS,
+    AcceptedFile,
+    RejectedFile,
+    ScanLimits,
+    check_files,
+    display_name,
+    walk_paths,
+)
+from training_studio.ui.datasets.import_thumbnails import ThumbnailCache
+from training_studio.ui.datasets.uploader import (
+    DatasetUploader,
+    ManifestFile,
+    UploadManifest,
+    load_manifests,
+    remove_manifest,
+    save_manifest,
+)
+
+__all__ = ["DatasetImportController", "ImportPhase", "DATASET_TYPES", "SCAN_BATCH"]
+
+log = logging.getLogger(__name__)
+
+DATASET_TYPES = ("image", "audio", "video", "text")
+SCAN_BATCH = 64  # files per executor hop: small enough to show progress, large enough to be cheap
+FLUSH_INTERVAL_S = 0.3
+
+
+class ImportPhase(str, enum.Enum):
+    EDITING = "editing"
+    UPLOADING = "uploading"
+    INTERRUPTED = "interrupted"   # an upload stopped early; resume or delete
+    REVIEW = "review"             # every file has an answer; commit when ready
+    COMMITTING = "committing"
+
+
+class DatasetImportController(QObject):
+    """See the module docstring."""
+
+    phase_changed = Signal(str)              # ImportPhase value
+    scanning_changed = Signal(bool)
+    scan_progress = Signal(int, int)         # files checked, files found so far
+    upload_progress = Signal(object, object)  # bytes done, bytes total
+    status_message = Signal(str)             # one line for the status label
+    error_occurred = Signal(str)             # something failed; one human sentence
+    dataset_created = Signal(str)            # dataset id, after a successful commit
+    dataset_deleted = Signal(str)            # an unfinished dataset was deleted on request
+    resume_available = Signal(object)        # UploadManifest of an unfinished upload, or None
+    form_changed = Signal(str, str)          # name, type: the controller changed them (resume)
+
+    def __init__(self, client: ApiClient, data_dir: Path, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.client = client
+        self.data_dir = Path(data_dir)
+        self.thumbnails = ThumbnailCache(parent=self)
+        self.files = ImportFileModel(self.thumbnails, self)
+        self.rejected = RejectedFileModel(self)
+        self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="dataset-import")
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._scan_tasks: set[asyncio.Task[Any]] = set()
+        self._scan_stopped = False           # the user cancelled checking: do not report "N ready" over it
+        self._upload_task: asyncio.Task[Any] | None = None
+        self._generation = 0                 # bumped on clear/type change: stale scan results are dropped
+        self._roots: list[str] = []          # what the user added, to re-check after a type change
+        self._checked = 0
+        self._found = 0
+        self._limits: ScanLimits | None = None
+        self._name = ""
+        self._type = "image"
+        self._phase = ImportPhase.EDITING
+        self._manifest: UploadManifest | None = None
+        self._pending: list[UploadManifest] = []
+        self._closed = False
+        self.uploader = DatasetUploader(client, self._executor, parent=self)
+        self.uploader.file_started.connect(lambda sha: self.files.set_state(sha, FileState.UPLOADING))
+        self.uploader.file_progress.connect(
+            lambda sha, fraction: self.files.set_state(sha, FileState.UPLOADING, progress=fraction))
+        self.uploader.file_stored.connect(lambda sha: self.files.set_state(sha, FileState.STORED, progress=1.0))
+        self.uploader.file_rejected.connect(self._on_file_rejected)
+        self.uploader.progress_changed.connect(self.upload_progress)
+        self.uploader.interrupted.connect(self._on_interrupted)
+        self._stop_reason = ""
+
+    # state ---------------------------------------------------------------------------------------------
+    @property
+    def phase(self) -> ImportPhase:
+        return self._phase
+
+    @property
+    def dataset_type(self) -> str:
+        return self._type
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def is_scanning(self) -> bool:
+        return bool(self._scan_tasks)
+
+    @property
+    def manifest(self) -> UploadManifest | None:
+        return self._manifest
+
+    @property
+    def pending_uploads(self) -> list[UploadManifest]:
+        return list(self._pending)
+
+    @property
+    def limits(self) -> ScanLimits:
+        return self._limits or DEFAULT_LIMITS
+
+    def can_upload(self) -> bool:
+        return (self._phase == ImportPhase.EDITING and not self.is_scanning and bool(self._name.strip())
+                and self.files.count_in(FileState.READY) > 0)
+
+    def can_commit(self) -> bool:
+        return self._phase == ImportPhase.REVIEW and self.files.count_in(FileState.STORED) > 0
+
+    def upload_blocker(self) -> str:
+        """Why Upload is disabled, as a hint for the button's tooltip ("" when it is enabled)."""
+        if self._phase != ImportPhase.EDITING:
+            return "An upload is already under way."
+        if not self._name.strip():
+            return "Give the dataset a name first."
+        if self.is_scanning:
+            return "Wait until every file is checked."
+        if self.files.count_in(FileState.READY) == 0:
+            return "Add at least one acceptable file."
+        return ""
+
+    def _set_phase(self, phase: ImportPhase) -> None:
+        if phase != self._phase:
+            self._phase = phase
+            self.phase_changed.emit(phase.value)
+
+    # editing -------------------------------------------------------------------------------------------
+    def set_name(self, name: str) -> None:
+        if name != self._name:
+            self._name = name
+            self.phase_changed.emit(self._phase.value)  # buttons depend on it
+
+    def set_dataset_type(self, kind: str) -> None:
+        """Switch the type; files already added are checked again for the new type."""
+        if kind not in DATASET_TYPES or kind == self._type or self._phase != ImportPhase.EDITING:
+            return
+        self._type = kind
+        roots = list(self._roots)
+        self.clear()
+        if roots:
+            self.add_paths(roots)
+
+    def add_paths(self, paths: list[str], refused_urls: list[str] | None = None) -> None:
+        """Add files and folders (checked in the background); URLs that are not local files are listed."""
+        if refused_urls:
+            self.rejected.add([RejectedFile(url, "not a local file: only files and folders on this computer "
+                                                 "can be added") for url in refused_urls])
+        if not paths:
+            return
+        if self._phase != ImportPhase.EDITING:
+            self.error_occurred.emit("Files cannot be added while an upload is under way; finish or delete it first.")
+            return
+        self._roots.extend(paths)
+        self._scan_stopped = False
+        task = self._spawn(self._scan(list(paths), self._generation))
+        self._scan_tasks.add(task)
+        task.add_done_callback(self._scan_done)
+        if len(self._scan_tasks) == 1:
+            self.scanning_changed.emit(True)
+
+    def clear(self) -> None:
+        """Forget every file (only while editing)."""
+        if self._phase != ImportPhase.EDITING:
+            return
+        self._generation += 1
+        for task in list(self._scan_tasks):
+            task.cancel()
+        self._roots.clear()
+        self._checked = self._found = 0
+        self.files.clear()
+        self.rejected.clear()
+        self.thumbnails.clear()
+        self.scan_progress.emit(0, 0)
+        self.phase_changed.emit(self._phase.value)
+
+    def _scan_done(self, task: asyncio.Task[Any]) -> None:
+        self._scan_tasks.discard(task)
+        if not self._scan_tasks and not self._closed:
+            self.scanning_changed.emit(False)
+            self.phase_changed.emit(self._phase.value)
+            if self._scan_stopped:
+                return
+            ready = self.files.count_in(FileState.READY)
+            left_out = self.rejected.rowCount()
+            self.status_message.emit(f"{ready:,} file{'s' if ready != 1 else ''} ready"
+                                     + (f", {left_out:,} left out (see the list for why)." if left_out else "."))
+
+    async def _scan(self, paths: list[str], generation: int) -> None:
+        loop = asyncio.get_running_loop()
+        limits = await self._fetch_limits()
+        kind = self._type
+        self.status_message.emit("Looking for files…")
+        candidates, rejected = await loop.run_in_executor(self._executor, walk_paths, paths)
+        if generation != self._generation:
+            return
+        self.rejected.add(rejected)
+        candidates = [path for path in candidates if not self.files.has_path(path)]
+        self._found += len(candidates)
+        self.scan_progress.emit(self._checked, self._found)
+        # Results reach the models at most every FLUSH_INTERVAL_S: each insert makes the grid lay out again,
+        # so a few big inserts keep 10,000 files smooth where hundreds of small ones would not.
+        buffered: list[AcceptedFile | RejectedFile] = []
+        last_flush = time.monotonic()
+        for start in range(0, len(candidates), SCAN_BATCH):
+            batch = candidates[start:start + SCAN_BATCH]
+            results = await loop.run_in_executor(self._executor, check_files, batch, kind, limits)
+            if generation != self._generation:
+                return
+            buffered.extend(results)
+            self._checked += len(batch)
+            if time.monotonic() - last_flush >= FLUSH_INTERVAL_S or start + SCAN_BATCH >= len(candidates):
+                self._apply_results(buffered)
+                buffered = []
+                last_flush = time.monotonic()
+                self.scan_progress.emit(self._checked, self._found)
+                self.status_message.emit(f"Checking files… {self._checked:,} of {self._found:,}")
+
+    def _apply_results(self, results: list[AcceptedFile | RejectedFile]) -> None:
+        accepted = [result for result in results if isinstance(result, AcceptedFile)]
+        refused = [result for result in results if isinstance(result, RejectedFile)]
+        for duplicate, earlier in self.files.add_files(accepted):
+            refused.append(RejectedFile(duplicate.path, f"duplicate of {display_name(earlier)} (same content)"))
+        self.rejected.add(refused)
+
+    async def _fetch_limits(self) -> ScanLimits:
+        if self._limits is None:
+            try:
+                health = await self.client.health()
+            except ApiError:
+                return DEFAULT_LIMITS  # the server decides anyway; do not hold up the local checks
+            self._limits = ScanLimits(max_upload_bytes=health.max_upload_bytes or DEFAULT_LIMITS.max_upload_bytes,
+                                      max_pixels=health.max_pixels or DEFAULT_LIMITS.max_pixels)
+        return self._limits
+
+    # uploading -----------------------------------------------------------------------------------------
+    def start_upload(self) -> None:
+        blocker = self.upload_blocker()
+        if blocker:
+            self.error_occurred.emit(blocker)
+            return
+        self._set_phase(ImportPhase.UPLOADING)
+        self._upload_task = self._spawn(self._create_and_upload())
+
+    async def _create_and_upload(self) -> None:
+        loop = asyncio.get_running_loop()
+        name, kind = self._name.strip(), self._type
+        entries = [entry for entry in self.files.entries() if entry.state == FileState.READY]
+        self.status_message.emit(f"Creating dataset “{name}”…")
+        try:
+            dataset = await self.client.create_dataset(name, kind)
+        except ApiError as exc:
+            self._set_phase(ImportPhase.EDITING)
+            self.error_occurred.emit(f"The dataset could not be created: {exc.message}")
+            return
+        manifest = UploadManifest(
+            dataset_id=dataset.id, dataset_name=dataset.name, dataset_type=kind, server_url=self.client.base_url,
+            files=[ManifestFile(path=e.file.path, filename=os.path.basename(e.file.path), size=e.file.size,
+                                mtime_ns=e.file.mtime_ns, sha256=e.file.sha256) for e in entries])
+        try:
+            await loop.run_in_executor(self._executor, save_manifest, self.data_dir, manifest)
+        except OSError as exc:
+            # Without a manifest an interrupted upload could not be resumed: send nothing, leave nothing.
+            try:
+                await self.client.delete_dataset(dataset.id)
+            except ApiError:
+                log.warning("could not delete the empty dataset %s after the manifest failed", dataset.id)
+            self._set_phase(ImportPhase.EDITING)
+            self.error_occurred.emit(f"Could not save the upload manifest in {self.data_dir} "
+                                     f"({exc.strerror or exc}); nothing was sent.")
+            return
+        self._manifest = manifest
+        await self._run_upload(manifest)
+
+    async def _run_upload(self, manifest: UploadManifest) -> None:
+        self._set_phase(ImportPhase.UPLOADING)
+        self.files.set_all_states(FileState.QUEUED, only=(FileState.READY, FileState.INTERRUPTED,
+                                                          FileState.QUEUED, FileState.UPLOADING))
+        self.status_message.emit(f"Uploading {len(manifest.files):,} files to “{manifest.dataset_name}”…")
+        try:
+            complete = await self.uploader.run(manifest)
+        except asyncio.CancelledError:
+            self._after_stop("The upload was cancelled; resume it or delete the unfinished dataset.")
+            raise
+        except Exception as exc:  # a bug must not leave the panel stuck in "uploading"
+            log.exception("upload of dataset %s failed", manifest.dataset_id)
+            self._after_stop(f"The upload stopped unexpectedly: {exc}")
+            return
+        if complete:
+            stored = self.files.count_in(FileState.STORED)
+            refused = self.files.count_in(FileState.REJECTED)
+            self._set_phase(ImportPhase.REVIEW)
+            if stored:
+                self.status_message.emit(f"{stored:,} file{'s' if stored != 1 else ''} uploaded"
+                                         + (f", {refused:,} refused by the server" if refused else "")
+                                         + ". Commit to make the dataset usable.")
+            else:
+                self.error_occurred.emit("The server accepted none of the files; there is nothing to commit. "
+                                         "Delete the empty dataset and try other files.")
+        else:
+            self._after_stop(self._stop_reason)
+            self.error_occurred.emit(self._stop_reason)
+
+    def _on_interrupted(self, reason: str) -> None:
+        self._stop_reason = reason
+
+    def _after_stop(self, message: str | None) -> None:
+        self.files.set_all_states(FileState.INTERRUPTED, only=(FileState.QUEUED, FileState.UPLOADING))
+        self._set_phase(ImportPhase.INTERRUPTED)
+        if message:
+            self.status_message.emit(message)
+
+    def _on_file_rejected(self, sha256: str, reason: str, by_server: bool) -> None:
+        self.files.set_state(sha256, FileState.REJECTED, reason, progress=0.0)
+        path = self.files.first_path_of(sha256)
+        if path is not None:
+            self.rejected.add([RejectedFile(path, reason)], by_server=by_server)
+
+    def cancel(self) -> None:
+        """Stop the running scan or upload (an upload can then be resumed or deleted)."""
+        if self._phase == ImportPhase.UPLOADING and self._upload_task is not None:
+            self._upload_task.cancel()
+        elif self._scan_tasks:
+            self._generation += 1
+            for task in list(self._scan_tasks):
+                task.cancel()
+            self._scan_stopped = True
+            self.status_message.emit("Checking stopped; files not yet checked were left out.")
+
+    def resume(self, manifest: UploadManifest | None = None) -> None:
+        """Continue an interrupted upload (this session's, or one found at start-up)."""
+        manifest = manifest or self._manifest
+        if manifest is None or self._phase in (ImportPhase.UPLOADING, ImportPhase.COMMITTING):
+            return
+        if manifest is not self._manifest:
+            self._load_manifest(manifest)
+        self._pending = [m for m in self._pending if m.dataset_id != manifest.dataset_id]
+        self._upload_task = self._spawn(self._run_upload(manifest))
+
+    def _load_manifest(self, manifest: UploadManifest) -> None:
+        self._set_phase(ImportPhase.EDITING)
+        self.clear()
+        self._manifest = manifest
+        self._type = manifest.dataset_type
+        self._name = manifest.dataset_name
+        self.form_changed.emit(self._name, self._type)
+        self.files.add_files([
+            AcceptedFile(path=file.path, size=file.size, mtime_ns=file.mtime_ns, sha256=file.sha256,
+                         kind=manifest.dataset_type,
+                         format=(os.path.splitext(file.path)[1].lstrip(".").upper() or manifest.dataset_type))
+            for file in manifest.files])
+        self._set_phase(ImportPhase.INTERRUPTED)
+
+    def discard(self, manifest: UploadManifest | None = None) -> None:
+        """Delete the unfinished dataset on the server and forget its manifest."""
+        manifest = manifest or self._manifest
+        if manifest is None or self._phase in (ImportPhase.UPLOADING, ImportPhase.COMMITTING):
+            return
+        self._spawn(self._discard(manifest))
+
+    async def _discard(self, manifest: UploadManifest) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await self.client.delete_dataset(manifest.dataset_id)
+        except NotFound:
+            pass  # already gone: forgetting the manifest is all that is left
+        except ApiError as exc:
+            self.error_occurred.emit(f"The unfinished dataset “{manifest.dataset_name}” could not be deleted: "
+                                     f"{exc.message}")
+            return
+        try:
+            await loop.run_in_executor(self._executor, remove_manifest, self.data_dir, manifest.dataset_id)
+        except OSError as exc:
+            log.warning("could not remove the manifest of %s: %s", manifest.dataset_id, exc)
+        self._pending = [m for m in self._pending if m.dataset_id != manifest.dataset_id]
+        if self._manifest is not None and self._manifest.dataset_id == manifest.dataset_id:
+            self._reset_after(f"The unfinished dataset “{manifest.dataset_name}” was deleted.")
+        self.dataset_deleted.emit(manifest.dataset_id)
+        self.resume_available.emit(self._pending[0] if self._pending else None)
+
+    def _reset_after(self, message: str) -> None:
+        self._manifest = None
+        self._set_phase(ImportPhase.EDITING)
+        self.clear()
+        self._name = ""
+        self.form_changed.emit("", self._type)
+        self.upload_progress.emit(0, 0)
+        self.status_message.emit(message)
+
+    # committing ----------------------------------------------------------------------------------------
+    def commit(self) -> None:
+        if not self.can_commit() or self._manifest is None:
+            return
+        self._set_phase(ImportPhase.COMMITTING)
+        self._spawn(self._commit(self._manifest))
+
+    async def _commit(self, manifest: UploadManifest) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            dataset = await self.client.commit_dataset(manifest.dataset_id)
+        except Conflict as exc:
+            self._set_phase(ImportPhase.REVIEW)
+            self.error_occurred.emit(f"The dataset could not be committed: {exc.message}")
+            return
+        except ApiError as exc:
+            self._set_phase(ImportPhase.REVIEW)
+            self.error_occurred.emit(f"The dataset could not be committed: {exc.message} Try again.")
+            return
+        if dataset.status != DatasetStatus.ACTIVE:
+            self._set_phase(ImportPhase.REVIEW)
+            self.error_occurred.emit(f"The server could not finish the dataset (status {dataset.status.value}"
+                                     + (f": {dataset.error}" if dataset.error else "") + ").")
+            return
+        try:
+            await loop.run_in_executor(self._executor, remove_manifest, self.data_dir, manifest.dataset_id)
+        except OSError as exc:
+            log.warning("could not remove the manifest of %s: %s", manifest.dataset_id, exc)
+        self._reset_after(f"Dataset “{dataset.name}” is ready with {dataset.image_count:,} files.")
+        self.dataset_created.emit(dataset.id)
+
+    # unfinished uploads from earlier runs -----------------------------------------------------------------
+    def check_unfinished(self) -> None:
+        """Look for manifests of uploads that never committed; `resume_available` reports the first."""
+        self._spawn(self._check_unfinished())
+
+    async def _check_unfinished(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            manifests, problems = await loop.run_in_executor(self._executor, load_manifests, self.data_dir)
+        except OSError as exc:
+            self.error_occurred.emit(f"Unfinished uploads could not be listed: {exc}")
+            return
+        for problem in problems:
+            log.warning(problem)
+        pending: list[UploadManifest] = []
+        for manifest in manifests:
+            try:
+                dataset = await self.client.get_dataset(manifest.dataset_id)
+            except NotFound:
+                await loop.run_in_executor(self._executor, remove_manifest, self.data_dir, manifest.dataset_id)
+                continue
+            except CannotConnect:
+                return  # not connected yet: the panel asks again when the connection is up
+            except ApiError as exc:
+                log.warning("cannot check unfinished upload %s: %s", manifest.dataset_id, exc)
+                continue
+            if dataset.status == DatasetStatus.ACTIVE:
+                await loop.run_in_executor(self._executor, remove_manifest, self.data_dir, manifest.dataset_id)
+                continue
+            pending.append(manifest)
+        current = self._manifest.dataset_id if self._manifest is not None else None
+        self._pending = [m for m in pending if m.dataset_id != current]
+        self.resume_available.emit(self._pending[0] if self._pending else None)
+
+    # lifecycle ---------------------------------------------------------------------------------------------
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.get_event_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            error = task.exception()
+            log.error("dataset import task failed", exc_info=error)
+            if not self._closed:
+                self.error_occurred.emit(f"Unexpected error: {error}")
+
+    def shutdown(self) -> None:
+        """Cancel every task and drop queued thumbnail loads (the manifest stays for the next launch)."""
+        self._closed = True
+        for task in list(self._tasks):
+            task.cancel()
+        self.thumbnails.shutdown()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def wait_idle(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

@@ -1,0 +1,349 @@
+"""The create-dataset panel: name, type, files (buttons or drag-and-drop), checks, upload, commit.
+
+`DatasetImportPanel` is a view over a `DatasetImportController`: it shows the form (name, type), the
+"Add files…" / "Add folder…" buttons, a grid of thumbnails for images (or a list with type icons for
+audio, video and text), the list of files left out with their reasons, an overall progress bar with the
+per-file states in the grid, and Upload / Cancel / Commit. It also accepts drops of files and folders
+(`ui.drop`), and shows a banner offering to resume or delete an upload that did not finish. It forwards
+what the user asks to the controller and never does file or network work itself; file dialogs and the
+delete confirmation open from plain slots (never inside a coroutine). `dataset_created(id)` re-emits the
+controller's signal after a commit, for the lead's wiring and the datasets browser.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from training_studio.client import ApiClient
+from training_studio.ui.banner import Banner, BannerLevel
+from training_studio.ui.datasets.import_controller import DATASET_TYPES, DatasetImportController, ImportPhase
+from training_studio.ui.datasets.import_delegate import GRID_TILE, ImportFileDelegate
+from training_studio.ui.datasets.import_model import FileState, format_bytes
+from training_studio.ui.datasets.import_scan import TYPE_EXTENSIONS
+from training_studio.ui.datasets.uploader import UploadManifest
+from training_studio.ui.drop import DropTarget, install_drop_target
+
+__all__ = ["DatasetImportPanel", "FILE_FILTERS"]
+
+FILE_FILTERS = {
+    "image": "Images (*.png *.jpg *.jpeg *.webp *.bmp *.gif)",
+    **{kind: f"{kind.capitalize()} files ({' '.join('*' + ext for ext in sorted(exts))})"
+       for kind, exts in TYPE_EXTENSIONS.items()},
+}
+_TYPE_LABELS = {"image": "Images", "audio": "Audio", "video": "Video", "text": "Text"}
+
+
+class DatasetImportPanel(QWidget):
+    """See the module docstring. Build it with the app's ApiClient and data dir, or with a controller."""
+
+    dataset_created = Signal(str)
+
+    def __init__(self, client: ApiClient | None = None, data_dir: Path | None = None, *,
+                 controller: DatasetImportController | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        if controller is None:
+            if client is None or data_dir is None:
+                raise ValueError("DatasetImportPanel needs a controller, or a client and a data dir")
+            controller = DatasetImportController(client, data_dir, self)
+        self.controller = controller
+        self.setAccessibleName("Create dataset")
+        self._build()
+        self._connect()
+        self.drop_target: DropTarget = install_drop_target(
+            self, self.add_dropped, "Drop files or folders here to add them to the new dataset")
+        self._update_buttons()
+        self._use_grid(True)
+
+    # building ----------------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        self.resume_banner = Banner(self, closable=True)
+        self.resume_banner.setObjectName("resumeBanner")
+        self.message_banner = Banner(self, closable=True)
+        self.message_banner.setObjectName("importMessage")
+        layout.addWidget(self.resume_banner)
+        layout.addWidget(self.message_banner)
+
+        form = QFormLayout()
+        self.name_edit = QLineEdit(self)
+        self.name_edit.setPlaceholderText("e.g. Cats, summer 2026")
+        self.name_edit.setMaxLength(200)
+        self.name_edit.setAccessibleName("Dataset name")
+        self.type_combo = QComboBox(self)
+        self.type_combo.setAccessibleName("Dataset type")
+        for kind in DATASET_TYPES:
+            self.type_combo.addItem(_TYPE_LABELS[kind], kind)
+        form.addRow("&Name:", self.name_edit)
+        form.addRow("&Type:", self.type_combo)
+        layout.addLayout(form)
+
+        adders = QHBoxLayout()
+        self.add_files_button = QPushButton("Add &files…", self)
+        self.add_folder_button = QPushButton("Add f&older…", self)
+        self.clear_button = QPushButton("C&lear", self)
+        self.clear_button.setToolTip("Remove every file from the list")
+        hint = QLabel("or drop files and folders here", self)
+        hint.setEnabled(False)
+        adders.addWidget(self.add_files_button)
+        adders.addWidget(self.add_folder_button)
+        adders.addWidget(hint)
+        adders.addStretch(1)
+        adders.addWidget(self.clear_button)
+        layout.addLayout(adders)
+
+        splitter = QSplitter(Qt.Orientation.Vertical, self)
+        files_box = QWidget(splitter)
+        files_layout = QVBoxLayout(files_box)
+        files_layout.setContentsMargins(0, 0, 0, 0)
+        self.files_label = QLabel("Files", files_box)
+        self.file_view = QListView(files_box)
+        self.file_view.setAccessibleName("Files to upload")
+        self.file_view.setModel(self.controller.files)
+        self.file_view.setUniformItemSizes(True)
+        # Lay out big inserts a slice at a time, so adding thousands of files never blocks painting.
+        self.file_view.setLayoutMode(QListView.LayoutMode.Batched)
+        self.file_view.setBatchSize(500)
+        self.file_view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.file_view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.file_view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.grid_delegate = ImportFileDelegate(self.file_view, grid=True)
+        self.list_delegate = ImportFileDelegate(self.file_view, grid=False)
+        self.files_label.setBuddy(self.file_view)
+        files_layout.addWidget(self.files_label)
+        files_layout.addWidget(self.file_view, 1)
+
+        rejected_box = QWidget(splitter)
+        rejected_layout = QVBoxLayout(rejected_box)
+        rejected_layout.setContentsMargins(0, 0, 0, 0)
+        self.rejected_label = QLabel("Left out", rejected_box)
+        self.rejected_view = QListView(rejected_box)
+        self.rejected_view.setAccessibleName("Files left out, with the reason")
+        self.rejected_view.setModel(self.controller.rejected)
+        self.rejected_view.setUniformItemSizes(True)
+        self.rejected_view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.rejected_view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.rejected_label.setBuddy(self.rejected_view)
+        rejected_layout.addWidget(self.rejected_label)
+        rejected_layout.addWidget(self.rejected_view, 1)
+        splitter.addWidget(files_box)
+        splitter.addWidget(rejected_box)
+        splitter.setStretchFactor(0, 4)
+        splitter.setStretchFactor(1, 1)
+        layout.addWidget(splitter, 1)
+
+        self.status_label = QLabel("Add files to start.", self)
+        self.status_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.status_label.setWordWrap(True)
+        self.status_label.setAccessibleName("Import status")
+        layout.addWidget(self.status_label)
+        bottom = QHBoxLayout()
+        self.progress_bar = QProgressBar(self)
+        self.progress_bar.setAccessibleName("Upload progress")
+        self.progress_bar.setRange(0, 1000)
+        self.progress_bar.setValue(0)
+        self.progress_bar.setFormat("%p%")
+        self.cancel_button = QPushButton("&Cancel", self)
+        self.upload_button = QPushButton("&Upload", self)
+        self.commit_button = QPushButton("Co&mmit", self)
+        self.commit_button.setToolTip("Make the dataset usable for training (after every file is uploaded)")
+        self.upload_button.setDefault(True)
+        bottom.addWidget(self.progress_bar, 1)
+        bottom.addWidget(self.cancel_button)
+        bottom.addWidget(self.upload_button)
+        bottom.addWidget(self.commit_button)
+        layout.addLayout(bottom)
+
+    def _connect(self) -> None:
+        c = self.controller
+        self.name_edit.textChanged.connect(c.set_name)
+        self.type_combo.currentIndexChanged.connect(self._on_type_chosen)
+        self.add_files_button.clicked.connect(self.choose_files)
+        self.add_folder_button.clicked.connect(self.choose_folder)
+        self.clear_button.clicked.connect(c.clear)
+        self.upload_button.clicked.connect(self._on_upload_clicked)
+        self.cancel_button.clicked.connect(self._on_cancel_clicked)
+        self.commit_button.clicked.connect(c.commit)
+        c.phase_changed.connect(lambda _phase: self._update_buttons())
+        c.scanning_changed.connect(lambda _busy: self._update_buttons())
+        c.scan_progress.connect(self._on_scan_progress)
+        c.upload_progress.connect(self._on_upload_progress)
+        c.status_message.connect(self.status_label.setText)
+        c.error_occurred.connect(self._show_error)
+        c.dataset_created.connect(self._on_created)
+        c.resume_available.connect(self._offer_resume)
+        c.form_changed.connect(self._on_form_changed)
+        c.files.rowsInserted.connect(self._update_counts)
+        c.files.rowsRemoved.connect(self._update_counts)
+        c.rejected.rowsInserted.connect(self._update_counts)
+        c.rejected.rowsRemoved.connect(self._update_counts)
+
+    # intent ----------------------------------------------------------------------------------------------
+    def choose_files(self) -> None:
+        """Plain slot: the dialog runs its own loop, so it must never open inside a coroutine."""
+        kind = self.controller.dataset_type
+        paths, _filter = QFileDialog.getOpenFileNames(self, "Add files to the dataset", "",
+                                                      f"{FILE_FILTERS[kind]};;All files (*)")
+        if paths:
+            self.controller.add_paths(list(paths))
+
+    def choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Add a folder (with its subfolders) to the dataset")
+        if folder:
+            self.controller.add_paths([folder])
+
+    def add_dropped(self, paths: list[str], refused_urls: list[str]) -> None:
+        """Target of drops on this panel (and of the window-wide drop target the app installs)."""
+        self.message_banner.hide()
+        self.controller.add_paths(paths, refused_urls)
+
+    def confirm_discard(self, manifest: UploadManifest | None = None) -> None:
+        manifest = manifest or self.controller.manifest
+        if manifest is None:
+            return
+        answer = QMessageBox.question(
+            self, "Delete unfinished dataset",
+            f"Delete the unfinished dataset “{manifest.dataset_name}” from the server? Files already uploaded "
+            "to it are removed there; your local files are not touched.")
+        if answer == QMessageBox.StandardButton.Yes:
+            self.resume_banner.hide()
+            self.controller.discard(manifest)
+
+    def _on_upload_clicked(self) -> None:
+        if self.controller.phase == ImportPhase.INTERRUPTED:
+            self.resume_banner.hide()
+            self.controller.resume()
+        else:
+            self.message_banner.hide()
+            self.controller.start_upload()
+
+    def _on_cancel_clicked(self) -> None:
+        if self.controller.phase in (ImportPhase.INTERRUPTED, ImportPhase.REVIEW):
+            self.confirm_discard()
+        else:
+            self.controller.cancel()
+
+    def _on_type_chosen(self, index: int) -> None:
+        kind = self.type_combo.itemData(index)
+        self.controller.set_dataset_type(kind)
+        self._use_grid(kind == "image")
+
+    # display ---------------------------------------------------------------------------------------------
+    def _use_grid(self, grid: bool) -> None:
+        view = self.file_view
+        if grid:
+            view.setViewMode(QListView.ViewMode.IconMode)
+            view.setItemDelegate(self.grid_delegate)
+            view.setGridSize(GRID_TILE + QSize(6, 6))
+            view.setResizeMode(QListView.ResizeMode.Adjust)
+            view.setMovement(QListView.Movement.Static)
+            view.setWrapping(True)
+        else:
+            view.setViewMode(QListView.ViewMode.ListMode)
+            view.setItemDelegate(self.list_delegate)
+            view.setGridSize(QSize())
+            view.setWrapping(False)
+            view.setSpacing(0)
+        view.setUniformItemSizes(True)
+        self.files_label.setText("Images" if grid else "Files")
+
+    def _on_form_changed(self, name: str, kind: str) -> None:
+        if self.name_edit.text() != name:
+            self.name_edit.setText(name)
+        index = self.type_combo.findData(kind)
+        if index >= 0 and index != self.type_combo.currentIndex():
+            self.type_combo.blockSignals(True)
+            self.type_combo.setCurrentIndex(index)
+            self.type_combo.blockSignals(False)
+        self._use_grid(kind == "image")
+
+    def _update_buttons(self) -> None:
+        c = self.controller
+        phase = c.phase
+        editing = phase == ImportPhase.EDITING
+        for widget in (self.name_edit, self.type_combo, self.add_files_button, self.add_folder_button,
+                       self.clear_button):
+            widget.setEnabled(editing)
+        self.upload_button.setEnabled(c.can_upload())
+        self.upload_button.setToolTip(c.upload_blocker() or "Create the dataset and upload every accepted file")
+        self.upload_button.setText("&Resume" if phase == ImportPhase.INTERRUPTED else "&Upload")
+        if phase == ImportPhase.INTERRUPTED:
+            self.upload_button.setEnabled(True)
+            self.upload_button.setToolTip("Send what the server does not have yet")
+        self.cancel_button.setEnabled(phase == ImportPhase.UPLOADING or c.is_scanning)
+        self.cancel_button.setText("&Cancel")
+        if phase in (ImportPhase.INTERRUPTED, ImportPhase.REVIEW) and c.manifest is not None:
+            self.cancel_button.setEnabled(True)
+            self.cancel_button.setText("&Delete dataset")
+            self.cancel_button.setToolTip("Delete the unfinished dataset from the server")
+        else:
+            self.cancel_button.setToolTip("Stop checking or uploading")
+        self.commit_button.setEnabled(c.can_commit())
+
+    def _update_counts(self) -> None:
+        c = self.controller
+        count = c.files.rowCount()
+        self.files_label.setText(f"{'Images' if c.dataset_type == 'image' else 'Files'} ({count:,}, "
+                                 f"{format_bytes(c.files.total_bytes())})" if count else
+                                 ("Images" if c.dataset_type == "image" else "Files"))
+        left_out = c.rejected.rowCount()
+        self.rejected_label.setText(f"Left out ({left_out:,})" if left_out else "Left out (none)")
+        self._update_buttons()
+
+    def _on_scan_progress(self, checked: int, found: int) -> None:
+        if self.controller.phase == ImportPhase.EDITING:
+            self.progress_bar.setFormat("Checked %v of %m")
+            self.progress_bar.setRange(0, max(found, 1))
+            self.progress_bar.setValue(min(checked, found))
+            self._update_buttons()
+
+    def _on_upload_progress(self, done: int, total: int) -> None:
+        self.progress_bar.setFormat("%p%")
+        self.progress_bar.setRange(0, 1000)
+        self.progress_bar.setValue(int(1000 * done / total) if total else 0)
+        if total:
+            self.progress_bar.setToolTip(f"{format_bytes(done)} of {format_bytes(total)} sent")
+
+    def _show_error(self, text: str) -> None:
+        self.message_banner.show_message(text, BannerLevel.ERROR)
+
+    def _on_created(self, dataset_id: str) -> None:
+        self.message_banner.hide()
+        self.dataset_created.emit(dataset_id)
+
+    def _offer_resume(self, manifest: UploadManifest | None) -> None:
+        if manifest is None:
+            self.resume_banner.hide()
+            return
+        stored_hint = f"{len(manifest.files):,} files, {format_bytes(manifest.total_bytes)}"
+        self.resume_banner.show_message(
+            f"The upload of dataset “{manifest.dataset_name}” ({stored_hint}) did not finish. Resume it (only what "
+            "the server lacks is sent, after checking your files are unchanged) or delete it.",
+            BannerLevel.WARNING,
+            [("&Resume upload", lambda: self._resume(manifest)),
+             ("&Delete it", lambda: self.confirm_discard(manifest))])
+
+    def _resume(self, manifest: UploadManifest) -> None:
+        self.resume_banner.hide()
+        self.controller.resume(manifest)
+
+    def states_summary(self) -> dict[str, int]:
+        """Count of files per state (for tests and the status bar)."""
+        return {state.value: self.controller.files.count_in(state) for state in FileState}

@@ -1,0 +1,313 @@
+"""Local checks of files picked for a new dataset: folder walks, type checks and hashing, all blocking.
+
+This module owns deciding, before anything is uploaded, which local paths can go into a dataset of a
+given type and why the others cannot. `walk_paths()` expands files and folders recursively (following
+symbolic links to folders, but never around a loop, and listing broken links and loops with their
+reason); `check_file()` reads an image's header with QImageReader (format and size, never the whole
+image), or an audio/video/text file's extension and content, checks the server's limits, and hashes the
+file (SHA-256, streamed in 1 MiB chunks). Every function here blocks on disk I/O and is meant to run in
+a worker thread: nothing here touches widgets, and QImageReader is safe outside the GUI thread.
+The server's full decode stays authoritative; these checks only catch what is cheap to catch early.
+"""
+
+from __future__ import annotations
+
+import codecs
+import errno
+import hashlib
+import os
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from PySide6.QtGui import QImageReader
+
+__all__ = [
+    "ScanLimits",
+    "AcceptedFile",
+    "RejectedFile",
+    "DEFAULT_LIMITS",
+    "TYPE_EXTENSIONS",
+    "walk_paths",
+    "check_file",
+    "check_files",
+    "display_name",
+]
+
+CHUNK_BYTES = 1 << 20
+HEAD_BYTES = 64
+# What the server accepts (see server/files.py): the client mirrors it so users learn early.
+IMAGE_FORMATS = {"png": "PNG", "jpeg": "JPEG", "jpg": "JPEG", "webp": "WebP", "bmp": "BMP", "gif": "GIF"}
+IMAGE_FORMAT_NAMES = "PNG, JPEG, WebP, BMP or GIF"
+TYPE_EXTENSIONS: dict[str, frozenset[str]] = {
+    "audio": frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".aif", ".aiff", ".aifc", ".m4a", ".m4b",
+                        ".mp3"}),
+    "video": frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"}),
+    "text": frozenset({".txt", ".text", ".md", ".markdown", ".csv", ".tsv", ".json", ".jsonl", ".yaml",
+                       ".yml", ".xml", ".html", ".rst"}),
+}
+_M4A_BRANDS = {b"M4A ", b"M4B ", b"M4P ", b"F4A ", b"F4B "}
+
+
+@dataclass(frozen=True)
+class ScanLimits:
+    """The server's limits, from /api/health (the embedded server's defaults when it does not say)."""
+
+    max_upload_bytes: int = 200 * 1000 * 1000
+    max_pixels: int = 100_000_000
+
+
+DEFAULT_LIMITS = ScanLimits()
+
+
+@dataclass(frozen=True)
+class AcceptedFile:
+    path: str
+    size: int
+    mtime_ns: int
+    sha256: str
+    kind: str                # the dataset type it was checked for
+    format: str              # "PNG", "WAV", "TXT"… for display
+    width: int | None = None
+    height: int | None = None
+
+    @property
+    def name(self) -> str:
+        return display_name(self.path)
+
+
+@dataclass(frozen=True)
+class RejectedFile:
+    path: str
+    reason: str              # one human phrase: "not an image", "empty file (0 bytes)"…
+
+    @property
+    def name(self) -> str:
+        return display_name(self.path)
+
+
+class _Rejected(Exception):
+    """Internal: a check failed; the message is the reason shown to the user."""
+
+
+def display_name(path: str) -> str:
+    """The last path component, safe to show on one line (control characters made visible)."""
+    base = os.path.basename(path.rstrip(os.sep)) or path
+    return "".join(ch if ch.isprintable() else "\N{SYMBOL FOR NEWLINE}" if ch == "\n" else "\N{REPLACEMENT CHARACTER}"
+                   for ch in base)
+
+
+# walking -----------------------------------------------------------------------------------------
+def walk_paths(paths: Iterable[str]) -> tuple[list[str], list[RejectedFile]]:
+    """Expand files and folders into regular-file candidates (sorted per folder) plus what cannot be used.
+
+    Links to folders are followed, except back into a folder that is already being walked (a loop) or
+    one already walked (it would only add duplicates). Blocking.
+    """
+    files: list[str] = []
+    rejected: list[RejectedFile] = []
+    seen_dirs: set[tuple[int, int]] = set()
+    seen_files: set[str] = set()
+
+    def add_file(path: str) -> None:
+        if path not in seen_files:
+            seen_files.add(path)
+            files.append(path)
+
+    def classify(path: str) -> os.stat_result | None:
+        """stat() following links; None (and a rejection) when that is impossible."""
+        try:
+            return os.stat(path)
+        except OSError as exc:
+            is_link = os.path.islink(path)
+            if exc.errno == errno.ELOOP:
+                rejected.append(RejectedFile(path, "symbolic link loop (the link points back to itself)"))
+            elif is_link and exc.errno == errno.ENOENT:
+                target = _readlink(path)
+                rejected.append(RejectedFile(path, f"broken symbolic link (its target {target} does not exist)"))
+            elif exc.errno == errno.ENOENT:
+                rejected.append(RejectedFile(path, "does not exist"))
+            else:
+                rejected.append(RejectedFile(path, f"unreadable ({exc.strerror or exc})"))
+            return None
+
+    def walk_dir(root: str, root_stat: os.stat_result) -> None:
+        # Iterative, so deep trees cannot hit the recursion limit; each entry carries its ancestors.
+        stack: list[tuple[str, tuple[tuple[int, int], ...]]] = [(root, ((root_stat.st_dev, root_stat.st_ino),))]
+        seen_dirs.add((root_stat.st_dev, root_stat.st_ino))
+        while stack:
+            folder, ancestors = stack.pop()
+            try:
+                with os.scandir(folder) as entries:
+                    names = sorted(entry.name for entry in entries)
+            except OSError as exc:
+                rejected.append(RejectedFile(folder, f"folder unreadable ({exc.strerror or exc})"))
+                continue
+            subfolders: list[tuple[str, tuple[tuple[int, int], ...]]] = []
+            for name in names:
+                path = os.path.join(folder, name)
+                info = classify(path)
+                if info is None:
+                    continue
+                if stat.S_ISDIR(info.st_mode):
+                    key = (info.st_dev, info.st_ino)
+                    if key in ancestors:
+                        rejected.append(RejectedFile(path, "symbolic link loop (it points back to a folder "
+                                                           "that contains it); not followed"))
+                    elif key in seen_dirs:
+                        rejected.append(RejectedFile(path, "folder already added through another path; "
+                                                           "not walked twice"))
+                    else:
+                        seen_dirs.add(key)
+                        subfolders.append((path, ancestors + (key,)))
+                elif stat.S_ISREG(info.st_mode):
+                    add_file(path)
+                else:
+                    rejected.append(RejectedFile(path, f"not a regular file ({_kind_of(info.st_mode)})"))
+            stack.extend(reversed(subfolders))  # pop() then walks them in name order
+
+    for raw in paths:
+        path = os.path.abspath(os.fspath(raw))
+        info = classify(path)
+        if info is None:
+            continue
+        if stat.S_ISDIR(info.st_mode):
+            if (info.st_dev, info.st_ino) in seen_dirs:
+                continue  # the same folder dropped twice: nothing new to say
+            walk_dir(path, info)
+        elif stat.S_ISREG(info.st_mode):
+            add_file(path)
+        else:
+            rejected.append(RejectedFile(path, f"not a regular file ({_kind_of(info.st_mode)})"))
+    return files, rejected
+
+
+def _readlink(path: str) -> str:
+    try:
+        return repr(os.readlink(path))
+    except OSError:
+        return "(unknown)"
+
+
+def _kind_of(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a named pipe, which cannot be read like a file"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "an unusual file type"
+
+
+# checking ----------------------------------------------------------------------------------------
+def check_files(paths: Iterable[str], kind: str, limits: ScanLimits) -> list[AcceptedFile | RejectedFile]:
+    """check_file() over a batch (one executor hop per batch instead of per file). Blocking."""
+    return [check_file(path, kind, limits) for path in paths]
+
+
+def check_file(path: str, kind: str, limits: ScanLimits = DEFAULT_LIMITS) -> AcceptedFile | RejectedFile:
+    """Decide whether `path` can go into a dataset of type `kind`; hashes accepted files. Blocking."""
+    try:
+        return _check(path, kind, limits)
+    except _Rejected as rejection:
+        return RejectedFile(path, str(rejection))
+    except OSError as exc:
+        return RejectedFile(path, f"unreadable ({exc.strerror or exc})")
+
+
+def _check(path: str, kind: str, limits: ScanLimits) -> AcceptedFile:
+    info = os.stat(path)
+    if not stat.S_ISREG(info.st_mode):
+        # Never open() a FIFO or device: the read could block forever.
+        raise _Rejected(f"not a regular file ({_kind_of(info.st_mode)})")
+    if info.st_size == 0:
+        raise _Rejected("empty file (0 bytes)")
+    if info.st_size > limits.max_upload_bytes:
+        raise _Rejected(f"too large: {info.st_size:,} bytes, over the server's limit of "
+                        f"{limits.max_upload_bytes:,} bytes")
+    with open(path, "rb") as handle:
+        head = handle.read(HEAD_BYTES)
+    width = height = None
+    if kind == "image":
+        format_name, width, height = _check_image(path, head, limits)
+    elif kind in TYPE_EXTENSIONS:
+        extension = os.path.splitext(path)[1].lower()
+        if extension not in TYPE_EXTENSIONS[kind]:
+            allowed = ", ".join(sorted(TYPE_EXTENSIONS[kind]))
+            shown = f"“{extension}” files" if extension else "files without an extension"
+            article = "an" if kind[0] in "aeiou" else "a"
+            raise _Rejected(f"not {article} {kind} file: {shown} are not accepted (use {allowed})")
+        format_name = _check_media(kind, head) if kind != "text" else "TEXT"
+    else:
+        raise _Rejected(f"datasets of type {kind!r} cannot take files")
+    sha256 = _hash(path, info.st_size, text=kind == "text")
+    return AcceptedFile(path=path, size=info.st_size, mtime_ns=info.st_mtime_ns, sha256=sha256, kind=kind,
+                        format=format_name, width=width, height=height)
+
+
+def _check_image(path: str, head: bytes, limits: ScanLimits) -> tuple[str, int | None, int | None]:
+    reader = QImageReader(path)
+    reader.setDecideFormatFromContent(True)
+    if not reader.canRead():
+        raise _Rejected(f"not an image ({IMAGE_FORMAT_NAMES} expected)")
+    qt_format = bytes(reader.format().data()).decode("ascii", "replace").lower()
+    if qt_format not in IMAGE_FORMATS:
+        raise _Rejected(f"{qt_format.upper()} images are not accepted; use {IMAGE_FORMAT_NAMES}")
+    size = reader.size()  # from the header only: nothing is decoded here
+    if not size.isValid() or size.width() < 1 or size.height() < 1:
+        raise _Rejected("damaged image: its header gives no usable size")
+    width, height = size.width(), size.height()
+    if width * height > limits.max_pixels:
+        raise _Rejected(f"too many pixels: {width:,}×{height:,} = {width * height:,}, over the server's limit of "
+                        f"{limits.max_pixels:,}")
+    return IMAGE_FORMATS[qt_format], width, height
+
+
+def _check_media(kind: str, head: bytes) -> str:
+    if kind == "audio":
+        if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+            return "WAV"
+        if head[:4] == b"fLaC":
+            return "FLAC"
+        if head[:4] == b"OggS":
+            return "OGG"
+        if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+            return "AIFF"
+        if head[4:8] == b"ftyp" and head[8:12] in _M4A_BRANDS:
+            return "M4A"
+        if head[:3] == b"ID3" or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+            return "MP3"
+        raise _Rejected("not an audio file: its content is not WAV, FLAC, Ogg, AIFF, M4A or MP3")
+    if head[4:8] == b"ftyp":
+        return "MOV" if head[8:12] == b"qt  " else "MP4"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "WEBM" if b"webm" in head else "MKV"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "AVI"
+    raise _Rejected("not a video file: its content is not MP4, MOV, MKV, WebM or AVI")
+
+
+def _hash(path: str, expected_size: int, *, text: bool) -> str:
+    """SHA-256 of the file; for text also checks UTF-8 without NUL in the same single pass."""
+    digest = hashlib.sha256()
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="strict") if text else None
+    size = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK_BYTES):
+            digest.update(chunk)
+            if decoder is not None:
+                if b"\0" in chunk:
+                    raise _Rejected("not a text file (it contains NUL bytes)")
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as exc:
+                    raise _Rejected(f"not UTF-8 text (invalid byte at offset {size + exc.start:,})") from exc
+            size += len(chunk)
+    if decoder is not None:
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError as exc:
+            raise _Rejected("not UTF-8 text (it ends inside a character)") from exc
+    if size != expected_size:
+        raise _Rejected("the file changed while it was being read; add it again")
+    return digest.hexdigest()

@@ -1,0 +1,142 @@
+"""The refresh machinery shared by the Datasets and Models stores: a list kept fresh while it is shown.
+
+`PollingStore` owns one single-shot refresh timer, the set of asyncio tasks its subclass starts, and the
+rules: refresh every `interval` seconds only while auto-refresh is on (a panel turns it on when shown and
+off when hidden), never two refreshes at once (the timer is re-armed only when the previous one ended),
+a refresh after every change (`request_refresh()`), errors reported through `refresh_failed` and never
+swallowed, and nothing at all before the app knows which server to talk to (the client has no URL yet:
+we wait quietly, the jobs store reports connection trouble). Subclasses implement `_fetch()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from training_studio.client import ApiClient, ApiError
+
+__all__ = ["PollingStore", "REFRESH_INTERVAL_S", "WAITING_RETRY_S"]
+
+log = logging.getLogger(__name__)
+
+REFRESH_INTERVAL_S = 5.0
+WAITING_RETRY_S = 0.5  # how soon to look again while the app is still connecting
+
+
+class PollingStore(QObject):
+    """Base of the list stores; see the module docstring."""
+
+    refreshing_changed = Signal(bool)
+    refresh_failed = Signal(str)      # human message; the last good rows stay
+    refresh_succeeded = Signal()
+    unexpected_error = Signal(str)    # a bug in a task: said, logged, never a traceback in the GUI
+
+    def __init__(self, client: ApiClient, *, interval: float = REFRESH_INTERVAL_S,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.client = client
+        self.interval = interval
+        self.last_error: str | None = None
+        self.loaded_once = False
+        self._auto = False
+        self._shut_down = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._refresh_task: asyncio.Task[Any] | None = None
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self.request_refresh)
+
+    # public API ----------------------------------------------------------------------------------------
+    @property
+    def is_connected(self) -> bool:
+        """False until the app has a server URL (the local server may still be starting)."""
+        return bool(self.client.base_url)
+
+    @property
+    def is_refreshing(self) -> bool:
+        return self._refresh_task is not None and not self._refresh_task.done()
+
+    @property
+    def auto_refresh(self) -> bool:
+        return self._auto
+
+    def set_auto_refresh(self, on: bool) -> None:
+        """Refresh now and then every `interval` while on (the panel is visible); stop when off."""
+        self._auto = on
+        if not on:
+            self._timer.stop()
+        elif not self.is_refreshing:
+            self.request_refresh()
+
+    def request_refresh(self) -> None:
+        """Refresh now unless one is in flight (then its end re-arms the timer anyway)."""
+        if self._shut_down or self.is_refreshing:
+            return
+        self._timer.stop()
+        self._refresh_task = self._spawn(self._refresh_cycle())
+
+    def refresh_now(self) -> asyncio.Task[Any] | None:
+        """Like `request_refresh()`, returning the task to await (or the one already in flight)."""
+        self.request_refresh()
+        return self._refresh_task
+
+    def shutdown(self) -> None:
+        self._shut_down = True
+        self._auto = False
+        self._timer.stop()
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def wait_idle(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # for subclasses ----------------------------------------------------------------------------------------
+    async def _fetch(self) -> None:
+        raise NotImplementedError
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.get_event_loop().create_task(coro)
+        self._tasks.add(task)  # the loop keeps only weak references (qasync 0.28)
+        task.add_done_callback(self._task_done)
+        return task
+
+    # internals -----------------------------------------------------------------------------------------------
+    async def _refresh_cycle(self) -> None:
+        delay = self.interval
+        if not self.is_connected:
+            delay = WAITING_RETRY_S
+        else:
+            self.refreshing_changed.emit(True)
+            try:
+                await self._fetch()
+            except asyncio.CancelledError:
+                raise
+            except ApiError as error:
+                self.last_error = error.message
+                self.refresh_failed.emit(error.message)
+            except Exception as error:  # a bug: say so, keep refreshing, keep the last good rows
+                log.exception("refresh of %s failed", type(self).__name__)
+                self.last_error = f"Unexpected error while refreshing ({type(error).__name__}: {error})."
+                self.refresh_failed.emit(self.last_error)
+            else:
+                self.loaded_once = True
+                self.last_error = None
+                self.refresh_succeeded.emit()
+            finally:
+                self.refreshing_changed.emit(False)
+        if self._auto and not self._shut_down:
+            self._timer.start(int(delay * 1000))
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if task is self._refresh_task:
+            self._refresh_task = None
+        if not task.cancelled() and task.exception() is not None:
+            error = task.exception()
+            log.error("task of %s failed", type(self).__name__, exc_info=error)
+            self.unexpected_error.emit(f"Unexpected error: {error} (details in the log).")

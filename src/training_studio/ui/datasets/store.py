@@ -1,0 +1,240 @@
+"""The datasets store: the one object that talks to the server for the Datasets panel.
+
+`DatasetStore` owns the dataset list (`DatasetListModel`, refreshed by `PollingStore` while the panel is
+shown and after every change), the files of the dataset being viewed (`DatasetFilesModel`) with their
+thumbnails (fetched lazily, a few at a time, decoded off the GUI thread and cached by content hash), the
+caption saves, deletes, the base-model list and job creation for the Train dialog. Widgets never call
+HTTP: they call the `request_*`/`open_dataset`/`save_caption`/`create_job` methods and listen to the
+signals, each named for the event it reports. Every server error ends in a signal with the server's own
+sentence; nothing is swallowed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QGuiApplication, QImage, QPixmap
+
+from training_studio.client import ApiClient, ApiError, NotFound
+from training_studio.contract.models import BaseModelInfo, Dataset, TrainingJob
+from training_studio.ui.datasets.files_model import DatasetFilesModel
+from training_studio.ui.datasets.list_model import DatasetListModel
+from training_studio.ui.datasets.polling import REFRESH_INTERVAL_S, PollingStore
+
+__all__ = ["DatasetStore", "THUMBNAIL_SIZE", "decode_image"]
+
+log = logging.getLogger(__name__)
+
+THUMBNAIL_SIZE = 128        # logical pixels of a grid cell's picture
+THUMBNAIL_CONCURRENCY = 4   # requests in flight at once: a big dataset must not flood the server
+THUMBNAIL_CACHE_SIZE = 2000
+
+
+def decode_image(data: bytes) -> QImage | None:
+    """Decode an encoded image; runs in a worker thread (QImage, unlike QPixmap, is thread-safe)."""
+    image = QImage.fromData(data)
+    return None if image.isNull() else image
+
+
+class DatasetStore(PollingStore):
+    """Datasets of one server, kept fresh; see the module docstring."""
+
+    datasets_changed = Signal()
+    delete_started = Signal(str)               # dataset id
+    delete_succeeded = Signal(str, str)        # dataset id, name
+    delete_failed = Signal(str, str)           # dataset id, human message (the server's reason)
+    files_loading = Signal(str)                # dataset id
+    files_loaded = Signal(str)                 # dataset id
+    files_failed = Signal(str, str)            # dataset id, human message
+    caption_saved = Signal(str, str)           # dataset id, sha256
+    caption_failed = Signal(str, str, str)     # dataset id, sha256, human message
+    base_models_loaded = Signal(list)          # list[BaseModelInfo]
+    base_models_failed = Signal(str)
+    job_created = Signal(object)               # TrainingJob
+    job_create_failed = Signal(str)
+
+    def __init__(self, client: ApiClient, *, interval: float = REFRESH_INTERVAL_S,
+                 parent: QObject | None = None) -> None:
+        super().__init__(client, interval=interval, parent=parent)
+        self.model = DatasetListModel(self)
+        self.files_model = DatasetFilesModel(self)
+        # Queued: the model asks from inside data(); answering synchronously would re-enter the view.
+        self.files_model.thumbnail_needed.connect(self._on_thumbnail_needed, Qt.ConnectionType.QueuedConnection)
+        self.base_models: list[BaseModelInfo] | None = None
+        self._thumbnail_cache: OrderedDict[str, QPixmap] = OrderedDict()
+        self._thumbnail_gate: asyncio.Semaphore | None = None
+        self._thumbnails_in_flight: set[str] = set()
+        self._deleting: set[str] = set()
+        self._files_task: asyncio.Task[Any] | None = None
+        self._creating_job = False
+
+    # queries for views ---------------------------------------------------------------------------------
+    def dataset(self, dataset_id: str) -> Dataset | None:
+        return self.model.record(dataset_id)
+
+    def is_deleting(self, dataset_id: str) -> bool:
+        return dataset_id in self._deleting
+
+    @property
+    def is_creating_job(self) -> bool:
+        return self._creating_job
+
+    # intents ----------------------------------------------------------------------------------------------
+    def request_delete(self, dataset_id: str) -> None:
+        """Delete (the view has already asked the user); ignored while that delete is in flight."""
+        if self._shut_down or dataset_id in self._deleting:
+            return
+        self._spawn(self.delete_dataset(dataset_id))
+
+    def open_dataset(self, dataset_id: str | None) -> None:
+        """Show this dataset's files in `files_model` (None clears it)."""
+        if self._files_task is not None and not self._files_task.done():
+            self._files_task.cancel()
+        if dataset_id is None:
+            self.files_model.set_files(None, [])
+            return
+        if dataset_id != self.files_model.dataset_id:
+            self.files_model.set_files(dataset_id, [])
+        self._files_task = self._spawn(self.load_files(dataset_id))
+
+    def save_caption(self, dataset_id: str, sha256: str, caption: str) -> None:
+        if self._shut_down:
+            return
+        self._spawn(self._save_caption(dataset_id, sha256, caption))
+
+    def request_base_models(self) -> None:
+        """Emit `base_models_loaded` (from the cache after the first success) or `base_models_failed`."""
+        if self.base_models is not None:
+            self.base_models_loaded.emit(list(self.base_models))
+            return
+        if not self._shut_down:
+            self._spawn(self.load_base_models())
+
+    def create_job(self, *, name: str, dataset_id: str, base_model: str, total_steps: int,
+                   params: dict[str, Any]) -> None:
+        if self._shut_down or self._creating_job:
+            return
+        self._creating_job = True
+        self._spawn(self._create_job(name=name, dataset_id=dataset_id, base_model=base_model,
+                                     total_steps=total_steps, params=params))
+
+    # operations (coroutines; tests may await them) ------------------------------------------------------
+    async def _fetch(self) -> None:
+        datasets = await self.client.list_datasets()
+        self.model.apply_snapshot(datasets)
+        self.datasets_changed.emit()
+
+    async def delete_dataset(self, dataset_id: str) -> bool:
+        name = self._name_of(dataset_id)
+        self._deleting.add(dataset_id)
+        self.delete_started.emit(dataset_id)
+        try:
+            await self.client.delete_dataset(dataset_id)
+        except NotFound:
+            pass  # already gone: that is what the user wanted
+        except ApiError as error:
+            self._deleting.discard(dataset_id)  # before the signal: views re-enable Delete on it
+            self.delete_failed.emit(dataset_id, f"Could not delete “{name}”: {error.message}")
+            return False
+        finally:
+            self._deleting.discard(dataset_id)
+        self.model.remove(dataset_id)
+        if self.files_model.dataset_id == dataset_id:
+            self.open_dataset(None)
+        self.delete_succeeded.emit(dataset_id, name)
+        self.datasets_changed.emit()
+        self.request_refresh()
+        return True
+
+    async def load_files(self, dataset_id: str) -> bool:
+        self.files_loading.emit(dataset_id)
+        try:
+            files = await self.client.list_dataset_files(dataset_id)
+        except ApiError as error:
+            self.files_failed.emit(dataset_id, f"Could not load the files of “{self._name_of(dataset_id)}”: "
+                                               f"{error.message}")
+            return False
+        self.files_model.set_files(dataset_id, files)
+        self.files_loaded.emit(dataset_id)
+        return True
+
+    async def _save_caption(self, dataset_id: str, sha256: str, caption: str) -> bool:
+        try:
+            await self.client.set_caption(dataset_id, sha256, caption)
+        except ApiError as error:
+            self.caption_failed.emit(dataset_id, sha256, f"The caption was not saved: {error.message}")
+            return False
+        if self.files_model.dataset_id == dataset_id:
+            self.files_model.set_caption(sha256, caption)
+        self.caption_saved.emit(dataset_id, sha256)
+        return True
+
+    async def load_base_models(self) -> list[BaseModelInfo] | None:
+        try:
+            models = await self.client.base_models()
+        except ApiError as error:
+            self.base_models_failed.emit(f"Could not load the base models: {error.message}")
+            return None
+        self.base_models = models
+        self.base_models_loaded.emit(list(models))
+        return models
+
+    async def _create_job(self, **request: Any) -> TrainingJob | None:
+        try:
+            job = await self.client.create_job(**request)
+        except ApiError as error:
+            self.job_create_failed.emit(f"The job was not created: {error.message}")
+            return None
+        finally:
+            self._creating_job = False
+        self.job_created.emit(job)
+        return job
+
+    # thumbnails -------------------------------------------------------------------------------------------------
+    def _on_thumbnail_needed(self, sha256: str) -> None:
+        cached = self._thumbnail_cache.get(sha256)
+        if cached is not None:
+            self._thumbnail_cache.move_to_end(sha256)
+            self.files_model.set_thumbnail(sha256, cached)
+            return
+        dataset_id = self.files_model.dataset_id
+        if self._shut_down or dataset_id is None or sha256 in self._thumbnails_in_flight:
+            return
+        self._thumbnails_in_flight.add(sha256)
+        self._spawn(self._load_thumbnail(dataset_id, sha256))
+
+    async def _load_thumbnail(self, dataset_id: str, sha256: str) -> None:
+        if self._thumbnail_gate is None:
+            self._thumbnail_gate = asyncio.Semaphore(THUMBNAIL_CONCURRENCY)
+        try:
+            async with self._thumbnail_gate:
+                if self.files_model.dataset_id != dataset_id:
+                    return  # the user moved on before our turn came
+                ratio = QGuiApplication.instance().devicePixelRatio() if QGuiApplication.instance() else 1.0
+                size = max(16, min(1024, round(THUMBNAIL_SIZE * max(1.0, ratio))))
+                try:
+                    data = await self.client.dataset_thumbnail(dataset_id, sha256, size)
+                except ApiError as error:
+                    log.info("thumbnail of %s failed: %s", sha256, error.message)
+                    if self.files_model.dataset_id == dataset_id:
+                        self.files_model.set_thumbnail(sha256, None)
+                    return
+                image = await asyncio.get_running_loop().run_in_executor(None, decode_image, data)
+        finally:
+            self._thumbnails_in_flight.discard(sha256)
+        pixmap = QPixmap.fromImage(image) if image is not None else None  # GUI thread only
+        if pixmap is not None:
+            pixmap.setDevicePixelRatio(max(1.0, size / THUMBNAIL_SIZE))
+            self._thumbnail_cache[sha256] = pixmap
+            while len(self._thumbnail_cache) > THUMBNAIL_CACHE_SIZE:
+                self._thumbnail_cache.popitem(last=False)
+        if self.files_model.dataset_id == dataset_id:
+            self.files_model.set_thumbnail(sha256, pixmap)
+
+    def _name_of(self, dataset_id: str) -> str:
+        dataset = self.model.record(dataset_id)
+        return dataset.name if dataset is not None else dataset_id

@@ -1,0 +1,358 @@
+"""Resumable dataset uploads: the local manifest and the `DatasetUploader` that sends what the server lacks.
+
+An upload follows the contract's content-addressed protocol: the dataset is created (`processing`),
+each file is PUT under its SHA-256, then the dataset is committed. Before the first byte is sent the
+app writes an `UploadManifest` (dataset id, and each file's path, size, mtime and SHA-256) to
+`<data dir>/uploads/<dataset id>.json`, atomically (temp file + rename), so an upload cut short by a
+closed app or a vanished server can be resumed at the next launch, or its dataset deleted.
+`DatasetUploader` owns one run over a manifest: it asks the server which files it already has, checks
+that the others are unchanged on disk (same size and mtime), and streams them, a few in flight, in
+1 MiB chunks read in an executor (never a whole file in memory). It reports per-file states and overall
+bytes as signals; a server rejection marks that file only, while losing the server, a conflict or a
+cancel stops the run and keeps the manifest. Committing is not its business: the user commits once
+every file is stored or rejected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import re
+import tempfile
+from collections.abc import AsyncIterator
+from concurrent.futures import Executor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from training_studio.client import ApiClient
+from training_studio.client.errors import (
+    ApiError,
+    AuthFailed,
+    CannotConnect,
+    Conflict,
+    NotFound,
+    RequestRejected,
+)
+from training_studio.contract.models import format_timestamp, utc_now
+
+__all__ = [
+    "ManifestFile",
+    "UploadManifest",
+    "ManifestError",
+    "DatasetUploader",
+    "manifest_path",
+    "save_manifest",
+    "load_manifests",
+    "remove_manifest",
+    "changed_files",
+    "MAX_IN_FLIGHT",
+]
+
+log = logging.getLogger(__name__)
+
+MANIFEST_VERSION = 1
+MAX_IN_FLIGHT = 4
+CHUNK_BYTES = 1 << 20
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+
+
+class ManifestError(ValueError):
+    """A manifest file cannot be read or is not one of ours; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class ManifestFile:
+    path: str
+    filename: str
+    size: int
+    mtime_ns: int
+    sha256: str
+
+
+@dataclass
+class UploadManifest:
+    dataset_id: str
+    dataset_name: str
+    dataset_type: str
+    server_url: str
+    files: list[ManifestFile] = field(default_factory=list)
+    created_at: str = field(default_factory=lambda: format_timestamp(utc_now()))
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(file.size for file in self.files)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": MANIFEST_VERSION, **asdict(self)}
+
+    @classmethod
+    def from_json(cls, data: Any) -> UploadManifest:
+        try:
+            if not isinstance(data, dict) or data.get("version") != MANIFEST_VERSION:
+                raise ManifestError("not an upload manifest of this app version")
+            files = [ManifestFile(path=str(item["path"]), filename=str(item["filename"]), size=int(item["size"]),
+                                  mtime_ns=int(item["mtime_ns"]), sha256=str(item["sha256"]))
+                     for item in data["files"]]
+            return cls(dataset_id=str(data["dataset_id"]), dataset_name=str(data["dataset_name"]),
+                       dataset_type=str(data["dataset_type"]), server_url=str(data.get("server_url", "")),
+                       files=files, created_at=str(data.get("created_at", "")))
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, ManifestError):
+                raise
+            raise ManifestError(f"the manifest is incomplete or damaged ({exc})") from exc
+
+
+# manifest files (blocking: run them in an executor) ------------------------------------------------------
+def manifest_path(data_dir: Path, dataset_id: str) -> Path:
+    # Ids come from the server: only a plain one becomes a file name, anything else is hashed.
+    stem = dataset_id if _SAFE_ID.match(dataset_id) and dataset_id not in (".", "..") else \
+        "id-" + hashlib.sha256(dataset_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return Path(data_dir) / "uploads" / f"{stem}.json"
+
+
+def save_manifest(data_dir: Path, manifest: UploadManifest) -> Path:
+    """Write the manifest atomically: a reader sees the old file or the complete new one, never half."""
+    target = manifest_path(data_dir, manifest.dataset_id)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp_name = tempfile.mkstemp(prefix=".manifest-", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(manifest.to_json(), handle, ensure_ascii=False, indent=1)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp_name, target)
+    except BaseException:
+        try:
+            os.unlink(temp_name)
+        except OSError:
+            pass
+        raise
+    return target
+
+
+def load_manifests(data_dir: Path) -> tuple[list[UploadManifest], list[str]]:
+    """Every readable manifest (oldest first) and one sentence per unreadable one (those are left in place)."""
+    folder = Path(data_dir) / "uploads"
+    manifests: list[tuple[str, UploadManifest]] = []
+    problems: list[str] = []
+    if not folder.is_dir():
+        return [], []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            manifest = UploadManifest.from_json(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as exc:
+            problems.append(f"The upload manifest {path.name} cannot be used: {exc}.")
+            continue
+        manifests.append((manifest.created_at, manifest))
+    manifests.sort(key=lambda pair: pair[0])
+    return [manifest for _, manifest in manifests], problems
+
+
+def remove_manifest(data_dir: Path, dataset_id: str) -> None:
+    try:
+        manifest_path(data_dir, dataset_id).unlink()
+    except FileNotFoundError:
+        pass
+
+
+def changed_files(files: list[ManifestFile]) -> dict[str, str]:
+    """sha256 → why, for files that are gone or differ from what the manifest recorded. Blocking."""
+    changed: dict[str, str] = {}
+    for file in files:
+        try:
+            info = os.stat(file.path)
+        except FileNotFoundError:
+            changed[file.sha256] = "the source file is gone since it was added"
+            continue
+        except OSError as exc:
+            changed[file.sha256] = f"the source file is unreadable now ({exc.strerror or exc})"
+            continue
+        if info.st_size != file.size or info.st_mtime_ns != file.mtime_ns:
+            changed[file.sha256] = "the source file changed since it was added (size or date differ); add it again"
+    return changed
+
+
+class _LocalReadFailed(Exception):
+    """Reading the source file failed mid-upload; deliberately not an OSError, so the client cannot
+    mistake it for a network failure."""
+
+
+class _StopRun(Exception):
+    """Stops every transfer of the run: the server is gone, refuses the dataset, or the token is wrong."""
+
+
+class DatasetUploader(QObject):
+    """One upload run over a manifest; see the module docstring. Start `run()` as a task and keep it."""
+
+    file_started = Signal(str)               # sha256
+    file_progress = Signal(str, float)       # sha256, fraction sent
+    file_stored = Signal(str)                # sha256
+    file_rejected = Signal(str, str, bool)   # sha256, reason, True when the server refused it
+    progress_changed = Signal(object, object)  # bytes done, bytes total (Python ints: may exceed 2**31)
+    finished = Signal(int, int)              # stored, rejected: every file has an answer
+    interrupted = Signal(str)                # why the run stopped early; the manifest is kept
+
+    def __init__(self, client: ApiClient, executor: Executor | None = None, *, max_in_flight: int = MAX_IN_FLIGHT,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._client = client
+        self._executor = executor
+        self._max_in_flight = max_in_flight
+        self._done = 0
+        self._total = 0
+        self._counted: dict[str, int] = {}  # bytes of each in-flight file already added to _done
+        self.sent_files: list[str] = []  # hashes actually PUT in this run (the resume tests read it)
+
+    async def run(self, manifest: UploadManifest) -> bool:
+        """Upload what the server lacks; True when every file got an answer (stored or rejected)."""
+        loop = asyncio.get_running_loop()
+        self._done, self._total = 0, manifest.total_bytes
+        self._counted = {}
+        self.sent_files = []
+        stored_count = rejected_count = 0
+        stop_message: str | None = None
+        try:
+            try:
+                on_server = {file.sha256 for file in await self._client.list_dataset_files(manifest.dataset_id)}
+            except NotFound as exc:
+                raise _StopRun("The dataset no longer exists on the server; nothing more can be sent.") from exc
+            except (CannotConnect, AuthFailed) as exc:
+                raise _StopRun(f"{exc.message} The upload is paused; resume it when the server is back.") from exc
+            except ApiError as exc:
+                raise _StopRun(exc.message) from exc
+            todo: list[ManifestFile] = []
+            for file in manifest.files:
+                if file.sha256 in on_server:
+                    stored_count += 1
+                    self._advance(file.size)
+                    self.file_stored.emit(file.sha256)
+                else:
+                    todo.append(file)
+            changed = await loop.run_in_executor(self._executor, changed_files, todo)
+            for file in todo:
+                if file.sha256 in changed:
+                    rejected_count += 1
+                    self._advance(file.size)
+                    self.file_rejected.emit(file.sha256, changed[file.sha256], False)
+            todo = [file for file in todo if file.sha256 not in changed]
+            slots = asyncio.Semaphore(self._max_in_flight)
+            results: list[bool] = []
+            async with asyncio.TaskGroup() as group:
+                for file in todo:
+                    group.create_task(self._send_one(manifest.dataset_id, file, slots, results))
+            stored_count += sum(results)
+            rejected_count += len(results) - sum(results)
+        except _StopRun as stop:
+            stop_message = str(stop)
+        except ExceptionGroup as group:  # from the TaskGroup: one transfer stopped the run
+            stops, others = group.split(_StopRun)
+            if others is not None:
+                raise others
+            assert stops is not None
+            stop_message = str(_first_leaf(stops))
+        except asyncio.CancelledError:
+            self.interrupted.emit("The upload was cancelled. It can be resumed or its dataset deleted.")
+            raise
+        if stop_message is not None:
+            self.interrupted.emit(stop_message)
+            return False
+        self.finished.emit(stored_count, rejected_count)
+        return True
+
+    def _advance(self, size: int) -> None:
+        self._done += size
+        self.progress_changed.emit(self._done, self._total)
+
+    async def _send_one(self, dataset_id: str, file: ManifestFile, slots: asyncio.Semaphore,
+                        results: list[bool]) -> None:
+        async with slots:
+            self.file_started.emit(file.sha256)
+            try:
+                self.sent_files.append(file.sha256)
+                await self._client.upload_file_stream(dataset_id, file.sha256, file.filename,
+                                                      self._chunks(file), file.size)
+            except _LocalReadFailed as exc:
+                self._rewind(file)
+                self._advance(file.size)
+                results.append(False)
+                self.file_rejected.emit(file.sha256, str(exc), False)
+                return
+            except RequestRejected as exc:  # 400 hash mismatch, 413, 415: this file only
+                self._rewind(file)
+                self._advance(file.size)
+                results.append(False)
+                self.file_rejected.emit(file.sha256, _server_reason(exc, file.filename), True)
+                return
+            except NotFound as exc:
+                raise _StopRun("The dataset was deleted on the server; the upload stopped.") from exc
+            except Conflict as exc:
+                raise _StopRun(f"The server no longer takes files for this dataset: {exc.message}") from exc
+            except (CannotConnect, AuthFailed) as exc:
+                raise _StopRun(f"{exc.message} The upload is paused; resume it when the server is back.") from exc
+            except ApiError as exc:  # 5xx (507 disk full…) or a malformed answer
+                raise _StopRun(f"The upload stopped: {exc.message}") from exc
+            except BaseException:
+                self._rewind(file)
+                raise
+            self._finish_file(file)
+            results.append(True)
+            self.file_stored.emit(file.sha256)
+
+    # progress bookkeeping: bytes of a file in flight count until it fails, then are taken back
+    def _rewind(self, file: ManifestFile) -> None:
+        counted = self._counted.pop(file.sha256, 0)
+        if counted:
+            self._done -= counted
+            self.progress_changed.emit(self._done, self._total)
+
+    def _finish_file(self, file: ManifestFile) -> None:
+        counted = self._counted.pop(file.sha256, 0)
+        self._advance(file.size - counted)
+        self.file_progress.emit(file.sha256, 1.0)
+
+    async def _chunks(self, file: ManifestFile) -> AsyncIterator[bytes]:
+        """The file's bytes in 1 MiB chunks read off the event loop; exactly `file.size` of them."""
+        loop = asyncio.get_running_loop()
+        self._counted[file.sha256] = 0
+        try:
+            handle = await loop.run_in_executor(self._executor, open, file.path, "rb")
+        except OSError as exc:
+            raise _LocalReadFailed(f"the source file cannot be opened ({exc.strerror or exc})") from exc
+        try:
+            remaining = file.size
+            while remaining > 0:
+                try:
+                    chunk = await loop.run_in_executor(self._executor, handle.read, min(CHUNK_BYTES, remaining))
+                except OSError as exc:
+                    raise _LocalReadFailed(f"reading the source file failed ({exc.strerror or exc})") from exc
+                if not chunk:
+                    raise _LocalReadFailed("the source file got shorter since it was added; add it again")
+                remaining -= len(chunk)
+                self._counted[file.sha256] += len(chunk)
+                self._advance(len(chunk))
+                self.file_progress.emit(file.sha256, (file.size - remaining) / file.size)
+                yield chunk
+        finally:
+            handle.close()
+
+
+def _first_leaf(group: BaseExceptionGroup) -> BaseException:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
+
+
+def _server_reason(error: ApiError, filename: str) -> str:
+    """The server's sentence without our client's generic prefix or a repeat of the file's name."""
+    message = error.message
+    marker = "): "
+    if message.startswith("The server refused the request (HTTP") and marker in message:
+        message = message.split(marker, 1)[1]
+    if message.startswith(f"{filename}: "):
+        message = message[len(filename) + 2:]
+    return f"refused by the server: {message.rstrip('.')}"

@@ -1,0 +1,397 @@
+"""The Models panel: the trained models of the server, the samples image of the selected one, and actions.
+
+`ModelsPanel` is a view over `ModelStore`: a toolbar (Save checkpoint as…, Show in folder, Delete…,
+Refresh), a notice bar for errors and results, the model table (sortable through a proxy, selection kept
+across refreshes) and, beside it, the selected model's details and samples image (scaled to fit, kept
+sharp). Save checkpoint as… asks for a file with QFileDialog from a plain slot and hands the download to
+the store (streamed to disk off the GUI thread), showing its progress; Show in folder opens the model's
+directory with QDesktopServices when the server is local (it gave a `path` that exists here); Delete asks
+for confirmation naming the model. Auto-refresh is on while the panel is visible.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QItemSelectionModel, QPoint, QSortFilterProxyModel, Qt, QUrl, Signal
+from PySide6.QtGui import QAction, QDesktopServices, QHideEvent, QImage, QKeySequence, QPixmap, QResizeEvent, QShowEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QHeaderView,
+    QLabel,
+    QMenu,
+    QMessageBox,
+    QProgressBar,
+    QSizePolicy,
+    QSplitter,
+    QStackedWidget,
+    QTableView,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from training_studio.contract.models import ModelStatus, TrainedModel
+from training_studio.ui.banner import Banner, BannerLevel
+from training_studio.ui.datasets.format import format_bytes, format_created, status_text
+from training_studio.ui.datasets.keyed_model import RecordRole
+from training_studio.ui.models.list_model import ModelColumn
+from training_studio.ui.models.store import ModelStore
+
+__all__ = ["ModelsPanel", "ScaledImageLabel"]
+
+ROW_HEIGHT = 26
+
+
+class ScaledImageLabel(QLabel):
+    """Shows one image scaled to fit (never up-scaled beyond 4× for tiny sample grids), keeping its ratio."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._image: QImage | None = None
+        self.setAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
+        self.setMinimumSize(160, 160)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setWordWrap(True)
+
+    @property
+    def image(self) -> QImage | None:
+        return self._image
+
+    def set_image(self, image: QImage | None, text: str = "") -> None:
+        self._image = image
+        if image is None:
+            self.setPixmap(QPixmap())
+            self.setText(text)
+        else:
+            self.setText("")
+            self._rescale()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if self._image is not None:
+            self._rescale()
+
+    def _rescale(self) -> None:
+        assert self._image is not None
+        ratio = self.devicePixelRatioF()
+        box = self.contentsRect().size()
+        limit = self._image.size() * 4
+        box = box.boundedTo(limit / ratio) if ratio > 0 else box
+        # Sample grids are small pixel images: scale without smoothing so the pixels stay crisp.
+        scaled = self._image.scaled(box * ratio, Qt.AspectRatioMode.KeepAspectRatio,
+                                    Qt.TransformationMode.FastTransformation)
+        pixmap = QPixmap.fromImage(scaled)
+        pixmap.setDevicePixelRatio(ratio)
+        self.setPixmap(pixmap)
+
+
+class ModelsPanel(QWidget):
+    """The "Models" tab; see the module docstring."""
+
+    delete_requested = Signal(str)  # model id, after the user confirmed
+
+    def __init__(self, store: ModelStore, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.store = store
+        self.model = store.model
+        self.setObjectName("modelsPanel")
+        self.setAccessibleName("Trained models")
+        self._shown_samples_for: str | None = None
+
+        self.save_action = QAction("&Save checkpoint as…", self)
+        self.save_action.setToolTip("Download the selected model's checkpoint file")
+        self.save_action.triggered.connect(self.choose_checkpoint_target)
+        self.folder_action = QAction("Show in &folder", self)
+        self.folder_action.setToolTip("Open the folder that holds the model on this computer")
+        self.folder_action.triggered.connect(self.show_in_folder)
+        self.delete_action = QAction("&Delete…", self)
+        self.delete_action.setShortcut(QKeySequence(Qt.Key.Key_Delete))
+        self.delete_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.delete_action.triggered.connect(self.confirm_delete_selected)
+        self.refresh_action = QAction("&Refresh", self)
+        self.refresh_action.triggered.connect(store.request_refresh)
+        toolbar = QToolBar(self)
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        for action in (self.save_action, self.folder_action, self.delete_action):
+            toolbar.addAction(action)
+        toolbar.addSeparator()
+        toolbar.addAction(self.refresh_action)
+        self.addAction(self.delete_action)
+
+        self.notice = Banner(self)
+        self.notice.setObjectName("modelsNotice")
+        self.notice.hide()
+        self.progress = QProgressBar(self)
+        self.progress.setObjectName("checkpointProgress")
+        self.progress.setAccessibleName("Checkpoint download")
+        self.progress.setTextVisible(True)
+        self.progress.hide()
+
+        self.proxy = QSortFilterProxyModel(self)
+        self.proxy.setSourceModel(self.model)
+        self.proxy.setSortRole(RecordRole.SORT)
+        self.table = QTableView(self)
+        self.table.setObjectName("modelTable")
+        self.table.setAccessibleName("Trained models")
+        self.table.setModel(self.proxy)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(ModelColumn.CREATED, Qt.SortOrder.DescendingOrder)
+        self.table.setAlternatingRowColors(True)
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        self.table.verticalHeader().setDefaultSectionSize(ROW_HEIGHT)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(ModelColumn.NAME, QHeaderView.ResizeMode.Stretch)
+        for column in (ModelColumn.BASE_MODEL, ModelColumn.STATUS, ModelColumn.SIZE):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        header.resizeSection(ModelColumn.CREATED, 140)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._show_context_menu)
+        self.empty_label = QLabel(self)
+        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_label.setWordWrap(True)
+        self.table_stack = QStackedWidget(self)
+        self.table_stack.addWidget(self.table)
+        self.table_stack.addWidget(self.empty_label)
+
+        details = QWidget(self)
+        details_layout = QVBoxLayout(details)
+        details_layout.setContentsMargins(6, 0, 0, 0)
+        self.details_label = QLabel(details)
+        self.details_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.details_label.setWordWrap(True)
+        self.details_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        samples_title = QLabel("Samples", details)
+        font = samples_title.font()
+        font.setBold(True)
+        samples_title.setFont(font)
+        self.samples_view = ScaledImageLabel(details)
+        self.samples_view.setObjectName("samplesImage")
+        self.samples_view.setAccessibleName("Sample images of the selected model")
+        details_layout.addWidget(self.details_label)
+        details_layout.addWidget(samples_title)
+        details_layout.addWidget(self.samples_view, 1)
+
+        splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        splitter.addWidget(self.table_stack)
+        splitter.addWidget(details)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addWidget(toolbar)
+        layout.addWidget(self.notice)
+        layout.addWidget(self.progress)
+        layout.addWidget(splitter, 1)
+
+        self.table.selectionModel().selectionChanged.connect(self._on_selection_changed)
+        store.models_changed.connect(self._on_models_changed)
+        store.refresh_failed.connect(self._on_refresh_failed)
+        store.refresh_succeeded.connect(self._on_refresh_succeeded)
+        store.delete_succeeded.connect(lambda _id, name: self._say(f"Deleted the model “{name}”.", BannerLevel.INFO))
+        store.delete_failed.connect(lambda _id, message: self._say(message, BannerLevel.ERROR))
+        store.samples_loaded.connect(self._on_samples_loaded)
+        store.samples_missing.connect(self._on_samples_missing)
+        store.samples_failed.connect(self._on_samples_failed)
+        store.checkpoint_started.connect(self._on_checkpoint_started)
+        store.checkpoint_progress.connect(self._on_checkpoint_progress)
+        store.checkpoint_saved.connect(self._on_checkpoint_saved)
+        store.checkpoint_failed.connect(self._on_checkpoint_failed)
+        store.unexpected_error.connect(lambda text: self._say(text, BannerLevel.ERROR))
+        self._update_state()
+        self._show_details(None)
+
+    # visibility drives auto-refresh -------------------------------------------------------------------------------
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self.store.set_auto_refresh(True)
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        super().hideEvent(event)
+        self.store.set_auto_refresh(False)
+
+    # user intent ------------------------------------------------------------------------------------------------------
+    def selected_model(self) -> TrainedModel | None:
+        rows = self.table.selectionModel().selectedRows()
+        record = rows[0].data(RecordRole.RECORD) if rows else None
+        return record if isinstance(record, TrainedModel) else None
+
+    def select_model(self, model_id: str) -> bool:
+        row = self.model.row_of(model_id)
+        if row is None:
+            return False
+        index = self.proxy.mapFromSource(self.model.index(row, 0))
+        self.table.selectionModel().setCurrentIndex(
+            index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
+        self.table.scrollTo(index)
+        return True
+
+    def choose_checkpoint_target(self) -> None:
+        """Plain slot: ask where to save (a nested loop is fine here, never in a coroutine), then download."""
+        model = self.selected_model()
+        if model is None or model.status is not ModelStatus.READY or self.store.is_downloading(model.id):
+            return
+        suggested = Path.home() / _suggested_filename(model)
+        path, _filter = QFileDialog.getSaveFileName(self, f"Save the checkpoint of “{model.name}”", str(suggested),
+                                                    "All files (*)")
+        if not path:
+            return
+        self.store.save_checkpoint(model.id, path)
+
+    def show_in_folder(self) -> bool:
+        model = self.selected_model()
+        folder = _local_folder(model)
+        if folder is None:
+            return False
+        if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))):
+            self._say(f"Could not open the folder {folder}.", BannerLevel.ERROR)
+            return False
+        return True
+
+    def confirm_delete_selected(self) -> None:
+        model = self.selected_model()
+        if model is None or self.store.is_deleting(model.id):
+            return
+        answer = QMessageBox.question(
+            self, "Delete model",
+            f"Delete the trained model “{model.name}”?\n\nIts checkpoint and samples are removed from the server.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+        if answer != QMessageBox.StandardButton.Yes:
+            return
+        self.delete_requested.emit(model.id)
+        self.store.request_delete(model.id)
+        self._update_actions()
+
+    # reactions ---------------------------------------------------------------------------------------------------------
+    def _say(self, text: str, level: BannerLevel) -> None:
+        self.notice.show_message(text, level)
+        self._update_actions()
+
+    def _on_selection_changed(self, *args: object) -> None:
+        self._show_details(self.selected_model())
+
+    def _on_models_changed(self) -> None:
+        self._update_state()
+        model = self.selected_model()
+        self._show_details(model, only_if_changed=True)
+
+    def _show_details(self, model: TrainedModel | None, *, only_if_changed: bool = False) -> None:
+        self._update_actions()
+        if model is None:
+            self.details_label.setText("Select a model to see its details and samples.")
+            self.samples_view.set_image(None, "")
+            self._shown_samples_for = None
+            return
+        lines = [model.name, f"Base model: {model.base_model}", f"Status: {status_text(model.status)}",
+                 f"Size: {format_bytes(model.size_bytes)}", f"Created: {format_created(model.created_at)}"]
+        if model.training_job_id:
+            lines.append(f"Job: {model.training_job_id}")
+        if model.error:
+            lines.append(f"Error: {model.error}")
+        self.details_label.setText("\n".join(lines))
+        key = f"{model.id}@{model.updated_at}"
+        if only_if_changed and key == self._shown_samples_for:
+            return
+        self._shown_samples_for = key
+        if model.status is ModelStatus.READY:
+            self.samples_view.set_image(None, "Loading samples…")
+            self.store.request_samples(model.id)
+        else:
+            text = "The trainer is still writing this model." if model.status is ModelStatus.PROCESSING \
+                else "This model has no samples."
+            self.samples_view.set_image(None, text)
+
+    def _is_selected(self, model_id: str) -> bool:
+        model = self.selected_model()
+        return model is not None and model.id == model_id
+
+    def _on_samples_loaded(self, model_id: str, image: QImage) -> None:
+        if self._is_selected(model_id):
+            self.samples_view.set_image(image)
+
+    def _on_samples_missing(self, model_id: str, text: str) -> None:
+        if self._is_selected(model_id):
+            self.samples_view.set_image(None, text)
+
+    def _on_samples_failed(self, model_id: str, message: str) -> None:
+        if self._is_selected(model_id):
+            self.samples_view.set_image(None, message)
+            self._say(message, BannerLevel.ERROR)
+
+    def _on_checkpoint_started(self, model_id: str, target: str) -> None:
+        self.progress.setRange(0, 0)
+        self.progress.setFormat(f"Saving checkpoint to {target}…")
+        self.progress.show()
+        self._update_actions()
+
+    def _on_checkpoint_progress(self, model_id: str, done: int, total: int | None) -> None:
+        if total:
+            self.progress.setRange(0, 1000)
+            self.progress.setValue(int(1000 * done / total))
+            self.progress.setFormat(f"Saving checkpoint: {format_bytes(done)} of {format_bytes(total)}")
+        else:
+            self.progress.setRange(0, 0)
+            self.progress.setFormat(f"Saving checkpoint: {format_bytes(done)}")
+
+    def _on_checkpoint_saved(self, model_id: str, target: str) -> None:
+        self.progress.hide()
+        self._say(f"Checkpoint saved to {target}.", BannerLevel.INFO)
+
+    def _on_checkpoint_failed(self, model_id: str, message: str) -> None:
+        self.progress.hide()
+        self._say(message, BannerLevel.ERROR)
+
+    def _on_refresh_failed(self, message: str) -> None:
+        self.notice.show_message(f"Could not refresh the models: {message} Showing the last good list.",
+                                 BannerLevel.WARNING, [("Retry now", self.store.request_refresh)])
+        self._update_state()
+
+    def _on_refresh_succeeded(self) -> None:
+        if self.notice.isVisible() and self.notice.level is BannerLevel.WARNING:
+            self.notice.hide()
+
+    def _show_context_menu(self, pos: QPoint) -> None:
+        if not self.table.indexAt(pos).isValid():
+            return
+        menu = QMenu(self)
+        for action in (self.save_action, self.folder_action, self.delete_action):
+            menu.addAction(action)
+        menu.popup(self.table.viewport().mapToGlobal(pos))
+
+    def _update_state(self) -> None:
+        if self.model.rowCount() > 0:
+            self.table_stack.setCurrentWidget(self.table)
+            return
+        if not self.store.loaded_once:
+            text = "Loading models…" if self.store.last_error is None else "The models could not be loaded."
+        else:
+            text = "No trained models yet.\nA model appears here when a training job completes."
+        self.empty_label.setText(text)
+        self.table_stack.setCurrentWidget(self.empty_label)
+
+    def _update_actions(self, *args: object) -> None:
+        model = self.selected_model()
+        ready = model is not None and model.status is ModelStatus.READY
+        self.save_action.setEnabled(ready and not self.store.is_downloading(model.id))  # type: ignore[union-attr]
+        self.folder_action.setEnabled(_local_folder(model) is not None)
+        self.delete_action.setEnabled(model is not None and not self.store.is_deleting(model.id))
+
+
+def _local_folder(model: TrainedModel | None) -> Path | None:
+    """The folder holding the model on this computer; None for a remote server (no `path`) or a stale one."""
+    if model is None or not model.path:
+        return None
+    path = Path(model.path)
+    folder = path if path.is_dir() else path.parent
+    return folder if folder.is_dir() else None
+
+
+def _suggested_filename(model: TrainedModel) -> str:
+    stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in model.name).strip("._") or "model"
+    suffix = Path(model.path).suffix if model.path else ""
+    return f"{stem}{suffix or '.ckpt'}"

@@ -1,0 +1,225 @@
+"""The models store: the one object that talks to the server for the Models panel.
+
+`ModelStore` owns the trained-model list (`TrainedModelListModel`, refreshed while the panel is shown and
+after every change, see `PollingStore`), the samples image of a model (fetched on demand, decoded off the
+GUI thread, cached per model until the model changes), deletes, and checkpoint downloads: streamed from
+`/checkpoint` into `<target>.part` with every disk write in a worker thread, renamed onto the target only
+when complete, and removed on any failure or cancel so no half-written file is left. Widgets never call
+HTTP; each event has its own signal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QImage
+
+from training_studio.client import ApiClient, ApiError, NotFound
+from training_studio.contract.models import TrainedModel
+from training_studio.ui.datasets.polling import REFRESH_INTERVAL_S, PollingStore
+from training_studio.ui.datasets.store import decode_image
+from training_studio.ui.models.list_model import TrainedModelListModel
+
+__all__ = ["ModelStore", "PART_SUFFIX"]
+
+log = logging.getLogger(__name__)
+
+PART_SUFFIX = ".part"
+
+
+class ModelStore(PollingStore):
+    """Trained models of one server, kept fresh; see the module docstring."""
+
+    models_changed = Signal()
+    delete_succeeded = Signal(str, str)          # model id, name
+    delete_failed = Signal(str, str)             # model id, human message
+    samples_loaded = Signal(str, QImage)         # model id, image
+    samples_missing = Signal(str, str)           # model id, human text (the trainer made none: not an error)
+    samples_failed = Signal(str, str)            # model id, human message
+    checkpoint_started = Signal(str, str)        # model id, target path
+    checkpoint_progress = Signal(str, object, object)  # model id, bytes done, total bytes or None
+    checkpoint_saved = Signal(str, str)          # model id, target path
+    checkpoint_failed = Signal(str, str)         # model id, human message
+
+    def __init__(self, client: ApiClient, *, interval: float = REFRESH_INTERVAL_S,
+                 parent: QObject | None = None) -> None:
+        super().__init__(client, interval=interval, parent=parent)
+        self.model = TrainedModelListModel(self)
+        # model id -> (updated_at it was fetched for, image): a re-trained/rewritten model refetches.
+        self._samples: dict[str, tuple[str, QImage]] = {}
+        self._samples_in_flight: set[str] = set()
+        self._deleting: set[str] = set()
+        self._downloads: dict[str, asyncio.Task[Any]] = {}
+
+    # queries -------------------------------------------------------------------------------------------
+    def trained_model(self, model_id: str) -> TrainedModel | None:
+        return self.model.record(model_id)
+
+    def is_deleting(self, model_id: str) -> bool:
+        return model_id in self._deleting
+
+    def is_downloading(self, model_id: str) -> bool:
+        return model_id in self._downloads
+
+    def cached_samples(self, model_id: str) -> QImage | None:
+        model = self.model.record(model_id)
+        entry = self._samples.get(model_id)
+        if model is None or entry is None or entry[0] != model.updated_at:
+            return None
+        return entry[1]
+
+    # intents ---------------------------------------------------------------------------------------------
+    def request_samples(self, model_id: str) -> None:
+        """Emit `samples_loaded` (from the cache when fresh), `samples_missing` or `samples_failed`."""
+        cached = self.cached_samples(model_id)
+        if cached is not None:
+            self.samples_loaded.emit(model_id, cached)
+            return
+        if self._shut_down or model_id in self._samples_in_flight:
+            return
+        self._spawn(self.load_samples(model_id))
+
+    def request_delete(self, model_id: str) -> None:
+        if self._shut_down or model_id in self._deleting:
+            return
+        self._spawn(self.delete_model(model_id))
+
+    def save_checkpoint(self, model_id: str, target: str | os.PathLike[str]) -> None:
+        """Download the checkpoint to `target` (the view asked where); one download per model at a time."""
+        if self._shut_down or model_id in self._downloads:
+            return
+        self._downloads[model_id] = self._spawn(self.download_checkpoint(model_id, Path(target)))
+
+    def cancel_checkpoint(self, model_id: str) -> None:
+        task = self._downloads.get(model_id)
+        if task is not None:
+            task.cancel()
+
+    # operations ------------------------------------------------------------------------------------------
+    async def _fetch(self) -> None:
+        models = await self.client.list_models()
+        self.model.apply_snapshot(models)
+        live = set(self.model.ids())
+        for gone in [m for m in self._samples if m not in live]:
+            del self._samples[gone]
+        self.models_changed.emit()
+
+    async def load_samples(self, model_id: str) -> QImage | None:
+        model = self.model.record(model_id)
+        version = model.updated_at if model is not None else ""
+        self._samples_in_flight.add(model_id)
+        try:
+            try:
+                data = await self.client.model_samples(model_id)
+            except NotFound as error:
+                self.samples_missing.emit(model_id, _missing_text(error))
+                return None
+            except ApiError as error:
+                self.samples_failed.emit(model_id, f"Could not load the samples: {error.message}")
+                return None
+            image = await asyncio.get_running_loop().run_in_executor(None, decode_image, data)
+        finally:
+            self._samples_in_flight.discard(model_id)
+        if image is None:
+            self.samples_failed.emit(model_id, "The server's samples file is not an image Qt can read.")
+            return None
+        self._samples[model_id] = (version, image)
+        self.samples_loaded.emit(model_id, image)
+        return image
+
+    async def delete_model(self, model_id: str) -> bool:
+        model = self.model.record(model_id)
+        name = model.name if model is not None else model_id
+        self._deleting.add(model_id)
+        try:
+            await self.client.delete_model(model_id)
+        except NotFound:
+            pass  # already gone: what the user wanted
+        except ApiError as error:
+            self._deleting.discard(model_id)  # before the signal: views re-enable Delete on it
+            self.delete_failed.emit(model_id, f"Could not delete “{name}”: {error.message}")
+            return False
+        finally:
+            self._deleting.discard(model_id)
+        self.model.remove(model_id)
+        self._samples.pop(model_id, None)
+        self.delete_succeeded.emit(model_id, name)
+        self.models_changed.emit()
+        self.request_refresh()
+        return True
+
+    async def download_checkpoint(self, model_id: str, target: Path) -> bool:
+        """Stream the checkpoint into target + ".part", then rename; nothing is left behind on failure."""
+        loop = asyncio.get_running_loop()
+        part = target.with_name(target.name + PART_SUFFIX)
+        handle: BinaryIO | None = None
+        self.checkpoint_started.emit(model_id, str(target))
+        try:
+            handle = await loop.run_in_executor(None, _open_for_writing, part)
+
+            async def write(chunk: bytes) -> None:
+                await loop.run_in_executor(None, handle.write, chunk)  # type: ignore[union-attr]
+
+            def progress(done: int, total: int | None) -> None:
+                self.checkpoint_progress.emit(model_id, done, total)
+
+            await self.client.download_checkpoint(model_id, write, progress)
+            await loop.run_in_executor(None, _finish, handle, part, target)
+            handle = None
+        except asyncio.CancelledError:
+            await _discard(loop, handle, part)
+            if not self._shut_down:
+                self.checkpoint_failed.emit(model_id, "The checkpoint download was cancelled; nothing was saved.")
+            raise
+        except ApiError as error:
+            await _discard(loop, handle, part)
+            self.checkpoint_failed.emit(model_id, f"The checkpoint was not saved: {error.message}")
+            return False
+        except OSError as error:
+            await _discard(loop, handle, part)
+            reason = error.strerror or str(error)
+            self.checkpoint_failed.emit(model_id, f"The checkpoint was not saved: could not write "
+                                                  f"{target}: {reason}.")
+            return False
+        finally:
+            self._downloads.pop(model_id, None)
+        self.checkpoint_saved.emit(model_id, str(target))
+        return True
+
+
+def _missing_text(error: ApiError) -> str:
+    return "This model has no sample images." if error.code in (None, "samples_not_found") else error.message
+
+
+def _open_for_writing(part: Path) -> BinaryIO:
+    return open(part, "wb")
+
+
+def _finish(handle: BinaryIO, part: Path, target: Path) -> None:
+    handle.flush()
+    os.fsync(handle.fileno())
+    handle.close()
+    os.replace(part, target)  # atomic: the target is either the old file or the whole new one
+
+
+async def _discard(loop: asyncio.AbstractEventLoop, handle: BinaryIO | None, part: Path) -> None:
+    def remove() -> None:
+        if handle is not None:
+            try:
+                handle.close()
+            except OSError:
+                pass
+        try:
+            part.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            log.warning("could not remove the partial download %s: %s", part, error)
+
+    # Shielded: a cancel (the user's or at quit) must still clean up the partial file.
+    await asyncio.shield(loop.run_in_executor(None, remove))

@@ -1,0 +1,56 @@
+"""Fixtures for the Datasets/Models panel tests: stores on a real server subprocess, and shortcuts to make
+datasets and models there over HTTP (real PNG files made with Pillow)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from training_studio.client import ApiClient
+from training_studio.ui.datasets.store import DatasetStore
+from training_studio.ui.models.store import ModelStore
+from tests.ui.app_fixtures import sync_client
+from tests.ui.jobs_helpers import make_dataset, make_job, wait_status
+
+__all__ = ["api_client", "http", "dataset_store", "model_store", "make_dataset", "make_job", "wait_status",
+           "trained_model"]
+
+
+@pytest.fixture
+def api_client(server, harness) -> ApiClient:
+    client = ApiClient(server.url, server.token, timeout=10.0)
+    harness.clients.append(client)  # closed by the harness at the end
+    return client
+
+
+@pytest.fixture
+def http(server):
+    with sync_client(server.url, server.token) as client:
+        yield client
+
+
+@pytest.fixture
+def dataset_store(api_client, harness):
+    store = DatasetStore(api_client, interval=0.3)
+    yield store
+    store.shutdown()
+    harness.run(store.wait_idle())
+
+
+@pytest.fixture
+def model_store(api_client, harness):
+    store = ModelStore(api_client, interval=0.3)
+    yield store
+    store.shutdown()
+    harness.run(store.wait_idle())
+
+
+def trained_model(http: httpx.Client, name: str = "tiny", steps: int = 5) -> dict:
+    """Train a tiny model with the built-in trainer and return the server's TrainedModel for it."""
+    dataset_id = make_dataset(http, f"{name}-data", images=4)
+    job = make_job(http, dataset_id, name, steps, resolution=8, batch_size=4)
+    final = wait_status(http, job["id"], {"completed", "failed", "cancelled"}, timeout=60)
+    assert final["status"] == "completed", final
+    models = [m for m in http.get("/api/models").json() if m["training_job_id"] == job["id"]]
+    assert len(models) == 1, models
+    return models[0]

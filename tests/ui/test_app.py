@@ -1,0 +1,54 @@
+"""The GUI bootstrap: where it connects, and a whole run of the real program that exits cleanly."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from training_studio.ui.app import resolve_config
+
+
+def _args(**kwargs) -> argparse.Namespace:
+    base = dict(server=None, token=None, data_dir=None, screenshot=None, quit_after=None, verbose=False)
+    base.update(kwargs)
+    return argparse.Namespace(**base)
+
+
+def test_remote_server_from_flags_or_environment(tmp_path):
+    env = {"TRAINING_STUDIO_SERVER": "http://team:8765/", "TRAINING_STUDIO_TOKEN": "env-token"}
+    config = resolve_config(_args(data_dir=str(tmp_path)), env)
+    assert (config.server_url, config.token) == ("http://team:8765", "env-token")
+    config = resolve_config(_args(server="http://other:1", token="flag-token", data_dir=str(tmp_path)), env)
+    assert (config.server_url, config.token) == ("http://other:1", "flag-token")
+
+
+def test_local_server_by_default_and_env_token_not_used_for_it(tmp_path):
+    config = resolve_config(_args(), {"TRAINING_STUDIO_TOKEN": "stray", "TRAINING_STUDIO_DATA_DIR": str(tmp_path)})
+    assert config.server_url is None and config.token is None and config.data_dir == tmp_path
+
+
+def test_a_whole_run_starts_the_local_server_exits_cleanly_and_leaves_it_running(tmp_path):
+    data_dir = tmp_path / "data"
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    env.pop("TRAINING_STUDIO_TOKEN", None)
+    env.pop("TRAINING_STUDIO_SERVER", None)
+    result = subprocess.run([sys.executable, "-m", "training_studio", "--data-dir", str(data_dir),
+                             "--quit-after", "4"], env=env, capture_output=True, timeout=90)
+    info = json.loads((data_dir / "server.json").read_text())
+    try:
+        assert result.returncode == 0, result.stderr.decode(errors="replace")
+        stderr = result.stderr.decode(errors="replace")
+        assert "Traceback" not in stderr and "Warning" not in stderr and "never awaited" not in stderr, stderr
+        os.kill(info["pid"], 0)  # the server outlives the window: jobs keep running
+        assert Path(f"/proc/{info['pid']}/cmdline").read_bytes().find(info["token"].encode()) == -1
+    finally:
+        os.kill(info["pid"], signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and (data_dir / "server.json").exists():
+            time.sleep(0.1)

@@ -1,0 +1,306 @@
+"""Uploading a new dataset through the resumable protocol against the real server: create → upload → commit,
+the manifest written before the first byte, server rejections per file, cancel, an upload cut by a server
+restart and resumed at the next launch sending only what the server lacks, and deleting an unfinished
+dataset. Files are real PNGs made with Pillow; the server is a real subprocess."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+from training_studio.client import ApiClient
+from training_studio.ui.datasets.import_controller import ImportPhase
+from training_studio.ui.datasets.import_dialog import DatasetImportPanel
+from training_studio.ui.datasets.import_model import FileState, ImportRole, RejectedRole
+from training_studio.ui.datasets.uploader import manifest_path
+from tests.ui.app_fixtures import sync_client
+
+UPLOAD_TIMEOUT_MS = 30_000
+
+
+def noisy_png(seed: int, size: tuple[int, int] = (96, 96)) -> bytes:
+    rng = random.Random(seed)
+    image = Image.frombytes("RGB", size, rng.randbytes(size[0] * size[1] * 3))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def make_images(folder: Path, count: int, size: tuple[int, int] = (96, 96)) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index in range(count):
+        path = folder / f"img{index:03d}.png"
+        path.write_bytes(noisy_png(index, size))
+        paths.append(path)
+    return paths
+
+
+class Answer:
+    """Stands in for QMessageBox.question (no nested event loop in tests); records the question."""
+
+    def __init__(self, button: QMessageBox.StandardButton) -> None:
+        self.button = button
+        self.texts: list[str] = []
+
+    def __call__(self, parent, title, text, *args, **kwargs):
+        self.texts.append(text)
+        return self.button
+
+
+class Panels:
+    """Builds import panels (one per simulated app launch) and shuts each down at the end."""
+
+    def __init__(self, harness, qtbot, data_dir: Path) -> None:
+        self.harness, self.qtbot, self.data_dir = harness, qtbot, data_dir
+        self.made: list[DatasetImportPanel] = []
+
+    def open(self, server, *, max_in_flight: int | None = None) -> DatasetImportPanel:
+        client = ApiClient(server.url, server.token, timeout=10.0)
+        self.harness.clients.append(client)
+        panel = DatasetImportPanel(client, self.data_dir)
+        if max_in_flight is not None:
+            panel.controller.uploader._max_in_flight = max_in_flight
+        self.qtbot.addWidget(panel)
+        panel.resize(900, 700)
+        panel.show()
+        self.made.append(panel)
+        return panel
+
+    def close(self, panel: DatasetImportPanel) -> None:
+        panel.controller.shutdown()
+        self.harness.run(panel.controller.wait_idle())
+        panel.close()
+
+    def close_all(self) -> None:
+        for panel in self.made:
+            panel.controller.shutdown()
+            self.harness.run(panel.controller.wait_idle())
+
+
+@pytest.fixture
+def panels(harness, qtbot, tmp_path):
+    made = Panels(harness, qtbot, tmp_path / "app-data")
+    yield made
+    made.close_all()
+
+
+def add_folder(panel: DatasetImportPanel, monkeypatch, qtbot, folder: Path, name: str) -> None:
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args, **kwargs: str(folder))
+    panel.name_edit.setText(name)
+    panel.add_folder_button.click()
+    qtbot.waitUntil(lambda: not panel.controller.is_scanning and panel.upload_button.isEnabled(), timeout=20_000)
+
+
+def states(panel: DatasetImportPanel) -> dict[str, FileState]:
+    model = panel.controller.files
+    return {Path(model.index(row).data(ImportRole.PATH)).name: model.index(row).data(ImportRole.STATE)
+            for row in range(model.rowCount())}
+
+
+def server_files(server, dataset_id: str) -> set[str]:
+    with sync_client(server.url, server.token) as http:
+        response = http.get(f"/api/datasets/{dataset_id}/files")
+        response.raise_for_status()
+        return {item["sha256"] for item in response.json()}
+
+
+def server_dataset(server, dataset_id: str) -> dict:
+    with sync_client(server.url, server.token) as http:
+        response = http.get(f"/api/datasets/{dataset_id}")
+        return {"status_code": response.status_code, **response.json()}
+
+
+# tests -------------------------------------------------------------------------------------------------
+def test_create_upload_commit(server, panels, monkeypatch, qtbot, tmp_path, stall_probe, qtmodeltester):
+    folder = tmp_path / "cats"
+    make_images(folder, 6)
+    (folder / "zz copy.png").write_bytes((folder / "img000.png").read_bytes())
+    (folder / "cut.png").write_bytes(noisy_png(99, (64, 64))[:600])  # passes the header check, not the decode
+    panel = panels.open(server)
+    qtmodeltester.check(panel.controller.files)
+    add_folder(panel, monkeypatch, qtbot, folder, "cats")
+    assert len(states(panel)) == 7 and set(states(panel).values()) == {FileState.READY}
+
+    manifest_seen_before_first_file: list[bool] = []
+
+    def on_first_file(_sha: str) -> None:
+        if not manifest_seen_before_first_file:
+            manifest = panel.controller.manifest
+            manifest_seen_before_first_file.append(
+                manifest is not None and manifest_path(panels.data_dir, manifest.dataset_id).is_file())
+
+    panel.controller.uploader.file_started.connect(on_first_file)
+    panel.upload_button.click()
+    qtbot.waitUntil(lambda: panel.controller.phase == ImportPhase.REVIEW, timeout=UPLOAD_TIMEOUT_MS)
+    assert manifest_seen_before_first_file == [True]
+
+    manifest = panel.controller.manifest
+    saved = json.loads(manifest_path(panels.data_dir, manifest.dataset_id).read_text())
+    assert {Path(f["path"]).name for f in saved["files"]} == set(states(panel))
+    assert all(set(f) == {"path", "filename", "size", "mtime_ns", "sha256"} for f in saved["files"])
+
+    # Every file has an answer: six stored, the truncated one refused by the server, with its reason.
+    assert states(panel)["cut.png"] == FileState.REJECTED
+    assert [s for n, s in states(panel).items() if n != "cut.png"] == [FileState.STORED] * 6
+    rejected = panel.controller.rejected
+    rows = {Path(rejected.index(r).data(RejectedRole.PATH)).name: r for r in range(rejected.rowCount())}
+    assert rejected.index(rows["zz copy.png"]).data(RejectedRole.REASON).startswith("duplicate of img000.png")
+    cut = rejected.index(rows["cut.png"])
+    assert cut.data(RejectedRole.BY_SERVER) is True
+    assert cut.data(RejectedRole.REASON).startswith("refused by the server: the image is damaged or truncated")
+    assert panel.progress_bar.value() == 1000
+
+    # Not committed yet: the server keeps it `processing`, never `active`.
+    assert server_dataset(server, manifest.dataset_id)["status"] == "processing"
+    assert len(server_files(server, manifest.dataset_id)) == 6
+    assert panel.commit_button.isEnabled()
+    with qtbot.waitSignal(panel.dataset_created, timeout=UPLOAD_TIMEOUT_MS) as created:
+        panel.commit_button.click()
+    assert created.args == [manifest.dataset_id]
+    dataset = server_dataset(server, manifest.dataset_id)
+    assert (dataset["status"], dataset["image_count"], dataset["name"]) == ("active", 6, "cats")
+    assert not manifest_path(panels.data_dir, manifest.dataset_id).exists()
+    # Ready for the next dataset.
+    assert panel.controller.phase == ImportPhase.EDITING and panel.controller.files.rowCount() == 0
+    assert panel.name_edit.text() == "" and panel.name_edit.isEnabled()
+    assert "ready with 6 files" in panel.status_label.text()
+    assert stall_probe.longest_gap < 1.0
+
+
+def test_upload_cut_by_server_restart_resumes_at_next_launch(server, panels, monkeypatch, qtbot, tmp_path):
+    folder = tmp_path / "dogs"
+    make_images(folder, 12)
+    first = panels.open(server, max_in_flight=1)
+    server_url = server.url
+    add_folder(first, monkeypatch, qtbot, folder, "dogs")
+
+    stored: list[str] = []
+
+    def kill_after_three(sha: str) -> None:
+        stored.append(sha)
+        if len(stored) == 3:
+            server.kill()  # the server vanishes mid-upload (SIGKILL: no goodbye)
+
+    first.controller.uploader.file_stored.connect(kill_after_three)
+    first.upload_button.click()
+    qtbot.waitUntil(lambda: first.controller.phase == ImportPhase.INTERRUPTED, timeout=UPLOAD_TIMEOUT_MS)
+    dataset_id = first.controller.manifest.dataset_id
+    assert first.message_banner.isVisible()
+    # Refused on a new connection, or broken on the pooled one: both name the server.
+    assert f"the server at {server_url}" in first.message_banner.text
+    assert first.message_banner.text.endswith("The upload is paused; resume it when the server is back.")
+    assert first.upload_button.text() == "&Resume" and first.upload_button.isEnabled()
+    assert list(states(first).values()).count(FileState.STORED) == 3
+    panels.close(first)  # the app quits with the upload unfinished
+    assert manifest_path(panels.data_dir, dataset_id).is_file()
+
+    server.start()  # same data dir, new port
+    before = server_files(server, dataset_id)
+    assert before == set(stored) and len(before) == 3
+    assert server_dataset(server, dataset_id)["status"] == "processing"
+    # One source file changes while the app is closed: it must not be sent as it was recorded.
+    changed = folder / "img011.png"
+    changed.write_bytes(noisy_png(1234))
+
+    second = panels.open(server)
+    with qtbot.waitSignal(second.controller.resume_available, timeout=10_000) as offer:
+        second.controller.check_unfinished()
+    assert offer.args[0].dataset_id == dataset_id
+    assert second.resume_banner.isVisible()
+    assert "did not finish" in second.resume_banner.text
+    second.resume_banner.button("Resume upload").click()
+    qtbot.waitUntil(lambda: second.controller.phase == ImportPhase.REVIEW, timeout=UPLOAD_TIMEOUT_MS)
+
+    after = server_files(server, dataset_id)
+    sent = set(second.controller.uploader.sent_files)
+    manifest_hashes = {f.sha256 for f in second.controller.manifest.files}
+    changed_hash = next(f.sha256 for f in second.controller.manifest.files if f.path == str(changed))
+    assert sent == manifest_hashes - before - {changed_hash}  # only what the server lacked, nothing stale
+    assert after == manifest_hashes - {changed_hash}
+    assert states(second)["img011.png"] == FileState.REJECTED
+    reasons = {Path(r.data(RejectedRole.PATH)).name: r.data(RejectedRole.REASON)
+               for r in (second.controller.rejected.index(i) for i in range(second.controller.rejected.rowCount()))}
+    assert reasons["img011.png"].startswith("the source file changed since it was added")
+
+    with qtbot.waitSignal(second.dataset_created, timeout=UPLOAD_TIMEOUT_MS):
+        second.commit_button.click()
+    dataset = server_dataset(server, dataset_id)
+    assert (dataset["status"], dataset["image_count"]) == ("active", 11)
+    assert not manifest_path(panels.data_dir, dataset_id).exists()
+
+
+def test_cancel_keeps_the_dataset_processing_and_delete_removes_it(server, panels, monkeypatch, qtbot, tmp_path):
+    folder = tmp_path / "birds"
+    make_images(folder, 8)
+    panel = panels.open(server, max_in_flight=1)
+    add_folder(panel, monkeypatch, qtbot, folder, "birds")
+
+    def cancel_after_two(_sha: str) -> None:
+        if panel.controller.files.count_in(FileState.STORED) == 2:
+            panel.cancel_button.click()
+
+    panel.controller.uploader.file_stored.connect(cancel_after_two)
+    panel.upload_button.click()
+    qtbot.waitUntil(lambda: panel.controller.phase == ImportPhase.INTERRUPTED, timeout=UPLOAD_TIMEOUT_MS)
+    dataset_id = panel.controller.manifest.dataset_id
+    assert "cancelled" in panel.status_label.text()
+    assert server_dataset(server, dataset_id)["status"] == "processing"  # never active half-filled
+    assert set(states(panel).values()) <= {FileState.STORED, FileState.INTERRUPTED}
+    assert panel.cancel_button.text() == "&Delete dataset"
+
+    refuse = Answer(QMessageBox.StandardButton.No)
+    monkeypatch.setattr(QMessageBox, "question", refuse)
+    panel.cancel_button.click()
+    assert len(refuse.texts) == 1 and "birds" in refuse.texts[0]
+    assert panel.controller.phase == ImportPhase.INTERRUPTED  # "No" changes nothing
+
+    monkeypatch.setattr(QMessageBox, "question", Answer(QMessageBox.StandardButton.Yes))
+    with qtbot.waitSignal(panel.controller.dataset_deleted, timeout=10_000):
+        panel.cancel_button.click()
+    assert server_dataset(server, dataset_id)["status_code"] == 404
+    assert not manifest_path(panels.data_dir, dataset_id).exists()
+    assert panel.controller.phase == ImportPhase.EDITING and panel.controller.files.rowCount() == 0
+
+
+def test_manifest_for_a_dataset_gone_from_the_server_is_dropped(server, panels, monkeypatch, qtbot, tmp_path):
+    folder = tmp_path / "fish"
+    make_images(folder, 2)
+    panel = panels.open(server, max_in_flight=1)
+    add_folder(panel, monkeypatch, qtbot, folder, "fish")
+    panel.controller.uploader.file_stored.connect(lambda _sha: panel.controller.cancel())
+    panel.upload_button.click()
+    qtbot.waitUntil(lambda: panel.controller.phase == ImportPhase.INTERRUPTED, timeout=UPLOAD_TIMEOUT_MS)
+    dataset_id = panel.controller.manifest.dataset_id
+    panels.close(panel)
+    with sync_client(server.url, server.token) as http:
+        http.delete(f"/api/datasets/{dataset_id}").raise_for_status()
+
+    later = panels.open(server)
+    with qtbot.waitSignal(later.controller.resume_available, timeout=10_000) as offer:
+        later.controller.check_unfinished()
+    assert offer.args == [None]
+    assert not later.resume_banner.isVisible()
+    assert not manifest_path(panels.data_dir, dataset_id).exists()
+
+
+def test_upload_refused_when_the_manifest_cannot_be_saved(server, panels, monkeypatch, qtbot, tmp_path):
+    folder = tmp_path / "owls"
+    make_images(folder, 2)
+    panels.data_dir.mkdir(parents=True, exist_ok=True)
+    (panels.data_dir / "uploads").write_text("a file where the uploads folder should be")
+    panel = panels.open(server)
+    add_folder(panel, monkeypatch, qtbot, folder, "owls")
+    panel.upload_button.click()
+    qtbot.waitUntil(lambda: panel.message_banner.isVisible(), timeout=UPLOAD_TIMEOUT_MS)
+    assert "Could not save the upload manifest" in panel.message_banner.text
+    assert "nothing was sent" in panel.message_banner.text
+    assert panel.controller.phase == ImportPhase.EDITING
+    with sync_client(server.url, server.token) as http:
+        assert [d for d in http.get("/api/datasets").json() if d["name"] == "owls"] == []

@@ -1,0 +1,169 @@
+"""JobStore: the refresh cycle, final states, cancels and failures, against real servers on real sockets."""
+
+from __future__ import annotations
+
+import pytest
+
+from training_studio.contract.models import JobStatus
+from training_studio.ui.jobs.model import JobRole
+from tests.support.faulty_server import FaultyServer, Reply, job_json
+from tests.ui.app_fixtures import sync_client
+from tests.ui.jobs_helpers import make_dataset, make_job, wait_status
+
+JOBS = ("GET", "/api/training/jobs")
+STATUS = ("GET", "/api/training/status")
+
+
+@pytest.fixture
+def faulty():
+    srv = FaultyServer().start()
+    yield srv
+    srv.stop()
+
+
+def statuses(store) -> dict[str, JobStatus]:
+    model = store.model
+    return {model.job_at(r).id: model.job_at(r).status for r in range(model.rowCount())}
+
+
+def test_active_snapshot_fills_the_model_and_reports_the_server(harness, qtbot, faulty):
+    faulty.routes[JOBS] = Reply(200, [job_json("a", name="alpha"), job_json("b", name="beta", status="queued")])
+    store = harness.store(faulty.url, "t")
+    with qtbot.waitSignal(store.connection_changed, timeout=5000) as connected:
+        store.start()
+    assert connected.args == [faulty.url, "0.0.1"]
+    qtbot.waitUntil(lambda: store.model.rowCount() == 2, timeout=5000)
+    assert statuses(store) == {"a": JobStatus.RUNNING, "b": JobStatus.QUEUED}
+    assert store.last_failure is None and store.seconds_since_success() is not None
+
+
+def test_a_job_that_leaves_the_active_list_gets_its_final_state_once(harness, qtbot, faulty):
+    faulty.routes[JOBS] = Reply(200, [job_json("a"), job_json("b")])
+    store = harness.store(faulty.url, "t")
+    store.start()
+    qtbot.waitUntil(lambda: store.model.rowCount() == 2, timeout=5000)
+    faulty.routes[STATUS] = Reply(200, job_json("a", status="failed", progress=40.0,
+                                                error="out of memory", finishedAt="2026-01-01T00:01:00.000Z"))
+    faulty.routes[JOBS] = Reply(200, [job_json("b")])
+    qtbot.waitUntil(lambda: statuses(store).get("a") == JobStatus.FAILED, timeout=5000)
+    row = store.model.row_of("a")
+    assert store.model.job_at(row).error == "out of memory"
+    assert store.model.index(row, 0).data(JobRole.IS_FINISHED) is True
+    # Fetched once, not on every refresh.
+    n_before = sum(1 for r in faulty.requests if r[1] == "/api/training/status")
+    refreshes = len(faulty.requests)
+    qtbot.waitUntil(lambda: len(faulty.requests) >= refreshes + 3, timeout=5000)
+    assert sum(1 for r in faulty.requests if r[1] == "/api/training/status") == n_before == 1
+    # ... and it stays visible until cleared.
+    assert store.clear_finished() == 1
+    assert statuses(store) == {"b": JobStatus.RUNNING}
+
+
+def test_a_job_the_server_forgot_is_removed(harness, qtbot, faulty):
+    faulty.routes[JOBS] = Reply(200, [job_json("a")])
+    store = harness.store(faulty.url, "t")
+    store.start()
+    qtbot.waitUntil(lambda: store.model.rowCount() == 1, timeout=5000)
+    faulty.routes[JOBS] = Reply(200, [])
+    faulty.routes[STATUS] = Reply(404, {"error": {"code": "job_not_found", "message": "gone"}})
+    qtbot.waitUntil(lambda: store.model.rowCount() == 0, timeout=5000)
+
+
+@pytest.mark.parametrize("reply, kind, words", [
+    (Reply(500, {"error": {"code": "internal", "message": "database is locked"}}), "server_error",
+     "database is locked"),
+    (Reply(200, b"[{not json"), "bad_response", "not JSON"),
+    (Reply(200, {"jobs": []}), "bad_response", "contract"),
+    (Reply(401, {"error": {"code": "unauthorized", "message": "bad token"}}), "auth", "token"),
+])
+def test_failures_keep_the_last_good_data_and_recover(harness, qtbot, faulty, reply, kind, words):
+    faulty.routes[JOBS] = Reply(200, [job_json("a", name="alpha")])
+    store = harness.store(faulty.url, "t")
+    store.start()
+    qtbot.waitUntil(lambda: store.model.rowCount() == 1, timeout=5000)
+    faulty.routes[JOBS] = reply
+    with qtbot.waitSignal(store.refresh_failed, timeout=5000) as failed:
+        pass
+    assert failed.args[0] == kind and words in failed.args[1]
+    assert statuses(store) == {"a": JobStatus.RUNNING}  # last good data kept
+    faulty.routes[JOBS] = Reply(200, [job_json("a", name="alpha", progress=60.0)])
+    if kind == "auth":
+        store.reconnect()
+    with qtbot.waitSignal(store.connection_restored, timeout=5000):
+        pass
+    assert store.last_failure is None
+    assert store.model.index(0, 0).data(JobRole.PROGRESS) == pytest.approx(60.0)
+
+
+def test_unknown_status_shows_as_unknown(harness, qtbot, faulty):
+    faulty.routes[JOBS] = Reply(200, [job_json("a", status="hibernating")])
+    store = harness.store(faulty.url, "t")
+    store.start()
+    qtbot.waitUntil(lambda: store.model.rowCount() == 1, timeout=5000)
+    assert statuses(store) == {"a": JobStatus.UNKNOWN}
+
+
+def test_refreshes_never_overlap(harness, qtbot, faulty):
+    from PySide6.QtCore import QTimer
+
+    faulty.routes[JOBS] = Reply(200, [job_json("a")], delay=0.3)
+    store = harness.store(faulty.url, "t", refresh_interval=0.01, timeout=2.0)
+    hammer = QTimer()
+    hammer.setInterval(20)
+    hammer.timeout.connect(store.request_refresh)  # F5 held down, on top of the timer
+    store.start()
+    hammer.start()
+    qtbot.waitUntil(lambda: sum(1 for r in faulty.requests if r[1] == JOBS[1]) >= 4, timeout=10_000)
+    hammer.stop()
+    assert faulty.max_in_flight == 1
+
+
+def test_slow_server_times_out_as_unreachable(harness, qtbot, faulty):
+    faulty.routes[JOBS] = Reply(200, [job_json("a")], delay=1.5)
+    store = harness.store(faulty.url, "t", refresh_interval=0.05, timeout=0.3)
+    with qtbot.waitSignal(store.refresh_failed, timeout=5000) as failed:
+        store.start()
+    assert failed.args[0] == "unreachable" and "did not answer in time" in failed.args[1]
+
+
+def test_cancel_rejected_with_success_false_is_reported(harness, qtbot, faulty):
+    faulty.routes[JOBS] = Reply(200, [job_json("j1", name="big run")])
+    faulty.routes[("POST", "/api/training/jobs/j1/cancel")] = Reply(200, {"success": False}, delay=0.3)
+    store = harness.store(faulty.url, "t")
+    store.start()
+    qtbot.waitUntil(lambda: store.model.rowCount() == 1, timeout=5000)
+    with qtbot.waitSignal(store.cancel_failed, timeout=5000) as failed:
+        store.request_cancel("j1")
+        assert store.is_cancel_in_flight("j1")
+        assert store.model.index(0, 0).data(JobRole.IS_CANCELLING) is True
+        store.request_cancel("j1")  # ignored while in flight
+    assert failed.args[0] == "j1" and "big run" in failed.args[1]
+    assert store.model.index(0, 0).data(JobRole.IS_CANCELLING) is False
+    assert not store.is_cancel_in_flight("j1")
+    assert sum(1 for r in faulty.requests if r[1].endswith("/cancel")) == 1
+
+
+def test_real_server_jobs_progress_complete_and_cancel(harness, qtbot, server_factory):
+    server = server_factory(extra_args=["--cancel-grace", "1", "--concurrency", "2"])
+    http = sync_client(server.url, server.token)
+    dataset = make_dataset(http)
+    long_job = make_job(http, dataset, "long run", 1_000_000)
+    wait_status(http, long_job["id"], {"running"})
+    store = harness.store(server.url, server.token)
+    store.start()
+    qtbot.waitUntil(lambda: store.model.row_of(long_job["id"]) is not None, timeout=10_000)
+    row = store.model.row_of(long_job["id"])
+    first = store.model.index(row, 0).data(JobRole.PROGRESS)
+    qtbot.waitUntil(lambda: store.model.index(row, 0).data(JobRole.PROGRESS) > first, timeout=15_000)
+
+    short_job = make_job(http, dataset, "short run", 50)
+    qtbot.waitUntil(lambda: statuses(store).get(short_job["id"]) == JobStatus.COMPLETED, timeout=30_000)
+    done_row = store.model.row_of(short_job["id"])
+    assert store.model.index(done_row, 0).data(JobRole.PROGRESS) == pytest.approx(100.0)
+    assert store.model.row_of(long_job["id"]) == row  # the older row did not move
+
+    with qtbot.waitSignal(store.cancel_succeeded, timeout=10_000):
+        store.request_cancel(long_job["id"])
+    qtbot.waitUntil(lambda: statuses(store).get(long_job["id"]) == JobStatus.CANCELLED, timeout=20_000)
+    assert store.model.index(row, 0).data(JobRole.IS_CANCELLING) is False
+    http.close()

@@ -1,0 +1,187 @@
+"""The Train dialog against a real server: the form built from the base model's params_schema, validation
+that refuses bad values before anything is sent, the server's refusal shown, and a created job that runs."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtWidgets import QCheckBox, QComboBox, QLineEdit
+
+from training_studio.contract.models import Dataset, ParamSpec, ParamType
+from training_studio.runner.registry import BUILTIN_BASE_MODEL
+from training_studio.ui.banner import BannerLevel
+from training_studio.ui.datasets.train_dialog import ParamsForm, TrainDialog, parse_param
+from tests.ui.datasets_fixtures import (  # noqa: F401  (fixtures)
+    api_client,
+    dataset_store,
+    http,
+    make_dataset,
+    wait_status,
+)
+
+
+def open_dialog(dataset_store, http, qtbot, dataset_id: str) -> TrainDialog:
+    dataset = Dataset.model_validate(http.get(f"/api/datasets/{dataset_id}").json())
+    dialog = TrainDialog(dataset_store, dataset)
+    qtbot.addWidget(dialog)
+    dialog.open()
+    qtbot.waitUntil(lambda: dialog.current_base_model() is not None, timeout=10_000)
+    # Rows added to a shown form appear after one pass of the event loop (Qt queues their show).
+    qtbot.waitUntil(lambda: all(f.editor.isVisible() for f in dialog.params_form.fields.values()), timeout=5_000)
+    return dialog
+
+
+def all_jobs(http) -> list[dict]:
+    return http.get("/api/training/jobs", params={"status": "all"}).json()
+
+
+def field(dialog: TrainDialog, name: str):
+    return dialog.params_form.fields[name].editor
+
+
+def test_form_is_built_from_the_base_models_params_schema(dataset_store, http, qtbot):
+    dataset_id = make_dataset(http, "pets", images=2)
+    dialog = open_dialog(dataset_store, http, qtbot, dataset_id)
+    schema = http.get("/api/training/base-models").json()[0]["params_schema"]
+    assert dialog.current_base_model().id == "builtin-linear-vae"
+    assert list(dialog.params_form.fields) == [spec["name"] for spec in schema]
+    for spec in schema:
+        editor = field(dialog, spec["name"])
+        assert isinstance(editor, QLineEdit)
+        assert float(editor.text()) == spec["default"]
+        assert spec["description"] in editor.toolTip()
+        assert editor.accessibleName() == spec["name"]
+    assert field(dialog, "resolution").placeholderText() == "8 – 64"
+    assert dialog.name_edit.text() == "pets training"
+    assert "“pets”" in dialog.windowTitle()
+    assert dialog.create_button.isEnabled()
+    assert dialog.problems() == []
+
+
+@pytest.mark.parametrize(("name", "text", "problem"), [
+    ("resolution", "65", "resolution must be at most 64."),
+    ("resolution", "7", "resolution must be at least 8."),
+    ("resolution", "12.5", "resolution must be a whole number."),
+    ("learning_rate", "2", "learning_rate must be at most 1."),
+    ("learning_rate", "fast", "learning_rate must be a number."),
+    ("learning_rate", "nan", "learning_rate must be a finite number."),
+    ("batch_size", "", "batch_size is required."),
+])
+def test_out_of_range_values_are_refused_before_sending(dataset_store, http, qtbot, name, text, problem):
+    dataset_id = make_dataset(http, "strict", images=1)
+    dialog = open_dialog(dataset_store, http, qtbot, dataset_id)
+    field(dialog, name).setText(text)
+    error_label = dialog.params_form.fields[name].error
+    assert error_label.isVisibleTo(dialog) and error_label.text() == problem
+    assert not dialog.create_button.isEnabled()
+    assert problem in dialog.create_button.toolTip()
+
+    assert dialog.submit() is False  # Enter / a forced click still sends nothing
+    assert dialog.banner.isVisibleTo(dialog) and problem in dialog.banner.text
+    assert not dataset_store.is_creating_job
+    assert all_jobs(http) == []
+
+    field(dialog, name).setText(str(BUILTIN_BASE_MODEL.params_schema[[s.name for s in
+                                     BUILTIN_BASE_MODEL.params_schema].index(name)].default))
+    assert not error_label.isVisibleTo(dialog)
+    assert dialog.create_button.isEnabled()
+
+
+def test_an_empty_job_name_is_refused(dataset_store, http, qtbot):
+    dialog = open_dialog(dataset_store, http, qtbot, make_dataset(http, "named", images=1))
+    dialog.name_edit.setText("   ")
+    assert not dialog.create_button.isEnabled()
+    assert dialog.submit() is False
+    assert "Give the job a name." in dialog.banner.text
+    assert all_jobs(http) == []
+
+
+def test_created_job_runs_on_the_server_with_the_chosen_values(dataset_store, http, qtbot):
+    dataset_id = make_dataset(http, "runner", images=4)
+    dialog = open_dialog(dataset_store, http, qtbot, dataset_id)
+    dialog.name_edit.setText("quick run")
+    dialog.steps_spin.setValue(6)
+    field(dialog, "resolution").setText("8")
+    field(dialog, "batch_size").setText("4")
+    field(dialog, "learning_rate").setText("0.05")
+    with qtbot.waitSignal(dialog.job_created, timeout=10_000) as created:
+        assert dialog.submit() is True
+        assert not dialog.create_button.isEnabled()  # no double submit while in flight
+    job_id = created.args[0]
+    assert dialog.result() == TrainDialog.DialogCode.Accepted
+    job = http.get("/api/training/status", params={"job_id": job_id}).json()
+    assert job["name"] == "quick run" and job["datasetId"] == dataset_id and job["totalSteps"] == 6
+    assert job["baseModel"] == "builtin-linear-vae"
+    assert job["params"]["resolution"] == 8 and job["params"]["batch_size"] == 4
+    assert job["params"]["learning_rate"] == pytest.approx(0.05)
+    final = wait_status(http, job_id, {"completed", "failed", "cancelled"}, timeout=60)
+    assert final["status"] == "completed", final
+
+
+def test_the_servers_refusal_is_shown_and_the_dialog_keeps_the_values(dataset_store, http, qtbot):
+    dataset_id = make_dataset(http, "vanishing", images=1)
+    dialog = open_dialog(dataset_store, http, qtbot, dataset_id)
+    dialog.name_edit.setText("never runs")
+    assert http.delete(f"/api/datasets/{dataset_id}").status_code == 200  # gone behind the dialog's back
+    with qtbot.waitSignal(dataset_store.job_create_failed, timeout=10_000) as failed:
+        dialog.submit()
+    assert "The job was not created" in failed.args[0] and "dataset" in failed.args[0].lower()
+    assert dialog.isVisible()
+    assert dialog.banner.level is BannerLevel.ERROR and failed.args[0] in dialog.banner.text
+    assert dialog.name_edit.text() == "never runs"
+    assert dialog.create_button.isEnabled()  # the user may fix and retry
+    assert all_jobs(http) == []
+
+
+def test_base_models_that_fail_to_load_are_reported_with_retry(dataset_store, server, http, qtbot):
+    dataset = Dataset.model_validate(http.get(f"/api/datasets/{make_dataset(http, 'offline', images=1)}").json())
+    server.stop()
+    dialog = TrainDialog(dataset_store, dataset)
+    qtbot.addWidget(dialog)
+    dialog.open()
+    qtbot.waitUntil(lambda: dialog.banner.isVisible(), timeout=15_000)
+    assert "Could not load the base models" in dialog.banner.text
+    assert dialog.banner.button("Retry") is not None
+    assert not dialog.create_button.isEnabled()
+    assert "Choose a base model." in dialog.problems()
+
+
+# -- the form alone, for the types the built-in model does not use ------------------------------------------------
+
+SCHEMA = [
+    ParamSpec(name="optimizer", type=ParamType.CHOICE, default="adam", choices=["sgd", "adam"], description="Which"),
+    ParamSpec(name="shuffle", type=ParamType.BOOL, default=True, description="Shuffle"),
+    ParamSpec(name="prompt", type=ParamType.STR, default="a photo", description="Prompt"),
+    ParamSpec(name="scale", type=ParamType.FLOAT, default=0.5, min=0.0, max=1.0, description="Scale"),
+    ParamSpec.model_validate({"name": "future", "type": "tensor", "default": None}),
+]
+
+
+def test_form_editors_follow_each_type_and_skip_unknown_ones(qtbot):
+    form = ParamsForm()
+    qtbot.addWidget(form)
+    form.set_schema(SCHEMA)
+    assert isinstance(form.fields["optimizer"].editor, QComboBox)
+    assert isinstance(form.fields["shuffle"].editor, QCheckBox)
+    assert isinstance(form.fields["prompt"].editor, QLineEdit)
+    assert form.unsupported == ["future"]
+    assert form.values() == ({"optimizer": "adam", "shuffle": True, "prompt": "a photo", "scale": 0.5}, {})
+    form.fields["optimizer"].editor.setCurrentIndex(0)
+    form.fields["shuffle"].editor.setChecked(False)
+    form.fields["scale"].editor.setText("1.5")
+    params, problems = form.values()
+    assert params == {"optimizer": "sgd", "shuffle": False, "prompt": "a photo"}
+    assert problems == {"scale": "scale must be at most 1."}
+    assert not form.is_valid
+
+
+def test_parse_param_messages_name_the_field():
+    spec = ParamSpec(name="steps", type=ParamType.INT, min=1, max=10)
+    assert parse_param(spec, " 10 ") == 10
+    with pytest.raises(ValueError, match="^steps must be at least 1.$"):
+        parse_param(spec, "0")
+    with pytest.raises(ValueError, match="^steps must be a whole number.$"):
+        parse_param(spec, "1e3")
+    text = ParamSpec(name="note", type=ParamType.STR)
+    assert parse_param(text, "") == ""
+    with pytest.raises(ValueError, match="too long"):
+        parse_param(text, "x" * 10_001)
