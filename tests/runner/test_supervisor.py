@@ -120,7 +120,7 @@ def test_cancel_of_a_trainer_that_exits_on_sigterm(tmp_path: Path) -> None:
 
 def test_a_trainer_ignoring_sigterm_is_killed_after_the_grace_period(tmp_path: Path) -> None:
     recorder = Recorder()
-    process = make(tmp_path, "ignores_sigterm.py", recorder=recorder, cancel_grace=0.5)
+    process = make(tmp_path, "ignores_sigterm.py", recorder=recorder, cancel_grace=2.0)
 
     async def scenario() -> TrainerOutcome:
         await process.start()

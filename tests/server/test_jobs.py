@@ -76,6 +76,11 @@ def test_create_job_rejections(client, dataset):
     assert_error(new_job(client, dataset["id"], name="   "), 422, "validation_error")
     assert_error(new_job(client, dataset["id"], total_steps=0), 422, "validation_error")
     assert_error(new_job(client, dataset["id"], total_steps="many"), 422, "validation_error")
+    for field in ("dataset_id", "base_model"):  # lone surrogates: valid JSON, not storable text
+        raw = ('{"name": "x", "dataset_id": "%s", "base_model": "%s", "total_steps": 3}'
+               % (("\\ud800", BUILTIN_BASE_MODEL_ID) if field == "dataset_id" else (dataset["id"], "\\udc80")))
+        response = client.post("/api/training/jobs", content=raw.encode(), headers={"Content-Type": "application/json"})
+        assert_error(response, 422, "validation_error")
     # nothing half-created
     assert client.get("/api/training/jobs", params={"status": "all"}).json() == []
 
@@ -159,6 +164,8 @@ def test_metrics_since_step_and_stride(server, client, dataset):
     assert live.current_loss == pytest.approx(0.1)
     assert live.progress == pytest.approx(50.0)
     assert_error(client.get(f"/api/training/jobs/{job['id']}/metrics", params={"stride": 0}), 422,
+                 "validation_error")
+    assert_error(client.get(f"/api/training/jobs/{job['id']}/metrics", params={"since_step": 2 ** 70}), 422,
                  "validation_error")
 
 

@@ -18,7 +18,7 @@ from PIL import Image
 from PySide6.QtWidgets import QFileDialog
 
 from training_studio.client import ApiClient
-from training_studio.ui.datasets.import_controller import DatasetImportController, ImportPhase
+from training_studio.ui.datasets.import_controller import ImportPhase
 from training_studio.ui.datasets.import_dialog import DatasetImportPanel
 from training_studio.ui.datasets.import_model import FileState, ImportRole, RejectedRole
 from training_studio.ui.datasets.import_scan import ScanLimits, check_file, walk_paths

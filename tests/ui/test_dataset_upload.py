@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from PySide6.QtWidgets import QFileDialog, QMessageBox
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from training_studio.client import ApiClient
-from training_studio.ui.datasets.import_controller import ImportPhase
-from training_studio.ui.datasets.import_dialog import DatasetImportPanel
+from training_studio.ui.datasets.import_controller import ImportPhase, UnfinishedUploadWatcher
+from training_studio.ui.datasets.import_dialog import DatasetImportPanel, import_factory_for
 from training_studio.ui.datasets.import_model import FileState, ImportRole, RejectedRole
 from training_studio.ui.datasets.uploader import manifest_path
 from tests.ui.app_fixtures import sync_client
@@ -209,11 +209,23 @@ def test_upload_cut_by_server_restart_resumes_at_next_launch(server, panels, mon
     changed = folder / "img011.png"
     changed.write_bytes(noisy_png(1234))
 
-    second = panels.open(server)
-    with qtbot.waitSignal(second.controller.resume_available, timeout=10_000) as offer:
-        second.controller.check_unfinished()
-    assert offer.args[0].dataset_id == dataset_id
-    assert second.resume_banner.isVisible()
+    # The next launch: once connected the app learns an upload is waiting, and opens "New dataset…",
+    # which builds the import window through the factory the app uses.
+    client = ApiClient(server.url, server.token, timeout=10.0)
+    panels.harness.clients.append(client)
+    watcher = UnfinishedUploadWatcher(client, panels.data_dir)
+    with qtbot.waitSignal(watcher.found, timeout=10_000) as found:
+        watcher.check()
+    assert found.args == [1]
+    host = QWidget()
+    qtbot.addWidget(host)
+    host.resize(900, 700)
+    host.show()
+    second = import_factory_for(client, panels.data_dir)(host)
+    panels.made.append(second)
+    second.show()
+    qtbot.waitUntil(second.resume_banner.isVisible, timeout=10_000)
+    assert second.controller.pending_uploads[0].dataset_id == dataset_id
     assert "did not finish" in second.resume_banner.text
     second.resume_banner.button("Resume upload").click()
     qtbot.waitUntil(lambda: second.controller.phase == ImportPhase.REVIEW, timeout=UPLOAD_TIMEOUT_MS)
@@ -282,6 +294,14 @@ def test_manifest_for_a_dataset_gone_from_the_server_is_dropped(server, panels, 
     with sync_client(server.url, server.token) as http:
         http.delete(f"/api/datasets/{dataset_id}").raise_for_status()
 
+    watcher = UnfinishedUploadWatcher(ApiClient(server.url, server.token, timeout=10.0), panels.data_dir)
+    panels.harness.clients.append(watcher.client)
+    reports: list[int] = []
+    watcher.found.connect(reports.append)
+    watcher.check()
+    qtbot.waitUntil(lambda: watcher._task.done(), timeout=10_000)
+    assert reports == []  # its dataset is gone: nothing to offer
+
     later = panels.open(server)
     with qtbot.waitSignal(later.controller.resume_available, timeout=10_000) as offer:
         later.controller.check_unfinished()
@@ -304,3 +324,40 @@ def test_upload_refused_when_the_manifest_cannot_be_saved(server, panels, monkey
     assert panel.controller.phase == ImportPhase.EDITING
     with sync_client(server.url, server.token) as http:
         assert [d for d in http.get("/api/datasets").json() if d["name"] == "owls"] == []
+
+
+def test_odd_names_upload_and_a_dataset_the_server_refuses_entirely(server, panels, monkeypatch, qtbot, tmp_path):
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    (folder / "new\nline ünï 猫.png").write_bytes(noisy_png(40))
+    (folder / "  spaced  out .png").write_bytes(noisy_png(41))
+    panel = panels.open(server)
+    add_folder(panel, monkeypatch, qtbot, folder, "odd names")
+    panel.upload_button.click()
+    qtbot.waitUntil(lambda: panel.controller.phase == ImportPhase.REVIEW, timeout=UPLOAD_TIMEOUT_MS)
+    dataset_id = panel.controller.manifest.dataset_id
+    with sync_client(server.url, server.token) as http:
+        names = sorted(f["filename"] for f in http.get(f"/api/datasets/{dataset_id}/files").json())
+    assert names == ["newline ünï 猫.png", "spaced out .png"]  # the server keeps sanitised display names
+    with qtbot.waitSignal(panel.dataset_created, timeout=UPLOAD_TIMEOUT_MS):
+        panel.commit_button.click()
+
+    # Every file passes the local header check but none survives the server's full decode.
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for seed in range(2):
+        (broken / f"cut{seed}.png").write_bytes(noisy_png(50 + seed, (64, 64))[:500])
+    add_folder(panel, monkeypatch, qtbot, broken, "broken")
+    panel.upload_button.click()
+    qtbot.waitUntil(lambda: panel.controller.phase == ImportPhase.REVIEW, timeout=UPLOAD_TIMEOUT_MS)
+    assert set(states(panel).values()) == {FileState.REJECTED}
+    assert not panel.commit_button.isEnabled()
+    assert panel.message_banner.isVisible()
+    assert panel.message_banner.text.startswith("The server accepted none of the files")
+    broken_id = panel.controller.manifest.dataset_id
+    assert server_dataset(server, broken_id)["status"] == "processing"
+    monkeypatch.setattr(QMessageBox, "question", Answer(QMessageBox.StandardButton.Yes))
+    assert panel.cancel_button.text() == "&Delete dataset"
+    with qtbot.waitSignal(panel.controller.dataset_deleted, timeout=10_000):
+        panel.cancel_button.click()
+    assert server_dataset(server, broken_id)["status_code"] == 404

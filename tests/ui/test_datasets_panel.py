@@ -302,3 +302,40 @@ def test_unknown_status_and_type_read_unknown(qtmodeltester):
     assert model.index(0, DatasetColumn.TYPE).data() == "Unknown"
     assert model.index(0, DatasetColumn.STATUS).data() == "Unknown"
     assert model.index(0, DatasetColumn.STATUS).data(RecordRole.STATUS) == "unknown"
+
+
+def test_a_big_grid_loads_its_thumbnails_without_stalling_the_gui(panel, dataset_store, http, qtbot, stall_probe):
+    dataset_id = make_dataset(http, "many", images=40)
+    stall_probe.longest_gap = 0.0  # measure the GUI from here on, not the test's own setup over HTTP
+    stall_probe.start()
+    panel.show()
+    qtbot.waitUntil(lambda: dataset_store.model.rowCount() == 1, timeout=10_000)
+    panel.select_dataset(dataset_id)
+    files_model = dataset_store.files_model
+    qtbot.waitUntil(lambda: files_model.rowCount() == 40, timeout=10_000)
+    grid = panel.viewer.grid
+    visible = [r for r in range(40) if grid.visualRect(files_model.index(r, 0)).intersects(grid.viewport().rect())]
+    assert 0 < len(visible) < 40
+    qtbot.waitUntil(lambda: all(files_model.index(r, 0).data(FileRole.THUMBNAIL) is not None for r in visible),
+                    timeout=15_000)
+    last_sha = files_model.index(39, 0).data(FileRole.SHA256)
+    assert not files_model.thumbnail_requested(last_sha)  # only what is on screen is fetched
+    grid.scrollToBottom()
+    qtbot.waitUntil(lambda: files_model.index(39, 0).data(FileRole.THUMBNAIL) is not None, timeout=15_000)
+    assert stall_probe.longest_gap < 1.0
+
+
+def test_a_record_whose_created_at_changed_moves_without_a_reset_and_keeps_persistent_indexes(qtmodeltester):
+    from PySide6.QtCore import QPersistentModelIndex
+
+    model = DatasetListModel()
+    qtmodeltester.check(model)
+    model.apply_snapshot([dataset("a", "2026-01-01T00:00:01.000Z"), dataset("b", "2026-01-01T00:00:02.000Z")])
+    kept = QPersistentModelIndex(model.index(model.row_of("a"), 0))
+    resets: list[bool] = []
+    model.modelReset.connect(lambda: resets.append(True))
+    model.apply_snapshot([dataset("a", "2026-01-01T00:00:09.000Z"), dataset("b", "2026-01-01T00:00:02.000Z"),
+                          dataset("c", "2026-01-01T00:00:05.000Z")])
+    assert model.ids() == ["a", "c", "b"]
+    assert resets == []
+    assert kept.isValid() and kept.data(RecordRole.ID) == "a" and kept.row() == 0

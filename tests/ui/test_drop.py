@@ -8,6 +8,7 @@ import io
 from pathlib import Path
 
 import pytest
+import shiboken6
 from PIL import Image
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDragLeaveEvent, QDragMoveEvent, QDropEvent
@@ -61,6 +62,13 @@ class Drag:
                            Qt.KeyboardModifier.NoModifier)
         QApplication.sendEvent(self.target, event)
         return event
+
+
+def drop_on(target: QWidget, mime: QMimeData) -> None:
+    """A whole drag: Qt delivers a drop only to a widget that accepted the drag's enter event."""
+    drag = Drag(target, mime)
+    assert drag.enter().isAccepted()
+    assert drag.drop().isAccepted()
 
 
 @pytest.fixture
@@ -162,3 +170,44 @@ def test_paths_from_mime_keeps_order_and_separates_remote_links(tmp_path):
     paths, refused = paths_from_mime(mime)
     assert paths == [str(tmp_path / "b"), str(tmp_path / "a"), "/"]
     assert refused == ["http://x.test/"]
+
+
+def test_drop_on_the_window_opens_new_dataset_from_the_datasets_panel(server, harness, qtbot, tmp_path):
+    # The wiring the app uses: the Datasets panel builds the import window with import_factory_for, and a
+    # window-wide drop target opens it (or reuses the open one) with the dropped paths.
+    from training_studio.ui.datasets.import_dialog import import_factory_for
+    from training_studio.ui.datasets.panel import DatasetsPanel
+    from training_studio.ui.datasets.store import DatasetStore
+
+    store = harness.store(server.url, server.token)
+    window = harness.window(store)
+    client = ApiClient(server.url, server.token, timeout=10.0)
+    harness.clients.append(client)
+    dataset_store = DatasetStore(client, interval=0.3)
+    datasets = window.add_panel("Datasets", lambda: DatasetsPanel(
+        dataset_store, import_factory=import_factory_for(client, tmp_path / "app-data")))
+    assert isinstance(datasets, DatasetsPanel)
+
+    def open_import(paths: list[str], refused: list[str]) -> None:
+        widget = datasets.open_new_dataset()
+        assert isinstance(widget, DatasetImportPanel)
+        widget.add_dropped(paths, refused)
+
+    target = install_drop_target(window, open_import)
+    assert target.widget is window
+    first = png(tmp_path / "one.png", (5, 50, 5))
+    second = png(tmp_path / "two.png", (50, 5, 5))
+    drop_on(window, url_mime(QUrl.fromLocalFile(str(first))))
+    importer = datasets.import_widget
+    assert isinstance(importer, DatasetImportPanel) and importer.isVisible()
+    drop_on(window, url_mime(QUrl.fromLocalFile(str(second))))
+    assert datasets.import_widget is importer  # the open import window is reused
+    qtbot.waitUntil(lambda: importer.controller.files.rowCount() == 2, timeout=20_000)
+    assert accepted(importer) == ["one.png", "two.png"]
+    controller = importer.controller
+    importer.close()
+    shiboken6.delete(importer)  # what deleteLater does once the app's loop runs (WA_DeleteOnClose)
+    assert controller._closed  # the controller shut down with its window
+    harness.run(controller.wait_idle())
+    dataset_store.shutdown()
+    harness.run(dataset_store.wait_idle())

@@ -208,3 +208,18 @@ def test_models_list_refresh_failure_is_shown(panel, model_store, server, http, 
         model_store.request_refresh()
     assert panel.notice.level is BannerLevel.WARNING and "Could not refresh the models" in panel.notice.text
     assert model_store.model.rowCount() == 1
+
+
+def test_a_cancelled_checkpoint_download_leaves_nothing_and_says_so(panel, model_store, http, qtbot, tmp_path):
+    model = trained_model(http, "interrupted")
+    shown(panel, model["id"], qtbot)
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    with qtbot.waitSignal(model_store.checkpoint_failed, timeout=10_000) as failed:
+        model_store.save_checkpoint(model["id"], folder / "x.npz")
+        assert model_store.is_downloading(model["id"]) and not panel.save_action.isEnabled() is False
+        model_store.cancel_checkpoint(model["id"])
+    assert "cancelled" in failed.args[1] and "nothing was saved" in failed.args[1]
+    assert list(folder.iterdir()) == []
+    assert not model_store.is_downloading(model["id"])
+    assert panel.save_action.isEnabled()  # the user can try again

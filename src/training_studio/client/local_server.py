@@ -214,16 +214,16 @@ class LocalServerManager:
         while time.monotonic() < deadline:
             info = read_server_info(self.data_dir)
             exited = proc.poll() is not None
-            if info is not None and (info.pid == proc.pid or exited) and self._pid_alive(info.pid):
-                if info.token != token and info.pid == proc.pid:
-                    # Our child must have our token; anything else is a stale file mid-rewrite.
-                    info = None
-                else:
-                    version = await self._probe(info)
-                    if version is not None:
-                        self.info = ServerInfo(info.url, info.token, info.pid, version or info.version)
-                        return self.info
-            if exited and info is None:
+            # Ours announces our token; if ours exited, another app's server may have won the data dir.
+            candidate = info is not None and self._pid_alive(info.pid) and (
+                (info.pid == proc.pid and info.token == token) or (exited and info.pid != proc.pid))
+            if candidate:
+                assert info is not None
+                version = await self._probe(info)
+                if version is not None:
+                    self.info = ServerInfo(info.url, info.token, info.pid, version or info.version)
+                    return self.info
+            if exited:
                 raise LocalServerError(f"The local server exited at start (code {proc.returncode}); see "
                                        f"{log_path}.{_log_tail(log_path)}")
             await asyncio.sleep(0.1)

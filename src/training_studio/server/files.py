@@ -10,6 +10,7 @@ display text only: `clean_display_text` cleans them and no path is ever built fr
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import contextlib
 import hashlib
@@ -103,7 +104,8 @@ async def stream_to_temp(chunks: AsyncIterator[bytes], storage: Storage, max_byt
                 digest.update(chunk)
                 handle.write(chunk)
             handle.flush()
-            os.fsync(handle.fileno())
+            # fsync of a large file can take a while: keep it off the event loop.
+            await asyncio.to_thread(os.fsync, handle.fileno())
     except BaseException as exc:
         discard(path)
         if is_disk_full(exc):

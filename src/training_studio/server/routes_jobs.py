@@ -100,6 +100,10 @@ async def create_job(request: CreateJobRequest = Body(...),
     name = clean_display_text(request.name, "")
     if not name:
         raise ApiError(422, "validation_error", "name: must not be blank.")
+    for field in ("dataset_id", "base_model"):
+        # JSON may carry lone surrogates ("\ud800"); such text can be neither stored nor matched.
+        if not getattr(request, field).isprintable():
+            raise ApiError(422, "validation_error", f"{field}: must be printable text.")
     dataset = ctx.storage.get_dataset(request.dataset_id)
     if dataset is None:
         raise ApiError(404, "dataset_not_found", f"There is no dataset with id {request.dataset_id!r}.")
@@ -138,7 +142,7 @@ async def base_models(ctx: ServerContext = Depends(server_context)) -> JSONRespo
 
 
 @router.get("/api/training/jobs/{job_id}/metrics", response_model=list[MetricPoint], responses=error_responses(404))
-async def job_metrics(job_id: str, since_step: int = Query(-1, description="only steps greater than this"),
+async def job_metrics(job_id: str, since_step: int = Query(-1, ge=-1, le=2**62, description="only steps greater than this"),
                       stride: int = Query(1, ge=1, le=1_000_000, description="keep every K-th point"),
                       ctx: ServerContext = Depends(server_context)) -> JSONResponse:
     _job_or_404(ctx, job_id)
@@ -177,7 +181,7 @@ def _complete_utf8_prefix(data: bytes) -> int:
 
 
 @router.get("/api/training/jobs/{job_id}/logs", response_model=LogChunk, responses=error_responses(404))
-async def job_logs(job_id: str, offset: int = Query(0, ge=0, description="byte offset to read from"),
+async def job_logs(job_id: str, offset: int = Query(0, ge=0, le=2**62, description="byte offset to read from"),
                    ctx: ServerContext = Depends(server_context)) -> JSONResponse:
     _job_or_404(ctx, job_id)
     chunk = await asyncio.to_thread(read_log_chunk, ctx.storage.job_log_path(job_id), offset)

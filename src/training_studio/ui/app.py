@@ -110,6 +110,7 @@ async def _main(app: Any, config: GuiConfig) -> int:
     client = ApiClient(config.server_url or "", config.token)
     store: JobStore | None = None
     window: MainWindow | None = None
+    library: Any = None  # the Datasets and Models panels' stores (ui.datasets.wiring.LibraryPanels)
     previous_hook = sys.excepthook
 
     def excepthook(kind: type[BaseException], error: BaseException, tb: TracebackType | None) -> None:
@@ -124,6 +125,9 @@ async def _main(app: Any, config: GuiConfig) -> int:
             local = LocalServerManager(config.data_dir, client.http, notify=lambda text: _notify(store, text))
         store = JobStore(client, local=local)
         window = MainWindow(store)
+        from training_studio.ui.datasets.wiring import install_library_panels
+
+        library = install_library_panels(window, client, store, data_dir=config.data_dir)
         window.closing.connect(quit_requested.set)
         window.show()
         store.start()
@@ -155,6 +159,9 @@ async def _main(app: Any, config: GuiConfig) -> int:
         if store is not None:
             store.shutdown()
             await store.wait_idle()
+        if library is not None:
+            library.shutdown()
+            await library.wait_idle()
         if window is not None:
             window.hide()
             window.deleteLater()

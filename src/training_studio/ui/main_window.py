@@ -194,9 +194,9 @@ class MainWindow(QMainWindow):
     def _on_refresh_failed(self, kind: str, message: str) -> None:
         actions: list[tuple[str, Callable[[], None]]]
         if kind == FailureKind.AUTH.value:
-            actions = [("Re&connect", self.store.reconnect)]
+            actions = [("Reconn&ect", self.store.reconnect)]
         elif kind == FailureKind.STOPPED.value:
-            actions = [("&Start local server", self.store.restart_local_server)]
+            actions = [("S&tart local server", self.store.restart_local_server)]
         else:
             actions = [("Retry &now", self.store.request_refresh)]
         level = BannerLevel.WARNING if kind == FailureKind.UNREACHABLE.value else BannerLevel.ERROR

@@ -88,6 +88,10 @@ class DatasetFilesModel(QAbstractListModel):
     def row_of(self, sha256: str) -> int | None:
         return self._row_by_sha.get(sha256)
 
+    def thumbnail_requested(self, sha256: str) -> bool:
+        """Whether a view has asked for this file's thumbnail yet (rows never painted are never fetched)."""
+        return sha256 in self._requested or sha256 in self._thumbnails
+
     # updates ---------------------------------------------------------------------------------------------------
     def set_files(self, dataset_id: str | None, files: list[DatasetFile]) -> None:
         """Show another dataset's files (a reset: it is a different list), or refresh the same one as a

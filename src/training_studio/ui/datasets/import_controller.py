@@ -51,7 +51,7 @@ from training_studio.ui.datasets.uploader import (
     save_manifest,
 )
 
-__all__ = ["DatasetImportController", "ImportPhase", "DATASET_TYPES", "SCAN_BATCH"]
+__all__ = ["DatasetImportController", "ImportPhase", "UnfinishedUploadWatcher", "DATASET_TYPES", "SCAN_BATCH"]
 
 log = logging.getLogger(__name__)
 
@@ -512,6 +512,8 @@ class DatasetImportController(QObject):
 
     def shutdown(self) -> None:
         """Cancel every task and drop queued thumbnail loads (the manifest stays for the next launch)."""
+        if self._closed:
+            return
         self._closed = True
         for task in list(self._tasks):
             task.cancel()
@@ -521,3 +523,52 @@ class DatasetImportController(QObject):
     async def wait_idle(self) -> None:
         if self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+class UnfinishedUploadWatcher(QObject):
+    """Tells the app, once connected, whether an earlier upload is waiting to be resumed or deleted.
+
+    The app calls `check()` when its connection comes up (e.g. from the job store's `connection_changed`);
+    `found(count)` reports uploads whose dataset is still `processing` on this server, and the app opens
+    the import window, whose banner then offers Resume or Delete. Manifests of datasets that are gone or
+    already active are left for the import window to clean up.
+    """
+
+    found = Signal(int)
+
+    def __init__(self, client: ApiClient, data_dir: Path, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.client = client
+        self.data_dir = Path(data_dir)
+        self._task: asyncio.Task[Any] | None = None
+        self._reported = False
+
+    def check(self) -> None:
+        if self._reported or (self._task is not None and not self._task.done()):
+            return
+        self._task = asyncio.get_event_loop().create_task(self._check())
+
+    async def _check(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            manifests, _problems = await loop.run_in_executor(None, load_manifests, self.data_dir)
+        except OSError as exc:
+            log.warning("cannot list unfinished uploads: %s", exc)
+            return
+        waiting = 0
+        for manifest in manifests:
+            try:
+                dataset = await self.client.get_dataset(manifest.dataset_id)
+            except CannotConnect:
+                return  # try again at the next connection
+            except ApiError:
+                continue
+            if dataset.status == DatasetStatus.PROCESSING:
+                waiting += 1
+        self._reported = True
+        if waiting:
+            self.found.emit(waiting)
+
+    def shutdown(self) -> None:
+        if self._task is not None:
+            self._task.cancel()

@@ -12,9 +12,11 @@ controller's signal after a commit, for the lead's wiring and the datasets brows
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -41,7 +43,7 @@ from training_studio.ui.datasets.import_scan import TYPE_EXTENSIONS
 from training_studio.ui.datasets.uploader import UploadManifest
 from training_studio.ui.drop import DropTarget, install_drop_target
 
-__all__ = ["DatasetImportPanel", "FILE_FILTERS"]
+__all__ = ["DatasetImportPanel", "FILE_FILTERS", "import_factory_for"]
 
 FILE_FILTERS = {
     "image": "Images (*.png *.jpg *.jpeg *.webp *.bmp *.gif)",
@@ -62,7 +64,10 @@ class DatasetImportPanel(QWidget):
         if controller is None:
             if client is None or data_dir is None:
                 raise ValueError("DatasetImportPanel needs a controller, or a client and a data dir")
-            controller = DatasetImportController(client, data_dir, self)
+            # No Qt parent: the controller outlives this widget until its cancelled tasks have unwound,
+            # so a task finishing after the window is gone never touches a deleted object.
+            controller = DatasetImportController(client, data_dir)
+            self.destroyed.connect(controller.shutdown)
         self.controller = controller
         self.setAccessibleName("Create dataset")
         self._build()
@@ -181,8 +186,8 @@ class DatasetImportPanel(QWidget):
         self.upload_button.clicked.connect(self._on_upload_clicked)
         self.cancel_button.clicked.connect(self._on_cancel_clicked)
         self.commit_button.clicked.connect(c.commit)
-        c.phase_changed.connect(lambda _phase: self._update_buttons())
-        c.scanning_changed.connect(lambda _busy: self._update_buttons())
+        c.phase_changed.connect(self._on_phase_changed)
+        c.scanning_changed.connect(self._on_scanning_changed)
         c.scan_progress.connect(self._on_scan_progress)
         c.upload_progress.connect(self._on_upload_progress)
         c.status_message.connect(self.status_label.setText)
@@ -239,6 +244,18 @@ class DatasetImportPanel(QWidget):
             self.confirm_discard()
         else:
             self.controller.cancel()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        # Closing stops checks and transfers; the manifest stays, so the upload can be resumed later.
+        if self.controller.phase == ImportPhase.UPLOADING or self.controller.is_scanning:
+            self.controller.cancel()
+        super().closeEvent(event)
+
+    def _on_phase_changed(self, _phase: str) -> None:
+        self._update_buttons()
+
+    def _on_scanning_changed(self, _busy: bool) -> None:
+        self._update_buttons()
 
     def _on_type_chosen(self, index: int) -> None:
         kind = self.type_combo.itemData(index)
@@ -347,3 +364,17 @@ class DatasetImportPanel(QWidget):
     def states_summary(self) -> dict[str, int]:
         """Count of files per state (for tests and the status bar)."""
         return {state.value: self.controller.files.count_in(state) for state in FileState}
+
+
+def import_factory_for(client: ApiClient, data_dir: Path) -> Callable[[QWidget], DatasetImportPanel]:
+    """A factory for the Datasets panel's "New dataset…": builds the import window and looks for unfinished
+    uploads to offer resuming."""
+
+    def build(parent: QWidget) -> DatasetImportPanel:
+        panel = DatasetImportPanel(client, data_dir, parent=parent)
+        panel.setWindowTitle("New dataset")
+        panel.resize(900, 700)
+        panel.controller.check_unfinished()
+        return panel
+
+    return build

@@ -11,6 +11,7 @@ the server accepts a job, `job_created(job_id)` is emitted for the app to show t
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from PySide6.QtCore import QItemSelectionModel, QObject, QPoint, QSortFilterProxyModel, Qt, Signal
@@ -39,6 +40,8 @@ from training_studio.ui.datasets.train_dialog import TrainDialog
 from training_studio.ui.datasets.viewer import DatasetViewer
 
 __all__ = ["DatasetsPanel", "ImportFactory"]
+
+log = logging.getLogger(__name__)
 
 ImportFactory = Callable[[QWidget], QWidget]  # parent -> widget/dialog with a dataset_created(str) signal
 ROW_HEIGHT = 26
@@ -211,24 +214,32 @@ class DatasetsPanel(QWidget):
         return dialog
 
     def open_new_dataset(self) -> QWidget | None:
+        """Show the import flow in its own window. It is built once and only hidden when closed, so an
+        upload in progress survives closing the window; the app shuts it down at quit."""
         if self.import_factory is None:
             return None
-        if self.import_widget is not None:
-            self.import_widget.raise_()
-            self.import_widget.activateWindow()
-            return self.import_widget
-        widget = self.import_factory(self)
-        widget.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        signal = getattr(widget, "dataset_created", None)
-        if signal is not None:
-            signal.connect(self._on_dataset_created)
-        widget.destroyed.connect(lambda *_: setattr(self, "import_widget", None))
-        self.import_widget = widget
+        widget = self.import_widget
+        if widget is None:
+            try:
+                widget = self.import_factory(self)
+            except Exception as error:  # a broken import flow must not break browsing
+                log.exception("building the new-dataset window failed")
+                self.notice.show_message(f"Could not open the new-dataset window: {error}", BannerLevel.ERROR)
+                return None
+            signal = getattr(widget, "dataset_created", None)
+            if signal is not None:
+                signal.connect(self._on_dataset_created)
+            if not isinstance(widget, QDialog):
+                widget.setWindowFlag(Qt.WindowType.Window, True)
+                widget.setWindowTitle("New dataset")
+                widget.resize(820, 620)
+            self.import_widget = widget
         if isinstance(widget, QDialog):
             widget.open()
         else:
-            widget.setWindowFlag(Qt.WindowType.Window, True)
             widget.show()
+        widget.raise_()
+        widget.activateWindow()
         return widget
 
     # reactions ------------------------------------------------------------------------------------------------------

@@ -70,6 +70,7 @@ class DatasetStore(PollingStore):
         self._thumbnails_in_flight: set[str] = set()
         self._deleting: set[str] = set()
         self._files_task: asyncio.Task[Any] | None = None
+        self._files_version: str | None = None  # updated_at of the viewed dataset when its files were read
         self._creating_job = False
 
     # queries for views ---------------------------------------------------------------------------------
@@ -127,6 +128,10 @@ class DatasetStore(PollingStore):
         datasets = await self.client.list_datasets()
         self.model.apply_snapshot(datasets)
         self.datasets_changed.emit()
+        viewed = self.model.record(self.files_model.dataset_id) if self.files_model.dataset_id else None
+        files_busy = self._files_task is not None and not self._files_task.done()
+        if viewed is not None and viewed.updated_at != self._files_version and not files_busy:
+            self.open_dataset(viewed.id)  # its files changed on the server (e.g. committed meanwhile)
 
     async def delete_dataset(self, dataset_id: str) -> bool:
         name = self._name_of(dataset_id)
@@ -152,12 +157,15 @@ class DatasetStore(PollingStore):
 
     async def load_files(self, dataset_id: str) -> bool:
         self.files_loading.emit(dataset_id)
+        known = self.model.record(dataset_id)
+        version = known.updated_at if known is not None else None
         try:
             files = await self.client.list_dataset_files(dataset_id)
         except ApiError as error:
             self.files_failed.emit(dataset_id, f"Could not load the files of “{self._name_of(dataset_id)}”: "
                                                f"{error.message}")
             return False
+        self._files_version = version
         self.files_model.set_files(dataset_id, files)
         self.files_loaded.emit(dataset_id)
         return True

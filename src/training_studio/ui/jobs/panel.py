@@ -100,7 +100,7 @@ class JobsPanel(QWidget):
         self.cancel_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         self.cancel_action.setToolTip("Cancel the selected training job (Delete)")
         self.cancel_action.triggered.connect(self.confirm_cancel_selected)
-        self.clear_action = QAction("Clear &finished", self)
+        self.clear_action = QAction("Clear finishe&d", self)
         self.clear_action.setToolTip("Remove completed, failed and cancelled jobs from the list")
         self.clear_action.triggered.connect(store.clear_finished)
         self.copy_id_action = QAction("Copy job &ID", self)
@@ -124,7 +124,7 @@ class JobsPanel(QWidget):
         self.status_combo.setAccessibleName("Filter jobs by status")
         for label, _ in STATUS_FILTERS:
             self.status_combo.addItem(label)
-        filter_label = QLabel("&Filter:", self)
+        filter_label = QLabel("Fi&lter:", self)
         filter_label.setBuddy(self.filter_edit)
 
         self.proxy = JobFilterProxyModel(self)

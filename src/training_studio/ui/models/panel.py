@@ -18,11 +18,13 @@ from PySide6.QtGui import QAction, QDesktopServices, QHideEvent, QImage, QKeySeq
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFileDialog,
+    QHBoxLayout,
     QHeaderView,
     QLabel,
     QMenu,
     QMessageBox,
     QProgressBar,
+    QPushButton,
     QSizePolicy,
     QSplitter,
     QStackedWidget,
@@ -127,7 +129,15 @@ class ModelsPanel(QWidget):
         self.progress.setObjectName("checkpointProgress")
         self.progress.setAccessibleName("Checkpoint download")
         self.progress.setTextVisible(True)
-        self.progress.hide()
+        self.cancel_download_button = QPushButton("Cancel download", self)
+        self.cancel_download_button.clicked.connect(self._cancel_download)
+        self.download_row = QWidget(self)
+        row = QHBoxLayout(self.download_row)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.progress, 1)
+        row.addWidget(self.cancel_download_button)
+        self.download_row.hide()
+        self._downloading_id: str | None = None
 
         self.proxy = QSortFilterProxyModel(self)
         self.proxy.setSourceModel(self.model)
@@ -186,7 +196,7 @@ class ModelsPanel(QWidget):
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addWidget(toolbar)
         layout.addWidget(self.notice)
-        layout.addWidget(self.progress)
+        layout.addWidget(self.download_row)
         layout.addWidget(splitter, 1)
 
         self.table.selectionModel().selectionChanged.connect(self._on_selection_changed)
@@ -324,10 +334,15 @@ class ModelsPanel(QWidget):
             self._say(message, BannerLevel.ERROR)
 
     def _on_checkpoint_started(self, model_id: str, target: str) -> None:
+        self._downloading_id = model_id
         self.progress.setRange(0, 0)
         self.progress.setFormat(f"Saving checkpoint to {target}…")
-        self.progress.show()
+        self.download_row.show()
         self._update_actions()
+
+    def _cancel_download(self) -> None:
+        if self._downloading_id is not None:
+            self.store.cancel_checkpoint(self._downloading_id)
 
     def _on_checkpoint_progress(self, model_id: str, done: int, total: int | None) -> None:
         if total:
@@ -339,11 +354,11 @@ class ModelsPanel(QWidget):
             self.progress.setFormat(f"Saving checkpoint: {format_bytes(done)}")
 
     def _on_checkpoint_saved(self, model_id: str, target: str) -> None:
-        self.progress.hide()
+        self.download_row.hide()
         self._say(f"Checkpoint saved to {target}.", BannerLevel.INFO)
 
     def _on_checkpoint_failed(self, model_id: str, message: str) -> None:
-        self.progress.hide()
+        self.download_row.hide()
         self._say(message, BannerLevel.ERROR)
 
     def _on_refresh_failed(self, message: str) -> None:

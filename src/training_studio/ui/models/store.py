@@ -93,7 +93,9 @@ class ModelStore(PollingStore):
         """Download the checkpoint to `target` (the view asked where); one download per model at a time."""
         if self._shut_down or model_id in self._downloads:
             return
-        self._downloads[model_id] = self._spawn(self.download_checkpoint(model_id, Path(target)))
+        task = self._spawn(self.download_checkpoint(model_id, Path(target)))
+        self._downloads[model_id] = task
+        task.add_done_callback(lambda done: self._download_done(model_id, done))
 
     def cancel_checkpoint(self, model_id: str) -> None:
         task = self._downloads.get(model_id)
@@ -172,24 +174,30 @@ class ModelStore(PollingStore):
             await loop.run_in_executor(None, _finish, handle, part, target)
             handle = None
         except asyncio.CancelledError:
-            await _discard(loop, handle, part)
-            if not self._shut_down:
-                self.checkpoint_failed.emit(model_id, "The checkpoint download was cancelled; nothing was saved.")
+            await _discard(loop, handle, part)  # the done-callback reports the cancel
             raise
         except ApiError as error:
             await _discard(loop, handle, part)
+            self._downloads.pop(model_id, None)
             self.checkpoint_failed.emit(model_id, f"The checkpoint was not saved: {error.message}")
             return False
         except OSError as error:
             await _discard(loop, handle, part)
+            self._downloads.pop(model_id, None)
             reason = error.strerror or str(error)
             self.checkpoint_failed.emit(model_id, f"The checkpoint was not saved: could not write "
                                                   f"{target}: {reason}.")
             return False
-        finally:
-            self._downloads.pop(model_id, None)
+        self._downloads.pop(model_id, None)
         self.checkpoint_saved.emit(model_id, str(target))
         return True
+
+    def _download_done(self, model_id: str, task: asyncio.Task[Any]) -> None:
+        # Also runs for a task cancelled before it started, where the coroutine's own cleanup never ran.
+        if self._downloads.get(model_id) is task:
+            del self._downloads[model_id]
+        if task.cancelled() and not self._shut_down:
+            self.checkpoint_failed.emit(model_id, "The checkpoint download was cancelled; nothing was saved.")
 
 
 def _missing_text(error: ApiError) -> str:

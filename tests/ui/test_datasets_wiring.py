@@ -1,0 +1,88 @@
+"""The Datasets and Models tabs inside the real MainWindow: a job created from the Train dialog shows up
+selected in the Jobs tab, a broken panel does not take the window down, and quitting stops everything."""
+
+from __future__ import annotations
+
+from training_studio.ui.datasets.panel import DatasetsPanel
+from training_studio.ui.datasets.wiring import install_library_panels
+from training_studio.ui.main_window import FailedPanel
+from training_studio.ui.models.panel import ModelsPanel
+from tests.ui.datasets_fixtures import http, make_dataset, wait_status  # noqa: F401  (fixtures)
+
+
+def test_train_dialog_job_appears_selected_in_the_monitor(harness, server, http, qtbot):
+    dataset_id = make_dataset(http, "wired", images=4)
+    store = harness.store(server.url, server.token)
+    window = harness.window(store)
+    library = install_library_panels(window, store.client, store)
+    store.start()
+    assert [window.tabs.tabText(i) for i in range(window.tabs.count())] == ["Jobs", "Datasets", "Models"]
+    assert isinstance(library.datasets_panel, DatasetsPanel) and isinstance(library.models_panel, ModelsPanel)
+
+    window.tabs.setCurrentWidget(library.datasets_panel)
+    qtbot.waitUntil(lambda: library.datasets.model.row_of(dataset_id) is not None, timeout=10_000)
+    panel = library.datasets_panel
+    panel.select_dataset(dataset_id)
+    dialog = panel.open_train_dialog()
+    qtbot.waitUntil(lambda: dialog.current_base_model() is not None, timeout=10_000)
+    dialog.steps_spin.setValue(4)
+    dialog.params_form.fields["resolution"].editor.setText("8")
+    dialog.params_form.fields["batch_size"].editor.setText("4")
+    with qtbot.waitSignal(panel.job_created, timeout=10_000) as created:
+        dialog.create_button.click()
+    job_id = created.args[0]
+
+    jobs_panel = window.jobs_panel
+    assert window.tabs.currentWidget() is jobs_panel
+    selected = jobs_panel.selected_job()
+    assert selected is not None and selected.id == job_id
+    assert wait_status(http, job_id, {"completed", "failed"}, timeout=60)["status"] == "completed"
+
+    # The trained model shows up in the Models tab once it is opened.
+    window.tabs.setCurrentWidget(library.models_panel)
+    qtbot.waitUntil(lambda: library.models.model.rowCount() == 1, timeout=15_000)
+    assert library.models.model.record_at(0).training_job_id == job_id
+
+    window.close()
+    assert not library.datasets.auto_refresh and not library.models.auto_refresh
+    harness.run(library.wait_idle())
+
+
+def test_a_panel_that_fails_to_build_shows_retry_and_the_rest_works(harness, server, qtbot, monkeypatch):
+    store = harness.store(server.url, server.token)
+    window = harness.window(store)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("models panel exploded")
+
+    monkeypatch.setattr("training_studio.ui.datasets.wiring.ModelsPanel", broken)
+    library = install_library_panels(window, store.client, store)
+    failed = window.panel("Models")
+    assert isinstance(failed, FailedPanel) and "models panel exploded" in failed.message.text()
+    assert isinstance(library.datasets_panel, DatasetsPanel)
+    monkeypatch.undo()
+    assert isinstance(window.retry_panel("Models"), ModelsPanel)
+    window.close()
+    harness.run(library.wait_idle())
+
+
+def test_new_dataset_opens_the_import_panel_in_its_own_window_and_keeps_it(harness, server, qtbot, tmp_path):
+    from training_studio.ui.datasets.import_dialog import DatasetImportPanel
+
+    store = harness.store(server.url, server.token)
+    window = harness.window(store)
+    library = install_library_panels(window, store.client, store, data_dir=tmp_path / "gui-data")
+    panel = library.datasets_panel
+    window.tabs.setCurrentWidget(panel)
+    assert panel.new_action.isEnabled()
+    panel.new_action.trigger()
+    first = panel.import_widget
+    assert isinstance(first, DatasetImportPanel) and first.isVisible() and first.isWindow()
+    first.name_edit.setText("half typed")
+    first.close()  # closing hides it: what was typed (or uploading) survives
+    panel.new_action.trigger()
+    assert panel.import_widget is first and first.isVisible()
+    assert first.name_edit.text() == "half typed"
+    first.close()
+    window.close()
+    harness.run(library.wait_idle())
