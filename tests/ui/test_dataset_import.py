@@ -149,7 +149,8 @@ def test_folder_with_every_kind_of_bad_input(panel, monkeypatch, qtbot, tmp_path
     wait_scanned(qtbot, panel)
 
     assert sorted(accepted_names(panel)) == sorted([
-        "good.png", "with space.png", "ünïcødé 猫.png", "new\nline.png", "nested.jpg", "inside.png", "truncated.png"])
+        "good.png", "with space.png", "ünïcødé 猫.png", "new\nline.png", "nested.jpg", "inside.png",
+        "truncated.png"])
     reasons = rejected_reasons(panel)
     assert reasons["copy of good.png"] == "duplicate of good.png (same content)"
     assert reasons["notes.png"].startswith("not an image")

@@ -5,6 +5,7 @@ dataset. Files are real PNGs made with Pillow; the server is a real subprocess."
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import random
@@ -361,3 +362,75 @@ def test_odd_names_upload_and_a_dataset_the_server_refuses_entirely(server, pane
     with qtbot.waitSignal(panel.controller.dataset_deleted, timeout=10_000):
         panel.cancel_button.click()
     assert server_dataset(server, broken_id)["status_code"] == 404
+
+
+def test_manifest_files_are_atomic_named_safely_and_damage_is_reported(tmp_path):
+    from training_studio.ui.datasets.uploader import (
+        ManifestFile,
+        UploadManifest,
+        load_manifests,
+        remove_manifest,
+        save_manifest,
+    )
+
+    data_dir = tmp_path / "app"
+    plain = UploadManifest("abc123", "cats", "image", "http://127.0.0.1:1",
+                           [ManifestFile("/x/a.png", "a.png", 3, 7, "f" * 64)], created_at="2026-01-01T00:00:00.000Z")
+    hostile = UploadManifest("../../etc/passwd", "dogs", "image", "", [], created_at="2026-01-02T00:00:00.000Z")
+    assert save_manifest(data_dir, plain) == data_dir / "uploads" / "abc123.json"
+    hostile_path = save_manifest(data_dir, hostile)
+    assert hostile_path.parent == data_dir / "uploads" and hostile_path.name.startswith("id-")
+    (data_dir / "uploads" / "broken.json").write_text("{ not json")
+    assert sorted(p.name for p in (data_dir / "uploads").iterdir()) == sorted(
+        ["abc123.json", "broken.json", hostile_path.name])  # no temp file left behind
+
+    manifests, problems = load_manifests(data_dir)
+    assert [m.dataset_id for m in manifests] == ["abc123", "../../etc/passwd"]  # oldest first
+    assert manifests[0].files == plain.files
+    assert len(problems) == 1 and problems[0].startswith("The upload manifest broken.json cannot be used")
+    remove_manifest(data_dir, "../../etc/passwd")
+    remove_manifest(data_dir, "never-existed")
+    assert [m.dataset_id for m in load_manifests(data_dir)[0]] == ["abc123"]
+
+
+def test_app_offers_an_unfinished_upload_once_connected(server, harness, qtbot, tmp_path):
+    from training_studio.ui.datasets.import_dialog import install_import_entry_points
+    from training_studio.ui.datasets.panel import DatasetsPanel
+    from training_studio.ui.datasets.store import DatasetStore
+    from training_studio.ui.datasets.uploader import ManifestFile, UploadManifest, save_manifest
+
+    # An earlier run created the dataset and wrote its manifest, then the app quit before any file went up.
+    image = tmp_path / "left.png"
+    image.write_bytes(noisy_png(77))
+    with sync_client(server.url, server.token) as http:
+        dataset_id = http.post("/api/datasets", json={"name": "left over", "type": "image"}).json()["id"]
+    info = image.stat()
+    save_manifest(tmp_path / "app-data", UploadManifest(dataset_id, "left over", "image", server.url, [ManifestFile(
+        str(image), image.name, info.st_size, info.st_mtime_ns, hashlib.sha256(image.read_bytes()).hexdigest())]))
+
+    store = harness.store(server.url, server.token)
+    window = harness.window(store)
+    client = ApiClient(server.url, server.token, timeout=10.0)
+    harness.clients.append(client)
+    dataset_store = DatasetStore(client, interval=0.3)
+    datasets = window.add_panel("Datasets", lambda: DatasetsPanel(
+        dataset_store, import_factory=import_factory_for(client, tmp_path / "app-data")))
+    entry = install_import_entry_points(window, client, tmp_path / "app-data", datasets.open_new_dataset,
+                                        store.connection_changed)
+    store.start()  # connecting fires connection_changed: the app looks for unfinished uploads
+    qtbot.waitUntil(lambda: isinstance(datasets.import_widget, DatasetImportPanel)
+                    and datasets.import_widget.resume_banner.isVisible(), timeout=15_000)
+    importer = datasets.import_widget
+    assert "“left over”" in importer.resume_banner.text
+    importer.resume_banner.button("Resume upload").click()
+    qtbot.waitUntil(lambda: importer.controller.phase == ImportPhase.REVIEW, timeout=UPLOAD_TIMEOUT_MS)
+    assert server_files(server, dataset_id) == {importer.controller.manifest.files[0].sha256}
+    with qtbot.waitSignal(importer.dataset_created, timeout=UPLOAD_TIMEOUT_MS):
+        importer.commit_button.click()
+    assert server_dataset(server, dataset_id)["status"] == "active"
+    controller = importer.controller
+    controller.shutdown()
+    harness.run(controller.wait_idle())
+    entry.shutdown()
+    dataset_store.shutdown()
+    harness.run(dataset_store.wait_idle())

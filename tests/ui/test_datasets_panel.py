@@ -339,3 +339,25 @@ def test_a_record_whose_created_at_changed_moves_without_a_reset_and_keeps_persi
     assert model.ids() == ["a", "c", "b"]
     assert resets == []
     assert kept.isValid() and kept.data(RecordRole.ID) == "a" and kept.row() == 0
+
+
+def test_before_the_app_knows_its_server_the_store_waits_quietly_then_loads(server, http, harness, qtbot):
+    from training_studio.client import ApiClient
+    from training_studio.ui.datasets.store import DatasetStore
+
+    make_dataset(http, "later", images=1)
+    client = ApiClient("", None)  # the local server is still starting: no URL yet
+    harness.clients.append(client)
+    store = DatasetStore(client, interval=0.3)
+    failures: list[str] = []
+    store.refresh_failed.connect(failures.append)
+    try:
+        store.set_auto_refresh(True)
+        qtbot.wait(700)
+        assert failures == [] and not store.loaded_once
+        client.set_connection(server.url, server.token)
+        qtbot.waitUntil(lambda: store.model.rowCount() == 1, timeout=10_000)
+        assert failures == []
+    finally:
+        store.shutdown()
+        harness.run(store.wait_idle())

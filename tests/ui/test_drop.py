@@ -165,7 +165,8 @@ def test_window_wide_drop_target_shows_where_to_drop(server, harness, qtbot, tmp
 
 
 def test_paths_from_mime_keeps_order_and_separates_remote_links(tmp_path):
-    mime = url_mime(QUrl.fromLocalFile(str(tmp_path / "b")), QUrl("http://x.test/"), QUrl.fromLocalFile(str(tmp_path / "a")),
+    mime = url_mime(QUrl.fromLocalFile(str(tmp_path / "b")), QUrl("http://x.test/"),
+                    QUrl.fromLocalFile(str(tmp_path / "a")),
                     QUrl("file:///"))
     paths, refused = paths_from_mime(mime)
     assert paths == [str(tmp_path / "b"), str(tmp_path / "a"), "/"]
@@ -173,9 +174,9 @@ def test_paths_from_mime_keeps_order_and_separates_remote_links(tmp_path):
 
 
 def test_drop_on_the_window_opens_new_dataset_from_the_datasets_panel(server, harness, qtbot, tmp_path):
-    # The wiring the app uses: the Datasets panel builds the import window with import_factory_for, and a
-    # window-wide drop target opens it (or reuses the open one) with the dropped paths.
-    from training_studio.ui.datasets.import_dialog import import_factory_for
+    # The wiring the app uses: the Datasets panel builds the import window with import_factory_for, and the
+    # window-wide entry points open it (or reuse the open one) with the dropped paths.
+    from training_studio.ui.datasets.import_dialog import import_factory_for, install_import_entry_points
     from training_studio.ui.datasets.panel import DatasetsPanel
     from training_studio.ui.datasets.store import DatasetStore
 
@@ -188,13 +189,9 @@ def test_drop_on_the_window_opens_new_dataset_from_the_datasets_panel(server, ha
         dataset_store, import_factory=import_factory_for(client, tmp_path / "app-data")))
     assert isinstance(datasets, DatasetsPanel)
 
-    def open_import(paths: list[str], refused: list[str]) -> None:
-        widget = datasets.open_new_dataset()
-        assert isinstance(widget, DatasetImportPanel)
-        widget.add_dropped(paths, refused)
-
-    target = install_drop_target(window, open_import)
-    assert target.widget is window
+    entry = install_import_entry_points(window, client, tmp_path / "app-data", datasets.open_new_dataset,
+                                        store.connection_changed)
+    assert entry.drop_target.widget is window
     first = png(tmp_path / "one.png", (5, 50, 5))
     second = png(tmp_path / "two.png", (50, 5, 5))
     drop_on(window, url_mime(QUrl.fromLocalFile(str(first))))
@@ -209,5 +206,6 @@ def test_drop_on_the_window_opens_new_dataset_from_the_datasets_panel(server, ha
     shiboken6.delete(importer)  # what deleteLater does once the app's loop runs (WA_DeleteOnClose)
     assert controller._closed  # the controller shut down with its window
     harness.run(controller.wait_idle())
+    entry.shutdown()
     dataset_store.shutdown()
     harness.run(dataset_store.wait_idle())

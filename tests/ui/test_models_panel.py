@@ -121,7 +121,7 @@ def test_save_checkpoint_streams_the_servers_file_to_disk(panel, model_store, ht
     assert hashlib.sha256(target.read_bytes()).hexdigest() == hashlib.sha256(server_bytes).hexdigest()
     assert list(target.parent.iterdir()) == [target]  # no .part left behind
     assert "Checkpoint saved to" in panel.notice.text
-    assert not panel.progress.isVisible()
+    assert not panel.download_row.isVisible()
 
 
 def test_save_checkpoint_into_an_unwritable_place_fails_cleanly(panel, model_store, http, qtbot, tmp_path,
@@ -217,9 +217,43 @@ def test_a_cancelled_checkpoint_download_leaves_nothing_and_says_so(panel, model
     folder.mkdir()
     with qtbot.waitSignal(model_store.checkpoint_failed, timeout=10_000) as failed:
         model_store.save_checkpoint(model["id"], folder / "x.npz")
-        assert model_store.is_downloading(model["id"]) and not panel.save_action.isEnabled() is False
+        assert model_store.is_downloading(model["id"])
         model_store.cancel_checkpoint(model["id"])
     assert "cancelled" in failed.args[1] and "nothing was saved" in failed.args[1]
     assert list(folder.iterdir()) == []
     assert not model_store.is_downloading(model["id"])
     assert panel.save_action.isEnabled()  # the user can try again
+
+
+def test_a_big_checkpoint_streams_in_chunks_with_progress_and_the_gui_stays_responsive(
+        panel, model_store, http, qtbot, tmp_path, monkeypatch, stall_probe):
+    dataset_id = make_dataset(http, "big", images=4)
+    from tests.ui.jobs_helpers import make_job
+
+    job = make_job(http, dataset_id, "big model", 2, resolution=64, latent_dim=256, batch_size=4)
+    assert wait_status(http, job["id"], {"completed", "failed"}, timeout=60)["status"] == "completed"
+    model = next(m for m in http.get("/api/models").json() if m["training_job_id"] == job["id"])
+    assert model["size_bytes"] > 10_000_000  # big enough for many 1 MiB chunks
+    shown(panel, model["id"], qtbot)
+    target = tmp_path / "big.npz"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: (str(target), ""))
+    progress: list[tuple[int, int | None]] = []
+    model_store.checkpoint_progress.connect(lambda _id, done, total: progress.append((done, total)))
+    row_shown: list[bool] = []  # connected after the panel's slot: sees the row the panel just showed
+    model_store.checkpoint_progress.connect(lambda *args: row_shown.append(panel.download_row.isVisible()))
+    stall_probe.longest_gap = 0.0
+    stall_probe.start()
+    with qtbot.waitSignal(model_store.checkpoint_saved, timeout=30_000):
+        panel.save_action.trigger()
+    assert len(progress) >= 10
+    assert row_shown and all(row_shown) and not panel.download_row.isVisible()
+    assert "big.npz" in panel.notice.text
+    assert all(total == model["size_bytes"] for _, total in progress)
+    assert [done for done, _ in progress] == sorted(done for done, _ in progress)
+    assert progress[-1][0] == model["size_bytes"] == target.stat().st_size
+    digest = hashlib.sha256()
+    with http.stream("GET", f"/api/models/{model['id']}/checkpoint") as response:
+        for chunk in response.iter_bytes():
+            digest.update(chunk)
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == digest.hexdigest()
+    assert stall_probe.longest_gap < 1.0

@@ -25,6 +25,7 @@ from typing import IO, Any
 from training_studio import __version__
 from training_studio.server.atomicfile import write_atomically
 from training_studio.server.config import ConfigError, ServerConfig, resolve_config, token_file_is_private
+from training_studio.server.executor import ExecutorFactory
 
 log = logging.getLogger("training_studio.server")
 
@@ -237,7 +238,7 @@ def _run_locked(config: ServerConfig, token_file: str | None) -> int:
     return 0
 
 
-def _runner_executor_factory():
+def _runner_executor_factory() -> ExecutorFactory | None:
     """The job runner's executor factory if the runner package provides one, else None."""
     import training_studio.runner as runner_package
 

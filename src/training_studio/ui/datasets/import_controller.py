@@ -192,7 +192,8 @@ class DatasetImportController(QObject):
         if not paths:
             return
         if self._phase != ImportPhase.EDITING:
-            self.error_occurred.emit("Files cannot be added while an upload is under way; finish or delete it first.")
+            self.error_occurred.emit("Files cannot be added to a dataset that is being uploaded; "
+                                     "commit or delete it first.")
             return
         self._roots.extend(paths)
         self._scan_stopped = False

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QObject, QSize, Qt, Signal, SignalInstance
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -36,14 +36,20 @@ from PySide6.QtWidgets import (
 
 from training_studio.client import ApiClient
 from training_studio.ui.banner import Banner, BannerLevel
-from training_studio.ui.datasets.import_controller import DATASET_TYPES, DatasetImportController, ImportPhase
+from training_studio.ui.datasets.import_controller import (
+    DATASET_TYPES,
+    DatasetImportController,
+    ImportPhase,
+    UnfinishedUploadWatcher,
+)
 from training_studio.ui.datasets.import_delegate import GRID_TILE, ImportFileDelegate
 from training_studio.ui.datasets.import_model import FileState, format_bytes
 from training_studio.ui.datasets.import_scan import TYPE_EXTENSIONS
 from training_studio.ui.datasets.uploader import UploadManifest
 from training_studio.ui.drop import DropTarget, install_drop_target
 
-__all__ = ["DatasetImportPanel", "FILE_FILTERS", "import_factory_for"]
+__all__ = ["DatasetImportPanel", "FILE_FILTERS", "import_factory_for", "ImportEntryPoints",
+           "install_import_entry_points"]
 
 FILE_FILTERS = {
     "image": "Images (*.png *.jpg *.jpeg *.webp *.bmp *.gif)",
@@ -378,3 +384,43 @@ def import_factory_for(client: ApiClient, data_dir: Path) -> Callable[[QWidget],
         return panel
 
     return build
+
+
+class ImportEntryPoints(QObject):
+    """The window-wide ways into the import window: dropping files anywhere on the main window, and the
+    offer to resume an upload that did not finish, made once the app is connected."""
+
+    def __init__(self, window: QWidget, client: ApiClient, data_dir: Path,
+                 open_import: Callable[[], QWidget | None], connected: SignalInstance | None = None) -> None:
+        super().__init__(window)
+        self._open_import = open_import
+        self.drop_target = install_drop_target(window, self.open_with)
+        self.watcher = UnfinishedUploadWatcher(client, data_dir, self)
+        self.watcher.found.connect(self._on_unfinished_found)
+        if connected is not None:
+            connected.connect(self._on_connected)
+
+    def open_with(self, paths: list[str], refused_urls: list[str]) -> QWidget | None:
+        """Open (or raise) the import window and hand it the dropped paths."""
+        widget = self._open_import()
+        if isinstance(widget, DatasetImportPanel) and (paths or refused_urls):
+            widget.add_dropped(paths, refused_urls)
+        return widget
+
+    def _on_connected(self, *_args: object) -> None:
+        self.watcher.check()
+
+    def _on_unfinished_found(self, _count: int) -> None:
+        self.open_with([], [])  # the import window's banner offers Resume or Delete
+
+    def shutdown(self) -> None:
+        self.watcher.shutdown()
+
+
+def install_import_entry_points(window: QWidget, client: ApiClient, data_dir: Path,
+                                open_import: Callable[[], QWidget | None],
+                                connected: SignalInstance | None = None) -> ImportEntryPoints:
+    """Make the whole `window` a drop target for new datasets, and offer unfinished uploads once
+    `connected` fires (e.g. the job store's `connection_changed`). `open_import()` opens or raises the
+    import window (the Datasets panel's `open_new_dataset`)."""
+    return ImportEntryPoints(window, client, data_dir, open_import, connected)

@@ -250,7 +250,8 @@ class DatasetsPanel(QWidget):
     def _on_job_created(self, job_id: str) -> None:
         dialog = self.train_dialog
         name = dialog.created_job.name if dialog is not None and dialog.created_job is not None else job_id
-        self.notice.show_message(f"Training job “{name}” created; it is selected in the Jobs tab.", BannerLevel.INFO)
+        self.notice.show_message(f"Training job “{name}” created; it is selected in the Jobs tab.",
+                                 BannerLevel.INFO)
         self.job_created.emit(job_id)
 
     def _on_dataset_created(self, dataset_id: str) -> None:

@@ -16,6 +16,7 @@ import math
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -126,7 +127,7 @@ class ParamsForm(QWidget):
             error = QLabel(self)
             error.setObjectName(f"param_{spec.name}_error")
             error.setTextFormat(Qt.TextFormat.PlainText)  # one short line: no word wrap, so rows never squeeze
-            error.setStyleSheet("color: #b91c1c;")
+            error.setStyleSheet(f"color: {self._error_colour()};")
             error.hide()
             container = QWidget(self)
             column = QVBoxLayout(container)
@@ -140,6 +141,10 @@ class ParamsForm(QWidget):
             self._layout.addRow(label, container)
             self.fields[spec.name] = _Field(spec, editor, error)
         self.revalidate()
+
+    def _error_colour(self) -> str:
+        # Red that keeps at least 4.5:1 contrast on the light and on the dark window colour.
+        return "#fca5a5" if self.palette().color(QPalette.ColorRole.Window).lightness() < 128 else "#b91c1c"
 
     def _editor_for(self, spec: ParamSpec) -> QWidget | None:
         if spec.type is ParamType.BOOL:

@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 MANIFEST_VERSION = 1
 MAX_IN_FLIGHT = 4
 CHUNK_BYTES = 1 << 20
+PUT_ATTEMPTS = 2
+RETRY_DELAY_S = 0.5
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 
 
@@ -222,10 +224,12 @@ class DatasetUploader(QObject):
                 on_server = {file.sha256 for file in await self._client.list_dataset_files(manifest.dataset_id)}
             except NotFound as exc:
                 raise _StopRun("The dataset no longer exists on the server; nothing more can be sent.") from exc
-            except (CannotConnect, AuthFailed) as exc:
+            except CannotConnect as exc:
                 raise _StopRun(f"{exc.message} The upload is paused; resume it when the server is back.") from exc
+            except AuthFailed as exc:
+                raise _StopRun(f"{exc.message} The upload is paused; reconnect, then resume it.") from exc
             except ApiError as exc:
-                raise _StopRun(exc.message) from exc
+                raise _StopRun(f"The upload stopped: {exc.message}") from exc
             todo: list[ManifestFile] = []
             for file in manifest.files:
                 if file.sha256 in on_server:
@@ -273,36 +277,46 @@ class DatasetUploader(QObject):
                         results: list[bool]) -> None:
         async with slots:
             self.file_started.emit(file.sha256)
-            try:
-                self.sent_files.append(file.sha256)
-                await self._client.upload_file_stream(dataset_id, file.sha256, file.filename,
-                                                      self._chunks(file), file.size)
-            except _LocalReadFailed as exc:
-                self._rewind(file)
-                self._advance(file.size)
-                results.append(False)
-                self.file_rejected.emit(file.sha256, str(exc), False)
-                return
-            except RequestRejected as exc:  # 400 hash mismatch, 413, 415: this file only
-                self._rewind(file)
-                self._advance(file.size)
-                results.append(False)
-                self.file_rejected.emit(file.sha256, _server_reason(exc, file.filename), True)
-                return
-            except NotFound as exc:
-                raise _StopRun("The dataset was deleted on the server; the upload stopped.") from exc
-            except Conflict as exc:
-                raise _StopRun(f"The server no longer takes files for this dataset: {exc.message}") from exc
-            except (CannotConnect, AuthFailed) as exc:
-                raise _StopRun(f"{exc.message} The upload is paused; resume it when the server is back.") from exc
-            except ApiError as exc:  # 5xx (507 disk full…) or a malformed answer
-                raise _StopRun(f"The upload stopped: {exc.message}") from exc
-            except BaseException:
-                self._rewind(file)
-                raise
+            self.sent_files.append(file.sha256)
+            for attempt in range(1, PUT_ATTEMPTS + 1):
+                try:
+                    await self._client.upload_file_stream(dataset_id, file.sha256, file.filename,
+                                                          self._chunks(file), file.size)
+                    break
+                except _LocalReadFailed as exc:
+                    self._refuse(file, str(exc), by_server=False, results=results)
+                    return
+                except RequestRejected as exc:  # 400 hash mismatch, 413, 415: this file only
+                    self._refuse(file, _server_reason(exc, file.filename), by_server=True, results=results)
+                    return
+                except CannotConnect as exc:
+                    # A PUT is idempotent: one dropped connection is retried before the run pauses.
+                    self._rewind(file)
+                    if attempt < PUT_ATTEMPTS:
+                        await asyncio.sleep(RETRY_DELAY_S)
+                        continue
+                    raise _StopRun(f"{exc.message} The upload is paused; resume it when the server is "
+                                   "back.") from exc
+                except NotFound as exc:
+                    raise _StopRun("The dataset was deleted on the server; the upload stopped.") from exc
+                except Conflict as exc:
+                    raise _StopRun(f"The server no longer takes files for this dataset: {exc.message}") from exc
+                except AuthFailed as exc:
+                    raise _StopRun(f"{exc.message} The upload is paused; reconnect, then resume it.") from exc
+                except ApiError as exc:  # 5xx (507 disk full…) or a malformed answer
+                    raise _StopRun(f"The upload stopped: {exc.message}") from exc
+                except BaseException:
+                    self._rewind(file)
+                    raise
             self._finish_file(file)
             results.append(True)
             self.file_stored.emit(file.sha256)
+
+    def _refuse(self, file: ManifestFile, reason: str, *, by_server: bool, results: list[bool]) -> None:
+        self._rewind(file)
+        self._advance(file.size)  # an answered file counts as done for the overall bar
+        results.append(False)
+        self.file_rejected.emit(file.sha256, reason, by_server)
 
     # progress bookkeeping: bytes of a file in flight count until it fails, then are taken back
     def _rewind(self, file: ManifestFile) -> None:

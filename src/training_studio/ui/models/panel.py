@@ -4,11 +4,10 @@
 Refresh), a notice bar for errors and results, the model table (sortable through a proxy, selection kept
 across refreshes) and, beside it, the selected model's details and samples image (scaled to fit, kept
 sharp). Save checkpoint as… asks for a file with QFileDialog from a plain slot and hands the download to
-the store (streamed to disk off the GUI thread), showing its progress; Show in folder opens the model's
-directory with QDesktopServices when the server is local (it gave a `path` that exists here); Delete asks
-for confirmation naming the model. Auto-refresh is on while the panel is visible.
+the store (streamed to disk off the GUI thread), showing its progress with a Cancel button; Show in
+folder opens the model's directory with QDesktopServices when the server is local (it gave a `path` that
+exists here); Delete asks for confirmation naming the model. Auto-refresh is on while the panel is shown.
 """
-
 from __future__ import annotations
 
 from pathlib import Path
@@ -203,7 +202,8 @@ class ModelsPanel(QWidget):
         store.models_changed.connect(self._on_models_changed)
         store.refresh_failed.connect(self._on_refresh_failed)
         store.refresh_succeeded.connect(self._on_refresh_succeeded)
-        store.delete_succeeded.connect(lambda _id, name: self._say(f"Deleted the model “{name}”.", BannerLevel.INFO))
+        store.delete_succeeded.connect(
+            lambda _id, name: self._say(f"Deleted the model “{name}”.", BannerLevel.INFO))
         store.delete_failed.connect(lambda _id, message: self._say(message, BannerLevel.ERROR))
         store.samples_loaded.connect(self._on_samples_loaded)
         store.samples_missing.connect(self._on_samples_missing)
@@ -277,7 +277,7 @@ class ModelsPanel(QWidget):
         self.store.request_delete(model.id)
         self._update_actions()
 
-    # reactions ---------------------------------------------------------------------------------------------------------
+    # reactions ---------------------------------------------------------------------------------------------------
     def _say(self, text: str, level: BannerLevel) -> None:
         self.notice.show_message(text, level)
         self._update_actions()

@@ -1,0 +1,271 @@
+"""Figures 1 and 2: applying a refresh and the 1-second tick to the jobs table, against naive baselines.
+
+This module owns the in-process model/view measurements. The table is the app's real `JobsPanel` (its
+`JobFilterProxyModel`, `JobsTableView` and the real `ProgressBarDelegate`/`StatusBadgeDelegate`) with its
+table sized to 1000×700 on the offscreen platform, fed through the real `JobListModel`. "Model work" is the
+call alone; "frame" adds the repaint it causes (`processEvents()` delivers the update requests, and an event
+filter checks that the viewport really painted). The baselines are what a simple client does: rebuild a
+`QStandardItemModel` from scratch and set it on an identical view (refresh), and emit one `dataChanged` per
+row (tick). Run it through `python -m benchmarks --only refresh-apply` (or elapsed-tick).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from typing import Any
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from benchmarks.common import Result, goal_note, job_rows, log, median
+
+VIEW_WIDTH, VIEW_HEIGHT = 1000, 700
+
+
+def _qt() -> Any:
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication(["benchmarks"])
+    return app
+
+
+class _PaintCounter:
+    """Counts Paint events reaching a viewport, to tell a frame that painted from one that did nothing."""
+
+    def __init__(self, viewport: Any) -> None:
+        from PySide6.QtCore import QEvent, QObject
+
+        counter = self
+
+        class Filter(QObject):
+            def eventFilter(self, watched: Any, event: Any) -> bool:  # noqa: N802 (Qt name)
+                if event.type() == QEvent.Type.Paint:
+                    counter.count += 1
+                return False
+
+        self.count = 0
+        self._filter = Filter()
+        viewport.installEventFilter(self._filter)
+
+
+def _build_panel(jobs: list[Any]) -> tuple[Any, Any, Any]:
+    """The real jobs panel, shown offscreen with its table at 1000×700, holding `jobs`."""
+    from training_studio.client import ApiClient
+    from training_studio.ui.jobs.panel import JobsPanel
+    from training_studio.ui.jobs.store import JobStore
+
+    app = _qt()
+    # A store that never starts: the benchmark feeds its model directly, as a refresh would.
+    store = JobStore(ApiClient("http://127.0.0.1:9", None))
+    panel = JobsPanel(store)
+    panel.resize(VIEW_WIDTH + 40, VIEW_HEIGHT + 120)
+    panel.show()
+    app.processEvents()
+    store.model.apply_active_snapshot(jobs)
+    store.jobs_changed.emit()
+    app.processEvents()
+    table = panel.table
+    panel.resize(panel.width() + VIEW_WIDTH - table.width(), panel.height() + VIEW_HEIGHT - table.height())
+    app.processEvents()
+    return store, panel, table
+
+
+def _baseline_view(template: Any) -> Any:
+    from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView
+
+    from training_studio.ui.jobs.delegates import ProgressBarDelegate, StatusBadgeDelegate
+    from training_studio.ui.jobs.model import JobColumn
+
+    view = QTableView()
+    view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    view.setAlternatingRowColors(True)
+    view.setShowGrid(False)
+    view.setWordWrap(False)
+    view.verticalHeader().setVisible(False)
+    view.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+    view.verticalHeader().setDefaultSectionSize(template.verticalHeader().defaultSectionSize())
+    view.setItemDelegateForColumn(int(JobColumn.STATUS), StatusBadgeDelegate(view))
+    view.setItemDelegateForColumn(int(JobColumn.PROGRESS), ProgressBarDelegate(view))
+    view.resize(VIEW_WIDTH, VIEW_HEIGHT)
+    view.show()
+    return view
+
+
+def _standard_model(jobs: list[Any]) -> Any:
+    """What a naive client builds on every refresh: a fresh QStandardItemModel, one item per cell,
+    with the roles the real delegates read so both views paint the same cells."""
+    from PySide6.QtGui import QStandardItem, QStandardItemModel
+
+    from training_studio.ui.jobs import format as fmt
+    from training_studio.ui.jobs.model import JobRole
+
+    model = QStandardItemModel(len(jobs), 6)
+    model.setHorizontalHeaderLabels(["Name", "Status", "Progress", "Step", "Loss", "Elapsed"])
+    now = time.time()
+    for row, job in enumerate(jobs):
+        status = job.status
+        name = QStandardItem(job.name)
+        badge = QStandardItem(fmt.status_label(status))
+        badge.setData(status.value, JobRole.STATUS)
+        badge.setData(fmt.status_label(status), JobRole.DISPLAY_STATUS)
+        bar = QStandardItem()
+        bar.setData(status.value, JobRole.STATUS)
+        bar.setData(float(job.progress), JobRole.PROGRESS)
+        step = QStandardItem("" if job.current_step is None else f"{job.current_step:,} / {job.total_steps or 0:,}")
+        loss = QStandardItem("" if job.current_loss is None else f"{job.current_loss:.4f}")
+        elapsed = QStandardItem("")
+        if job.started_at:
+            elapsed.setText(f"{max(0, int(now - _epoch(job.started_at)))} s")
+        for column, item in enumerate((name, badge, bar, step, loss, elapsed)):
+            model.setItem(row, column, item)
+    return model
+
+
+def _epoch(text: str) -> float:
+    from training_studio.contract.models import parse_timestamp
+
+    moment = parse_timestamp(text)
+    return moment.timestamp() if moment is not None else 0.0
+
+
+def _frame(app: Any, counter: _PaintCounter, work: Any) -> tuple[float, float, int]:
+    """(model work s, whole frame s, paints) of `work()` followed by the repaint it caused."""
+    before = counter.count
+    started = time.perf_counter()
+    work()
+    worked = time.perf_counter()
+    app.processEvents()
+    ended = time.perf_counter()
+    return worked - started, ended - started, counter.count - before
+
+
+def run_refresh_apply(smoke: bool) -> list[Result]:
+    from training_studio.contract.models import TrainingJob
+
+    total = 1000 if smoke else 10_000
+    running = total // 10
+    changed_count = max(1, total // 100)
+    runs = 1 if smoke else 25
+    baseline_runs = 1 if smoke else 7
+    rows = job_rows(total, running=running, statuses=("queued", "pending"))
+    jobs = [TrainingJob.model_validate(row) for row in rows]
+    app = _qt()
+    store, panel, table = _build_panel(jobs)
+    model = store.model
+    counter = _PaintCounter(table.viewport())
+    visible = table.rowAt(table.viewport().height() - 1) + 1
+    rng = random.Random(7)
+    log(f"refresh-apply: {total:,} jobs, {changed_count} changed per refresh, {visible} rows visible")
+
+    current = {job.id: job for job in jobs}
+    ours_model: list[float] = []
+    ours_frame: list[float] = []
+    paints = 0
+    for run in range(runs + 2):  # two warm-up refreshes
+        # The changed jobs are running ones (they are the ones that move), the visible rows among them,
+        # so every frame repaints what a user would see change.
+        changed_rows = set(range(min(visible, changed_count)))
+        while len(changed_rows) < changed_count:
+            changed_rows.add(rng.randrange(running))
+        snapshot: list[TrainingJob] = []
+        for index, job in enumerate(jobs):
+            old = current[job.id]
+            if index in changed_rows:
+                step = min((old.current_step or 0) + 7, (old.total_steps or 1000) - 1)
+                fresh = old.model_copy(update={"current_step": step,
+                                               "progress": round(100.0 * step / (old.total_steps or 1000), 2),
+                                               "current_loss": (old.current_loss or 0.2) * 0.999})
+            else:
+                fresh = old.model_copy()  # a refresh parses new objects for unchanged jobs too
+            snapshot.append(fresh)
+        current = {job.id: job for job in snapshot}
+        worked, framed, painted = _frame(app, counter, lambda: model.apply_active_snapshot(snapshot))
+        if run >= 2:
+            ours_model.append(worked)
+            ours_frame.append(framed)
+            paints += painted
+
+    base_view = _baseline_view(table)
+    base_counter = _PaintCounter(base_view.viewport())
+    app.processEvents()
+    base_model: list[float] = []
+    base_frame: list[float] = []
+    base_paints = 0
+    snapshot_jobs = list(current.values())
+    for run in range(baseline_runs + 1):
+        old = base_view.model()
+
+        def rebuild() -> None:
+            base_view.setModel(_standard_model(snapshot_jobs))
+
+        worked, framed, painted = _frame(app, base_counter, rebuild)
+        if old is not None:
+            old.deleteLater()
+        if run >= 1:
+            base_model.append(worked)
+            base_frame.append(framed)
+            base_paints += painted
+    base_view.close()
+    panel.close()
+    app.processEvents()
+
+    model_ms, frame_ms = median(ours_model) * 1000, median(ours_frame) * 1000
+    base_model_ms, base_frame_ms = median(base_model) * 1000, median(base_frame) * 1000
+    where = (f"{total:,} jobs ({running:,} running), {changed_count} changed per refresh incl. the {min(visible, changed_count)} "
+             f"visible rows (of {visible}); JobsPanel table {table.width()}×{table.height()} offscreen with the real delegates")
+    return [
+        Result("refresh-apply/model", model_ms, "ms", "QStandardItemModel rebuilt and set on the view (model work)",
+               base_model_ms, len(ours_model),
+               f"{goal_note(model_ms <= 2.0, '<= 2 ms')}; JobListModel.apply_active_snapshot alone; {where}"),
+        Result("refresh-apply/frame", frame_ms, "ms", "QStandardItemModel rebuilt, set on the view and repainted",
+               base_frame_ms, len(ours_frame),
+               f"{goal_note(frame_ms <= 16.0 and frame_ms * 20 <= base_frame_ms, '<= 16 ms and >= 20x faster than baseline')};"
+               f" model work + repaint ({paints} viewport paints in {len(ours_frame)} frames; baseline "
+               f"{base_paints} in {len(base_frame)}); baseline runs: {len(base_frame)}; {where}"),
+    ]
+
+
+def run_elapsed_tick(smoke: bool) -> list[Result]:
+    from training_studio.contract.models import TrainingJob
+    from training_studio.ui.jobs.model import JobColumn
+
+    total = 1000 if smoke else 10_000
+    running = total // 10
+    runs = 1 if smoke else 25
+    rows = job_rows(total, running=running, statuses=("queued", "pending"))
+    jobs = [TrainingJob.model_validate(row) for row in rows]
+    app = _qt()
+    store, panel, table = _build_panel(jobs)
+    model = store.model
+    counter = _PaintCounter(table.viewport())
+    log(f"elapsed-tick: {total:,} jobs, {len(model.running_rows()):,} running")
+    roles = [0, 11]  # DisplayRole, AccessibleTextRole: what changes in an Elapsed cell
+
+    def per_row() -> None:
+        column = int(JobColumn.ELAPSED)
+        for row in range(model.rowCount()):
+            index = model.index(row, column)
+            model.dataChanged.emit(index, index, roles)
+
+    samples: dict[str, tuple[list[float], list[float]]] = {"tick": ([], []), "rows": ([], [])}
+    paints = {"tick": 0, "rows": 0}
+    for run in range(runs + 1):
+        for label, work in (("tick", model.tick), ("rows", per_row)):
+            worked, framed, painted = _frame(app, counter, work)
+            if run >= 1:
+                samples[label][0].append(worked)
+                samples[label][1].append(framed)
+                paints[label] += painted
+    panel.close()
+    app.processEvents()
+    tick_model, tick_frame = median(samples["tick"][0]) * 1000, median(samples["tick"][1]) * 1000
+    rows_model, rows_frame = median(samples["rows"][0]) * 1000, median(samples["rows"][1]) * 1000
+    where = f"{total:,} jobs, {running:,} running; JobsPanel table {table.width()}×{table.height()} offscreen"
+    return [
+        Result("elapsed-tick/model", tick_model, "ms", "one dataChanged per row, every row", rows_model, runs,
+               f"{goal_note(tick_model <= 1.0, '<= 1 ms')}; JobListModel.tick() alone; {where}"),
+        Result("elapsed-tick/frame", tick_frame, "ms", "one dataChanged per row, every row, plus repaint", rows_frame,
+               runs, f"{goal_note(tick_frame <= 16.0, '<= 16 ms')}; tick + repaint ({paints['tick']} viewport paints; "
+                     f"baseline {paints['rows']}); {where}"),
+    ]

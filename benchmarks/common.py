@@ -1,0 +1,253 @@
+"""Shared pieces of the benchmarks: the result record, timing helpers, job data and server processes.
+
+This module owns what every figure needs: `Result` (the one JSON object per line the runner prints),
+`median`/`percentile`, synthetic training jobs that look like a busy server's (as wire models and as
+rows written straight into a data dir's SQLite through `Storage`, in one transaction), and
+`BenchServer`, the real `training-studio serve` subprocess on a temp data dir, discovered through the
+server.json it writes, exactly as the GUI and the tests find it. Nothing here imports Qt.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import secrets
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+START_TIMEOUT_S = 60.0
+ACTIVE_STATUSES = ("pending", "queued", "running")
+
+
+@dataclass
+class Result:
+    """One figure: `value` (median of `runs`) against `baseline_value`, measured in the same run.
+
+    `ratio` is always value / baseline_value, whatever the unit: below 1 means smaller than the
+    baseline (good for times and memory), above 1 means larger (good for throughput)."""
+
+    name: str
+    value: float | None
+    unit: str
+    baseline: str
+    baseline_value: float | None
+    runs: int
+    notes: str = ""
+    ratio: float | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if self.ratio is None and self.value is not None and self.baseline_value:
+            self.ratio = self.value / self.baseline_value
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        for key in ("value", "baseline_value", "ratio"):
+            if isinstance(data[key], float):
+                data[key] = round(data[key], 4) if math.isfinite(data[key]) else None
+        ordered = {key: data[key] for key in
+                   ("name", "value", "unit", "baseline", "baseline_value", "ratio", "runs", "notes")}
+        return json.dumps(ordered, ensure_ascii=False)
+
+
+def goal_note(met: bool, text: str) -> str:
+    return f"goal {text}: {'met' if met else 'NOT met'}"
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile (fraction in 0..1) of a non-empty sample."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return float(ordered[rank - 1])
+
+
+def log(message: str) -> None:
+    """Progress text for the person running the benchmarks (stderr; stdout is JSON only)."""
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+# -- synthetic jobs ------------------------------------------------------------------------------------
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def job_rows(count: int, *, running: int, statuses: Iterable[str] = ("queued",), seed: int = 1,
+             now: datetime | None = None) -> list[dict[str, Any]]:
+    """Wire-shaped (camelCase) job dicts, oldest first: the first `running` are running with progress,
+    the others cycle through `statuses`. Creation times are strictly increasing, one second apart."""
+    rng = random.Random(seed)
+    now = now or datetime.now(timezone.utc)
+    first = now - timedelta(seconds=count + 3600)
+    status_cycle = list(statuses)
+    rows: list[dict[str, Any]] = []
+    for index in range(count):
+        created = first + timedelta(seconds=index)
+        total = rng.choice((500, 1000, 2000, 5000))
+        row: dict[str, Any] = {
+            "id": f"job-{seed}-{index:06d}", "name": f"LoRA run {index:05d} · {rng.choice(['portrait', 'landscape', 'product', 'style'])}",
+            "status": "", "progress": 0.0, "currentStep": None, "totalSteps": total, "currentLoss": None,
+            "startedAt": None, "createdAt": iso(created), "finishedAt": None, "datasetId": f"ds-{index % 7}",
+            "baseModel": "builtin-tiny-diffusion", "params": {"learning_rate": 0.0001}, "error": None, "modelId": None,
+        }
+        if index < running:
+            step = rng.randrange(1, total)
+            row.update(status="running", currentStep=step, progress=round(100.0 * step / total, 2),
+                       currentLoss=round(rng.uniform(0.02, 0.4), 5),
+                       startedAt=iso(now - timedelta(seconds=rng.randrange(30, 7200))))
+        else:
+            row["status"] = status_cycle[index % len(status_cycle)]
+            if row["status"] in ("completed", "failed", "cancelled"):
+                step = total if row["status"] == "completed" else rng.randrange(1, total)
+                started = created + timedelta(seconds=5)
+                row.update(currentStep=step, progress=100.0 if row["status"] == "completed" else
+                           round(100.0 * step / total, 2), currentLoss=round(rng.uniform(0.02, 0.4), 5),
+                           startedAt=iso(started), finishedAt=iso(started + timedelta(seconds=600)),
+                           error="the trainer failed" if row["status"] == "failed" else None)
+        rows.append(row)
+    return rows
+
+
+def insert_job_rows(data_dir: Path, rows: Sequence[dict[str, Any]]) -> None:
+    """Write jobs straight into a (stopped) server's database, in one transaction."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from training_studio.server.storage import Storage
+
+    storage = Storage(data_dir)
+    try:
+        # One transaction for 100,000 rows: Storage's own create_job is one transaction per job.
+        with storage._transaction() as conn:  # noqa: SLF001 (benchmark set-up only)
+            conn.executemany(
+                "INSERT INTO jobs (id, name, status, progress, current_step, total_steps, current_loss, started_at,"
+                " created_at, finished_at, dataset_id, base_model, params, error) VALUES"
+                " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(r["id"], r["name"], r["status"], r["progress"], r["currentStep"], r["totalSteps"], r["currentLoss"],
+                  r["startedAt"], r["createdAt"], r["finishedAt"], r["datasetId"], r["baseModel"],
+                  json.dumps(r["params"]), r["error"]) for r in rows])
+    finally:
+        storage.close()
+
+
+def mark_running(data_dir: Path, count: int) -> None:
+    """Turn the oldest `count` jobs into running ones with progress (the server reads them per request)."""
+    now = datetime.now(timezone.utc)
+    conn = sqlite3.connect(data_dir / "studio.db", timeout=30)
+    try:
+        with conn:
+            ids = [row[0] for row in conn.execute("SELECT id FROM jobs ORDER BY created_at LIMIT ?", (count,))]
+            conn.executemany(
+                "UPDATE jobs SET status='running', started_at=?, current_step=?, progress=?, current_loss=? WHERE id=?",
+                [(iso(now - timedelta(seconds=60 + i)), 100 + i, round((100 + i) / 10, 2) % 100, 0.1, job_id)
+                 for i, job_id in enumerate(ids)])
+    finally:
+        conn.close()
+
+
+# -- the real server as a subprocess ---------------------------------------------------------------------
+
+class BenchServer:
+    """`training-studio serve` on a data dir, stopped with SIGTERM (its trainers with it)."""
+
+    def __init__(self, data_dir: Path, *, extra_args: Sequence[str] = ()) -> None:
+        self.data_dir = Path(data_dir)
+        self.extra_args = list(extra_args)
+        self.token = secrets.token_urlsafe(24)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = ""
+
+    def start(self) -> BenchServer:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        token_file = self.data_dir.parent / f"{self.data_dir.name}-token"
+        token_file.write_text(self.token)
+        token_file.chmod(0o600)
+        (self.data_dir / "server.json").unlink(missing_ok=True)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.pop("TRAINING_STUDIO_TOKEN", None)
+        log_file = open(self.data_dir.parent / f"{self.data_dir.name}-server.log", "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "training_studio", "serve", "--data-dir", str(self.data_dir), "--host", "127.0.0.1",
+             "--port", "0", "--token-file", str(token_file), *self.extra_args],
+            stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        log_file.close()
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self) -> None:
+        assert self.proc is not None
+        deadline = time.monotonic() + START_TIMEOUT_S
+        info = self.data_dir / "server.json"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the server exited with {self.proc.returncode} (log beside {self.data_dir})")
+            try:
+                data = json.loads(info.read_text())
+                if data.get("pid") == self.proc.pid:
+                    self.url = str(data["url"]).rstrip("/")
+                    if httpx.get(self.url + "/api/health", timeout=2).status_code == 200:
+                        return
+            except (OSError, ValueError, KeyError, httpx.HTTPError):
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"the server did not become healthy within {START_TIMEOUT_S:.0f} s")
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def __enter__(self) -> BenchServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def stop_server_of(data_dir: Path, timeout: float = 20.0) -> None:
+    """SIGTERM the server announced in a data dir's server.json (one the GUI started), and wait for it."""
+    try:
+        pid = int(json.loads((Path(data_dir) / "server.json").read_text())["pid"])
+    except (OSError, ValueError, KeyError):
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
