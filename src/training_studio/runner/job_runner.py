@@ -6,8 +6,9 @@ wait as `queued`, in creation order. Each running job is one `TrainerProcess` (s
 its progress goes to Storage in batches, its checkpoint announcements register a TrainedModel, and
 its outcome ends the job. A slot frees only once the trainer's whole process group is gone.
 
-Also owns the restart rule (a job left `running` by a previous server is failed, after killing its
-trainer's group if that still lives; pending and queued jobs are queued again) and turning a job into
+On start it applies the server's restart rule (`recover_interrupted_jobs` in server/executor.py: a job
+left `running` by a previous server is failed, after killing its trainer's group if that still lives)
+and queues pending and queued jobs again. Also owns turning a job into
 the trainer's argv: the built-in trainer is started as `<this program> train builtin ...`, a preset as
 its command template, always as an argv list, never through a shell.
 """
@@ -30,13 +31,13 @@ from training_studio.runner.process_groups import group_belongs_to_job, kill_gro
 from training_studio.runner.progress import ProgressPoint, TrainerEvent
 from training_studio.runner.registry import BUILTIN_BASE_MODEL, BUILTIN_BASE_MODEL_ID, ParamsError, validate_params
 from training_studio.runner.supervisor import TrainerOutcome, TrainerProcess
+from training_studio.server.executor import INTERRUPTED_JOB_ERROR, recover_interrupted_jobs
 
 if TYPE_CHECKING:
     from training_studio.server.storage import Storage
 
 logger = logging.getLogger(__name__)
 
-INTERRUPTED_JOB_ERROR = "the server stopped while the job was running"
 DEFAULT_CANCEL_GRACE_S = 10.0
 
 
@@ -378,21 +379,9 @@ class JobRunner:
 
     # restart recovery -------------------------------------------------------------------------------
     def _recover_interrupted_jobs(self) -> None:
-        for job in self.storage.jobs_with_status([JobStatus.RUNNING]):
-            process = self.storage.job_process(job.id)
-            if process is not None:
-                pid, pgid = process
-                group = pgid or pid
-                if group and group_belongs_to_job(group, job.id):
-                    logger.info("job %s: killing the trainer left by the previous server (group %s)", job.id, group)
-                    if not kill_group_and_wait(group, timeout=10.0):
-                        logger.warning("job %s: its trainer group %s would not die", job.id, group)
-            if job.model_id:
-                model = self.storage.get_model(job.model_id)
-                if model is not None and model.status is ModelStatus.PROCESSING:
-                    self.storage.update_model(job.model_id, status=ModelStatus.FAILED.value,
-                                              error=INTERRUPTED_JOB_ERROR)
-            self.storage.set_job_status(job.id, JobStatus.FAILED, error=INTERRUPTED_JOB_ERROR)
+        # One restart rule for every executor, the server's: kill a leftover trainer group, fail its
+        # unfinished model, fail the job.
+        recover_interrupted_jobs(self.storage)
 
     def _append_log(self, job_id: str, text: str) -> None:
         path = self.storage.job_log_path(job_id)

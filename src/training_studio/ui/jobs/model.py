@@ -27,7 +27,7 @@ import math
 import time
 from bisect import bisect_right
 from itertools import compress, count
-from operator import attrgetter, is_not
+from operator import attrgetter, itemgetter, ne
 from collections.abc import Iterable, Sequence
 from enum import IntEnum
 from typing import Any
@@ -124,7 +124,12 @@ _TEXT_ALIGNMENT = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
 _MAX_TICK_RANGES = 64
 
 
-_job_id = attrgetter("id")
+_fields_of = attrgetter("__dict__")  # a pydantic model keeps its field values in __dict__
+_id_field = itemgetter("id")
+# Every field a cell, tooltip or derived value depends on. Fields outside it (dataset, base
+# model, params, createdAt) never change after creation; a refresh does not look at them.
+_shown_fields = itemgetter("name", "status", "progress", "current_step", "total_steps",
+                           "current_loss", "started_at", "finished_at", "error", "model_id")
 
 
 def _epoch(text: str | None) -> float | None:
@@ -163,7 +168,8 @@ class JobListModel(QAbstractTableModel):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._rows: list[_Row] = []
-        self._job_by_id: dict[str, TrainingJob] = {}  # what each row shows, for the diff loop
+        # Per job id, the tuple of the fields the table shows: what a refresh compares against.
+        self._shown_by_id: dict[str, tuple[Any, ...]] = {}
         self._keys: list[tuple[float, int]] = []  # sort keys of _rows, for bisecting
         self._row_of: dict[str, int] = {}
         self._ticking_ids: set[str] = set()
@@ -286,26 +292,34 @@ class JobListModel(QAbstractTableModel):
         """
         now = self.server_now()
         incoming = jobs if isinstance(jobs, list) else list(jobs)
-        # The hot path at 10,000 rows runs in C (map/compress): fetch the job we hold for every
-        # id, then look closer only at jobs that are not the very object we already hold.
-        ids = list(map(_job_id, incoming))
-        stored = list(map(self._job_by_id.get, ids))
-        new_jobs: dict[str, TrainingJob] = {}
+        # The hot path at 10,000 rows runs in C (map/compress, no Python-level loop over rows):
+        # take each job's field dict, build the tuple of the fields we show, and compare it with
+        # the tuple we stored. Only the few jobs whose tuple differs get per-field attention.
+        fields = list(map(_fields_of, incoming))
+        ids = list(map(_id_field, fields))
+        shown = list(map(_shown_fields, fields))
+        held = list(map(self._shown_by_id.get, ids))
+        unique_ids = set(ids)
         changes: list[tuple[int, int, int]] = []
-        for position in compress(count(), map(is_not, stored, incoming)):
+        new_jobs: dict[str, TrainingJob] = {}
+        if len(unique_ids) != len(ids):
+            # A repeated id: apply the copies in order against the current state (last one wins).
+            candidates: Iterable[int] = range(len(incoming))
+        else:
+            candidates = compress(count(), map(ne, held, shown))
+        for position in candidates:
             job = incoming[position]
-            if stored[position] is None:
-                new_jobs[job.id] = job  # a repeated id: the last copy wins
+            if held[position] is None and job.id not in self._row_of:
+                new_jobs[job.id] = job
                 continue
-            old = self._job_by_id[job.id]  # not stored[position]: a repeated id may have moved on
-            if old is job or old.__dict__ == job.__dict__:
+            if self._shown_by_id[job.id] == shown[position]:
                 continue
             index = self._row_of[job.id]
             self._replace(index, self._rows[index], job, now, changes)
         self._emit_changes(changes)
         if new_jobs:
             self._insert(list(new_jobs.values()), now)
-        gone = self._unfinished_ids.difference(ids)
+        gone = self._unfinished_ids.difference(unique_ids)
         return sorted(gone, key=self._row_of.__getitem__)
 
     def update_job(self, job: TrainingJob) -> None:
@@ -316,7 +330,8 @@ class JobListModel(QAbstractTableModel):
             self._insert([job], now)
             return
         row = self._rows[index]
-        if row.job is job or row.job.__dict__ == job.__dict__:
+        if self._shown_by_id[job.id] == _shown_fields(job.__dict__):
+            row.job = job  # nothing shown changed; keep the fresher object for JobRole.JOB
             return
         changes: list[tuple[int, int, int]] = []
         self._replace(index, row, job, now, changes)
@@ -414,7 +429,7 @@ class JobListModel(QAbstractTableModel):
         if recount:
             self._count(row, -1)
         row.job = job
-        self._job_by_id[job.id] = job
+        self._shown_by_id[job.id] = _shown_fields(job.__dict__)
         row.started, row.ended, row.finished = started, ended, finished
         if finished:
             row.cancelling = False
@@ -494,7 +509,8 @@ class JobListModel(QAbstractTableModel):
             last = first + len(group) - 1
             self.beginInsertRows(QModelIndex(), first, last)
             self._rows[first:first] = group
-            self._job_by_id.update((row.job.id, row.job) for row in group)
+            self._shown_by_id.update((row.job.id, _shown_fields(row.job.__dict__))
+                                     for row in group)
             self._keys[first:first] = [row.sort_key for row in group]
             for row in group:
                 self._count(row, +1)
@@ -509,7 +525,7 @@ class JobListModel(QAbstractTableModel):
             for row in self._rows[first:last + 1]:
                 self._count(row, -1)
                 self._row_of.pop(row.job.id, None)
-                self._job_by_id.pop(row.job.id, None)
+                self._shown_by_id.pop(row.job.id, None)
             del self._rows[first:last + 1]
             del self._keys[first:last + 1]
             self._reindex(first)

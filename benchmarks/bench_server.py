@@ -1,0 +1,115 @@
+"""Figure 6: the embedded server's history list with 100,000 jobs, and /status under 50 concurrent pollers.
+
+This module owns the server-side latency figures, measured over real HTTP against the real `serve`
+subprocess (started with `--no-runner`, so nothing else runs). The jobs are written straight into the data
+dir's SQLite in one transaction before the server starts (mostly finished jobs, as a long-lived install
+accumulates, plus a few hundred active ones).
+- server-list: median latency of `GET /api/training/jobs?status=all&limit=1000` with 100,000 jobs stored;
+  baseline: the same request against a server holding 1,000 jobs (so the ratio is what the big table costs).
+- status-p99: 50 closed-loop pollers (each sends its next `GET /api/training/status?job_id=…` as soon as the
+  previous answer arrives) on one shared httpx.AsyncClient; baseline: the p99 of `GET /api/health` under
+  the same 50 pollers (no auth, no database: the framework's floor at that concurrency).
+The pollers run in this process on the same two cores as the server, so they also slow it down a little.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from benchmarks.common import BenchServer, Result, insert_job_rows, job_rows, log, median, percentile
+
+LIST_PATH = "/api/training/jobs"
+LIST_PARAMS = {"status": "all", "limit": "1000"}
+
+
+def _history(count: int) -> list[dict]:
+    active = min(300, count // 10)
+    rows = job_rows(count, running=0, statuses=("completed", "completed", "failed", "cancelled", "completed"), seed=5)
+    for row in rows[-active:]:  # the newest few are still waiting
+        row.update(status="queued", progress=0.0, currentStep=None, currentLoss=None, startedAt=None, finishedAt=None,
+                   error=None)
+    return rows
+
+
+def _list_latencies(server: BenchServer, runs: int) -> tuple[list[float], int]:
+    with httpx.Client(base_url=server.url, headers=server.headers, timeout=60) as client:
+        size = 0
+        for _ in range(2):  # warm-up: connection, SQLite page cache
+            response = client.get(LIST_PATH, params=LIST_PARAMS)
+            response.raise_for_status()
+            size = len(response.content)
+        samples = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            response = client.get(LIST_PATH, params=LIST_PARAMS)
+            response.raise_for_status()
+            samples.append(time.perf_counter() - started)
+    return samples, size
+
+
+async def _pollers(server: BenchServer, path_for: list[str], pollers: int, per_poller: int) -> tuple[list[float], float]:
+    limits = httpx.Limits(max_connections=pollers, max_keepalive_connections=pollers)
+    latencies: list[float] = []
+    errors: list[str] = []
+    async with httpx.AsyncClient(base_url=server.url, headers=server.headers, timeout=60, limits=limits) as client:
+        rng = random.Random(11)
+
+        async def poll() -> None:
+            for _ in range(per_poller):
+                path = rng.choice(path_for)
+                started = time.perf_counter()
+                response = await client.get(path)
+                latencies.append(time.perf_counter() - started)
+                if response.status_code != 200:
+                    errors.append(f"{path} -> {response.status_code}")
+
+        await asyncio.gather(*(client.get(path_for[0]) for _ in range(pollers)))  # open every connection first
+        began = time.perf_counter()
+        await asyncio.gather(*(poll() for _ in range(pollers)))
+        elapsed = time.perf_counter() - began
+    if errors:
+        raise RuntimeError(f"{len(errors)} poller requests failed, e.g. {errors[0]}")
+    return latencies, len(latencies) / elapsed
+
+
+def run_server_list(smoke: bool) -> list[Result]:
+    big = 5_000 if smoke else 100_000
+    small = 1_000
+    runs = 2 if smoke else 15
+    pollers = 50
+    per_poller = 2 if smoke else 40
+    with tempfile.TemporaryDirectory(prefix="bench-server-") as tmp:
+        root = Path(tmp)
+        started = time.perf_counter()
+        insert_job_rows(root / "big", _history(big))
+        insert_job_rows(root / "small", _history(small))
+        log(f"server-list: {big:,} + {small:,} jobs written in {time.perf_counter() - started:.1f} s")
+        with BenchServer(root / "small", extra_args=["--no-runner"]) as server:
+            small_samples, _ = _list_latencies(server, runs)
+        with BenchServer(root / "big", extra_args=["--no-runner"]) as server:
+            big_samples, body_size = _list_latencies(server, runs)
+            with httpx.Client(base_url=server.url, headers=server.headers, timeout=60) as client:
+                ids = [job["id"] for job in client.get(LIST_PATH, params=LIST_PARAMS).json()]
+            status_paths = [f"/api/training/status?job_id={job_id}" for job_id in ids]
+            log(f"server-list: {pollers} pollers × {per_poller} requests, /status then /health")
+            status_latencies, status_rate = asyncio.run(_pollers(server, status_paths, pollers, per_poller))
+            health_latencies, health_rate = asyncio.run(_pollers(server, ["/api/health"], pollers, per_poller))
+    status_p99 = percentile(status_latencies, 0.99) * 1000
+    health_p99 = percentile(health_latencies, 0.99) * 1000
+    return [
+        Result("server-list/history-1000", median(big_samples) * 1000, "ms",
+               f"the same request with {small:,} jobs stored", median(small_samples) * 1000, len(big_samples),
+               f"GET /api/training/jobs?status=all&limit=1000 with {big:,} jobs stored ({body_size / 1e6:.2f} MB answer), "
+               "sequential requests on one keep-alive connection"),
+        Result("server-list/status-p99", status_p99, "ms", f"p99 of GET /api/health under the same {pollers} pollers",
+               health_p99, len(status_latencies),
+               f"{pollers} closed-loop pollers of GET /api/training/status with {big:,} jobs stored; "
+               f"median {median(status_latencies) * 1000:.1f} ms, {status_rate:,.0f} req/s "
+               f"(health: {health_rate:,.0f} req/s); runs = requests"),
+    ]
