@@ -73,17 +73,13 @@ def _curl_run(files: list[Path], hashes: list[str], work: Path, concurrency: int
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def _app_run(files: list[Path], work: Path) -> tuple[float, float, int]:
+async def _app_run(app: object, files: list[Path], work: Path) -> tuple[float, float, int]:
     """(seconds, longest event-loop stall in ms, files stored) for one import through the real panel."""
-    import qasync
-    from PySide6.QtWidgets import QApplication
-
-    app = QApplication.instance() or QApplication(sys.argv[:1])
     data_dir = work / "app-data"
     gui_dir = work / "gui-data"
     try:
         with BenchServer(data_dir, extra_args=["--no-runner"]) as server:
-            return qasync.run(_import(app, server, files, gui_dir))
+            return await _import(app, server, files, gui_dir)
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
         shutil.rmtree(gui_dir, ignore_errors=True)
@@ -94,7 +90,6 @@ async def _import(app: object, server: BenchServer, files: list[Path], gui_dir: 
 
     from training_studio.client import ApiClient
     from training_studio.ui.datasets.import_dialog import DatasetImportPanel
-    from training_studio.ui.datasets.import_model import FileState
 
     loop = asyncio.get_running_loop()
     client = ApiClient(server.url, server.token)
@@ -144,10 +139,12 @@ async def _import(app: object, server: BenchServer, files: list[Path], gui_dir: 
             raise RuntimeError(f"the upload stopped: {errors[-1:] or phase}")
         created = waiter(controller.dataset_created, lambda _id: True)
         controller.commit()
-        await asyncio.wait_for(created, 600)
+        dataset_id = (await asyncio.wait_for(created, 600))[0]
         elapsed = time.perf_counter() - started
         ticker.stop()
-        stored = controller.files.count_in(FileState.STORED)
+        stored = (await client.get_dataset(dataset_id)).image_count
+        if stored != len(files):
+            raise RuntimeError(f"the committed dataset holds {stored} of {len(files)} files: {errors[-3:]}")
         return elapsed, max(0.0, gaps["max"] * 1000 - STALL_TICK_MS), stored
     finally:
         ticker.stop()
@@ -172,18 +169,27 @@ def run_import_throughput(smoke: bool) -> list[Result]:
     curl_rates: list[float] = []
     stalls: list[float] = []
     stored_counts: list[int] = []
-    with tempfile.TemporaryDirectory(prefix="bench-import-") as tmp:
-        work = Path(tmp)
+    import qasync
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setQuitOnLastWindowClosed(False)  # closing the panel between runs must not stop the loop
+
+    async def all_runs(work: Path) -> None:
+        # One qasync loop for every run: a second qasync loop in one process never fires its timers.
         for run in range(runs):
-            seconds = _curl_run(files, hashes, work, MAX_IN_FLIGHT)
+            seconds = _curl_run(files, hashes, work, MAX_IN_FLIGHT)  # blocks the loop: nothing else runs now
             curl_rates.append(total_mb / seconds)
             log(f"import-throughput: curl run {run + 1}: {seconds:.1f} s")
-            app_seconds, stall_ms, stored = _app_run(files, work)
+            app_seconds, stall_ms, stored = await _app_run(app, files, work)
             app_rates.append(total_mb / app_seconds)
             stalls.append(stall_ms)
             stored_counts.append(stored)
             log(f"import-throughput: app run {run + 1}: {app_seconds:.1f} s, longest stall {stall_ms:.0f} ms, "
                 f"{stored} stored")
+
+    with tempfile.TemporaryDirectory(prefix="bench-import-") as tmp:
+        qasync.run(all_runs(Path(tmp)))
     rate, curl_rate = median(app_rates), median(curl_rates)
     stall = max(stalls)
     what = (f"{len(files):,} photo-like 1632×1224 JPEGs at quality 90, mean {total_mb / len(files):.2f} MB "

@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 WIDTH, HEIGHT = 1632, 1224
 QUALITY = 90
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 
 def cache_root() -> Path:
@@ -56,7 +56,7 @@ def _make_photo(seed: int) -> Image.Image:
     image = image.filter(ImageFilter.GaussianBlur(radius=2)).resize((WIDTH, HEIGHT), Image.Resampling.BILINEAR)
     # Sensor noise drives the JPEG size: its strength picks where in 0.4-1.5 MB this photo lands.
     # A random window of a per-process noise field keeps every photo distinct without drawing 6 M normals each.
-    sigma = rng.uniform(3.5, 40.0)
+    sigma = rng.uniform(4.2, 52.0)
     pool = _noise_pool()
     top_row = int(rng.integers(0, pool.shape[0] - HEIGHT))
     left = int(rng.integers(0, pool.shape[1] - WIDTH))

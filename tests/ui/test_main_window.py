@@ -291,3 +291,21 @@ def test_screenshot_flag_writes_a_png_and_exits_0(tmp_path, server):
     with Image.open(target) as image:
         assert image.format == "PNG" and image.width >= 560 and image.height >= 360
     assert b"Traceback" not in result.stderr
+
+
+def test_a_failed_cancel_is_shown_and_the_action_comes_back(harness, qtbot, faulty, monkeypatch):
+    faulty.routes[JOBS] = Reply(200, [job_json("j1", name="stubborn")])
+    faulty.routes[("POST", "/api/training/jobs/j1/cancel")] = Reply(200, {"success": False}, delay=0.3)
+    store = harness.store(faulty.url, "t")
+    window = harness.window(store)
+    panel = window.jobs_panel
+    store.start()
+    qtbot.waitUntil(lambda: store.model.rowCount() == 1, timeout=5000)
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    panel.select_job("j1")
+    panel.cancel_action.trigger()
+    assert not panel.cancel_action.isEnabled()
+    qtbot.waitUntil(panel.notice.isVisible, timeout=5000)
+    assert "stubborn" in panel.notice.text and "refused to cancel" in panel.notice.text
+    assert panel.cancel_action.isEnabled()
+    assert cell(store.model, "j1", JobColumn.STATUS, JobRole.DISPLAY_STATUS) == "Running"

@@ -167,3 +167,19 @@ def test_real_server_jobs_progress_complete_and_cancel(harness, qtbot, server_fa
     qtbot.waitUntil(lambda: statuses(store).get(long_job["id"]) == JobStatus.CANCELLED, timeout=20_000)
     assert store.model.index(row, 0).data(JobRole.IS_CANCELLING) is False
     http.close()
+
+
+def test_a_failing_final_state_fetch_is_retried_without_failing_the_refresh(harness, qtbot, faulty):
+    faulty.routes[JOBS] = Reply(200, [job_json("a"), job_json("b")])
+    store = harness.store(faulty.url, "t")
+    failures: list[str] = []
+    store.refresh_failed.connect(lambda kind, message: failures.append(kind))
+    store.start()
+    qtbot.waitUntil(lambda: store.model.rowCount() == 2, timeout=5000)
+    faulty.routes[STATUS] = Reply(503, {"error": {"code": "busy", "message": "try later"}})
+    faulty.routes[JOBS] = Reply(200, [job_json("b")])
+    qtbot.waitUntil(lambda: sum(1 for r in faulty.requests if r[1] == STATUS[1]) >= 2, timeout=5000)
+    assert failures == [] and statuses(store)["a"] == JobStatus.RUNNING  # last known state, kept
+    faulty.routes[STATUS] = Reply(200, job_json("a", status="completed", progress=100.0))
+    qtbot.waitUntil(lambda: statuses(store)["a"] == JobStatus.COMPLETED, timeout=5000)
+    assert failures == []

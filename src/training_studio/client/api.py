@@ -120,8 +120,10 @@ class ApiClient:
         if not isinstance(data, dict) or not isinstance(data.get("success"), bool):
             raise BadResponse("The server's answer to the cancel request is not {\"success\": true|false}.")
         if not data["success"]:
-            message = data.get("message") or data.get("error") or "the server refused to cancel the job"
-            raise CancelRejected(f"Cancel failed: {message}.".replace("..", "."), status_code=200)
+            reason = data.get("message") or data.get("error")
+            detail = f": {reason}" if isinstance(reason, str) and reason else " (it answered success: false)"
+            raise CancelRejected(f"The server refused to cancel the job{detail}.".replace("..", "."),
+                                 status_code=200)
 
     async def create_job(self, *, name: str, dataset_id: str, base_model: str, total_steps: int,
                          params: dict[str, Any] | None = None) -> TrainingJob:

@@ -21,6 +21,7 @@ from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 from PySide6.QtSvg import QSvgRenderer
 
 from training_studio.contract.models import JobStatus
+from training_studio.ui.jobs.format import known_status
 
 __all__ = [
     "STATUS_ICON_NAMES",
@@ -53,10 +54,7 @@ _icons: dict[tuple[str, str], QIcon] = {}
 
 def status_icon_name(status: JobStatus | str | None) -> str:
     """The icon of a status; anything unrecognised gets the neutral question mark."""
-    try:
-        return STATUS_ICON_NAMES[JobStatus(status)]
-    except (ValueError, TypeError, KeyError):
-        return STATUS_ICON_NAMES[JobStatus.UNKNOWN]
+    return STATUS_ICON_NAMES[known_status(status)]
 
 
 def icon_names() -> list[str]:

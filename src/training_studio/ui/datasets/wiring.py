@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QWidget
 
 from training_studio.client import ApiClient
 from training_studio.contract.models import TrainingJob
+from training_studio.ui.datasets.import_dialog import import_factory_for, install_import_entry_points
 from training_studio.ui.datasets.panel import DatasetsPanel
 from training_studio.ui.datasets.store import DatasetStore
 from training_studio.ui.models.panel import ModelsPanel
@@ -76,7 +77,7 @@ def install_library_panels(window: Any, client: ApiClient, job_store: Any, *, da
     """Add the Datasets and Models tabs to `window`; see the module docstring. "New dataset…" opens
     `import_factory`'s widget, by default the import panel keeping its upload state under `data_dir`."""
     if import_factory is None and data_dir is not None:
-        import_factory = _default_import_factory(client, Path(data_dir))
+        import_factory = import_factory_for(client, Path(data_dir))
     datasets = DatasetStore(client, parent=window)
     models = ModelStore(client, parent=window)
     library = LibraryPanels(window, datasets, models)
@@ -89,16 +90,14 @@ def install_library_panels(window: Any, client: ApiClient, job_store: Any, *, da
         signal.connect(lambda *args: _refresh_visible(window, library))
     window.refresh_action.triggered.connect(lambda: _refresh_visible(window, library))
     window.closing.connect(library.shutdown)
+    if data_dir is not None:
+        # Drops anywhere on the window start a new dataset; unfinished uploads are offered once connected.
+        entry = install_import_entry_points(
+            window, client, Path(data_dir),
+            lambda: library.datasets_panel.open_new_dataset() if library.datasets_panel else None,
+            job_store.connection_changed)
+        window.closing.connect(entry.shutdown)
     return library
-
-
-def _default_import_factory(client: ApiClient, data_dir: Path) -> Callable[[QWidget], QWidget]:
-    def build(parent: QWidget) -> QWidget:
-        from training_studio.ui.datasets.import_dialog import DatasetImportPanel
-
-        return DatasetImportPanel(client, data_dir, parent=parent)
-
-    return build
 
 
 def _refresh_visible(window: Any, library: LibraryPanels) -> None:

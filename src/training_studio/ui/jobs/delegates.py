@@ -45,11 +45,18 @@ def palette_is_dark(palette: QPalette) -> bool:
 
 
 def _status_of(index: _ModelIndex) -> JobStatus:
-    value = index.data(JobRole.STATUS)
-    try:
-        return JobStatus(value)
-    except (ValueError, TypeError):
-        return JobStatus.UNKNOWN
+    return fmt.known_status(index.data(JobRole.STATUS))
+
+
+_colours: dict[str, QColor] = {}
+
+
+def _colour(hex_colour: str) -> QColor:
+    """A QColor per palette entry, parsed once rather than in every paint()."""
+    colour = _colours.get(hex_colour)
+    if colour is None:
+        colour = _colours[hex_colour] = QColor(hex_colour)
+    return colour
 
 
 def _draw_cell_background(option: QStyleOptionViewItem, painter: QPainter) -> None:
@@ -110,13 +117,13 @@ class ProgressBarDelegate(QStyledItemDelegate):
                 outline = QPainterPath()
                 outline.addRoundedRect(track, radius, radius)
                 painter.setPen(Qt.PenStyle.NoPen)
-                painter.fillPath(outline, QColor(colours.track))
+                painter.fillPath(outline, _colour(colours.track))
                 if progress > 0:
                     # Clip to the rounded track so a small fill keeps the track's rounded end.
                     painter.setClipPath(outline, Qt.ClipOperation.IntersectClip)
                     filled = QRectF(track.left(), track.top(), track.width() * progress / 100.0,
                                     track.height())
-                    painter.fillRect(filled, QColor(colours.fill))
+                    painter.fillRect(filled, _colour(colours.fill))
                     painter.setClipping(False)
                 text_rect = QRectF(track.right() + _PERCENT_GAP, area.top(), label_width,
                                    area.height())
@@ -167,7 +174,7 @@ class StatusBadgeDelegate(QStyledItemDelegate):
             radius = badge_height / 2
             painter.setRenderHint(QPainter.RenderHint.Antialiasing)
             painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(QColor(colours.background))
+            painter.setBrush(_colour(colours.background))
             painter.drawRoundedRect(badge, radius, radius)
 
             pixmap = icons.pixmap(icons.status_icon_name(status_for_look), icon_size,
@@ -183,7 +190,7 @@ class StatusBadgeDelegate(QStyledItemDelegate):
                 shown = metrics.elidedText(label, Qt.TextElideMode.ElideRight,
                                            int(text_rect.width()))
                 painter.setFont(style_option.font)
-                painter.setPen(QColor(colours.foreground))
+                painter.setPen(_colour(colours.foreground))
                 painter.drawText(text_rect, int(Qt.AlignmentFlag.AlignLeft
                                                 | Qt.AlignmentFlag.AlignVCenter), shown)
         finally:

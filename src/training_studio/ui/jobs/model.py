@@ -116,6 +116,10 @@ _ANSWERED_ROLES = frozenset(
     [int(_DISPLAY), int(_ACCESSIBLE), int(_TOOLTIP), int(_FOREGROUND), int(_ALIGNMENT)]
     + [int(role) for role in JobRole])
 
+# Computed once: combining Qt flags goes through Python's enum machinery (microseconds).
+_CELL_FLAGS = (Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+               | Qt.ItemFlag.ItemNeverHasChildren)
+
 _NUMERIC_ALIGNMENT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 _TEXT_ALIGNMENT = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
 
@@ -189,10 +193,7 @@ class JobListModel(QAbstractTableModel):
         return 0 if parent.isValid() else _COLUMN_COUNT
 
     def flags(self, index: _ModelIndex) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return (Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
-                | Qt.ItemFlag.ItemNeverHasChildren)
+        return _CELL_FLAGS if index.isValid() else Qt.ItemFlag.NoItemFlags
 
     def headerData(self, section: int, orientation: Qt.Orientation,
                    role: int = Qt.ItemDataRole.DisplayRole) -> Any:

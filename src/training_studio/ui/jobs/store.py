@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 REFRESH_INTERVAL_S = 5.0
 TICK_INTERVAL_S = 1.0
 FIRST_RETRY_S = 0.5
+FINAL_STATE_BATCH = 8  # concurrent /status requests for jobs that just left the active list
 STOPPED_MESSAGE = "The local server is stopped. Start it again with Server > Restart local server."
 
 
@@ -195,10 +196,25 @@ class JobStore(QObject):
             if job.id in self._cancelling and job.status in TERMINAL_STATUSES:
                 self._set_cancelling(job.id, False)
         self._awaiting_final.update(gone)
-        for job_id in list(self._awaiting_final):
-            await self.poll_job_status(job_id)
+        await self._fetch_final_states()
         self.jobs_changed.emit()
         return jobs
+
+    async def _fetch_final_states(self) -> None:
+        """/status for each job that left the active list, a few at a time. A job whose fetch fails is
+        tried again on the next refresh; only a lost connection or token fails the refresh itself."""
+        pending = list(self._awaiting_final)
+        for start in range(0, len(pending), FINAL_STATE_BATCH):
+            batch = pending[start:start + FINAL_STATE_BATCH]
+            results = await asyncio.gather(*(self.poll_job_status(job_id) for job_id in batch),
+                                           return_exceptions=True)
+            for job_id, result in zip(batch, results):
+                if isinstance(result, (CannotConnect, AuthFailed)):
+                    raise result
+                if isinstance(result, ApiError):
+                    log.info("final state of %s not fetched yet: %s", job_id, result.message)
+                elif isinstance(result, BaseException):
+                    raise result
 
     async def poll_job_status(self, job_id: str) -> TrainingJob | None:
         """Fetch one job's state into the model; None (and the row removed) when the server forgot it."""
@@ -229,28 +245,27 @@ class JobStore(QObject):
         self.cancel_started.emit(job_id)
 
     async def _send_cancel(self, job_id: str) -> bool:
+        failure: str | None = None
+        finished_already = False
         try:
             await self.client.cancel_job(job_id)
         except asyncio.CancelledError:
+            self._cancels_in_flight.discard(job_id)
             raise
-        except Conflict as error:
-            self._set_cancelling(job_id, False)
-            name = self._job_name(job_id)
-            self.cancel_failed.emit(job_id, f"Could not cancel “{name}”: {error.message}")
-            await self._quietly(self.poll_job_status(job_id))
-            return False
         except ApiError as error:
-            self._set_cancelling(job_id, False)
-            self.cancel_failed.emit(job_id, f"Could not cancel “{self._job_name(job_id)}”: {error.message}")
-            return False
+            failure = error.message
+            finished_already = isinstance(error, Conflict)
         except Exception as error:  # a bug must not leave the row stuck in "Cancelling…"
             log.exception("cancel of %s failed", job_id)
+            failure = f"unexpected error ({type(error).__name__})."
+        # Out of flight before anyone hears about it, so views re-enable the action on the signal.
+        self._cancels_in_flight.discard(job_id)
+        if failure is not None:
             self._set_cancelling(job_id, False)
-            self.cancel_failed.emit(job_id, f"Could not cancel “{self._job_name(job_id)}”: unexpected error "
-                                            f"({type(error).__name__}).")
+            self.cancel_failed.emit(job_id, f"Could not cancel “{self._job_name(job_id)}”: {failure}")
+            if finished_already:  # 409 job_finished: show the state it finished in
+                await self._quietly(self.poll_job_status(job_id))
             return False
-        finally:
-            self._cancels_in_flight.discard(job_id)
         self.cancel_succeeded.emit(job_id)
         await self._quietly(self.poll_job_status(job_id))
         self.jobs_changed.emit()

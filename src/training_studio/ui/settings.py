@@ -1,0 +1,290 @@
+"""What the app remembers between runs, in QSettings: `AppSettings` owns every key the GUI persists.
+
+It keeps the main window's geometry and dock/toolbar state, every splitter's sizes and every table
+header's column state (widths, order, sort) found in the window, the last folder used per purpose
+(e.g. "import", "download"), the refresh interval, whether desktop notifications are shown, and the
+server profiles (URL, TLS choice; most recently used first, so they double as "recent servers"). Tokens
+are NOT here: they live in the OS keyring (`training_studio.ui.secrets`). Values are validated on the
+way out, because the settings file is user-editable and may hold anything: a bad value reads back as
+the default, never as an exception.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from PySide6.QtCore import QByteArray, QObject, QSettings
+from PySide6.QtWidgets import QHeaderView, QMainWindow, QSplitter, QWidget
+
+__all__ = [
+    "AppSettings",
+    "ServerProfile",
+    "DEFAULT_REFRESH_INTERVAL_S",
+    "MIN_REFRESH_INTERVAL_S",
+    "MAX_REFRESH_INTERVAL_S",
+    "MAX_PROFILES",
+    "normalise_server_url",
+    "widget_path",
+]
+
+log = logging.getLogger(__name__)
+
+ORGANIZATION = "training-studio"
+APPLICATION = "training-studio"
+DEFAULT_REFRESH_INTERVAL_S = 5.0
+MIN_REFRESH_INTERVAL_S = 1.0
+MAX_REFRESH_INTERVAL_S = 300.0
+MAX_PROFILES = 10
+
+
+@dataclass(frozen=True)
+class ServerProfile:
+    """A remote server the user connected to. `ca_file` empty: verify https with the system's certificates."""
+
+    url: str
+    name: str = ""
+    ca_file: str = ""
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} — {self.url}" if self.name and self.name != self.url else self.url
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        if not data["extra"]:
+            data.pop("extra")
+        return data
+
+    @classmethod
+    def from_json(cls, data: Any) -> "ServerProfile | None":
+        if not isinstance(data, dict):
+            return None
+        url = data.get("url")
+        if not isinstance(url, str):
+            return None
+        try:
+            url = normalise_server_url(url)
+        except ValueError:
+            return None
+        name = data.get("name") if isinstance(data.get("name"), str) else ""
+        ca_file = data.get("ca_file") if isinstance(data.get("ca_file"), str) else ""
+        extra = data.get("extra") if isinstance(data.get("extra"), dict) else {}
+        return cls(url=url, name=name, ca_file=ca_file, extra=extra)
+
+
+def normalise_server_url(text: str) -> str:
+    """A server's base URL as the app stores it ("http(s)://host[:port][/path]", no trailing slash).
+
+    Raises ValueError with a sentence fit for the user when `text` is not such a URL.
+    """
+    text = text.strip()
+    if not text:
+        raise ValueError("Enter the server's address, e.g. https://training.example.com:8765.")
+    if "://" not in text:
+        raise ValueError(f"“{text}” has no scheme: start it with http:// or https://.")
+    parts = urlsplit(text)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError(f"“{parts.scheme}” is not supported: use http:// or https://.")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"The port in “{text}” is not a number between 0 and 65535.") from None
+    if not parts.hostname:
+        raise ValueError(f"“{text}” has no host name.")
+    if parts.query or parts.fragment:
+        raise ValueError("The server address cannot contain “?” or “#”.")
+    if parts.username or parts.password:
+        raise ValueError("Put the token in the Token field, not in the address.")
+    host = parts.hostname
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    netloc = host if port is None else f"{host}:{port}"
+    return f"{parts.scheme.lower()}://{netloc}{parts.path.rstrip('/')}"
+
+
+def widget_path(widget: QWidget, root: QWidget) -> str:
+    """A stable key for `widget` inside `root`: object names where set, else class and index among
+    same-class siblings (panels are built in a fixed order, so the index is stable across runs)."""
+    parts: list[str] = []
+    current: QObject | None = widget
+    while current is not None and current is not root:
+        name = current.objectName()
+        if not name:
+            parent = current.parent()
+            siblings = [child for child in parent.children() if type(child) is type(current)] if parent else []
+            index = siblings.index(current) if current in siblings else 0
+            name = f"{type(current).__name__}{index}"
+        parts.append(name)
+        current = current.parent()
+    return "/".join(reversed(parts))
+
+
+class AppSettings:
+    """Typed access to the app's QSettings; see the module docstring.
+
+    Tests pass their own `QSettings(path, QSettings.Format.IniFormat)` so the developer's are untouched.
+    """
+
+    def __init__(self, settings: QSettings | None = None) -> None:
+        self.qsettings = settings if settings is not None else QSettings(ORGANIZATION, APPLICATION)
+
+    @property
+    def file_name(self) -> str:
+        return self.qsettings.fileName()
+
+    def sync(self) -> None:
+        self.qsettings.sync()
+
+    # raw helpers -------------------------------------------------------------------------------
+    def _bytes(self, key: str) -> QByteArray | None:
+        value = self.qsettings.value(key)
+        if isinstance(value, QByteArray) and not value.isEmpty():
+            return value
+        if isinstance(value, (bytes, bytearray)) and value:
+            return QByteArray(bytes(value))
+        return None
+
+    def _str(self, key: str, default: str = "") -> str:
+        value = self.qsettings.value(key, default)
+        return value if isinstance(value, str) else default
+
+    # window, splitters, headers ----------------------------------------------------------------
+    def save_window(self, window: QMainWindow) -> None:
+        """Geometry, toolbar/dock state, and every splitter and table header inside the window."""
+        self.qsettings.setValue("window/geometry", window.saveGeometry())
+        self.qsettings.setValue("window/state", window.saveState())
+        for splitter in window.findChildren(QSplitter):
+            self.save_splitter(splitter, widget_path(splitter, window))
+        for header in window.findChildren(QHeaderView):
+            if header.orientation().name == "Horizontal":
+                self.save_header(header, widget_path(header, window))
+        self.qsettings.sync()
+
+    def restore_window(self, window: QMainWindow) -> bool:
+        """Put back what `save_window` saved; False when nothing (valid) was saved. Widgets that are not
+        there any more, or whose saved state no longer fits (another column count), keep their defaults."""
+        restored = False
+        geometry = self._bytes("window/geometry")
+        if geometry is not None:
+            restored = bool(window.restoreGeometry(geometry))
+        state = self._bytes("window/state")
+        if state is not None:
+            window.restoreState(state)
+        for splitter in window.findChildren(QSplitter):
+            self.restore_splitter(splitter, widget_path(splitter, window))
+        for header in window.findChildren(QHeaderView):
+            if header.orientation().name == "Horizontal":
+                self.restore_header(header, widget_path(header, window))
+        return restored
+
+    def save_splitter(self, splitter: QSplitter, name: str) -> None:
+        self.qsettings.setValue(f"splitters/{name}", splitter.saveState())
+
+    def restore_splitter(self, splitter: QSplitter, name: str) -> bool:
+        state = self._bytes(f"splitters/{name}")
+        return bool(state is not None and splitter.restoreState(state))
+
+    def save_header(self, header: QHeaderView, name: str) -> None:
+        self.qsettings.setValue(f"headers/{name}", header.saveState())
+        self.qsettings.setValue(f"headers/{name}.columns", header.count())
+
+    def restore_header(self, header: QHeaderView, name: str) -> bool:
+        state = self._bytes(f"headers/{name}")
+        saved_columns = self.qsettings.value(f"headers/{name}.columns")
+        # A header saved with another column count would hide or misplace columns: keep the defaults.
+        if state is None or str(saved_columns) != str(header.count()):
+            return False
+        return bool(header.restoreState(state))
+
+    # folders -----------------------------------------------------------------------------------
+    def last_folder(self, purpose: str) -> str:
+        """The folder last used for `purpose`, if it still exists; else the home folder."""
+        folder = self._str(f"folders/{purpose}")
+        if folder and Path(folder).is_dir():
+            return folder
+        return str(Path.home())
+
+    def set_last_folder(self, purpose: str, path: str | Path) -> None:
+        """Remember the folder of `path` (a file's parent, or the folder itself)."""
+        candidate = Path(path)
+        folder = candidate if candidate.is_dir() else candidate.parent
+        self.qsettings.setValue(f"folders/{purpose}", str(folder))
+
+    # refresh interval and notifications --------------------------------------------------------
+    @property
+    def refresh_interval(self) -> float:
+        value = self.qsettings.value("refresh/interval_s", DEFAULT_REFRESH_INTERVAL_S)
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            return DEFAULT_REFRESH_INTERVAL_S
+        if not MIN_REFRESH_INTERVAL_S <= seconds <= MAX_REFRESH_INTERVAL_S:
+            return DEFAULT_REFRESH_INTERVAL_S
+        return seconds
+
+    def set_refresh_interval(self, seconds: float) -> None:
+        if not MIN_REFRESH_INTERVAL_S <= seconds <= MAX_REFRESH_INTERVAL_S:
+            raise ValueError(f"The refresh interval must be between {MIN_REFRESH_INTERVAL_S:g} and "
+                             f"{MAX_REFRESH_INTERVAL_S:g} seconds.")
+        self.qsettings.setValue("refresh/interval_s", float(seconds))
+
+    @property
+    def notifications_enabled(self) -> bool:
+        value = self.qsettings.value("notifications/enabled", True)
+        if isinstance(value, str):
+            return value.lower() not in ("false", "0", "no")
+        return bool(value)
+
+    def set_notifications_enabled(self, enabled: bool) -> None:
+        self.qsettings.setValue("notifications/enabled", bool(enabled))
+
+    # server profiles ---------------------------------------------------------------------------
+    def server_profiles(self) -> list[ServerProfile]:
+        """Known remote servers, most recently used first."""
+        raw = self._str("servers/profiles", "[]")
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            log.warning("ignoring unreadable server profiles in %s", self.file_name)
+            return []
+        if not isinstance(data, list):
+            return []
+        profiles: list[ServerProfile] = []
+        for item in data:
+            profile = ServerProfile.from_json(item)
+            if profile is not None and all(p.url != profile.url for p in profiles):
+                profiles.append(profile)
+        return profiles
+
+    def profile_for(self, url: str) -> ServerProfile | None:
+        return next((p for p in self.server_profiles() if p.url == url), None)
+
+    def remember_server(self, profile: ServerProfile) -> None:
+        """Put `profile` first (replacing one with the same URL); keeps at most MAX_PROFILES."""
+        others = [p for p in self.server_profiles() if p.url != profile.url]
+        self._write_profiles([profile, *others][:MAX_PROFILES])
+
+    def forget_server(self, url: str) -> None:
+        self._write_profiles([p for p in self.server_profiles() if p.url != url])
+
+    def _write_profiles(self, profiles: Iterable[ServerProfile]) -> None:
+        self.qsettings.setValue("servers/profiles", json.dumps([p.to_json() for p in profiles]))
+
+    @property
+    def active_server(self) -> str:
+        """The URL of the remote server in use when the app last quit; "" for the local server."""
+        url = self._str("servers/active")
+        try:
+            return normalise_server_url(url) if url else ""
+        except ValueError:
+            return ""
+
+    def set_active_server(self, url: str) -> None:
+        self.qsettings.setValue("servers/active", url)
