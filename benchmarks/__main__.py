@@ -72,7 +72,10 @@ def _table(results: list[dict]) -> str:
         unit = item.get("unit") or ""
 
         def show(value: float | None) -> str:
-            return "—" if value is None else f"{value:,.4g} {unit}".strip()
+            if value is None:
+                return "—"
+            digits = 0 if abs(value) >= 100 else 1 if abs(value) >= 10 else 2 if abs(value) >= 1 else 3
+            return f"{value:,.{digits}f} {unit}".strip()
 
         ratio = item.get("ratio")
         lines.append((item["name"], show(item.get("value")), show(item.get("baseline_value")),

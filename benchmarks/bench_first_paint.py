@@ -85,15 +85,19 @@ def run_first_paint(smoke: bool) -> list[Result]:
         warm: list[float] = []
         bare: list[float] = []
         to_rows: list[float] = []
+        shown: list[float] = []
         with BenchServer(warm_dir, extra_args=["--no-runner"]):
             mark_running(warm_dir, min(100, count))
             log(f"first-paint: warm server with {count:,} active jobs; {runs} runs each (GUI, bare window)")
-            for run in range(runs + 1):  # one warm-up of each, for the OS file cache
+            warm_up = 0 if smoke else 1  # one warm-up of each, for the OS file cache
+            for run in range(runs + warm_up):
                 app = _probe(["app", "--rows", str(count), "--data-dir", str(warm_dir)])
                 plain = _probe(["bare"])
-                if run == 0:
+                if run < warm_up:
                     continue
                 warm.append(app["painted"] - app["started"])
+                if app.get("shown") is not None:
+                    shown.append(app["shown"] - app["started"])
                 bare.append(plain["painted"] - plain["started"])
                 if app.get("data_arrival") is not None:
                     to_rows.append(app["painted"] - app["data_arrival"])
@@ -116,7 +120,8 @@ def run_first_paint(smoke: bool) -> list[Result]:
         Result("first-paint/warm", warm_s * 1000, "ms", "bare PySide6 QMainWindow process to first paint",
                bare_s * 1000, len(warm),
                f"{goal_note(warm_s <= 2.5 * bare_s, '<= 2.5x the bare window')}; process start to the jobs table "
-               f"painted with {count:,} rows, embedded server already running (found through server.json)"),
+               f"painted with {count:,} rows, embedded server already running (found through server.json); "
+               f"the main window itself was shown after {median(shown) * 1000 if shown else float('nan'):.0f} ms"),
     ]
     if to_rows:
         rows_ms = median(to_rows) * 1000

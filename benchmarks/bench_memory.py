@@ -82,7 +82,7 @@ def _probe(count: int, thumbnails: int) -> dict:
 def _run_probe(args: list[str], module: str) -> dict:
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     proc = subprocess.run([sys.executable, "-m", module, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, env=env, timeout=300, input="\n")
+                          text=True, env=env, timeout=300)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if not lines:
         raise RuntimeError(f"{module} reported nothing (exit {proc.returncode}): {proc.stderr[-1500:]}")

@@ -240,7 +240,9 @@ def run_elapsed_tick(smoke: bool) -> list[Result]:
     model = store.model
     counter = _PaintCounter(table.viewport())
     log(f"elapsed-tick: {total:,} jobs, {len(model.running_rows()):,} running")
-    roles = [0, 11]  # DisplayRole, AccessibleTextRole: what changes in an Elapsed cell
+    from PySide6.QtCore import Qt
+
+    roles = [int(Qt.ItemDataRole.DisplayRole), int(Qt.ItemDataRole.AccessibleTextRole)]  # what an Elapsed cell changes
 
     def per_row() -> None:
         column = int(JobColumn.ELAPSED)

@@ -1,8 +1,11 @@
-"""Runner and built-in trainer speed: `python benchmarks/bench_runner.py`.
+"""Runner speed: how fast the trainer supervisor reads progress, and how long the built-in trainer takes.
 
-Measures (1) how fast the supervisor reads a trainer that prints progress lines as fast as it can
-(lines per second, with the batched progress sink), and (2) how long the built-in trainer takes for
-300 steps on 100 photo-like 96 px images. Prints numbers; asserts nothing (speed is not a test).
+This module owns the runner figures (folded in from the runner engineer's script). `python -m benchmarks
+--only runner-throughput` measures the supervisor (`TrainerProcess`, with its batched progress sink and
+log file) reading a trainer that prints JSON progress lines as fast as it can, in lines per second, against
+a plain asyncio subprocess that only reads the same output line by line and discards it (the pipe's
+floor). Run as a script (`python benchmarks/bench_runner.py`) it also times the built-in trainer for 300
+steps on 100 photo-like 96 px images, as before.
 """
 
 from __future__ import annotations
@@ -15,15 +18,16 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
-from tests.trainers.images import write_image_set  # noqa: E402
+from benchmarks.common import Result, log, median  # noqa: E402
 from training_studio.runner.supervisor import TrainerProcess  # noqa: E402
 
 FLOOD = ROOT / "tests" / "runner" / "trainers" / "floods_output.py"
 
 
-def bench_flood(workdir: Path, lines: int = 200_000) -> None:
+def _supervised(workdir: Path, lines: int) -> tuple[float, int]:
     received = 0
 
     def sink(points) -> None:
@@ -38,12 +42,48 @@ def bench_flood(workdir: Path, lines: int = 200_000) -> None:
         await process.wait()
         return time.perf_counter() - started
 
-    elapsed = asyncio.run(run())
-    print(f"supervisor: {lines:,} progress lines in {elapsed:.2f}s = {lines / elapsed:,.0f} lines/s "
-          f"(received {received:,})")
+    return asyncio.run(run()), received
+
+
+def _raw(lines: int) -> tuple[float, int]:
+    async def run() -> tuple[float, int]:
+        started = time.perf_counter()
+        proc = await asyncio.create_subprocess_exec(sys.executable, str(FLOOD), str(lines),
+                                                    stdout=asyncio.subprocess.PIPE)
+        assert proc.stdout is not None
+        count = 0
+        while await proc.stdout.readline():
+            count += 1
+        await proc.wait()
+        return time.perf_counter() - started, count
+
+    return asyncio.run(run())
+
+
+def run_runner_throughput(smoke: bool) -> list[Result]:
+    lines = 5_000 if smoke else 200_000
+    runs = 1 if smoke else 5
+    ours: list[float] = []
+    raw: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="bench-runner-") as tmp:
+        log(f"runner-throughput: {runs} runs of {lines:,} progress lines, supervised and raw")
+        for _ in range(runs):
+            elapsed, received = _supervised(Path(tmp), lines)
+            if received != lines:
+                raise RuntimeError(f"the supervisor reported {received:,} of {lines:,} progress points")
+            ours.append(lines / elapsed)
+            raw_elapsed, _count = _raw(lines)
+            raw.append(lines / raw_elapsed)
+    return [Result("runner-throughput/progress-lines", median(ours), "lines/s",
+                   "plain asyncio readline loop over the same trainer output (parse nothing, store nothing)",
+                   median(raw), runs,
+                   f"TrainerProcess parsing JSON progress, batching it to the sink and writing the log; {lines:,} lines "
+                   "per run from a trainer printing as fast as it can; process start included in both")]
 
 
 def bench_builtin(workdir: Path) -> None:
+    from tests.trainers.images import write_image_set
+
     images = workdir / "images"
     write_image_set(images, 100, "warm", seed=1)
     started = time.perf_counter()
@@ -55,6 +95,7 @@ def bench_builtin(workdir: Path) -> None:
 
 
 if __name__ == "__main__":
+    for result in run_runner_throughput(smoke=False):
+        print(f"{result.name}: {result.value:,.0f} {result.unit} (baseline {result.baseline_value:,.0f})")
     with tempfile.TemporaryDirectory() as tmp:
-        bench_flood(Path(tmp))
         bench_builtin(Path(tmp))

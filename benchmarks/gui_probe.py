@@ -10,8 +10,7 @@ subtract its own start time), and closes the window so the app shuts down normal
 on the app's one HTTP client records when each `GET /api/training/jobs` answer arrived ("data arrival").
 
 Modes: `app ARGS...` (the real GUI), `bare` (a bare QMainWindow of the same size: the baseline).
-With `--hold`, it does not quit after the paint but waits for a line on stdin (a caller can read the
-process's memory meanwhile); the JSON line also carries the resident memory at that moment.
+The JSON line also carries the process's resident memory at that moment (the memory figure's baseline).
 """
 
 from __future__ import annotations
@@ -41,14 +40,10 @@ def _rss_kib() -> int:
 def main(argv: list[str]) -> int:
     mode = argv[0] if argv else "bare"
     rows_wanted = 0
-    hold = False
     if "--rows" in argv:
         at = argv.index("--rows")
         rows_wanted = int(argv[at + 1])
         del argv[at:at + 2]
-    if "--hold" in argv:
-        argv.remove("--hold")
-        hold = True
 
     from PySide6.QtCore import QEvent, QObject, QTimer
     from PySide6.QtWidgets import QApplication, QMainWindow
@@ -67,16 +62,9 @@ def main(argv: list[str]) -> int:
             arrivals = [t for t in state["arrivals"] if t <= painted]
             _report({"painted": painted, "shown": state["shown"], "data_arrival": arrivals[-1] if arrivals else None,
                      "rss_kib": _rss_kib(), "pid": os.getpid()})
-            if hold:
-                QTimer.singleShot(0, lambda: _hold_then_close(window))
-            else:
-                window.close()
+            window.close()
 
         QTimer.singleShot(0, after_paint)
-
-    def _hold_then_close(window: Any) -> None:
-        sys.stdin.readline()  # the parent has read our memory; blocking here is fine, nothing else runs
-        window.close()
 
     class Probe(QObject):
         def eventFilter(self, watched: Any, event: Any) -> bool:  # noqa: N802 (Qt name)

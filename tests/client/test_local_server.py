@@ -89,9 +89,10 @@ def test_replaces_an_idle_server_of_another_version(tmp_path):
         async with httpx.AsyncClient() as http:
             newer_app = LocalServerManager(tmp_path, http, notify=messages.append, app_version="99.0.0")
             replaced = await newer_app.connect()
+        old_alive = manager.is_alive()  # polls (and reaps) our child
+        manager.info = replaced  # let _run's stop() find the new one even if an assertion fails
         assert replaced.pid != old.pid
-        assert not manager.is_alive()  # polls (and reaps) our child: the old server is gone
-        manager.info = replaced  # let the fixture's stop() find the new one
+        assert not old_alive
         return messages
 
     messages = _run(tmp_path, body)

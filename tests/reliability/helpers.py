@@ -18,6 +18,8 @@ from pathlib import Path
 import httpx
 from PIL import Image
 
+from training_studio.runner.registry import BUILTIN_BASE_MODEL_ID
+
 
 def integrity_check(db_path: Path) -> str:
     connection = sqlite3.connect(db_path, timeout=30)
@@ -100,7 +102,7 @@ def finished(job: dict) -> bool:
 
 def create_job(client: httpx.Client, dataset_id: str, total_steps: int, name: str = "job", **params) -> dict:
     response = client.post("/api/training/jobs", json={"name": name, "dataset_id": dataset_id,
-                                                       "base_model": "builtin-linear-vae",
+                                                       "base_model": BUILTIN_BASE_MODEL_ID,
                                                        "total_steps": total_steps, "params": params})
     assert response.status_code == 201, response.text
     return response.json()

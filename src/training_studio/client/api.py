@@ -11,6 +11,7 @@ typed errors of `training_studio.client.errors`. Nothing here imports Qt.
 from __future__ import annotations
 
 import json
+import ssl
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from email.utils import parsedate_to_datetime
@@ -63,7 +64,9 @@ class ApiClient:
         self._base_url = base_url.rstrip("/")
         self._token = token
         self._timeout = httpx.Timeout(timeout, connect=min(timeout, 3.0))
-        self._http = http or httpx.AsyncClient(timeout=self._timeout, follow_redirects=False)
+        if http is None:
+            http = httpx.AsyncClient(timeout=self._timeout, follow_redirects=False, verify=_tls_verify(base_url))
+        self._http = http
         self._owns_http = http is None
         self.clock_offset: float | None = None  # server clock minus local clock, seconds
 
@@ -80,6 +83,12 @@ class ApiClient:
         self._base_url = base_url.rstrip("/")
         self._token = token
         self.clock_offset = None
+
+    def replace_http(self, http: httpx.AsyncClient) -> httpx.AsyncClient:
+        """Use `http` from now on (e.g. other TLS settings); it is closed by `aclose()`. Returns the old
+        pool, which the caller closes once nothing uses it."""
+        old, self._http, self._owns_http = self._http, http, True
+        return old
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -381,6 +390,19 @@ class ApiClient:
             raise BadResponse("The server answered the upload with something that is not JSON.",
                               status_code=response.status_code) from exc
         return self._parse(DatasetFile, data), response.status_code == 201
+
+
+def _tls_verify(base_url: str) -> ssl.SSLContext | bool:
+    """Certificate checking for the client's lifetime, chosen from the first URL.
+
+    Loading the CA bundle costs about 100 ms at start-up, and the embedded server (the default) is
+    plain HTTP on loopback, so the bundle is loaded only for an https URL. For an http URL the client
+    gets a TLS context with no trusted roots: should it ever be pointed at https later, it fails closed
+    (a certificate error) rather than talking to an unverified server.
+    """
+    if base_url.lower().startswith("https://"):
+        return True
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
 def _segment(value: str) -> str:

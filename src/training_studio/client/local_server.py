@@ -77,6 +77,10 @@ class LocalServerManager:
         self._proc: subprocess.Popen[bytes] | None = None
         self._lock = asyncio.Lock()
 
+    def _say(self, message: str) -> None:
+        log.info("%s", message)
+        self._notify(message)
+
     # queries -----------------------------------------------------------------------------------
     def is_alive(self) -> bool:
         return self.info is not None and self._pid_alive(self.info.pid)
@@ -95,16 +99,18 @@ class LocalServerManager:
         return not _is_zombie(pid)
 
     async def _probe(self, info: ServerInfo) -> str | None:
-        """The server's version if it answers health and accepts the token there, else None."""
+        """The server's version if it answers health and accepts the token, else None."""
         headers = {"Authorization": f"Bearer {info.token}"}
         try:
-            health = await self._http.get(info.url + "/api/health", timeout=PROBE_TIMEOUT_S)
-            if health.status_code != 200:
+            # Both at once: this sits on the start-up path. The authenticated one is the cheapest there
+            # is (the active list may hold thousands of jobs).
+            health, jobs = await asyncio.gather(
+                self._http.get(info.url + "/api/health", timeout=PROBE_TIMEOUT_S),
+                self._http.get(info.url + "/api/training/jobs", params={"status": "all", "limit": 1},
+                               headers=headers, timeout=PROBE_TIMEOUT_S))
+            if health.status_code != 200 or jobs.status_code != 200:
                 return None
-            version = str(health.json().get("version", ""))
-            jobs = await self._http.get(info.url + "/api/training/jobs", params={"status": "active"},
-                                        headers=headers, timeout=PROBE_TIMEOUT_S)
-            return version if jobs.status_code == 200 else None
+            return str(health.json().get("version", ""))
         except (httpx.HTTPError, OSError, ValueError, AttributeError):
             return None
 
@@ -142,27 +148,27 @@ class LocalServerManager:
         """After a failed request: reconnect through server.json, starting the server again if it died."""
         async with self._lock:
             previous = self.info
-            died = previous is not None and not self._pid_alive(previous.pid)
             info = await self._connect_locked()
             if previous is not None and info.pid != previous.pid:
-                if died:
-                    self._notify("The local server stopped unexpectedly; it was started again and the app "
+                started_by_us = self._proc is not None and self._proc.pid == info.pid
+                if started_by_us:
+                    self._say("The local server stopped unexpectedly; it was started again and the app "
                                  "reconnected.")
                 else:
-                    self._notify("Reconnected to the local server (it was restarted).")
+                    self._say("Reconnected to the local server (it was restarted).")
             return info
 
     async def _handle_version_mismatch(self, info: ServerInfo) -> None:
         running = await self._running_job_count(info)
         if running == 0:
-            self._notify(f"Replacing the local server of version {info.version or 'unknown'} with version "
+            self._say(f"Replacing the local server of version {info.version or 'unknown'} with version "
                          f"{self.app_version}.")
             await self._stop_locked()
             await self._start_locked()
             self.upgrade_pending = False
         else:
             self.upgrade_pending = True
-            self._notify(f"The local server is version {info.version or 'unknown'} (this app is "
+            self._say(f"The local server is version {info.version or 'unknown'} (this app is "
                          f"{self.app_version}); it will be replaced once its running jobs finish.")
 
     async def upgrade_if_idle(self) -> bool:
@@ -173,7 +179,7 @@ class LocalServerManager:
             info = self.info
             if info is None or await self._running_job_count(info) != 0:
                 return False
-            self._notify(f"Replacing the local server of version {info.version or 'unknown'} with version "
+            self._say(f"Replacing the local server of version {info.version or 'unknown'} with version "
                          f"{self.app_version} (its jobs have finished).")
             await self._stop_locked()
             await self._start_locked()

@@ -22,7 +22,8 @@ import shlex
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from training_studio.contract import JobStatus, ModelStatus, TrainingJob, format_timestamp, utc_now
 from training_studio.launcher import self_command
@@ -31,6 +32,7 @@ from training_studio.runner.process_groups import group_belongs_to_job, kill_gro
 from training_studio.runner.progress import ProgressPoint, TrainerEvent
 from training_studio.runner.registry import BUILTIN_BASE_MODEL, BUILTIN_BASE_MODEL_ID, ParamsError, validate_params
 from training_studio.runner.supervisor import TrainerOutcome, TrainerProcess
+from training_studio.server.errors import is_disk_full
 from training_studio.server.executor import INTERRUPTED_JOB_ERROR, recover_interrupted_jobs
 
 if TYPE_CHECKING:
@@ -38,7 +40,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
 DEFAULT_CANCEL_GRACE_S = 10.0
+# How often, at most, a job's end is written again while the disk is full.
+SETTLE_RETRY_MAX_S = 2.0
+DISK_FULL_JOB_ERROR = "the server's disk is full: the job could not be run to its end"
 
 
 class JobSetupError(Exception):
@@ -183,9 +189,10 @@ class JobRunner:
             await self._run_job(active)
         except Exception as exc:  # a runner bug must fail the job, not leave it running forever
             logger.exception("job %s: the runner failed", active.job_id)
+            error = DISK_FULL_JOB_ERROR if is_disk_full(exc) else f"internal error in the job runner: {exc}"
             with contextlib.suppress(Exception):
-                await asyncio.to_thread(self.storage.set_job_status, active.job_id, JobStatus.FAILED,
-                                        error=f"internal error in the job runner: {exc}")
+                await self._settle(self.storage.set_job_status, active.job_id, JobStatus.FAILED, error=error,
+                                   model_id=active.model_id)
         finally:
             self._active.pop(active.job_id, None)
             if not self._shutting_down:
@@ -252,8 +259,8 @@ class JobRunner:
                                 f"[training-studio] {format_timestamp(utc_now())} the trainer ended "
                                 f"({summary}): {outcome.status}\n")
         if outcome.status == "completed":
-            model_id = await asyncio.to_thread(self._settle_model_on_success, active, job, plan)
-            await asyncio.to_thread(self.storage.set_job_status, job_id, JobStatus.COMPLETED, model_id=model_id)
+            model_id = await self._settle(self._settle_model_on_success, active, job, plan)
+            await self._settle(self.storage.set_job_status, job_id, JobStatus.COMPLETED, model_id=model_id)
             return
         if outcome.status == "cancelled" and self._shutting_down and not active.cancel_requested:
             status, error = JobStatus.FAILED, INTERRUPTED_JOB_ERROR
@@ -263,9 +270,29 @@ class JobRunner:
             status, error = JobStatus.FAILED, outcome.error or "the trainer failed"
         if active.model_id is not None:
             model_error = error or "the job was cancelled before its checkpoint was written"
-            await asyncio.to_thread(self.storage.update_model, active.model_id, status=ModelStatus.FAILED.value,
-                                    error=model_error)
-        await asyncio.to_thread(self.storage.set_job_status, job_id, status, error=error)
+            await self._settle(self.storage.update_model, active.model_id, status=ModelStatus.FAILED.value,
+                               error=model_error)
+        await self._settle(self.storage.set_job_status, job_id, status, error=error, model_id=active.model_id)
+
+    async def _settle(self, write: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        """Run a storage write that records how a job ended, again and again while the disk is full.
+
+        A job whose end cannot be written would otherwise show `running` until the next restart; once
+        space is freed it settles by itself. Other errors, and a full disk during shutdown (the next
+        start's restart rule settles the job), are raised.
+        """
+        delay, warned = 0.1, False
+        while True:
+            try:
+                return await asyncio.to_thread(write, *args, **kwargs)
+            except Exception as exc:
+                if not is_disk_full(exc) or self._shutting_down:
+                    raise
+                if not warned:
+                    logger.warning("the disk is full: retrying until the end of a job can be recorded (%s)", exc)
+                    warned = True
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, SETTLE_RETRY_MAX_S)
 
     # trainer plans -------------------------------------------------------------------------------
     def plan_for(self, job: TrainingJob, output_dir: Path) -> TrainerPlan:

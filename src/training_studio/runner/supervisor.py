@@ -121,8 +121,11 @@ class TrainerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log_file = open(self.log_path, "ab")
         if self.log_header:
-            self._log_file.write(self.log_header.encode("utf-8", "replace"))
-            self._log_file.flush()
+            try:
+                self._log_file.write(self.log_header.encode("utf-8", "replace"))
+                self._log_file.flush()
+            except OSError:  # a full disk loses log text, never the job's supervision
+                logger.exception("could not write the log header of job %s", self.job_id)
         env = {**os.environ, **self.extra_env, "PYTHONUNBUFFERED": "1"}
         if self.job_id:
             env[JOB_ENV_MARKER] = self.job_id
@@ -137,7 +140,7 @@ class TrainerProcess:
                 start_new_session=True,
             )
         except OSError:
-            self._log_file.close()
+            self._close_log()
             raise
         self.pid = self._proc.pid
         # start_new_session makes the child a session and group leader: its pgid is its pid.
@@ -172,8 +175,7 @@ class TrainerProcess:
             if self._kill_task is not None:
                 self._kill_task.cancel()
             await self._flush()
-            if self._log_file is not None:
-                await asyncio.to_thread(self._log_file.close)
+            await asyncio.to_thread(self._close_log)
         return self._outcome(returncode)
 
     @staticmethod
@@ -290,6 +292,18 @@ class TrainerProcess:
                     await result
             except Exception:
                 logger.exception("progress handler failed for job %s", self.job_id)
+
+    def _close_log(self) -> None:
+        # close() flushes what a failed write left buffered; on a full disk that fails again, and
+        # the outcome of the job matters more than those bytes.
+        if self._log_file is None:
+            return
+        try:
+            self._log_file.close()
+        except OSError:
+            logger.exception("could not write the end of the log of job %s", self.job_id)
+            with contextlib.suppress(OSError):
+                self._log_file.close()
 
     def _write_log(self, data: bytes) -> None:
         assert self._log_file is not None

@@ -1,21 +1,29 @@
-"""Request guards that run before routing: the Host check (DNS-rebinding guard) and bearer-token auth.
+"""Request guards that run before routing: the Host check (DNS-rebinding guard), bearer-token auth and
+the size limit of JSON bodies.
 
 A pure ASGI middleware, so that every request, including ones for unknown routes, is checked before
 anything else happens: first the Host header must name a loopback host (421 `bad_host`), then every
 path except `GET /api/health` needs `Authorization: Bearer <token>` (401 `unauthorized`). With
-`--allow-remote` the Host check is off, because remote clients legitimately use other names.
+`--allow-remote` the Host check is off, because remote clients legitimately use other names. Last, a
+request body other than a file upload (which streams to disk under its own limit) may not exceed
+`MAX_JSON_BODY_BYTES` (413 `too_large`): the framework would otherwise hold any amount in memory.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from training_studio.server.config import is_loopback_host
 from training_studio.server.errors import error_response
 
 PUBLIC_PATHS = frozenset({"/api/health"})
+# The largest JSON request is a 10,000-character caption; 1 MiB leaves room for escapes and params.
+MAX_JSON_BODY_BYTES = 1024 * 1024
+# The raw file upload, which streams its body to disk and enforces --max-upload-bytes itself.
+_UPLOAD_PATH = re.compile(r"^/api/datasets/[^/]+/files/[^/]+$")
 
 
 def host_name(host_header: str) -> str:
@@ -29,10 +37,12 @@ def host_name(host_header: str) -> str:
 
 
 class GuardMiddleware:
-    def __init__(self, app: ASGIApp, *, token: str, check_host: bool = True) -> None:
+    def __init__(self, app: ASGIApp, *, token: str, check_host: bool = True,
+                 max_body_bytes: int = MAX_JSON_BODY_BYTES) -> None:
         self.app = app
         self._token = token.encode("utf-8")
         self._check_host = check_host
+        self._max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -52,7 +62,38 @@ class GuardMiddleware:
                                       "required.", headers={"WWW-Authenticate": "Bearer"})
             await response(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        if scope.get("method") == "PUT" and _UPLOAD_PATH.match(scope.get("path", "")):
+            await self.app(scope, receive, send)
+            return
+        await self._with_bounded_body(scope, receive, send, headers)
+
+    async def _with_bounded_body(self, scope: Scope, receive: Receive, send: Send,
+                                 headers: dict[bytes, bytes]) -> None:
+        """Read the (small) body up front: 413 past the limit, whether declared or chunked."""
+        too_large = error_response(413, "too_large", f"The request body is larger than the server's limit of "
+                                   f"{self._max_body_bytes:,} bytes for JSON requests.")
+        declared = headers.get(b"content-length", b"").strip()
+        if declared.isdigit() and int(declared) > self._max_body_bytes:
+            await too_large(scope, receive, send)
+            return
+        messages: list[Message] = []
+        size = 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break  # the client went away; the app sees the disconnect
+            size += len(message.get("body", b""))
+            if size > self._max_body_bytes:
+                await too_large(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
 
     def _authorised(self, header: bytes) -> bool:
         scheme, _, credentials = header.partition(b" ")

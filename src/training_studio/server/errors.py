@@ -51,6 +51,10 @@ _STATUS_CODES = {
 }
 
 
+# FastAPI's own words when a JSON body cannot be decoded at all (invalid UTF-8, too deep to parse).
+_FASTAPI_BODY_PARSE_ERROR = "There was an error parsing the body"
+
+
 class ApiError(Exception):
     """An error answer: HTTP status, contract error code and one human sentence."""
 
@@ -117,6 +121,8 @@ def install_error_handlers(app: FastAPI) -> None:
             message = f"There is no endpoint at {request.url.path}."
         elif exc.status_code == 405:
             message = f"{request.method} is not allowed on {request.url.path}."
+        elif exc.status_code == 400 and exc.detail == _FASTAPI_BODY_PARSE_ERROR:
+            message = "The request body could not be read as JSON (malformed, not UTF-8, or nested too deeply)."
         else:
             message = str(exc.detail) if exc.detail else "The request failed."
         return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))

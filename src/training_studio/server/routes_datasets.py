@@ -57,7 +57,7 @@ async def list_datasets(ctx: ServerContext = Depends(server_context)) -> JSONRes
     return JSONResponse([to_wire(dataset) for dataset in ctx.storage.list_datasets()])
 
 
-@router.post("/api/datasets", status_code=201, response_model=Dataset, responses=error_responses(400))
+@router.post("/api/datasets", status_code=201, response_model=Dataset, responses=error_responses(400, 413))
 async def create_dataset(request: CreateDatasetRequest = Body(...),
                          ctx: ServerContext = Depends(server_context)) -> JSONResponse:
     dataset = ctx.storage.create_dataset(_clean_name(request.name), request.type)
@@ -170,7 +170,7 @@ async def _record(ctx: ServerContext, dataset_id: str, blob: BlobInfo, display_n
 
 
 @router.put("/api/datasets/{dataset_id}/files/{sha256}/caption", response_model=DatasetFile,
-            responses=error_responses(400, 404, 507))
+            responses=error_responses(400, 404, 413, 507))
 async def set_caption(dataset_id: str, sha256: str, update: CaptionUpdate = Body(...),
                       ctx: ServerContext = Depends(server_context)) -> JSONResponse:
     sha = files.normalise_sha256(sha256)

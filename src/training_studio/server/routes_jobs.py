@@ -94,7 +94,7 @@ async def job_status(job_id: str = Query(..., description="the job's id"),
 
 
 @router.post("/api/training/jobs", status_code=201, response_model=TrainingJob, response_model_by_alias=True,
-             responses=error_responses(400, 404, 409))
+             responses=error_responses(400, 404, 409, 413))
 async def create_job(request: CreateJobRequest = Body(...),
                      ctx: ServerContext = Depends(server_context)) -> JSONResponse:
     name = clean_display_text(request.name, "")

@@ -16,6 +16,7 @@ photos, and why sampling z ~ N(0, I) gives images that look like the training se
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import signal
@@ -251,12 +252,22 @@ def train(config: TrainConfig) -> int:
     return 0
 
 
+class OutputError(Exception):
+    """An output file could not be written (full disk, permissions); the message says which and why."""
+
+
 def _atomic_write(path: Path, write) -> None:
-    """Write through a temp file and rename, so a reader never sees half a checkpoint."""
+    """Write through a temp file and rename, so a reader never sees half a checkpoint; on failure the
+    temp file is removed (on a full disk it would hold the space the rest of the system needs)."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        write(handle)
-    tmp.replace(path)
+    try:
+        with open(tmp, "wb") as handle:
+            write(handle)
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        reason = "the disk is full" if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)) else "it failed"
+        raise OutputError(f"could not write {path.name}: {reason} ({exc.strerror or exc})") from exc
 
 
 def install_signal_handlers() -> None:
@@ -268,7 +279,7 @@ def run(config: TrainConfig) -> int:
     install_signal_handlers()
     try:
         return train(config)
-    except DatasetError as exc:
+    except (DatasetError, OutputError) as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 1
     except MemoryError:

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from PySide6.QtCore import QByteArray, QObject, QSettings
+from PySide6.QtCore import QByteArray, QObject, QSettings, Qt
 from PySide6.QtWidgets import QHeaderView, QMainWindow, QSplitter, QWidget
 
 __all__ = [
@@ -31,6 +32,10 @@ __all__ = [
     "MAX_PROFILES",
     "normalise_server_url",
     "widget_path",
+    "set_shared_settings",
+    "shared_settings",
+    "remembered_folder",
+    "remember_folder",
 ]
 
 log = logging.getLogger(__name__)
@@ -50,17 +55,13 @@ class ServerProfile:
     url: str
     name: str = ""
     ca_file: str = ""
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def label(self) -> str:
         return f"{self.name} — {self.url}" if self.name and self.name != self.url else self.url
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        if not data["extra"]:
-            data.pop("extra")
-        return data
+        return asdict(self)
 
     @classmethod
     def from_json(cls, data: Any) -> "ServerProfile | None":
@@ -75,8 +76,7 @@ class ServerProfile:
             return None
         name = data.get("name") if isinstance(data.get("name"), str) else ""
         ca_file = data.get("ca_file") if isinstance(data.get("ca_file"), str) else ""
-        extra = data.get("extra") if isinstance(data.get("extra"), dict) else {}
-        return cls(url=url, name=name, ca_file=ca_file, extra=extra)
+        return cls(url=url, name=name, ca_file=ca_file)
 
 
 def normalise_server_url(text: str) -> str:
@@ -126,6 +126,30 @@ def widget_path(widget: QWidget, root: QWidget) -> str:
     return "/".join(reversed(parts))
 
 
+_shared: "AppSettings | None" = None
+
+
+def set_shared_settings(settings: "AppSettings | None") -> None:
+    """Make `settings` the app's (the GUI bootstrap does this); panels reach it via the helpers below."""
+    global _shared
+    _shared = settings
+
+
+def shared_settings() -> "AppSettings | None":
+    return _shared
+
+
+def remembered_folder(purpose: str, fallback: str = "") -> str:
+    """The folder last used for `purpose` in the running app; `fallback` when there is no app settings
+    object (e.g. a panel under test), so tests never touch the developer's settings."""
+    return _shared.last_folder(purpose) if _shared is not None else fallback
+
+
+def remember_folder(purpose: str, path: str | Path) -> None:
+    if _shared is not None and str(path):
+        _shared.set_last_folder(purpose, path)
+
+
 class AppSettings:
     """Typed access to the app's QSettings; see the module docstring.
 
@@ -133,7 +157,16 @@ class AppSettings:
     """
 
     def __init__(self, settings: QSettings | None = None) -> None:
-        self.qsettings = settings if settings is not None else QSettings(ORGANIZATION, APPLICATION)
+        self.qsettings = settings if settings is not None else self._default_qsettings()
+        self.skip_layout_save = False  # set by clear_window_layout(): the quit must not save it again
+
+    @staticmethod
+    def _default_qsettings() -> QSettings:
+        # TRAINING_STUDIO_CONFIG_DIR: an isolated settings file (tests, smoke runs, portable installs).
+        override = os.environ.get("TRAINING_STUDIO_CONFIG_DIR")
+        if override:
+            return QSettings(str(Path(override).expanduser() / "settings.ini"), QSettings.Format.IniFormat)
+        return QSettings(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, ORGANIZATION, APPLICATION)
 
     @property
     def file_name(self) -> str:
@@ -158,12 +191,14 @@ class AppSettings:
     # window, splitters, headers ----------------------------------------------------------------
     def save_window(self, window: QMainWindow) -> None:
         """Geometry, toolbar/dock state, and every splitter and table header inside the window."""
+        if self.skip_layout_save:
+            return
         self.qsettings.setValue("window/geometry", window.saveGeometry())
         self.qsettings.setValue("window/state", window.saveState())
         for splitter in window.findChildren(QSplitter):
             self.save_splitter(splitter, widget_path(splitter, window))
         for header in window.findChildren(QHeaderView):
-            if header.orientation().name == "Horizontal":
+            if header.orientation() == Qt.Orientation.Horizontal:
                 self.save_header(header, widget_path(header, window))
         self.qsettings.sync()
 
@@ -180,9 +215,15 @@ class AppSettings:
         for splitter in window.findChildren(QSplitter):
             self.restore_splitter(splitter, widget_path(splitter, window))
         for header in window.findChildren(QHeaderView):
-            if header.orientation().name == "Horizontal":
+            if header.orientation() == Qt.Orientation.Horizontal:
                 self.restore_header(header, widget_path(header, window))
         return restored
+
+    def clear_window_layout(self) -> None:
+        """Forget geometry, splitters and columns; the window starts with its defaults next time."""
+        for group in ("window", "splitters", "headers"):
+            self.qsettings.remove(group)
+        self.skip_layout_save = True
 
     def save_splitter(self, splitter: QSplitter, name: str) -> None:
         self.qsettings.setValue(f"splitters/{name}", splitter.saveState())

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 
 from training_studio.client import ApiClient
 from training_studio.ui.banner import Banner, BannerLevel
+from training_studio.ui.settings import remember_folder, remembered_folder
 from training_studio.ui.datasets.import_controller import (
     DATASET_TYPES,
     DatasetImportController,
@@ -210,14 +211,17 @@ class DatasetImportPanel(QWidget):
     def choose_files(self) -> None:
         """Plain slot: the dialog runs its own loop, so it must never open inside a coroutine."""
         kind = self.controller.dataset_type
-        paths, _filter = QFileDialog.getOpenFileNames(self, "Add files to the dataset", "",
+        paths, _filter = QFileDialog.getOpenFileNames(self, "Add files to the dataset", remembered_folder("import"),
                                                       f"{FILE_FILTERS[kind]};;All files (*)")
         if paths:
+            remember_folder("import", paths[0])
             self.controller.add_paths(list(paths))
 
     def choose_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Add a folder (with its subfolders) to the dataset")
+        folder = QFileDialog.getExistingDirectory(self, "Add a folder (with its subfolders) to the dataset",
+                                                  remembered_folder("import"))
         if folder:
+            remember_folder("import", folder)
             self.controller.add_paths([folder])
 
     def add_dropped(self, paths: list[str], refused_urls: list[str]) -> None:

@@ -1,27 +1,44 @@
-"""Hand-painted cells of the jobs table: the progress bar and the status badge.
+"""Hand-painted cells of the jobs table: the progress bar, the status badge and plain text cells.
 
-This module owns how the Progress and Status cells look. Both delegates read only the named
-roles of `JobRole` (never column numbers), paint the view's own cell background first (so
-selection and hover look native in every style), then draw their content by hand: the macOS
-style ignores the rect of CE_ProgressBar in item views, and a hand-drawn bar looks the same
-everywhere, selected rows included. Colours come from `format` (WCAG AA in light and dark
-palettes); status is never colour alone (icon + text). Icons come from the `icons` cache,
-rendered at the painter's device pixel ratio, so nothing is built inside paint() after the
-first frame. Every paint() saves and restores the painter in try/finally.
+This module owns how the cells of the jobs table look. The delegates read only the named roles
+of `JobRole` (never column numbers): one `JobRole.LOOK` read per cell from a `JobListModel`, the
+single roles (`STATUS`, `PROGRESS`, `DISPLAY_STATUS`, ...) from any other model. Each paints the
+view's own cell background first (so selection and hover look native in every style), then its
+content by hand: the macOS style ignores the rect of CE_ProgressBar in item views, and a
+hand-drawn bar looks the same everywhere, selected rows included. Colours come from `format`
+(WCAG AA in light and dark palettes); status is never colour alone (icon + text).
+
+Speed: a 10,000-row table repaints its visible cells every second, and every Python call in
+paint() counts. A badge, and a bar with its percentage, is rendered once into a pixmap at the
+painter's device pixel ratio and cached per look (status, label, size, colours, font, ratio);
+after the first frame a cell costs one model read, the style's background and one drawPixmap.
+Font metrics are cached per font. Painter state is saved and restored (try/finally) wherever
+paint() changes it.
 """
 
 from __future__ import annotations
 
+import math
+
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPointF, QRectF, QSize, Qt
-from PySide6.QtGui import QBrush, QColor, QFontMetrics, QPainter, QPainterPath, QPalette
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QFont,
+    QFontMetrics,
+    QPainter,
+    QPainterPath,
+    QPalette,
+    QPixmap,
+)
 from PySide6.QtWidgets import QApplication, QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from training_studio.contract.models import JobStatus
 from training_studio.ui import icons
 from training_studio.ui.jobs import format as fmt
-from training_studio.ui.jobs.model import JobRole
+from training_studio.ui.jobs.model import CellLook, JobRole, TextLook
 
-__all__ = ["ProgressBarDelegate", "StatusBadgeDelegate", "palette_is_dark"]
+__all__ = ["ProgressBarDelegate", "StatusBadgeDelegate", "TextCellDelegate", "palette_is_dark"]
 
 _ModelIndex = QModelIndex | QPersistentModelIndex
 
@@ -29,6 +46,16 @@ _CELL_MARGIN = 6
 _BADGE_PADDING = 7
 _BADGE_GAP = 5
 _PERCENT_GAP = 8
+_TEXT_MARGIN = 4
+# Rendered looks kept per delegate. A bar has about one look per device pixel of fill per
+# status, a badge one per status: this bounds a pathological mix (many widths, ratios, fonts).
+_MAX_CACHED_LOOKS = 1024
+
+_LOOK = int(JobRole.LOOK)
+_TEXT_LOOK = int(JobRole.TEXT_LOOK)
+_MAX_CACHED_WIDTHS = 4096
+_ALIGN_RIGHT_CENTRE = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+_ALIGN_LEFT_CENTRE = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
 
 
 _darkness: dict[int, bool] = {}
@@ -44,8 +71,19 @@ def palette_is_dark(palette: QPalette) -> bool:
     return dark
 
 
-def _status_of(index: _ModelIndex) -> JobStatus:
-    return fmt.known_status(index.data(JobRole.STATUS))
+def _look_of(index: _ModelIndex) -> CellLook:
+    """The cell's look: one read from a JobListModel, single roles from any other model."""
+    look = index.data(_LOOK)
+    if isinstance(look, CellLook):
+        return look
+    status = fmt.known_status(index.data(JobRole.STATUS))
+    label = index.data(JobRole.DISPLAY_STATUS) or fmt.status_label(status)
+    foreground = index.data(Qt.ItemDataRole.ForegroundRole)
+    if isinstance(foreground, QBrush):
+        foreground = foreground.color()
+    return CellLook(status, label, fmt.clamp_progress(index.data(JobRole.PROGRESS)),
+                    bool(index.data(JobRole.IS_CANCELLING)),
+                    foreground if isinstance(foreground, QColor) else None)
 
 
 _colours: dict[str, QColor] = {}
@@ -68,21 +106,23 @@ def _draw_cell_background(option: QStyleOptionViewItem, painter: QPainter) -> No
 
 _ENABLED = QStyle.StateFlag.State_Enabled.value
 _SELECTED = QStyle.StateFlag.State_Selected.value
+_HAS_FOCUS = QStyle.StateFlag.State_HasFocus.value
+_NORMAL_GROUP = QPalette.ColorGroup.Normal
+_DISABLED_GROUP = QPalette.ColorGroup.Disabled
+_TEXT_ROLE = QPalette.ColorRole.Text
+_HIGHLIGHTED_TEXT_ROLE = QPalette.ColorRole.HighlightedText
 
 
-def _text_colour(option: QStyleOptionViewItem, index: _ModelIndex) -> QColor:
+def _text_colour(option: QStyleOptionViewItem, foreground: QColor | None) -> QColor:
     """What the default delegate would use: highlighted text on selection, else the model's
     foreground (dimmed finished rows), else the palette's text."""
     state = option.state.value  # int arithmetic: Python-level Flag operators are slow in paint()
-    group = QPalette.ColorGroup.Normal if state & _ENABLED else QPalette.ColorGroup.Disabled
+    group = _NORMAL_GROUP if state & _ENABLED else _DISABLED_GROUP
     if state & _SELECTED:
-        return option.palette.color(group, QPalette.ColorRole.HighlightedText)
-    foreground = index.data(Qt.ItemDataRole.ForegroundRole)
-    if isinstance(foreground, QBrush):
-        return foreground.color()
-    if isinstance(foreground, QColor):
+        return option.palette.color(group, _HIGHLIGHTED_TEXT_ROLE)
+    if foreground is not None:
         return foreground
-    return option.palette.color(group, QPalette.ColorRole.Text)
+    return option.palette.color(group, _TEXT_ROLE)
 
 
 def _device_ratio(painter: QPainter) -> float:
@@ -90,51 +130,119 @@ def _device_ratio(painter: QPainter) -> float:
     return device.devicePixelRatioF() if device is not None else 1.0
 
 
+class _FontCache:
+    """Metrics of the last font seen, and text widths in it; `serial` names the font in keys."""
+
+    def __init__(self) -> None:
+        self.font: QFont | None = None
+        self.metrics: QFontMetrics | None = None
+        self.serial = 0
+        self._widths: dict[str, int] = {}
+
+    def use(self, font: QFont) -> QFontMetrics:
+        if self.font is None or font != self.font:
+            self.font = QFont(font)
+            self.metrics = QFontMetrics(self.font)
+            self.serial += 1
+            self._widths.clear()
+        assert self.metrics is not None
+        return self.metrics
+
+    def width(self, text: str) -> int:
+        width = self._widths.get(text)
+        if width is None:
+            assert self.metrics is not None
+            if len(self._widths) >= _MAX_CACHED_WIDTHS:
+                self._widths.clear()  # ever-new texts (elapsed times) must not pile up
+            width = self._widths[text] = self.metrics.horizontalAdvance(text)
+        return width
+
+
+def _new_pixmap(width: float, height: float, ratio: float) -> QPixmap:
+    pixmap = QPixmap(max(1, math.ceil(width * ratio)), max(1, math.ceil(height * ratio)))
+    pixmap.setDevicePixelRatio(ratio)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    return pixmap
+
+
+class _LookCache(dict):
+    """Rendered pixmaps by look key, emptied when full (the looks in use come back at once)."""
+
+    def put(self, key: tuple, pixmap: QPixmap) -> QPixmap:
+        if len(self) >= _MAX_CACHED_LOOKS:
+            self.clear()
+        self[key] = pixmap
+        return pixmap
+
+
 class ProgressBarDelegate(QStyledItemDelegate):
     """A rounded bar filled to `JobRole.PROGRESS` in the status colour, with the percentage."""
 
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self._fonts = _FontCache()
+        self._looks = _LookCache()
+
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: _ModelIndex) -> None:
-        # A copy of the view's option (state, palette, font, alternate rows) is all we need:
+        # The view's option (state, palette, font, alternate rows) is all we need, unmodified:
         # initStyleOption would query a dozen roles for text and icons we draw ourselves.
-        style_option = QStyleOptionViewItem(option)
-        painter.save()
+        look = _look_of(index)
+        _draw_cell_background(option, painter)
+        rect = option.rect
+        fonts = self._fonts
+        fonts.use(option.font)
+        label = fmt.format_progress(look.progress)
+        colours = fmt.progress_colours(look.status, dark=palette_is_dark(option.palette))
+        ratio = _device_ratio(painter)
+        width = rect.width() - 2 * _CELL_MARGIN
+        height = rect.height()
+        if width <= 0 or height <= 0:
+            return
+        bar_width = width - fonts.width("100%") - _PERCENT_GAP
+        # The fill, rounded to device pixels: what a cached look can show exactly.
+        fill = round(max(0.0, bar_width) * look.progress / 100.0 * ratio)
+        text_colour = _text_colour(option, look.foreground)
+        key = (width, height, fill, label, colours, text_colour.rgba(), round(ratio * 100),
+               fonts.serial)
+        pixmap = self._looks.get(key)
+        if pixmap is None:
+            pixmap = self._looks.put(key, self._render(width, height, bar_width, fill / ratio,
+                                                       label, colours, text_colour, ratio))
+        painter.drawPixmap(QPointF(rect.left() + _CELL_MARGIN, rect.top()), pixmap)
+
+    def _render(self, width: int, height: int, bar_width: int, filled: float, label: str,
+                colours: fmt.ProgressColours, text_colour: QColor, ratio: float) -> QPixmap:
+        """The cell's content (bar and percentage) on a transparent pixmap of the content area."""
+        pixmap = _new_pixmap(width, height, ratio)
+        painter = QPainter(pixmap)
         try:
-            _draw_cell_background(style_option, painter)
-            progress = fmt.clamp_progress(index.data(JobRole.PROGRESS))
-            colours = fmt.progress_colours(_status_of(index),
-                                           dark=palette_is_dark(style_option.palette))
-            metrics = QFontMetrics(style_option.font)
-            label = fmt.format_progress(progress)
-            label_width = metrics.horizontalAdvance("100%")
-            area = QRectF(style_option.rect).adjusted(_CELL_MARGIN, 0, -_CELL_MARGIN, 0)
-            bar_width = area.width() - label_width - _PERCENT_GAP
+            label_width = self._fonts.width("100%")
             painter.setRenderHint(QPainter.RenderHint.Antialiasing)
             if bar_width >= 16:  # too narrow for a bar: the percentage alone still says it
-                bar_height = max(6.0, min(10.0, area.height() - 10.0))
-                top = round(area.center().y() - bar_height / 2)
-                track = QRectF(area.left(), top, bar_width, bar_height)
+                bar_height = max(6.0, min(10.0, height - 10.0))
+                top = round(height / 2 - bar_height / 2)
+                track = QRectF(0, top, bar_width, bar_height)
                 radius = bar_height / 2
                 outline = QPainterPath()
                 outline.addRoundedRect(track, radius, radius)
                 painter.setPen(Qt.PenStyle.NoPen)
                 painter.fillPath(outline, _colour(colours.track))
-                if progress > 0:
+                if filled > 0:
                     # Clip to the rounded track so a small fill keeps the track's rounded end.
                     painter.setClipPath(outline, Qt.ClipOperation.IntersectClip)
-                    filled = QRectF(track.left(), track.top(), track.width() * progress / 100.0,
-                                    track.height())
-                    painter.fillRect(filled, _colour(colours.fill))
+                    painter.fillRect(QRectF(0, top, min(filled, bar_width), bar_height),
+                                     _colour(colours.fill))
                     painter.setClipping(False)
-                text_rect = QRectF(track.right() + _PERCENT_GAP, area.top(), label_width,
-                                   area.height())
+                text_rect = QRectF(bar_width + _PERCENT_GAP, 0, label_width, height)
             else:
-                text_rect = area
-            painter.setFont(style_option.font)
-            painter.setPen(_text_colour(style_option, index))
-            painter.drawText(text_rect, int(Qt.AlignmentFlag.AlignRight
-                                            | Qt.AlignmentFlag.AlignVCenter), label)
+                text_rect = QRectF(0, 0, width, height)
+            assert self._fonts.font is not None
+            painter.setFont(self._fonts.font)
+            painter.setPen(text_colour)
+            painter.drawText(text_rect, _ALIGN_RIGHT_CENTRE, label)
         finally:
-            painter.restore()
+            painter.end()
+        return pixmap
 
     def sizeHint(self, option: QStyleOptionViewItem, index: _ModelIndex) -> QSize:
         metrics = QFontMetrics(option.font)
@@ -145,62 +253,125 @@ class ProgressBarDelegate(QStyledItemDelegate):
 class StatusBadgeDelegate(QStyledItemDelegate):
     """A pill with the status icon and label, coloured per status (neutral when unknown)."""
 
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self._fonts = _FontCache()
+        self._looks = _LookCache()
+
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: _ModelIndex) -> None:
-        # A copy of the view's option (state, palette, font, alternate rows) is all we need:
+        # The view's option (state, palette, font, alternate rows) is all we need, unmodified:
         # initStyleOption would query a dozen roles for text and icons we draw ourselves.
-        style_option = QStyleOptionViewItem(option)
-        painter.save()
+        look = _look_of(index)
+        _draw_cell_background(option, painter)
+        rect = option.rect
+        area_width = rect.width() - 2 * _CELL_MARGIN + 2
+        area_height = rect.height() - 4
+        if area_width <= 4 or area_height <= 4:
+            return
+        status_for_look = JobStatus.CANCELLED if look.cancelling else look.status
+        colours = fmt.status_colours(status_for_look, dark=palette_is_dark(option.palette))
+        fonts = self._fonts
+        metrics = fonts.use(option.font)
+        badge_height = min(area_height, metrics.height() + 6)
+        icon_size = max(8, badge_height - 6)
+        badge_width = min(area_width, 2 * _BADGE_PADDING + icon_size + _BADGE_GAP
+                          + fonts.width(look.label))
+        ratio = _device_ratio(painter)
+        key = (look.label, status_for_look, colours, badge_width, badge_height,
+               round(ratio * 100), fonts.serial)
+        pixmap = self._looks.get(key)
+        if pixmap is None:
+            pixmap = self._looks.put(key, self._render(look.label, status_for_look, colours,
+                                                       badge_width, badge_height, icon_size,
+                                                       ratio))
+        top = rect.top() + 2 + round(area_height / 2 - badge_height / 2)
+        painter.drawPixmap(QPointF(rect.left() + _CELL_MARGIN - 2, top), pixmap)
+
+    def _render(self, label: str, status: JobStatus, colours: fmt.StatusColours, width: int,
+                height: int, icon_size: int, ratio: float) -> QPixmap:
+        """The badge (pill, icon, elided label) on a transparent pixmap of its own size."""
+        pixmap = _new_pixmap(width, height, ratio)
+        painter = QPainter(pixmap)
         try:
-            _draw_cell_background(style_option, painter)
-            status = _status_of(index)
-            label = index.data(JobRole.DISPLAY_STATUS) or fmt.status_label(status)
-            if index.data(JobRole.IS_CANCELLING):
-                status_for_look = JobStatus.CANCELLED
-            else:
-                status_for_look = status
-            colours = fmt.status_colours(status_for_look,
-                                         dark=palette_is_dark(style_option.palette))
-            metrics = QFontMetrics(style_option.font)
-            area = QRectF(style_option.rect).adjusted(_CELL_MARGIN - 2, 2, -_CELL_MARGIN, -2)
-            if area.width() <= 4 or area.height() <= 4:
-                return
-            badge_height = min(area.height(), float(metrics.height() + 6))
-            icon_size = max(8, int(badge_height - 6))
-            text_width = metrics.horizontalAdvance(label)
-            badge_width = min(area.width(), 2 * _BADGE_PADDING + icon_size + _BADGE_GAP
-                              + text_width)
-            top = round(area.center().y() - badge_height / 2)
-            badge = QRectF(area.left(), top, badge_width, badge_height)
-            radius = badge_height / 2
+            radius = height / 2
             painter.setRenderHint(QPainter.RenderHint.Antialiasing)
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(_colour(colours.background))
-            painter.drawRoundedRect(badge, radius, radius)
+            painter.drawRoundedRect(QRectF(0, 0, width, height), radius, radius)
 
-            pixmap = icons.pixmap(icons.status_icon_name(status_for_look), icon_size,
-                                  _device_ratio(painter), colours.foreground)
-            icon_left = round(badge.left() + _BADGE_PADDING - 1)
-            icon_top = round(badge.center().y() - icon_size / 2)
-            painter.drawPixmap(QPointF(icon_left, icon_top), pixmap)
+            icon = icons.pixmap(icons.status_icon_name(status), icon_size, ratio,
+                                colours.foreground)
+            icon_left = _BADGE_PADDING - 1
+            icon_top = round(height / 2 - icon_size / 2)
+            painter.drawPixmap(QPointF(icon_left, icon_top), icon)
 
             text_left = icon_left + icon_size + _BADGE_GAP
-            text_rect = QRectF(text_left, badge.top(), badge.right() - _BADGE_PADDING + 2
-                               - text_left, badge_height)
-            if text_rect.width() > metrics.horizontalAdvance("…"):
+            text_rect = QRectF(text_left, 0, width - _BADGE_PADDING + 2 - text_left, height)
+            metrics = self._fonts.metrics
+            assert metrics is not None and self._fonts.font is not None
+            if text_rect.width() > self._fonts.width("…"):
                 shown = metrics.elidedText(label, Qt.TextElideMode.ElideRight,
                                            int(text_rect.width()))
-                painter.setFont(style_option.font)
+                painter.setFont(self._fonts.font)
                 painter.setPen(_colour(colours.foreground))
-                painter.drawText(text_rect, int(Qt.AlignmentFlag.AlignLeft
-                                                | Qt.AlignmentFlag.AlignVCenter), shown)
+                painter.drawText(text_rect, _ALIGN_LEFT_CENTRE, shown)
         finally:
-            painter.restore()
+            painter.end()
+        return pixmap
 
     def sizeHint(self, option: QStyleOptionViewItem, index: _ModelIndex) -> QSize:
         metrics = QFontMetrics(option.font)
-        label = index.data(JobRole.DISPLAY_STATUS) or fmt.status_label(_status_of(index))
+        label = _look_of(index).label
         widest = max(metrics.horizontalAdvance(label),
                      metrics.horizontalAdvance(fmt.CANCELLING_LABEL))
         icon_size = metrics.height()
         width = 2 * _CELL_MARGIN + 2 * _BADGE_PADDING + icon_size + _BADGE_GAP + widest
         return QSize(width, metrics.height() + 10)
+
+
+class TextCellDelegate(QStyledItemDelegate):
+    """Plain text cells (name, step, loss, elapsed) as the default delegate draws them, cheaper.
+
+    Qt's delegate reads seven roles per cell (font, alignment, colours, check state, icon...),
+    each a mapping through the proxy into Python; this one reads `JobRole.TEXT_LOOK` once and
+    draws the view's background and the elided text. The focused cell (its focus frame) and
+    models without TEXT_LOOK are left to Qt's delegate.
+    """
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self._fonts = _FontCache()
+        self._margin_of: tuple[QStyle, int] | None = None
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: _ModelIndex) -> None:
+        look = index.data(_TEXT_LOOK)
+        if not isinstance(look, TextLook) or option.state.value & _HAS_FOCUS:
+            super().paint(painter, option, index)
+            return
+        _draw_cell_background(option, painter)
+        if not look.text:
+            return
+        widget = option.widget
+        margin = self._margin(widget.style() if widget is not None else QApplication.style(),
+                              widget)
+        rect = option.rect.adjusted(margin, 0, -margin, 0)
+        fonts = self._fonts
+        metrics = fonts.use(option.font)
+        text = look.text
+        if fonts.width(text) > rect.width():
+            text = metrics.elidedText(text, option.textElideMode, rect.width())
+        painter.save()
+        try:
+            painter.setFont(option.font)
+            painter.setPen(_text_colour(option, look.foreground))
+            painter.drawText(rect, look.alignment, text)
+        finally:
+            painter.restore()
+
+    def _margin(self, style: QStyle, widget) -> int:
+        """The text margin of the style's item views (QCommonStyle: focus frame margin + 1)."""
+        cached = self._margin_of
+        if cached is None or cached[0] is not style:
+            margin = style.pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin, None, widget) + 1
+            cached = self._margin_of = (style, margin)
+        return cached[1]

@@ -26,11 +26,12 @@ from __future__ import annotations
 import math
 import time
 from bisect import bisect_right
-from itertools import compress, count
-from operator import attrgetter, itemgetter, ne
+from itertools import compress, count, repeat
+from operator import attrgetter, is_not, itemgetter, ne
 from collections.abc import Iterable, Sequence
 from enum import IntEnum
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, NamedTuple
 
 from PySide6.QtCore import (
     QAbstractItemModel,
@@ -52,7 +53,7 @@ from training_studio.contract.models import (
 )
 from training_studio.ui.jobs import format as fmt
 
-__all__ = ["JobColumn", "JobRole", "JobListModel", "JobFilterProxyModel"]
+__all__ = ["JobColumn", "JobRole", "CellLook", "TextLook", "JobListModel", "JobFilterProxyModel"]
 
 _ModelIndex = QModelIndex | QPersistentModelIndex
 
@@ -93,6 +94,29 @@ class JobRole(IntEnum):
     DISPLAY_STATUS = Qt.ItemDataRole.UserRole + 8  # str: "Running", "Cancelling…", "Unknown"
     FILTER_KEY = Qt.ItemDataRole.UserRole + 9  # (name casefolded, JobStatus): what the proxy filters on
     SORT_KEY = Qt.ItemDataRole.UserRole + 10  # a comparable value of this cell, for static sorting
+    # CellLook: everything the badge and bar delegates draw, in one read (a read through the
+    # proxy costs two Python calls; a delegate reading five roles per cell paid ten).
+    LOOK = Qt.ItemDataRole.UserRole + 11
+    TEXT_LOOK = Qt.ItemDataRole.UserRole + 12  # TextLook: a text cell's display, in one read
+
+
+class CellLook(NamedTuple):
+    """What a hand-painted cell shows, whatever its column (see `JobRole.LOOK`)."""
+
+    status: JobStatus  # UNKNOWN for statuses we do not know
+    label: str  # the display status: "Running", "Cancelling…", "Unknown"
+    progress: float  # clamped 0-100
+    cancelling: bool
+    foreground: QColor | None  # the dimmed text colour of a finished row, else None
+
+
+class TextLook(NamedTuple):
+    """What a plain text cell shows (see `JobRole.TEXT_LOOK`): DisplayRole, TextAlignmentRole
+    and ForegroundRole together."""
+
+    text: str
+    alignment: int
+    foreground: QColor | None
 
 
 _DISPLAY = Qt.ItemDataRole.DisplayRole
@@ -107,10 +131,11 @@ _CHANGE_ROLES = [
     int(_DISPLAY), int(_ACCESSIBLE), int(_TOOLTIP), int(_FOREGROUND),
     int(JobRole.JOB), int(JobRole.STATUS), int(JobRole.PROGRESS), int(JobRole.ELAPSED_SECONDS),
     int(JobRole.IS_FINISHED), int(JobRole.IS_CANCELLING), int(JobRole.DISPLAY_STATUS),
-    int(JobRole.SORT_KEY),
+    int(JobRole.SORT_KEY), int(JobRole.LOOK), int(JobRole.TEXT_LOOK),
 ]
 _CHANGE_ROLES_WITH_FILTER = _CHANGE_ROLES + [int(JobRole.FILTER_KEY)]
-_TICK_ROLES = [int(_DISPLAY), int(_ACCESSIBLE), int(JobRole.ELAPSED_SECONDS)]
+_TICK_ROLES = [int(_DISPLAY), int(_ACCESSIBLE), int(JobRole.ELAPSED_SECONDS),
+               int(JobRole.TEXT_LOOK)]
 
 _ANSWERED_ROLES = frozenset(
     [int(_DISPLAY), int(_ACCESSIBLE), int(_TOOLTIP), int(_FOREGROUND), int(_ALIGNMENT)]
@@ -123,17 +148,27 @@ _CELL_FLAGS = (Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
 _NUMERIC_ALIGNMENT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 _TEXT_ALIGNMENT = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
 
-# Above this many separate row ranges, a tick announces one range from the first to the last
-# running row instead: a thousand tiny signals cost more than views re-reading a few idle cells.
+# Above this many separate row ranges, a tick merges neighbouring runs of running rows into
+# shared ranges: a thousand tiny signals cost more than views re-reading a few idle cells.
 _MAX_TICK_RANGES = 64
+# Qt's item views (6.x) repaint the WHOLE viewport for a dataChanged range of more than 200
+# cells, even one lying entirely off screen; within it they repaint just the range's visible
+# rect. So no signal ever spans more cells than this: bigger ranges go out in slices.
+_MAX_RANGE_CELLS = 200
+# The identity pass of a refresh pays off when the caller reuses the objects of unchanged jobs;
+# past this share of new objects, comparing field dicts directly is the cheaper pass.
+_MAX_NEW_OBJECT_SHARE = 8
 
 
 _fields_of = attrgetter("__dict__")  # a pydantic model keeps its field values in __dict__
-_id_field = itemgetter("id")
+_id_of = attrgetter("id")
 # Every field a cell, tooltip or derived value depends on. Fields outside it (dataset, base
-# model, params, createdAt) never change after creation; a refresh does not look at them.
+# model, params, createdAt) never change after creation: a job whose shown fields are equal
+# is not a change, even if its object (or an unshown field) is new.
 _shown_fields = itemgetter("name", "status", "progress", "current_step", "total_steps",
                            "current_loss", "started_at", "finished_at", "error", "model_id")
+# Stands in for the job of an id we do not hold: its empty field dict equals no job's.
+_ABSENT = SimpleNamespace()
 
 
 def _epoch(text: str | None) -> float | None:
@@ -172,12 +207,18 @@ class JobListModel(QAbstractTableModel):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._rows: list[_Row] = []
-        # Per job id, the tuple of the fields the table shows: what a refresh compares against.
-        self._shown_by_id: dict[str, tuple[Any, ...]] = {}
+        self._job_by_id: dict[str, TrainingJob] = {}  # the job each row holds, for C-level lookups
         self._keys: list[tuple[float, int]] = []  # sort keys of _rows, for bisecting
         self._row_of: dict[str, int] = {}
         self._ticking_ids: set[str] = set()
         self._unfinished_ids: set[str] = set()
+        # The last snapshot's order, as the jobs we hold: a refresh listing the same ids in the
+        # same order (the usual case) is compared position by position, without id lookups.
+        # None when rows changed outside a snapshot (update, removal) or ids repeated.
+        self._last_jobs: list[TrainingJob] | None = None
+        self._last_ids: set[str] = set()
+        self._unfinished_version = 0  # bumped whenever _unfinished_ids changes
+        self._gone_cache: tuple[int, list[str]] | None = None
         self._active_count = 0
         self._finished_count = 0
         self._clock_offset = 0.0
@@ -194,6 +235,13 @@ class JobListModel(QAbstractTableModel):
 
     def flags(self, index: _ModelIndex) -> Qt.ItemFlag:
         return _CELL_FLAGS if index.isValid() else Qt.ItemFlag.NoItemFlags
+
+    def index(self, row: int, column: int, parent: _ModelIndex = QModelIndex()) -> QModelIndex:
+        # Qt's own index() asks rowCount() and columnCount() first: two more calls into Python
+        # for every cell a proxy maps, i.e. for every role a delegate reads through it.
+        if 0 <= row < len(self._rows) and 0 <= column < _COLUMN_COUNT and not parent.isValid():
+            return self.createIndex(row, column)
+        return QModelIndex()
 
     def headerData(self, section: int, orientation: Qt.Orientation,
                    role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -226,6 +274,14 @@ class JobListModel(QAbstractTableModel):
             return self._dimmed_colour() if row.finished else None
         if role == _TOOLTIP:
             return self._tooltip(row, column)
+        if role == JobRole.TEXT_LOOK:
+            return TextLook(self._display_text(row, column),
+                            _TEXT_ALIGNMENT if column <= JobColumn.PROGRESS else _NUMERIC_ALIGNMENT,
+                            self._dimmed_colour() if row.finished else None)
+        if role == JobRole.LOOK:
+            return CellLook(fmt.known_status(job.status), self._display_status(row),
+                            fmt.clamp_progress(job.progress), self._is_cancelling(row),
+                            self._dimmed_colour() if row.finished else None)
         if role == JobRole.JOB:
             return job
         if role == JobRole.JOB_ID:
@@ -290,52 +346,114 @@ class JobListModel(QAbstractTableModel):
         still shown as unfinished: fetch their final state (`/status`) and pass it to
         `update_job()`, or `remove_job()` on 404. An id is returned again by later snapshots
         until that happens, so a failed fetch is retried naturally.
+
+        Passing the previous snapshot's object again for a job that did not change (as a store
+        that skips re-parsing unchanged jobs does) makes that job cost one pointer comparison.
         """
         now = self.server_now()
         incoming = jobs if isinstance(jobs, list) else list(jobs)
-        # The hot path at 10,000 rows runs in C (map/compress, no Python-level loop over rows):
-        # take each job's field dict, build the tuple of the fields we show, and compare it with
-        # the tuple we stored. Only the few jobs whose tuple differs get per-field attention.
-        fields = list(map(_fields_of, incoming))
-        ids = list(map(_id_field, fields))
-        shown = list(map(_shown_fields, fields))
-        held = list(map(self._shown_by_id.get, ids))
+        last = self._last_jobs
+        positions = None
+        if last is not None and len(last) == len(incoming):
+            positions = self._positional_changes(last, incoming)
+        if positions is None:
+            return self._apply_keyed(incoming, now)
+        # Same ids in the same order as last time: only the listed positions may differ.
+        changes: list[tuple[int, int, int]] = []
+        rows, row_of = self._rows, self._row_of
+        for position in positions:
+            job = incoming[position]
+            index = row_of[job.id]
+            self._update_row(index, rows[index], job, now, changes)
+            last[position] = job
+        self._emit_changes(changes)
+        return self._gone()
+
+    def _positional_changes(self, last: list[TrainingJob], incoming: list[TrainingJob]
+                            ) -> list[int] | None:
+        """Positions whose job differs from the one we hold there, or None if an id moved."""
+        # The hot path at 10,000 rows runs in C (map/compress, no Python-level loop over rows).
+        positions: list[int] | None = None
+        if self._objects_reused(last, incoming):
+            positions = list(compress(count(), map(is_not, last, incoming)))
+            if len(positions) > len(incoming) // _MAX_NEW_OBJECT_SHARE:
+                positions = None
+        if positions is None:
+            # New objects throughout: compare field dicts (`dict.__eq__`, in C). Equal dicts
+            # mean the same id at the same position with the same values.
+            positions = list(compress(count(), map(ne, map(_fields_of, last),
+                                                   map(_fields_of, incoming))))
+        for position in positions:
+            if incoming[position].id != last[position].id:
+                return None
+        return positions
+
+    @staticmethod
+    def _objects_reused(last: list[TrainingJob], incoming: list[TrainingJob]) -> bool:
+        """Whether the caller seems to pass unchanged jobs as the same objects (a few samples)."""
+        size = len(incoming)
+        step = max(1, size // 7)
+        return any(last[position] is incoming[position] for position in range(0, size, step))
+
+    def _apply_keyed(self, incoming: list[TrainingJob], now: float) -> list[str]:
+        """The general diff: ids looked up one by one (new, reordered, repeated or missing)."""
+        ids = list(map(_id_of, incoming))
         unique_ids = set(ids)
+        repeated = len(unique_ids) != len(ids)
         changes: list[tuple[int, int, int]] = []
         new_jobs: dict[str, TrainingJob] = {}
-        if len(unique_ids) != len(ids):
+        if repeated:
             # A repeated id: apply the copies in order against the current state (last one wins).
             candidates: Iterable[int] = range(len(incoming))
         else:
-            candidates = compress(count(), map(ne, held, shown))
+            held = map(self._job_by_id.get, ids, repeat(_ABSENT))
+            candidates = list(compress(count(), map(ne, map(_fields_of, held),
+                                                    map(_fields_of, incoming))))
+        rows, row_of = self._rows, self._row_of
         for position in candidates:
             job = incoming[position]
-            if held[position] is None and job.id not in self._row_of:
+            index = row_of.get(job.id)
+            if index is None:
                 new_jobs[job.id] = job
-                continue
-            if self._shown_by_id[job.id] == shown[position]:
-                continue
-            index = self._row_of[job.id]
-            self._replace(index, self._rows[index], job, now, changes)
+            else:
+                self._update_row(index, rows[index], job, now, changes)
         self._emit_changes(changes)
         if new_jobs:
             self._insert(list(new_jobs.values()), now)
-        gone = self._unfinished_ids.difference(unique_ids)
-        return sorted(gone, key=self._row_of.__getitem__)
+        self._last_jobs = None if repeated else list(map(self._job_by_id.__getitem__, ids))
+        self._last_ids = unique_ids
+        self._gone_cache = None
+        return self._gone()
+
+    def _gone(self) -> list[str]:
+        """Unfinished rows missing from the last snapshot, in row order (cached: at 10,000 rows
+        the set difference costs more than the rest of an unchanged refresh)."""
+        cached = self._gone_cache
+        if cached is None or cached[0] != self._unfinished_version:
+            gone = sorted(self._unfinished_ids.difference(self._last_ids),
+                          key=self._row_of.__getitem__)
+            cached = self._gone_cache = (self._unfinished_version, gone)
+        return list(cached[1])
+
+    def _update_row(self, index: int, row: _Row, job: TrainingJob, now: float,
+                    changes: list[tuple[int, int, int]]) -> None:
+        """Hold `job` in `row`, recording the cells that read differently."""
+        if _shown_fields(row.job.__dict__) == _shown_fields(job.__dict__):
+            row.job = job  # nothing shown changed; keep the fresher object for JobRole.JOB
+            self._job_by_id[job.id] = job
+        else:
+            self._replace(index, row, job, now, changes)
 
     def update_job(self, job: TrainingJob) -> None:
         """One job's fresh state (e.g. its final state from `/status`); inserted if absent."""
         index = self._row_of.get(job.id)
         now = self.server_now()
+        self._last_jobs = None  # the held job may no longer be the one the last snapshot had
         if index is None:
             self._insert([job], now)
             return
-        row = self._rows[index]
-        if self._shown_by_id[job.id] == _shown_fields(job.__dict__):
-            row.job = job  # nothing shown changed; keep the fresher object for JobRole.JOB
-            return
         changes: list[tuple[int, int, int]] = []
-        self._replace(index, row, job, now, changes)
+        self._update_row(index, self._rows[index], job, now, changes)
         self._emit_changes(changes)
 
     def remove_job(self, job_id: str) -> None:
@@ -391,11 +509,17 @@ class JobListModel(QAbstractTableModel):
             previous = row
         ranges.append((start, previous))
         if len(ranges) > _MAX_TICK_RANGES:
-            ranges = [(rows[0], rows[-1])]
+            # Merge neighbouring runs while the merged range stays within one signal's cells.
+            merged = [ranges[0]]
+            for first, last in ranges[1:]:
+                if last - merged[-1][0] < _MAX_RANGE_CELLS:
+                    merged[-1] = (merged[-1][0], last)
+                else:
+                    merged.append((first, last))
+            ranges = merged
         column = JobColumn.ELAPSED
         for first, last in ranges:
-            self.dataChanged.emit(self.createIndex(first, column), self.createIndex(last, column),
-                                  _TICK_ROLES)
+            self._emit_range(first, last, column, column, _TICK_ROLES)
 
     # -- internals: diffs -------------------------------------------------------------------
 
@@ -430,7 +554,7 @@ class JobListModel(QAbstractTableModel):
         if recount:
             self._count(row, -1)
         row.job = job
-        self._shown_by_id[job.id] = _shown_fields(job.__dict__)
+        self._job_by_id[job.id] = job
         row.started, row.ended, row.finished = started, ended, finished
         if finished:
             row.cancelling = False
@@ -483,8 +607,17 @@ class JobListModel(QAbstractTableModel):
         for top, bottom, first_column, last_column in signals:
             roles = (_CHANGE_ROLES_WITH_FILTER if first_column <= JobColumn.STATUS
                      else _CHANGE_ROLES)
-            self.dataChanged.emit(self.createIndex(top, first_column),
-                                  self.createIndex(bottom, last_column), roles)
+            self._emit_range(top, bottom, first_column, last_column, roles)
+
+    def _emit_range(self, top: int, bottom: int, first_column: int, last_column: int,
+                    roles: list[int]) -> None:
+        """dataChanged over a cell range, in slices of at most _MAX_RANGE_CELLS cells."""
+        rows_per_signal = max(1, _MAX_RANGE_CELLS // (last_column - first_column + 1))
+        emit, create = self.dataChanged.emit, self.createIndex
+        while top <= bottom:
+            end = min(bottom, top + rows_per_signal - 1)
+            emit(create(top, first_column), create(end, last_column), roles)
+            top = end + 1
 
     def _insert(self, jobs: list[TrainingJob], now: float) -> None:
         new_rows: list[_Row] = []
@@ -510,8 +643,7 @@ class JobListModel(QAbstractTableModel):
             last = first + len(group) - 1
             self.beginInsertRows(QModelIndex(), first, last)
             self._rows[first:first] = group
-            self._shown_by_id.update((row.job.id, _shown_fields(row.job.__dict__))
-                                     for row in group)
+            self._job_by_id.update((row.job.id, row.job) for row in group)
             self._keys[first:first] = [row.sort_key for row in group]
             for row in group:
                 self._count(row, +1)
@@ -521,12 +653,13 @@ class JobListModel(QAbstractTableModel):
 
     def _remove_runs(self, runs: list[tuple[int, int]]) -> None:
         """Remove inclusive row runs, bottom run first so earlier numbers stay valid."""
+        self._last_jobs = None  # a removed job listed again must be inserted, not compared
         for first, last in sorted(runs, reverse=True):
             self.beginRemoveRows(QModelIndex(), first, last)
             for row in self._rows[first:last + 1]:
                 self._count(row, -1)
                 self._row_of.pop(row.job.id, None)
-                self._shown_by_id.pop(row.job.id, None)
+                self._job_by_id.pop(row.job.id, None)
             del self._rows[first:last + 1]
             del self._keys[first:last + 1]
             self._reindex(first)
@@ -545,6 +678,7 @@ class JobListModel(QAbstractTableModel):
             self._active_count += sign
         elif status in TERMINAL_STATUSES:
             self._finished_count += sign
+        self._unfinished_version += 1
         if sign > 0:
             if not row.finished:
                 self._unfinished_ids.add(job_id)

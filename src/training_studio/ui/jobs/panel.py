@@ -162,11 +162,12 @@ class JobsPanel(QWidget):
 
         self.empty_label = QLabel(self)
         self.empty_label.setObjectName("jobsEmptyState")
+        self.empty_label.setAccessibleName("Jobs list status")
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty_label.setWordWrap(True)
         self.empty_label.setTextFormat(Qt.TextFormat.PlainText)
         self.empty_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Expanding)
-        self.empty_label.setText(store.is_local and "Starting local server…" or "Connecting…")
+        self.empty_label.setText("Starting local server…" if store.is_local else "Connecting…")
         self.stack = QStackedWidget(self)
         self.stack.addWidget(self.table)
         self.stack.addWidget(self.empty_label)
@@ -282,6 +283,8 @@ class JobsPanel(QWidget):
         # The 1 s tick only touches ELAPSED: skip the bookkeeping for it.
         if top_left.column() == bottom_right.column() == int(JobColumn.ELAPSED):
             return
+        if top_left.column() <= int(JobColumn.STATUS) <= bottom_right.column():
+            self._update_state()  # a job finished: the counts and Clear finished change
         self._update_actions()
 
     def _on_cancel_failed(self, job_id: str, message: str) -> None:

@@ -25,7 +25,6 @@ from training_studio.client import (
     ApiClient,
     ApiError,
     AuthFailed,
-    BadResponse,
     CannotConnect,
     Conflict,
     LocalServerError,
@@ -384,9 +383,11 @@ class JobStore(QObject):
         self.last_failure = None
         self.last_success_at = time.monotonic()
         if was_failing:
+            log.info("connection restored (%s)", self.client.base_url)
             self.connection_restored.emit()
 
     def _on_failure(self, kind: FailureKind, message: str) -> None:
+        log.info("refresh failed (%s): %s", kind.value, message)
         self._failures += 1
         self.last_failure = (kind, message)
         if kind in (FailureKind.UNREACHABLE, FailureKind.AUTH, FailureKind.STOPPED):

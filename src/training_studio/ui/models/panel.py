@@ -39,6 +39,7 @@ from training_studio.ui.datasets.format import format_bytes, format_created, sta
 from training_studio.ui.datasets.keyed_model import RecordRole
 from training_studio.ui.models.list_model import ModelColumn
 from training_studio.ui.models.store import ModelStore
+from training_studio.ui.settings import remember_folder, remembered_folder
 
 __all__ = ["ModelsPanel", "ScaledImageLabel"]
 
@@ -246,11 +247,12 @@ class ModelsPanel(QWidget):
         model = self.selected_model()
         if model is None or model.status is not ModelStatus.READY or self.store.is_downloading(model.id):
             return
-        suggested = Path.home() / _suggested_filename(model)
+        suggested = Path(remembered_folder("checkpoints", str(Path.home()))) / _suggested_filename(model)
         path, _filter = QFileDialog.getSaveFileName(self, f"Save the checkpoint of “{model.name}”", str(suggested),
                                                     "All files (*)")
         if not path:
             return
+        remember_folder("checkpoints", Path(path).parent)
         self.store.save_checkpoint(model.id, path)
 
     def show_in_folder(self) -> bool:

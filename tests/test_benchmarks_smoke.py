@@ -1,0 +1,55 @@
+"""The benchmarks keep working: `python -m benchmarks --smoke` runs every figure once at a small size.
+
+This checks the runner's contract, not speed: the command exits 0, every stdout line is one JSON object
+with the required keys and a real measured value, and every benchmark name appears. The figures
+themselves are never asserted (speed belongs to the benchmarks, not to tests).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+REQUIRED_KEYS = {"name", "value", "unit", "baseline", "baseline_value", "ratio", "runs", "notes"}
+
+
+@pytest.mark.timeout(150)
+def test_smoke_run_prints_every_figure_as_json(tmp_path):
+    from benchmarks.__main__ import FIGURES
+
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "TRAINING_STUDIO_BENCH_CACHE": str(tmp_path / "cache"),
+           "TMPDIR": str(tmp_path)}
+    env.pop("TRAINING_STUDIO_SERVER", None)
+    env.pop("TRAINING_STUDIO_TOKEN", None)
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--smoke"], cwd=ROOT, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=140)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    assert lines, "no output on stdout"
+    results = []
+    for line in lines:
+        item = json.loads(line)  # every line is one JSON object
+        assert isinstance(item, dict)
+        assert set(item) == REQUIRED_KEYS, line
+        assert isinstance(item["value"], (int, float)) and math.isfinite(item["value"]) and item["value"] >= 0, line
+        assert item["unit"] and item["baseline"], line
+        assert isinstance(item["runs"], int) and item["runs"] >= 1, line
+        if item["baseline_value"]:
+            assert item["ratio"] == pytest.approx(item["value"] / item["baseline_value"], rel=1e-3, abs=1e-3), line
+        results.append(item)
+
+    names = [item["name"] for item in results]
+    assert len(names) == len(set(names)), names
+    for figure in FIGURES:
+        assert any(name == figure or name.startswith(figure + "/") for name in names), f"{figure} missing: {names}"
+    # The human-readable table goes to stderr, with every figure in it.
+    for name in names:
+        assert name in proc.stderr
