@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -42,12 +43,20 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _curl_run(files: list[Path], hashes: list[str], work: Path, concurrency: int) -> float:
-    """Seconds for one curl process to PUT every file into a fresh dataset of a fresh server."""
+async def _curl_run(files: list[Path], hashes: list[str], work: Path, concurrency: int) -> tuple[float, float]:
+    """(seconds for one curl process to PUT every file into a fresh dataset of a fresh server, longest gap
+    of this idle GUI loop meanwhile in ms: the machine's own noise under the same server load)."""
+    from PySide6.QtCore import Qt, QTimer
+
     curl = shutil.which("curl")
     if curl is None:
         raise RuntimeError("curl is not installed (apt-get install curl)")
     data_dir = work / "curl-data"
+    meter = _StallMeter()
+    ticker = QTimer()
+    ticker.setTimerType(Qt.TimerType.PreciseTimer)
+    ticker.setInterval(STALL_TICK_MS)
+    ticker.timeout.connect(meter.tick)
     try:
         with BenchServer(data_dir, extra_args=["--no-runner"]) as server:
             dataset = httpx.post(server.url + "/api/datasets", json={"name": "curl", "type": "image"},
@@ -60,21 +69,47 @@ def _curl_run(files: list[Path], hashes: list[str], work: Path, concurrency: int
             command = [curl, "--silent", "--show-error", "--parallel", "--parallel-max", str(concurrency),
                        "-H", f"Authorization: Bearer {server.token}", "-H", "Content-Type: application/octet-stream",
                        "-H", "Expect:", "--write-out", "%{http_code}\\n", "--config", str(config)]
+            ticker.start()
+            meter.reset()
             started = time.perf_counter()
-            proc = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=1200)
+            proc = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE,
+                                                        stderr=asyncio.subprocess.PIPE)
+            out_bytes, err_bytes = await asyncio.wait_for(proc.communicate(), 1200)
             elapsed = time.perf_counter() - started
-            codes = proc.stdout.split()
+            ticker.stop()
+            codes = out_bytes.decode().split()
             good = sum(code == "201" for code in codes)
             if proc.returncode != 0 or good != len(files):
                 raise RuntimeError(f"curl stored {good} of {len(files)} files (exit {proc.returncode}): "
-                                   f"{proc.stderr[-500:]}")
-            return elapsed
+                                   f"{err_bytes.decode(errors='replace')[-500:]}")
+            return elapsed, max(0.0, meter.longest * 1000 - STALL_TICK_MS)
     finally:
+        ticker.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-async def _app_run(app: object, files: list[Path], work: Path) -> tuple[float, float, int]:
-    """(seconds, longest event-loop stall in ms, files stored) for one import through the real panel."""
+@dataclass
+class _StallMeter:
+    """Longest gap between ticks of a fast timer on the GUI loop, and the import stage it fell in."""
+
+    last: float = 0.0
+    longest: float = 0.0
+    stage: str = "checking"
+    worst_stage: str = ""
+
+    def reset(self) -> None:
+        self.last, self.longest = time.perf_counter(), 0.0
+
+    def tick(self) -> None:
+        now = time.perf_counter()
+        if now - self.last > self.longest:
+            self.longest, self.worst_stage = now - self.last, self.stage
+        self.last = now
+
+
+async def _app_run(app: object, files: list[Path], work: Path) -> tuple[float, float, int, str]:
+    """(seconds, longest event-loop stall in ms, files stored, the stage it happened in) for one import
+    through the real panel."""
     data_dir = work / "app-data"
     gui_dir = work / "gui-data"
     try:
@@ -85,7 +120,7 @@ async def _app_run(app: object, files: list[Path], work: Path) -> tuple[float, f
         shutil.rmtree(gui_dir, ignore_errors=True)
 
 
-async def _import(app: object, server: BenchServer, files: list[Path], gui_dir: Path) -> tuple[float, float, int]:
+async def _import(app: object, server: BenchServer, files: list[Path], gui_dir: Path) -> tuple[float, float, int, str]:
     from PySide6.QtCore import Qt, QTimer
 
     from training_studio.client import ApiClient
@@ -100,17 +135,11 @@ async def _import(app: object, server: BenchServer, files: list[Path], gui_dir: 
     errors: list[str] = []
     controller.error_occurred.connect(errors.append)
 
-    gaps = {"last": time.perf_counter(), "max": 0.0}
-
-    def on_tick() -> None:
-        now = time.perf_counter()
-        gaps["max"] = max(gaps["max"], now - gaps["last"])
-        gaps["last"] = now
-
+    meter = _StallMeter()
     ticker = QTimer()
     ticker.setTimerType(Qt.TimerType.PreciseTimer)
     ticker.setInterval(STALL_TICK_MS)
-    ticker.timeout.connect(on_tick)
+    ticker.timeout.connect(meter.tick)
 
     def waiter(signal: object, accept: object) -> asyncio.Future:
         future = loop.create_future()
@@ -125,19 +154,20 @@ async def _import(app: object, server: BenchServer, files: list[Path], gui_dir: 
     try:
         await asyncio.sleep(0.2)  # let the panel settle before the clock starts
         ticker.start()
-        gaps["last"] = time.perf_counter()
-        gaps["max"] = 0.0
+        meter.reset()
         started = time.perf_counter()
         controller.set_name("benchmark photos")
         scanned = waiter(controller.scanning_changed, lambda busy: not busy)
         controller.add_paths([str(path) for path in files])
         await asyncio.wait_for(scanned, 600)
         reviewed = waiter(controller.phase_changed, lambda phase: phase in ("review", "interrupted"))
+        meter.stage = "uploading"
         controller.start_upload()
         phase = (await asyncio.wait_for(reviewed, 1200))[0]
         if phase != "review":
             raise RuntimeError(f"the upload stopped: {errors[-1:] or phase}")
         created = waiter(controller.dataset_created, lambda _id: True)
+        meter.stage = "committing"
         controller.commit()
         dataset_id = (await asyncio.wait_for(created, 600))[0]
         elapsed = time.perf_counter() - started
@@ -145,7 +175,7 @@ async def _import(app: object, server: BenchServer, files: list[Path], gui_dir: 
         stored = (await client.get_dataset(dataset_id)).image_count
         if stored != len(files):
             raise RuntimeError(f"the committed dataset holds {stored} of {len(files)} files: {errors[-3:]}")
-        return elapsed, max(0.0, gaps["max"] * 1000 - STALL_TICK_MS), stored
+        return elapsed, max(0.0, meter.longest * 1000 - STALL_TICK_MS), stored, meter.worst_stage
     finally:
         ticker.stop()
         controller.shutdown()
@@ -169,6 +199,8 @@ def run_import_throughput(smoke: bool) -> list[Result]:
     curl_rates: list[float] = []
     stalls: list[float] = []
     stored_counts: list[int] = []
+    stages: list[str] = []
+    idle_stalls: list[float] = []
     import qasync
     from PySide6.QtWidgets import QApplication
 
@@ -178,15 +210,17 @@ def run_import_throughput(smoke: bool) -> list[Result]:
     async def all_runs(work: Path) -> None:
         # One qasync loop for every run: a second qasync loop in one process never fires its timers.
         for run in range(runs):
-            seconds = _curl_run(files, hashes, work, MAX_IN_FLIGHT)  # blocks the loop: nothing else runs now
+            seconds, idle_stall_ms = await _curl_run(files, hashes, work, MAX_IN_FLIGHT)
             curl_rates.append(total_mb / seconds)
-            log(f"import-throughput: curl run {run + 1}: {seconds:.1f} s")
-            app_seconds, stall_ms, stored = await _app_run(app, files, work)
+            idle_stalls.append(idle_stall_ms)
+            log(f"import-throughput: curl run {run + 1}: {seconds:.1f} s (idle loop's longest gap {idle_stall_ms:.0f} ms)")
+            app_seconds, stall_ms, stored, stage = await _app_run(app, files, work)
             app_rates.append(total_mb / app_seconds)
             stalls.append(stall_ms)
+            stages.append(stage)
             stored_counts.append(stored)
             log(f"import-throughput: app run {run + 1}: {app_seconds:.1f} s, longest stall {stall_ms:.0f} ms, "
-                f"{stored} stored")
+                f"{stored} stored (stall while {stage})")
 
     with tempfile.TemporaryDirectory(prefix="bench-import-") as tmp:
         qasync.run(all_runs(Path(tmp)))
@@ -200,7 +234,8 @@ def run_import_throughput(smoke: bool) -> list[Result]:
                f"{goal_note(rate >= 0.5 * curl_rate, '>= 50% of curl')}; app end to end: check, hash, thumbnails, "
                f"upload ({MAX_IN_FLIGHT} in flight), commit; {what}; files stored per run: {stored_counts}; "
                f"{len(files) / (total_mb / rate):.1f} files/s"),
-        Result("import-throughput/stall", stall, "ms", "the goal (a stated figure, not measured)", 50.0, runs,
+        Result("import-throughput/stall", stall, "ms", "longest gap of the same GUI loop left idle while curl uploads "
+               "the same files (the machine's own noise under that server load)", max(idle_stalls), runs,
                f"{goal_note(stall <= 50, '<= 50 ms')}; longest GUI event-loop gap during the import (worst run; "
-               f"per run: {', '.join(f'{s:.0f}' for s in stalls)} ms), measured by a {STALL_TICK_MS} ms precise QTimer"),
+               f"per run: {', '.join(f'{s:.0f} ms while {stage}' for s, stage in zip(stalls, stages))}), measured by a {STALL_TICK_MS} ms precise QTimer"),
     ]

@@ -65,12 +65,15 @@ def run_runner_throughput(smoke: bool) -> list[Result]:
     runs = 1 if smoke else 5
     ours: list[float] = []
     raw: list[float] = []
+    shortfalls: list[int] = []
     with tempfile.TemporaryDirectory(prefix="bench-runner-") as tmp:
         log(f"runner-throughput: {runs} runs of {lines:,} progress lines, supervised and raw")
         for _ in range(runs):
             elapsed, received = _supervised(Path(tmp), lines)
             if received != lines:
-                raise RuntimeError(f"the supervisor reported {received:,} of {lines:,} progress points")
+                # Not fatal for a speed figure, but a correctness problem worth shouting about.
+                log(f"runner-throughput: WARNING the supervisor delivered {received:,} of {lines:,} progress points")
+                shortfalls.append(lines - received)
             ours.append(lines / elapsed)
             raw_elapsed, _count = _raw(lines)
             raw.append(lines / raw_elapsed)
@@ -78,7 +81,9 @@ def run_runner_throughput(smoke: bool) -> list[Result]:
                    "plain asyncio readline loop over the same trainer output (parse nothing, store nothing)",
                    median(raw), runs,
                    f"TrainerProcess parsing JSON progress, batching it to the sink and writing the log; {lines:,} lines "
-                   "per run from a trainer printing as fast as it can; process start included in both")]
+                   "per run from a trainer printing as fast as it can; process start included in both"
+                   + (f"; WARNING: progress points lost in {len(shortfalls)} of {runs} runs ({shortfalls} missing)"
+                      if shortfalls else "; every progress point delivered"))]
 
 
 def bench_builtin(workdir: Path) -> None:

@@ -20,7 +20,8 @@
 #     --no-build        test the bundle already in dist/ (TS_DIST_DIR) instead of building it
 #     --keep            keep the temp dir (data dir, logs, screenshot) even on success
 #     --screenshot-to   also copy the screenshot there
-# Environment: PYTHON (default .venv/bin/python), TS_DIST_DIR (default dist), TS_BUILD_DIR (default build).
+# Environment: PYTHON (default .venv/bin/python), TS_DIST_DIR (default dist), TS_BUILD_DIR (default build),
+#   TS_BUILD_TIMEOUT_S (default 900: the build fails past 15 minutes).
 set -euo pipefail
 
 REPO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -30,6 +31,7 @@ BUILD_DIR="${TS_BUILD_DIR:-$REPO_DIR/build}"
 BUNDLE_DIR="$DIST_DIR/training-studio"
 EXE="$BUNDLE_DIR/training-studio"
 DRIVE="$REPO_DIR/packaging/smoke_drive.py"
+BUILD_TIMEOUT_S="${TS_BUILD_TIMEOUT_S:-900}"
 SERVER_READY_TIMEOUT_S=60
 JOB_TIMEOUT_S=180
 SCREENSHOT_AFTER_S=8
@@ -41,7 +43,7 @@ while [ $# -gt 0 ]; do
         --no-build) build=0 ;;
         --keep) keep=1 ;;
         --screenshot-to) shift; screenshot_copy="${1:?--screenshot-to needs a path}" ;;
-        -h|--help) sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "smoke: unknown argument $1 (try --help)" >&2; exit 2 ;;
     esac
     shift
@@ -139,10 +141,15 @@ if [ "$build" = 1 ]; then
     "$PY" -m PyInstaller --version >/dev/null 2>&1 ||
         fail "PyInstaller is not installed in $PY's environment: run $(dirname "$PY")/pip install $PYINSTALLER_PIN"
     started=$SECONDS
-    if ! (cd "$REPO_DIR" && "$PY" -m PyInstaller --noconfirm --distpath "$DIST_DIR" --workpath "$BUILD_DIR" \
-            packaging/training-studio.spec) > "$WORK/build.log" 2>&1; then
+    build_rc=0
+    (cd "$REPO_DIR" && timeout "$BUILD_TIMEOUT_S" "$PY" -m PyInstaller --noconfirm --distpath "$DIST_DIR" \
+        --workpath "$BUILD_DIR" packaging/training-studio.spec) > "$WORK/build.log" 2>&1 || build_rc=$?
+    if [ "$build_rc" = 124 ]; then
         show_log "PyInstaller log" "$WORK/build.log"
-        fail "PyInstaller could not build the bundle"
+        fail "the build took longer than $BUILD_TIMEOUT_S s (TS_BUILD_TIMEOUT_S)"
+    elif [ "$build_rc" != 0 ]; then
+        show_log "PyInstaller log" "$WORK/build.log"
+        fail "PyInstaller could not build the bundle (exit code $build_rc)"
     fi
     echo "built in $((SECONDS - started)) s"
 fi

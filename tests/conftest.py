@@ -6,6 +6,16 @@ import os
 
 # Before anything can create a QApplication: CI has no display.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# The app's settings and logs (and those of every app subprocess a test starts) go to a temp dir, never
+# to the developer's own.
+import atexit  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+
+_ISOLATED = tempfile.mkdtemp(prefix="training-studio-tests-")
+atexit.register(shutil.rmtree, _ISOLATED, ignore_errors=True)
+os.environ.setdefault("TRAINING_STUDIO_CONFIG_DIR", os.path.join(_ISOLATED, "config"))
+os.environ.setdefault("TRAINING_STUDIO_LOG_DIR", os.path.join(_ISOLATED, "logs"))
 
 import pytest
 

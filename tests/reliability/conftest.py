@@ -23,7 +23,9 @@ UNEXPECTED_ERROR_MARKERS = ("unexpected error on", "Exception in ASGI applicatio
 def no_unexpected_server_errors(tmp_path):
     """Every reliability test also checks that no request reached the server's catch-all 500 handler."""
     yield
-    for log in tmp_path.glob("*/logs/server.log*"):
+    # logs/server.log in each data dir, and the server's console output beside it (which survives a
+    # data dir on a tmpfs that is unmounted at teardown).
+    for log in [*tmp_path.glob("*/logs/server.log*"), *tmp_path.glob("*-server.log")]:
         text = log.read_text(errors="replace")
         for marker in UNEXPECTED_ERROR_MARKERS:
             assert marker not in text, f"{log}: a request failed unexpectedly:\n{text[-3000:]}"

@@ -25,7 +25,7 @@ from tests.reliability.helpers import (
     pid_alive,
     wait_job,
 )
-from tests.server.helpers import committed_dataset, png_bytes
+from tests.server.helpers import assert_error, committed_dataset, create_dataset, png_bytes, upload
 
 # latent_dim=64 at 32 px: the checkpoint is ~3 MB of float64 matrices, far more than the room we leave.
 BIG_CHECKPOINT = {"resolution": 32, "latent_dim": 64}
@@ -119,4 +119,26 @@ def test_a_disk_that_fills_completely_mid_training_settles_the_job_once_space_is
         assert client.get("/api/training/jobs", params={"status": "active"}).json() == []
         again = create_job(client, dataset["id"], total_steps=20, name="after")
         assert wait_job(client, again["id"], finished)["status"] == "completed"
+    assert_data_dir_consistent(server.data_dir)
+
+
+def test_a_database_write_failing_on_a_full_disk_is_a_plain_507(small_disk, server_factory):
+    """The commit's layouts and then its 'failed' status write both hit the full disk: the answer is a 507
+    like any other, the connection stays usable, and the commit works once space is back."""
+    server = server_factory("small", extra_args=["--no-runner"])
+    with server.client() as client:
+        dataset = create_dataset(client)
+        for seed in range(3):
+            assert upload(client, dataset["id"], png_bytes(color=(seed, 1, 2))).status_code == 201
+        filler = fill(small_disk, leave_bytes=0)
+        try:
+            for _ in range(3):  # the same keep-alive connection every time
+                assert_error(client.post(f"/api/datasets/{dataset['id']}/commit"), 507, "insufficient_storage")
+                assert client.get(f"/api/datasets/{dataset['id']}").json()["status"] in ("processing", "failed")
+        finally:
+            filler.unlink()
+        committed = client.post(f"/api/datasets/{dataset['id']}/commit")
+        assert committed.status_code == 200 and committed.json()["status"] == "active", committed.text
+    log = server.log_path.read_text(errors="replace")
+    assert "Exception in ASGI application" not in log and "unexpected error on" not in log, log[-3000:]
     assert_data_dir_consistent(server.data_dir)

@@ -4,6 +4,8 @@ The real server answers by the contract; to prove the client and GUI survive ser
 500, malformed JSON, the wrong shape, an unknown status value, a slow answer, a 200 `success: false`
 cancel), tests script this one: `routes[(method, path)] = Reply(...)`. It runs `http.server` on
 127.0.0.1 with an ephemeral port in a background thread and records every request it got.
+`SwitchableServer` is the other way round: a proxy in front of a real server process that a test
+flips between forwarding faithfully and one fault at a time, on the same socket.
 """
 
 from __future__ import annotations
@@ -101,3 +103,125 @@ class FaultyServer:
     def stop(self) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
+
+
+class SwitchableServer:
+    """One real socket in front of a real server, whose behaviour a test flips at run time.
+
+    While `mode` is "healthy" every request is forwarded to `upstream` (a real `training-studio serve`)
+    and its answer passed back; a fault mode replaces or mangles that answer for every path, so the
+    client sees the fault exactly where it would see a real server's. `set_upstream()` points it at a
+    restarted server (another port, maybe another token) while the client keeps the same URL;
+    `go_offline()`/`go_online()` close and reopen the listening socket on the same port (connection
+    refused in between).
+    """
+
+    MODES = ("healthy", "http_500", "slow", "malformed_json", "wrong_shape", "unknown_status")
+    SLOW_DELAY_S = 10.0  # longer than any client timeout the tests use
+
+    def __init__(self, upstream: str) -> None:
+        import httpx
+
+        self.upstream = upstream.rstrip("/")
+        self.mode = "healthy"
+        self.requests: list[tuple[str, str, str]] = []  # (mode, method, path) as received
+        self._forwarder = httpx.Client(timeout=30)
+        self._wake = threading.Event()  # ends slow replies early when the server stops
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+        self.url = ""
+
+    # lifecycle -------------------------------------------------------------------------------
+    def start(self) -> "SwitchableServer":
+        self.go_online()
+        return self
+
+    def go_online(self) -> None:
+        self._wake.clear()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler_class())
+        self._httpd.daemon_threads = True
+        self.port = self._httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="switchable-server", daemon=True)
+        self._thread.start()
+
+    def go_offline(self) -> None:
+        if self._httpd is not None:
+            self._wake.set()
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def stop(self) -> None:
+        self.go_offline()
+        self._forwarder.close()
+
+    def set_upstream(self, upstream: str) -> None:
+        self.upstream = upstream.rstrip("/")
+
+    def count(self, path: str, mode: str | None = None) -> int:
+        return sum(1 for seen_mode, _method, seen_path in list(self.requests)
+                   if seen_path == path and (mode is None or seen_mode == mode))
+
+    # behaviour -------------------------------------------------------------------------------
+    def _reply(self, method: str, target: str, headers: dict[str, str], body: bytes
+               ) -> tuple[int, dict[str, str], bytes]:
+        mode = self.mode
+        if mode == "http_500":
+            return 500, {}, json.dumps({"error": {"code": "internal",
+                                                  "message": "database disk image is malformed"}}).encode()
+        if mode == "slow":
+            self._wake.wait(self.SLOW_DELAY_S)
+        forwarded = {key: value for key, value in headers.items()
+                     if key.lower() in ("authorization", "accept", "content-type")}
+        answer = self._forwarder.request(method, self.upstream + target, headers=forwarded, content=body or None)
+        status, payload = answer.status_code, answer.content
+        passed = {key: answer.headers[key] for key in ("date",) if key in answer.headers}
+        if mode == "malformed_json" and payload:
+            payload = payload[: max(1, len(payload) // 2)]
+        elif mode == "wrong_shape" and status < 400:
+            payload = json.dumps({"items": json.loads(payload or b"null")}).encode()
+        elif mode == "unknown_status" and status < 400:
+            data = json.loads(payload or b"null")
+            for item in data if isinstance(data, list) else [data]:
+                if isinstance(item, dict) and "status" in item and "id" in item:
+                    item["status"] = "hibernating"
+                    item["gpuTemperature"] = 71.5
+                    item["schedule"] = {"kind": "cosine", "warmup": [1, 2, 3]}
+            payload = json.dumps(data).encode()
+        return status, passed, payload
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            # HTTP/1.0: one request per connection, so going offline leaves no kept-alive socket answering.
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                owner.requests.append((owner.mode, self.command, urlsplit(self.path).path))
+                try:
+                    status, headers, payload = owner._reply(self.command, self.path, dict(self.headers), body)
+                except Exception:  # upstream down: no answer at all, as from a dead server
+                    self.close_connection = True
+                    return
+                try:
+                    self.send_response_only(status)
+                    for key, value in headers.items():
+                        self.send_header(key.title(), value)
+                    if "date" not in headers:
+                        self.send_header("Date", self.date_time_string())
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (timeout): that is the point of a slow reply
+
+            do_GET = do_POST = do_PUT = do_DELETE = _answer
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        return Handler

@@ -4,12 +4,20 @@ plain text like keyrings.alt's file backend does."""
 
 from __future__ import annotations
 
+from jaraco.classes.properties import classproperty
 from keyring.backend import KeyringBackend
 from keyring.errors import KeyringLocked, PasswordDeleteError
 
 
-class MemoryKeyring(KeyringBackend):
-    priority = 1  # type: ignore[assignment]
+class _TestOnly(KeyringBackend):
+    """keyring auto-registers every backend class: these must never be picked as the machine's default."""
+
+    @classproperty
+    def priority(cls) -> float:  # noqa: N805 (keyring's classproperty)
+        raise RuntimeError("a test backend is only used when a test passes it explicitly")
+
+
+class MemoryKeyring(_TestOnly):
 
     def __init__(self) -> None:
         super().__init__()
@@ -26,8 +34,7 @@ class MemoryKeyring(KeyringBackend):
             raise PasswordDeleteError("no such password")
 
 
-class LockedKeyring(KeyringBackend):
-    priority = 1  # type: ignore[assignment]
+class LockedKeyring(_TestOnly):
 
     def get_password(self, service: str, username: str) -> str | None:
         raise KeyringLocked("the keyring is locked")

@@ -231,18 +231,27 @@ def test_the_switcher_moves_the_app_to_another_server_and_back_to_the_local_one(
     qtbot.waitUntil(lambda: window.server_label.text().startswith(f"Server: {second.url}"), timeout=5000)
 
     harness.run(switcher.switch_to(None), timeout_ms=40_000)
-    harness.managers.append(store.local)  # stopped at teardown like the harness's own
+    local_manager = store.local
+    harness.managers.append(local_manager)  # stopped at teardown like the harness's own
     qtbot.waitUntil(lambda: store.connected and window.server_label.text().startswith("Local server: "),
                     timeout=30_000)
     assert store.is_local and store.model.rowCount() == 0 and switched[-1] == ""
     assert (local_dir / "server.json").exists()
 
+    # Server › Stop local server, then connect elsewhere: the "stopped" state does not follow along.
+    store.stop_local_server()
+    qtbot.waitUntil(lambda: store.last_failure is not None and store.last_failure[0].value == "stopped",
+                    timeout=20_000)
+    harness.run(switcher.switch_to(ConnectionRequest(second.url, second.token)))
+    qtbot.waitUntil(lambda: store.model.row_of(jobs["second"]) is not None, timeout=15_000)
+    assert store.last_failure is None and store.connected
+
     bad = ConnectionRequest("https://127.0.0.1:1", "t", ca_file=str(tmp_path / "missing.pem"))
     failures: list[str] = []
     switcher.failed.connect(failures.append)
     harness.run(switcher.switch_to(bad))
-    assert failures and "does not exist" in failures[0] and store.is_local  # nothing changed
-    assert store.model.row_of(jobs["second"]) is None
+    assert failures and "does not exist" in failures[0]
+    assert store.client.base_url == second.url and store.model.row_of(jobs["second"]) is not None  # unchanged
 
 
 def test_file_connect_to_server_switches_the_running_window(harness, qtbot, server_factory, settings, tokens,
@@ -271,3 +280,21 @@ def test_file_connect_to_server_switches_the_running_window(harness, qtbot, serv
     assert settings.active_server == second.url
     assert keyring_backend.passwords[("training-studio", second.url)] == second.token
     qtbot.waitUntil(lambda: window.server_label.text().startswith(f"Server: {second.url}"), timeout=5000)
+
+
+def test_a_memory_only_token_is_announced_after_connecting(harness, qtbot, server, settings):
+    from keyring.backends import fail
+
+    from training_studio.ui.desktop import install_desktop
+
+    store = harness.store("http://127.0.0.1:9", timeout=1.0)
+    window = harness.window(store)
+    desktop = install_desktop(window, store, store.client, settings=settings, tokens=TokenStore(fail.Keyring()),
+                              data_dir=None, log_file=None, tray_available=False)
+    dialog = desktop.open_connect()
+    dialog.url_combo.setEditText(server.url)
+    dialog.token_edit.setText(server.token)
+    dialog.connect_button.click()
+    qtbot.waitUntil(lambda: store.connected and store.client.base_url == server.url, timeout=15_000)
+    qtbot.waitUntil(lambda: "memory only" in window.statusBar().currentMessage(), timeout=5000)
+    assert window.statusBar().currentMessage().startswith(f"Switched to {server.url}.")

@@ -100,7 +100,12 @@ def test_an_uncaught_error_in_a_slot_shows_a_dialog_with_the_log_path(qtbot, tmp
         dialog.copy_details()
         assert "the model index went missing" in QApplication.clipboard().text()
         dialog.close()
-        qtbot.waitUntil(lambda: not dialog.isVisible(), timeout=5000)
+        qtbot.waitUntil(lambda: reporter.dialog is None, timeout=5000)
+
+        # After the user closed it, the next error opens a new dialog.
+        QTimer.singleShot(0, _raise_value_error)
+        qtbot.waitUntil(lambda: reporter.dialog is not None and reporter.dialog.isVisible(), timeout=5000)
+        assert reporter.errors_seen == 3 and "more error" not in reporter.dialog.informativeText()
     finally:
         reporter.uninstall()
     assert sys.excepthook != reporter.excepthook
@@ -179,3 +184,30 @@ def test_a_whole_run_logs_to_the_file_and_with_verbose_also_to_the_console(tmp_p
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and (data_dir / "server.json").exists():
             time.sleep(0.1)
+
+
+def test_a_fatal_error_is_logged_printed_and_shown_before_the_app_exits(qtbot, tmp_path, restore_logging, capsys):
+    from training_studio.ui.crash import report_fatal
+
+    log_file = configure_logging(False, tmp_path)
+    try:
+        raise RuntimeError("the main window could not be built")
+    except RuntimeError as error:
+        failure = error
+    report_fatal(failure, log_file)  # offscreen: nobody could close a dialog, so none is shown
+    assert "stopped by an unexpected error: RuntimeError: the main window could not be built" in \
+        capsys.readouterr().err
+    assert "Training Studio stopped because of an unexpected error" in log_file.read_text()
+
+    seen: dict[str, str] = {}
+
+    def close_it() -> None:
+        dialog = QApplication.activeModalWidget()
+        assert isinstance(dialog, CrashDialog)
+        seen["text"], seen["info"] = dialog.text(), dialog.informativeText()
+        dialog.done(0)
+
+    QTimer.singleShot(0, close_it)
+    report_fatal(failure, log_file, show_dialog=True)  # returns once the user closed the dialog
+    assert seen["text"] == "Training Studio stopped because of an unexpected error."
+    assert str(log_file) in seen["info"] and "could not be built" in seen["info"]

@@ -11,15 +11,25 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QRect
-from PySide6.QtGui import QColor, QImage, QPainter, QPalette
-from PySide6.QtWidgets import QApplication, QStyle, QStyleOptionViewItem
+from PySide6.QtCore import QRect, Qt
+from PySide6.QtGui import QColor, QImage, QPainter, QPalette, QStandardItem, QStandardItemModel
+from PySide6.QtWidgets import (
+    QApplication,
+    QHeaderView,
+    QStyle,
+    QStyleOptionViewItem,
+    QTableView,
+)
 
 from training_studio.contract.models import JobStatus, TrainingJob
 from training_studio.ui import icons
 from training_studio.ui.jobs import format as fmt
-from training_studio.ui.jobs.delegates import ProgressBarDelegate, StatusBadgeDelegate
-from training_studio.ui.jobs.model import JobColumn, JobListModel
+from training_studio.ui.jobs.delegates import (
+    ProgressBarDelegate,
+    StatusBadgeDelegate,
+    TextCellDelegate,
+)
+from training_studio.ui.jobs.model import JobColumn, JobFilterProxyModel, JobListModel, JobRole
 
 CELL_WIDTH, CELL_HEIGHT = 220, 30
 ALL_STATUSES = list(JobStatus)
@@ -242,6 +252,88 @@ def test_size_hints_fit_the_content(qapp):
     bar = ProgressBarDelegate().sizeHint(option, model.index(0, JobColumn.PROGRESS))
     assert badge.width() > option.fontMetrics.horizontalAdvance("Cancelling…")
     assert bar.height() >= option.fontMetrics.height()
+
+
+def test_cached_looks_paint_exactly_what_a_fresh_delegate_paints(qapp):
+    # One delegate instance paints a sequence of different cells (it caches rendered looks);
+    # each must come out pixel for pixel as a brand-new delegate paints it.
+    badge, bar = StatusBadgeDelegate(), ProgressBarDelegate()
+    cases = [("running", 10.0, False, False, 1.0, CELL_WIDTH),
+             ("running", 10.0, False, True, 1.0, CELL_WIDTH),  # selected: white percentage
+             ("running", 60.0, False, True, 1.0, CELL_WIDTH),
+             ("running", 60.0, True, True, 1.0, CELL_WIDTH),  # cancelling: another badge
+             ("failed", 60.0, False, False, 1.0, CELL_WIDTH),
+             ("failed", 60.0, False, False, 2.0, CELL_WIDTH),  # another device ratio
+             ("failed", 60.0, False, False, 1.0, 120),  # a narrower column
+             ("completed", 100.0, False, False, 1.0, CELL_WIDTH),
+             ("running", 10.0, False, False, 1.0, CELL_WIDTH)]  # back to the first look
+    for status, progress, cancelling, selected, ratio, width in cases:
+        model = model_with(qapp, status, progress, cancelling)
+        for palette in (light_palette(), dark_palette()):
+            for column, cached, fresh in ((JobColumn.STATUS, badge, StatusBadgeDelegate()),
+                                          (JobColumn.PROGRESS, bar, ProgressBarDelegate())):
+                kwargs = dict(palette=palette, selected=selected, ratio=ratio, width=width)
+                assert paint_cell(cached, model, column, **kwargs) == \
+                    paint_cell(fresh, model, column, **kwargs), (status, progress, column)
+
+
+def test_delegates_paint_models_without_the_look_roles(qapp):
+    # Any model offering the single roles (STATUS, DISPLAY_STATUS, PROGRESS) paints alike.
+    ours = model_with(qapp, "failed", 40.0)
+    plain = QStandardItemModel(1, len(JobColumn))
+    for column in (JobColumn.STATUS, JobColumn.PROGRESS):
+        item = QStandardItem()
+        item.setData("failed", JobRole.STATUS)
+        item.setData("Failed", JobRole.DISPLAY_STATUS)
+        item.setData(40.0, JobRole.PROGRESS)
+        # Finished rows are dimmed: the percentage takes the row's foreground colour.
+        item.setData(ours.index(0, 0).data(Qt.ItemDataRole.ForegroundRole),
+                     Qt.ItemDataRole.ForegroundRole)
+        plain.setItem(0, int(column), item)
+
+    for delegate, column in ((StatusBadgeDelegate(), JobColumn.STATUS),
+                             (ProgressBarDelegate(), JobColumn.PROGRESS)):
+        assert paint_cell(delegate, plain, column) == paint_cell(delegate, ours, column)
+
+
+def grab_table(model, delegate=None) -> QImage:
+    proxy = JobFilterProxyModel()
+    proxy.setSourceModel(model)
+    view = QTableView()
+    view.setModel(proxy)
+    if delegate is not None:
+        view.setItemDelegate(delegate)
+    view.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
+    view.setAlternatingRowColors(True)
+    view.setShowGrid(False)
+    view.setWordWrap(False)
+    view.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+    view.setColumnWidth(int(JobColumn.NAME), 160)
+    view.resize(760, 260)
+    view.selectRow(2)
+    view.show()
+    QApplication.processEvents()
+    image = view.viewport().grab().toImage()
+    view.close()
+    return image
+
+
+def test_text_cells_paint_exactly_like_qt_default_delegate(qapp):
+    model = JobListModel()
+    model.apply_active_snapshot([
+        TrainingJob(id=f"job-{n}", name=f"job {n} " + "with a long name " * (n % 3), status=status,
+                    progress=10.0 * n, current_step=n * 1000 if n else None, total_steps=9000,
+                    current_loss=0.5 / (n + 1) if n % 4 else None,
+                    started_at="2026-01-01T00:00:00.000Z", created_at=f"2026-01-01T00:00:0{n}.000Z",
+                    finished_at="2026-01-01T01:02:03.000Z" if status == "completed" else None)
+        for n, status in enumerate(["running", "completed", "running", "queued", "completed",
+                                    "failed", "running"])])
+
+    default = grab_table(model)
+    ours = grab_table(model, TextCellDelegate())
+
+    assert ours == default  # names elided, dimmed finished rows, the selected row, alignments
+    assert grab_table(model, TextCellDelegate()) != grab_table(JobListModel())  # not blank
 
 
 # -- icons ------------------------------------------------------------------------------------

@@ -7,11 +7,25 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPersistentModelIndex, Qt
-from PySide6.QtWidgets import QAbstractItemView, QTableView
+from PySide6.QtCore import (
+    QEvent,
+    QItemSelectionModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+)
+from PySide6.QtWidgets import QAbstractItemView, QApplication, QHeaderView, QTableView
 
 from training_studio.contract.models import JobStatus, TrainingJob, format_timestamp
-from training_studio.ui.jobs.model import JobColumn, JobFilterProxyModel, JobListModel, JobRole
+from training_studio.ui.jobs.model import (
+    CellLook,
+    JobColumn,
+    JobFilterProxyModel,
+    JobListModel,
+    JobRole,
+    TextLook,
+)
 
 BASE = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
 ALL_COLUMNS = len(JobColumn) - 1
@@ -282,6 +296,136 @@ def test_selection_and_scroll_survive_refreshes(qtbot, model):
     assert view.indexAt(view.viewport().rect().topLeft()).data(JobRole.JOB_ID) == top_before
 
 
+def test_unchanged_jobs_passed_as_the_same_objects_diff_like_fresh_copies(qapp):
+    # A store that skips re-parsing unchanged jobs hands the model the same objects again; the
+    # model then compares pointers instead of fields. Both ways must announce the same cells.
+    def run(reuse: bool) -> list[tuple]:
+        model = JobListModel()
+        jobs = [make_job(n, "running" if n % 3 else "queued") for n in range(300)]
+        model.apply_active_snapshot(jobs)
+        log = SignalLog(model)
+        for round_number in range(1, 4):
+            jobs = [job if reuse else job.model_copy() for job in jobs]
+            for n in range(round_number, 300, 37):
+                jobs[n] = make_job(n, "running", progress=float(round_number * 10 + n % 7),
+                                   current_step=round_number)
+            jobs[5] = make_job(5, "running", name=f"renamed {round_number}")
+            assert model.apply_active_snapshot(jobs) == []
+        assert [model.job_at(row) for row in range(model.rowCount())] == jobs
+        return log.events
+
+    assert run(reuse=True) == run(reuse=False)
+    assert run(reuse=True)  # and the rounds did change something
+
+
+def test_a_removed_job_listed_again_is_inserted_again(model):
+    jobs = [make_job(n) for n in range(4)]
+    model.apply_active_snapshot(jobs)
+    model.remove_job("job-2")
+    log = SignalLog(model)
+
+    model.apply_active_snapshot(jobs)  # the very same objects, in the same order
+
+    assert log.kinds() == [("inserted", 2, 2)]
+    assert ids_in_rows(model) == ["job-0", "job-1", "job-2", "job-3"]
+
+
+def test_a_snapshot_overrides_a_fresher_update_of_the_same_job(model):
+    jobs = [make_job(n) for n in range(3)]
+    model.apply_active_snapshot(jobs)
+    model.update_job(make_job(1, progress=90.0))
+    log = SignalLog(model)
+
+    model.apply_active_snapshot(jobs)  # the same objects as before the update
+
+    assert log.kinds() == [("changed", 1, JobColumn.PROGRESS, 1, JobColumn.PROGRESS)]
+    assert model.index(1, JobColumn.PROGRESS).data(JobRole.PROGRESS) == 10.0
+
+
+def test_membership_changes_between_snapshots_keep_rows_and_counts_right(model):
+    model.apply_active_snapshot([make_job(n) for n in (1, 2, 3)])
+    model.apply_active_snapshot([make_job(n) for n in (1, 3, 4)])  # 2 left, 4 arrived
+    log = SignalLog(model)
+
+    gone = model.apply_active_snapshot([make_job(1), make_job(3, progress=70.0), make_job(4)])
+
+    assert gone == ["job-2"]
+    assert ids_in_rows(model) == ["job-1", "job-2", "job-3", "job-4"]
+    assert log.kinds() == [("changed", 2, JobColumn.PROGRESS, 2, JobColumn.PROGRESS)]
+    model.update_job(make_job(2, "completed", finished_at=stamp(40)))
+    assert model.apply_active_snapshot([make_job(1), make_job(3, progress=70.0), make_job(4)]) == []
+    assert (model.active_count(), model.finished_count()) == (3, 1)
+
+
+def test_a_reordered_snapshot_is_matched_by_id_not_by_position(model):
+    start = stamp(5)  # every shown field alike but the name
+    model.apply_active_snapshot([make_job(1, name="x", started_at=start),
+                                 make_job(2, name="y", started_at=start)])
+    log = SignalLog(model)
+
+    # Listed the other way round, each job now carrying what the other had at that position.
+    model.apply_active_snapshot([make_job(2, name="x", started_at=start),
+                                 make_job(1, name="y", started_at=start)])
+
+    assert [model.job_at(row).name for row in range(2)] == ["y", "x"]
+    assert log.kinds() == [("changed", 0, JobColumn.NAME, 1, JobColumn.NAME)]
+
+
+def test_big_changed_blocks_are_announced_in_slices_views_repaint_precisely(qapp):
+    # Qt's views repaint the whole viewport for any dataChanged range over 200 cells.
+    model = JobListModel()
+    model.apply_active_snapshot([make_job(n) for n in range(100)])
+    log = SignalLog(model)
+
+    model.apply_active_snapshot([make_job(n, "failed", finished_at=stamp(n * 10 + 9))
+                                 for n in range(100)])  # every row dims: 6 cells each
+
+    assert log.kinds() == [("changed", 0, 0, 32, ALL_COLUMNS),
+                           ("changed", 33, 0, 65, ALL_COLUMNS),
+                           ("changed", 66, 0, 98, ALL_COLUMNS),
+                           ("changed", 99, 0, 99, ALL_COLUMNS)]
+
+
+class PaintRegions(QObject):
+    """Records the region of every paint event a widget receives."""
+
+    def __init__(self, widget) -> None:
+        super().__init__()
+        self.regions: list = []
+        widget.installEventFilter(self)
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt name)
+        if event.type() == QEvent.Type.Paint:
+            self.regions.append(event.region().boundingRect())
+        return False
+
+
+def test_tick_repaints_only_the_visible_elapsed_cells(qtbot):
+    model = JobListModel()
+    model.apply_active_snapshot([live_job(n, "running", 60) for n in range(1_000)])
+    view = QTableView()
+    qtbot.addWidget(view)
+    view.setModel(model)
+    view.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+    view.resize(700, 400)
+    view.show()
+    qtbot.waitExposed(view)
+    view.viewport().repaint()  # the first full paint happens now, not during the tick
+    QApplication.processEvents()
+    regions = PaintRegions(view.viewport())
+    log = SignalLog(model)
+
+    model.tick()
+    qtbot.waitUntil(lambda: bool(regions.regions), timeout=5_000)
+
+    assert log.kinds() == [("changed", first, JobColumn.ELAPSED, min(first + 199, 999),
+                            JobColumn.ELAPSED) for first in range(0, 1_000, 200)]
+    elapsed_left = view.columnViewportPosition(int(JobColumn.ELAPSED))
+    for region in regions.regions:  # the Elapsed column only, never the whole viewport
+        assert region.left() >= elapsed_left
+        assert region.width() <= view.columnWidth(int(JobColumn.ELAPSED)) + 1  # + grid line
+
+
 # -- elapsed and ticks -----------------------------------------------------------------------
 
 
@@ -407,6 +551,40 @@ def test_named_roles_and_accessible_text(model):
         "loss 0.0831"
     assert model.data(QModelIndex()) is None
     assert model.rowCount(model.index(0, 0)) == 0  # a flat table: rows have no children
+
+
+def test_look_roles_carry_what_the_delegates_draw(model):
+    model.apply_active_snapshot([make_job(0, progress=142.0), make_job(1, "completed",
+                                                                      finished_at=stamp(20))])
+    model.set_cancelling("job-0", True)
+    proxy = JobFilterProxyModel()
+    proxy.setSourceModel(model)
+
+    look = proxy.index(0, JobColumn.STATUS).data(JobRole.LOOK)  # through the proxy too
+    assert look == CellLook(JobStatus.RUNNING, "Cancelling…", 100.0, True, None)
+    finished = model.index(1, JobColumn.PROGRESS).data(JobRole.LOOK)
+    assert finished.foreground == model.index(1, 0).data(Qt.ItemDataRole.ForegroundRole)
+    assert finished.foreground is not None and not finished.cancelling
+
+    text = proxy.index(0, JobColumn.STEP).data(JobRole.TEXT_LOOK)
+    assert text == TextLook("10 / 100", int(Qt.AlignmentFlag.AlignRight
+                                             | Qt.AlignmentFlag.AlignVCenter), None)
+    name = model.index(1, JobColumn.NAME).data(JobRole.TEXT_LOOK)
+    assert name.text == "job 1" and name.foreground is not None
+    assert name.alignment == model.index(1, JobColumn.NAME).data(Qt.ItemDataRole.TextAlignmentRole)
+
+
+def test_index_is_invalid_outside_the_table(model):
+    model.apply_active_snapshot([make_job(0), make_job(1)])
+    assert model.index(1, JobColumn.ELAPSED).isValid()
+    assert model.flags(model.index(1, JobColumn.ELAPSED)) == (
+        Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+        | Qt.ItemFlag.ItemNeverHasChildren)
+    assert model.flags(QModelIndex()) == Qt.ItemFlag.NoItemFlags
+    assert not model.index(2, 0).isValid()
+    assert not model.index(0, len(JobColumn)).isValid()
+    assert not model.index(-1, 0).isValid()
+    assert not model.index(0, 0, model.index(0, 0)).isValid()  # rows have no children
 
 
 def test_unknown_status_is_shown_neutrally_and_never_crashes(model):

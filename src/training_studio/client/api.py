@@ -64,10 +64,10 @@ class ApiClient:
         self._base_url = base_url.rstrip("/")
         self._token = token
         self._timeout = httpx.Timeout(timeout, connect=min(timeout, 3.0))
+        self._owns_http = http is None  # decided before `http` is filled in below: ours to close
         if http is None:
             http = httpx.AsyncClient(timeout=self._timeout, follow_redirects=False, verify=_tls_verify(base_url))
         self._http = http
-        self._owns_http = http is None
         self.clock_offset: float | None = None  # server clock minus local clock, seconds
 
     # connection --------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Every non-2xx answer of the server is `{"error": {"code", "message"}}`: our own `ApiError`s, FastAPI's
 request validation (422, or 400 for a body that is not JSON), Starlette's HTTP errors (unknown route,
-wrong method) and, as a last resort that should never be reached, unexpected exceptions (500, logged).
+wrong method), a full disk met by any write (507) and, as a last resort that should never be reached,
+unexpected exceptions (500, logged).
 `error_responses()` declares the same body for OpenAPI.
 """
 
@@ -126,6 +127,18 @@ def install_error_handlers(app: FastAPI) -> None:
         else:
             message = str(exc.detail) if exc.detail else "The request failed."
         return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+
+    async def _storage_error(request: Request, exc: Exception) -> JSONResponse:
+        # A full disk can surface from any write (a database COMMIT included). Answered here, by the
+        # routing layer's handlers, the request ends as a normal 507; only the catch-all below would
+        # log it as a crash and drop the client's keep-alive connection.
+        if is_disk_full(exc):
+            log.error("disk full on %s %s: %s", request.method, request.url.path, exc)
+            return error_response(507, "insufficient_storage", DISK_FULL_MESSAGE)
+        raise exc
+
+    app.add_exception_handler(OSError, _storage_error)
+    app.add_exception_handler(sqlite3.OperationalError, _storage_error)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

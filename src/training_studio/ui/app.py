@@ -5,8 +5,11 @@ server implementing the contract; otherwise the embedded local server of the dat
 one `ApiClient` (one httpx.AsyncClient), the `JobStore` and the `MainWindow`, shows the window at once
 (the store connects in the background), and on quit stops timers, cancels tasks and closes the client
 before the loop ends, so nothing is left to warn at exit. The local server is not stopped: its jobs keep
-running after the window closes. It also implements `--screenshot PATH --quit-after S`, and routes
-uncaught exceptions to the log and the status bar instead of a traceback.
+running after the window closes. It also implements `--screenshot PATH --quit-after S`. Logging (a
+rotating file under the user log dir, the console with --verbose) and uncaught exceptions (logged and
+shown in a dialog naming the log) are `ui.crash`'s; settings, tokens, notifications and the Settings,
+Connect and About dialogs are plugged in by `ui.desktop.install_desktop`. Without --server or
+--data-dir, the app goes back to the remote server it used last if that server's token is at hand.
 """
 
 from __future__ import annotations
@@ -15,11 +18,9 @@ import asyncio
 import logging
 import os
 import sys
-import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 __all__ = ["run_gui", "GuiConfig", "resolve_config", "default_data_dir"]
@@ -35,6 +36,7 @@ class GuiConfig:
     screenshot: Path | None
     quit_after: float | None
     verbose: bool
+    data_dir_explicit: bool = False  # --data-dir or TRAINING_STUDIO_DATA_DIR: use that local server
 
 
 def default_data_dir() -> Path:
@@ -56,32 +58,26 @@ def resolve_config(args: Any, environ: Mapping[str, str]) -> GuiConfig:
         screenshot=Path(screenshot).expanduser() if screenshot else None,
         quit_after=float(quit_after) if quit_after is not None else None,
         verbose=bool(getattr(args, "verbose", False)),
+        data_dir_explicit=bool(data_dir),
     )
 
 
-def _configure_logging(config: GuiConfig) -> None:
-    handlers: list[logging.Handler] = []
-    try:
-        config.data_dir.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(config.data_dir / "gui.log", encoding="utf-8"))
-    except OSError:
-        pass
-    if config.verbose and sys.stderr is not None:  # a windowed frozen app has no stderr
-        handlers.append(logging.StreamHandler(sys.stderr))
-    logging.basicConfig(level=logging.DEBUG if config.verbose else logging.INFO, handlers=handlers or None,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
+def _configure_logging(config: GuiConfig) -> Path | None:
+    """The rotating log file under the user log dir (+ the console with --verbose); its path or None."""
+    from training_studio.ui.crash import configure_logging
+
+    return configure_logging(config.verbose)
 
 
 def run_gui(args: Any, environ: Mapping[str, str] = os.environ) -> int:
     """Run the desktop app until its window closes; returns the process exit code."""
     config = resolve_config(args, environ)
-    _configure_logging(config)
 
     # The client stack (httpx, pydantic, the contract) is imported before Qt on purpose: once PySide6 is
     # loaded, its import hook adds a cost to every later module import (about 100 ms here in total).
     import training_studio.client  # noqa: F401
+
+    log_file = _configure_logging(config)  # ui.crash imports Qt, so this comes after the client stack
 
     import qasync
     from PySide6.QtWidgets import QApplication
@@ -95,43 +91,72 @@ def run_gui(args: Any, environ: Mapping[str, str] = os.environ) -> int:
     # The window's own close drives the shutdown so cleanup can still await (see _main).
     app.setQuitOnLastWindowClosed(False)
     try:
-        return int(qasync.run(_main(app, config)) or 0)
+        log.info("Training Studio %s starting; log file: %s", __version__, log_file or "none")
+        return int(qasync.run(_main(app, config, log_file)) or 0)
     except KeyboardInterrupt:
         return 130
+    except Exception as error:  # start-up or the loop itself failed: say so instead of vanishing
+        from training_studio.ui.crash import report_fatal
+
+        report_fatal(error, log_file)
+        return 1
 
 
-async def _main(app: Any, config: GuiConfig) -> int:
+async def _main(app: Any, config: GuiConfig, log_file: Path | None = None) -> int:
     from PySide6.QtCore import QTimer
 
     from training_studio.client import ApiClient, LocalServerManager
+    from training_studio.ui.connection import make_http_client
+    from training_studio.ui.crash import CrashReporter
+    from training_studio.ui.desktop import install_desktop, startup_request
     from training_studio.ui.jobs.store import JobStore
     from training_studio.ui.main_window import MainWindow
+    from training_studio.ui.secrets import TokenStore
+    from training_studio.ui.settings import AppSettings, set_shared_settings
 
     quit_requested = asyncio.Event()
     exit_code = 0
     app.aboutToQuit.connect(quit_requested.set)
 
-    client = ApiClient(config.server_url or "", config.token)
+    settings = AppSettings()
+    set_shared_settings(settings)
+    tokens = TokenStore()
+    server_url, token = config.server_url, config.token
+    ca_file: str | None = None
+    if server_url is None:
+        last = startup_request(settings, tokens, explicit_choice=config.data_dir_explicit)
+        if last is not None:
+            server_url, token, ca_file = last.url, last.token or None, last.ca_file
+    client = ApiClient(server_url or "", token)
+    if server_url is not None and server_url.startswith("https://"):
+        profile = settings.profile_for(server_url)
+        ca_file = ca_file if ca_file is not None else (profile.ca_file if profile else "")
+        try:  # the system's certificates, or only the CA file chosen for this server
+            await client.replace_http(make_http_client(ca_file)).aclose()
+        except ValueError as error:
+            log.warning("keeping the default certificate check for %s: %s", server_url, error)
+            ca_file = None
     store: JobStore | None = None
     window: MainWindow | None = None
     library: Any = None  # the Datasets and Models panels' stores (ui.datasets.wiring.LibraryPanels)
-    previous_hook = sys.excepthook
-
-    def excepthook(kind: type[BaseException], error: BaseException, tb: TracebackType | None) -> None:
-        log.error("uncaught exception:\n%s", "".join(traceback.format_exception(kind, error, tb)))
-        if window is not None:
-            window.statusBar().showMessage(f"Unexpected error: {error} (details in the log)", 15000)
-
-    sys.excepthook = excepthook
+    desktop: Any = None  # ui.desktop.DesktopIntegration
+    reporter = CrashReporter(
+        log_file, parent=lambda: window,
+        on_error=lambda summary: window.statusBar().showMessage(
+            f"Unexpected error: {summary} (details in the log)", 15000) if window is not None else None)
+    loop = asyncio.get_running_loop()
+    reporter.install(loop)
     try:
         local = None
-        if config.server_url is None:
+        if server_url is None:
             local = LocalServerManager(config.data_dir, client.http, notify=lambda text: _notify(store, text))
         store = JobStore(client, local=local)
         window = MainWindow(store)
         from training_studio.ui.datasets.wiring import install_library_panels
 
         library = install_library_panels(window, client, store, data_dir=config.data_dir)
+        desktop = install_desktop(window, store, client, settings=settings, tokens=tokens,
+                                  data_dir=config.data_dir, log_file=log_file, ca_file=ca_file)
         window.closing.connect(quit_requested.set)
         window.show()
         store.start()
@@ -160,6 +185,10 @@ async def _main(app: Any, config: GuiConfig) -> int:
 
         await quit_requested.wait()
     finally:
+        if desktop is not None:
+            desktop.save_state()  # also when quitting without a close (--quit-after, session end)
+            desktop.shutdown()
+            await desktop.wait_idle()
         if store is not None:
             store.shutdown()
             await store.wait_idle()
@@ -170,7 +199,8 @@ async def _main(app: Any, config: GuiConfig) -> int:
             window.hide()
             window.deleteLater()
         await client.aclose()
-        sys.excepthook = previous_hook
+        reporter.uninstall(loop)
+        set_shared_settings(None)
     return exit_code
 
 

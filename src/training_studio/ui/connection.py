@@ -232,6 +232,8 @@ class ConnectionSwitcher(QObject):
                 self.failed.emit(str(error))
                 return
         store = self.store
+        # A local server the user stopped leaves the store refusing to refresh until it reconnects.
+        was_stopped = store.last_failure is not None and str(getattr(store.last_failure[0], "value", "")) == "stopped"
         store.shutdown()
         await store.wait_idle()
         if request is not None:
@@ -253,6 +255,8 @@ class ConnectionSwitcher(QObject):
         store.last_success_at = None
         store.server_version = ""
         store.start()
+        if was_stopped:
+            store.reconnect()  # clears the "stopped by the user" state; the new server is not stopped
         if self.on_switched is not None:
             self.on_switched(request)
         self.switched.emit(request.url if request is not None else "")

@@ -35,6 +35,7 @@ __all__ = [
     "CrashReporter",
     "CrashDialog",
     "MainThreadBridge",
+    "report_fatal",
 ]
 
 log = logging.getLogger("training_studio.ui.crash")
@@ -138,6 +139,10 @@ class CrashReporter:
             self.dialog.close()
             self.dialog = None
 
+    def _forget_dialog(self, dialog: "CrashDialog") -> None:
+        if self.dialog is dialog:
+            self.dialog = None  # it deletes itself on close: never touch it again
+
     # hooks -------------------------------------------------------------------------------------
     def excepthook(self, kind: type[BaseException], error: BaseException, tb: TracebackType | None) -> None:
         if issubclass(kind, KeyboardInterrupt) and self._previous_hook is not None:
@@ -185,10 +190,34 @@ class CrashReporter:
             if self.dialog is not None and self.dialog.isVisible():
                 self.dialog.add_error(summary, details)
                 return
-            self.dialog = CrashDialog(summary, details, self.log_file, self._parent())
-            self.dialog.show()  # non-modal and no nested loop: the hook may be inside a coroutine
+            dialog = CrashDialog(summary, details, self.log_file, self._parent())
+            dialog.finished.connect(lambda _result: self._forget_dialog(dialog))
+            self.dialog = dialog
+            dialog.show()  # non-modal and no nested loop: the hook may be inside a coroutine
         except Exception:
             log.exception("could not show the error dialog")
+
+
+def report_fatal(error: BaseException, log_file: Path | None, *, show_dialog: bool | None = None) -> None:
+    """The app cannot go on (start-up failed, or the event loop died): log it and say so in a dialog,
+    because a windowed app has no console to print a traceback to. The dialog runs its own loop: only call
+    this once the asyncio loop has ended. `show_dialog` None: not on the offscreen/minimal platforms, where
+    nobody could close it (CI, smoke runs)."""
+    details = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    log.critical("Training Studio stopped because of an unexpected error:\n%s", details)
+    if sys.stderr is not None:
+        print(f"training-studio: stopped by an unexpected error: {type(error).__name__}: {error}"
+              + (f" (details in {log_file})" if log_file is not None else ""), file=sys.stderr)
+    if QApplication.instance() is None:
+        return
+    if show_dialog is None:
+        show_dialog = QGuiApplication.platformName() not in ("offscreen", "minimal")
+    if not show_dialog:
+        return
+    dialog = CrashDialog(f"{type(error).__name__}: {error}", details, log_file)
+    dialog.setText("Training Studio stopped because of an unexpected error.")
+    dialog.setWindowModality(Qt.WindowModality.ApplicationModal)
+    dialog.exec()
 
 
 class MainThreadBridge(QObject):

@@ -24,7 +24,7 @@ from training_studio.ui.dialogs.about_dialog import AboutDialog, about_info_from
 from training_studio.ui.dialogs.connect_dialog import ConnectDialog
 from training_studio.ui.dialogs.settings_dialog import SettingsDialog
 from training_studio.ui.notifications import Notifier, app_icon
-from training_studio.ui.secrets import TokenStore
+from training_studio.ui.secrets import TokenLocation, TokenStore
 from training_studio.ui.settings import AppSettings
 
 __all__ = ["DesktopIntegration", "install_desktop", "startup_request"]
@@ -164,7 +164,10 @@ class DesktopIntegration(QObject):
             if isinstance(action, QAction):
                 action.setEnabled(self.store.is_local)
         where = "the local server" if request is None else request.url
-        self.window.statusBar().showMessage(f"Switched to {where}.", 8000)
+        message = f"Switched to {where}."
+        if request is not None and request.token and self.tokens.location_of(request.url) is TokenLocation.MEMORY:
+            message += " " + self.tokens.storage_notice()
+        self.window.statusBar().showMessage(message, 20000)
 
     def save_state(self) -> None:
         try:

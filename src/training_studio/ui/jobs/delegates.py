@@ -9,10 +9,11 @@ hand-drawn bar looks the same everywhere, selected rows included. Colours come f
 (WCAG AA in light and dark palettes); status is never colour alone (icon + text).
 
 Speed: a 10,000-row table repaints its visible cells every second, and every Python call in
-paint() counts. A badge, and a bar with its percentage, is rendered once into a pixmap at the
-painter's device pixel ratio and cached per look (status, label, size, colours, font, ratio);
-after the first frame a cell costs one model read, the style's background and one drawPixmap.
-Font metrics are cached per font. Painter state is saved and restored (try/finally) wherever
+paint() counts. Badges, bar tracks, full bars and percentages are rendered once into pixmaps at
+the painter's device pixel ratio and cached per look (status, label, size, colours, font,
+ratio); a bar's fill is the left part of its full-bar pixmap, so a moving progress value needs
+no new pixmap. After the first frame a cell costs one model read, the style's background and a
+few drawPixmap calls. Font metrics are cached per font. Painter state is saved and restored (try/finally) wherever
 paint() changes it.
 """
 
@@ -107,6 +108,7 @@ def _draw_cell_background(option: QStyleOptionViewItem, painter: QPainter) -> No
 _ENABLED = QStyle.StateFlag.State_Enabled.value
 _SELECTED = QStyle.StateFlag.State_Selected.value
 _HAS_FOCUS = QStyle.StateFlag.State_HasFocus.value
+_LEFT_TO_RIGHT = Qt.LayoutDirection.LeftToRight
 _NORMAL_GROUP = QPalette.ColorGroup.Normal
 _DISABLED_GROUP = QPalette.ColorGroup.Disabled
 _TEXT_ROLE = QPalette.ColorRole.Text
@@ -168,11 +170,11 @@ def _new_pixmap(width: float, height: float, ratio: float) -> QPixmap:
 class _LookCache(dict):
     """Rendered pixmaps by look key, emptied when full (the looks in use come back at once)."""
 
-    def put(self, key: tuple, pixmap: QPixmap) -> QPixmap:
+    def put(self, key: tuple, rendered):
         if len(self) >= _MAX_CACHED_LOOKS:
             self.clear()
-        self[key] = pixmap
-        return pixmap
+        self[key] = rendered
+        return rendered
 
 
 class ProgressBarDelegate(QStyledItemDelegate):
@@ -189,57 +191,75 @@ class ProgressBarDelegate(QStyledItemDelegate):
         look = _look_of(index)
         _draw_cell_background(option, painter)
         rect = option.rect
-        fonts = self._fonts
-        fonts.use(option.font)
-        label = fmt.format_progress(look.progress)
-        colours = fmt.progress_colours(look.status, dark=palette_is_dark(option.palette))
-        ratio = _device_ratio(painter)
         width = rect.width() - 2 * _CELL_MARGIN
         height = rect.height()
         if width <= 0 or height <= 0:
             return
-        bar_width = width - fonts.width("100%") - _PERCENT_GAP
-        # The fill, rounded to device pixels: what a cached look can show exactly.
-        fill = round(max(0.0, bar_width) * look.progress / 100.0 * ratio)
-        text_colour = _text_colour(option, look.foreground)
-        key = (width, height, fill, label, colours, text_colour.rgba(), round(ratio * 100),
-               fonts.serial)
-        pixmap = self._looks.get(key)
-        if pixmap is None:
-            pixmap = self._looks.put(key, self._render(width, height, bar_width, fill / ratio,
-                                                       label, colours, text_colour, ratio))
-        painter.drawPixmap(QPointF(rect.left() + _CELL_MARGIN, rect.top()), pixmap)
+        fonts = self._fonts
+        fonts.use(option.font)
+        ratio = _device_ratio(painter)
+        ratio_key = round(ratio * 100)
+        label_width = fonts.width("100%")
+        bar_width = width - label_width - _PERCENT_GAP
+        left = rect.left() + _CELL_MARGIN
+        if bar_width >= 16:  # too narrow for a bar: the percentage alone still says it
+            colours = fmt.progress_colours(look.status, dark=palette_is_dark(option.palette))
+            bar_height = max(6, min(10, height - 10))
+            top = rect.top() + round(height / 2 - bar_height / 2)
+            track, fill = self._bars(bar_width, bar_height, colours, ratio, ratio_key)
+            painter.drawPixmap(QPointF(left, top), track)
+            # The fill is the left part of a full bar in the fill colour, cut at a device
+            # pixel: so it keeps the track's rounded end, and no progress value needs a pixmap.
+            filled = round(bar_width * ratio * look.progress / 100.0)
+            if filled > 0:
+                painter.drawPixmap(QRectF(left, top, filled / ratio, fill.height() / ratio), fill,
+                                   QRectF(0, 0, filled, fill.height()))
+            text_left, text_width = left + bar_width + _PERCENT_GAP, label_width
+        else:
+            text_left, text_width = left, width
+        label = fmt.format_progress(look.progress)
+        colour = _text_colour(option, look.foreground)
+        key = ("text", label, colour.rgba(), text_width, height, ratio_key, fonts.serial)
+        text = self._looks.get(key)
+        if text is None:
+            text = self._looks.put(key, self._render_text(label, colour, text_width, height,
+                                                          ratio))
+        painter.drawPixmap(QPointF(text_left, rect.top()), text)
 
-    def _render(self, width: int, height: int, bar_width: int, filled: float, label: str,
-                colours: fmt.ProgressColours, text_colour: QColor, ratio: float) -> QPixmap:
-        """The cell's content (bar and percentage) on a transparent pixmap of the content area."""
+    def _bars(self, width: int, height: int, colours: fmt.ProgressColours, ratio: float,
+              ratio_key: int) -> tuple[QPixmap, QPixmap]:
+        """The empty track and a full bar in the fill colour, rendered once per size and look."""
+        key = ("bars", width, height, colours, ratio_key)
+        cached = self._looks.get(key)
+        if cached is None:
+            cached = self._looks.put(key, tuple(  # type: ignore[arg-type]
+                self._render_bar(width, height, _colour(colour), ratio)
+                for colour in (colours.track, colours.fill)))
+        return cached  # type: ignore[return-value]
+
+    @staticmethod
+    def _render_bar(width: int, height: int, colour: QColor, ratio: float) -> QPixmap:
         pixmap = _new_pixmap(width, height, ratio)
         painter = QPainter(pixmap)
         try:
-            label_width = self._fonts.width("100%")
             painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-            if bar_width >= 16:  # too narrow for a bar: the percentage alone still says it
-                bar_height = max(6.0, min(10.0, height - 10.0))
-                top = round(height / 2 - bar_height / 2)
-                track = QRectF(0, top, bar_width, bar_height)
-                radius = bar_height / 2
-                outline = QPainterPath()
-                outline.addRoundedRect(track, radius, radius)
-                painter.setPen(Qt.PenStyle.NoPen)
-                painter.fillPath(outline, _colour(colours.track))
-                if filled > 0:
-                    # Clip to the rounded track so a small fill keeps the track's rounded end.
-                    painter.setClipPath(outline, Qt.ClipOperation.IntersectClip)
-                    painter.fillRect(QRectF(0, top, min(filled, bar_width), bar_height),
-                                     _colour(colours.fill))
-                    painter.setClipping(False)
-                text_rect = QRectF(bar_width + _PERCENT_GAP, 0, label_width, height)
-            else:
-                text_rect = QRectF(0, 0, width, height)
+            outline = QPainterPath()
+            outline.addRoundedRect(QRectF(0, 0, width, height), height / 2, height / 2)
+            painter.fillPath(outline, colour)
+        finally:
+            painter.end()
+        return pixmap
+
+    def _render_text(self, label: str, colour: QColor, width: int, height: int,
+                     ratio: float) -> QPixmap:
+        """The percentage, right-aligned and centred, on a transparent pixmap."""
+        pixmap = _new_pixmap(width, height, ratio)
+        painter = QPainter(pixmap)
+        try:
             assert self._fonts.font is not None
             painter.setFont(self._fonts.font)
-            painter.setPen(text_colour)
-            painter.drawText(text_rect, _ALIGN_RIGHT_CENTRE, label)
+            painter.setPen(colour)
+            painter.drawText(QRectF(0, 0, width, height), _ALIGN_RIGHT_CENTRE, label)
         finally:
             painter.end()
         return pixmap
@@ -334,8 +354,8 @@ class TextCellDelegate(QStyledItemDelegate):
 
     Qt's delegate reads seven roles per cell (font, alignment, colours, check state, icon...),
     each a mapping through the proxy into Python; this one reads `JobRole.TEXT_LOOK` once and
-    draws the view's background and the elided text. The focused cell (its focus frame) and
-    models without TEXT_LOOK are left to Qt's delegate.
+    draws the view's background and the elided text. The focused cell (its focus frame),
+    right-to-left layouts and models without TEXT_LOOK are left to Qt's delegate.
     """
 
     def __init__(self, parent=None) -> None:
@@ -345,8 +365,9 @@ class TextCellDelegate(QStyledItemDelegate):
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: _ModelIndex) -> None:
         look = index.data(_TEXT_LOOK)
-        if not isinstance(look, TextLook) or option.state.value & _HAS_FOCUS:
-            super().paint(painter, option, index)
+        if (not isinstance(look, TextLook) or option.state.value & _HAS_FOCUS
+                or option.direction != _LEFT_TO_RIGHT):
+            super().paint(painter, option, index)  # focus frame, mirrored layout, other models
             return
         _draw_cell_background(option, painter)
         if not look.text:

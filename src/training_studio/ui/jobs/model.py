@@ -4,21 +4,25 @@ This module owns the rows the jobs monitor shows: one row per job, in `createdAt
 Name, Status, Progress, Step, Loss and Elapsed. Refreshes are applied as diffs: new jobs are
 inserted with begin/endInsertRows at their `createdAt` position (an existing row never moves),
 changed jobs emit `dataChanged` for exactly the cells whose shown value changed (adjacent cells
-and rows coalesced into ranges), and a job that left the active list stays, so the caller can
-fetch its final state. There is never a model reset on a routine refresh, so selection and
-scroll position survive.
+and rows coalesced into ranges of at most 200 cells: above that, Qt's views repaint their whole
+viewport), and a job that left the active list stays, so the caller can fetch its final state.
+There is never a model reset on a routine refresh, so selection and scroll position survive.
 
 Elapsed time is `(finishedAt or now) - startedAt`, with `now` the local wall clock corrected by
 the server's clock offset; it is computed from timestamps on every read, never by counting
 ticks, and never negative. `tick()` (driven by a 1 s timer) only announces that the Elapsed cells
 of running rows changed. Custom data goes through the named roles of `JobRole`; delegates and the
-proxy read those, never column numbers.
+proxy read those, never column numbers. Jobs handed to the model are treated as immutable.
 
-Performance (10,000 rows): the diff fetches the held job of every id with map() over a dict,
-skips identical objects, compares the field dicts of the others in C (`dict.__eq__`), and does
-per-field work only for jobs that changed. Ticks walk the set of running jobs only. The proxy re-checks a row only when the model
-announces `JobRole.FILTER_KEY` (name or status changed), which the tick never does, so the
-ticking column costs the filter nothing.
+Performance (10,000 rows): a refresh listing the same ids in the same order as the last one (the
+usual case) is compared position by position in C (map/compress, no Python loop over rows): by
+identity when the caller passes unchanged jobs as the same objects (about 0.4 ms), else by field
+dict (`dict.__eq__`, about 2.5 ms: the floor for 10,000 fresh objects); other refreshes look ids
+up through a dict, also in C. Per-field work happens only for the jobs that differ. Ticks walk the
+set of running jobs only. `index()` is answered without the rowCount/columnCount calls of Qt's
+default, which a proxy would make for every role a delegate reads. The proxy re-checks a row only
+when the model announces `JobRole.FILTER_KEY` (name or status changed), which the tick never
+does, so the ticking column costs the filter nothing.
 """
 
 from __future__ import annotations
@@ -92,7 +96,8 @@ class JobRole(IntEnum):
     IS_FINISHED = Qt.ItemDataRole.UserRole + 6  # bool: completed, failed or cancelled (dimmed)
     IS_CANCELLING = Qt.ItemDataRole.UserRole + 7  # bool: cancel requested, job not yet finished
     DISPLAY_STATUS = Qt.ItemDataRole.UserRole + 8  # str: "Running", "Cancelling…", "Unknown"
-    FILTER_KEY = Qt.ItemDataRole.UserRole + 9  # (name casefolded, JobStatus): what the proxy filters on
+    # (name casefolded, JobStatus): what the proxy filters on
+    FILTER_KEY = Qt.ItemDataRole.UserRole + 9
     SORT_KEY = Qt.ItemDataRole.UserRole + 10  # a comparable value of this cell, for static sorting
     # CellLook: everything the badge and bar delegates draw, in one read (a read through the
     # proxy costs two Python calls; a delegate reading five roles per cell paid ten).
@@ -141,10 +146,6 @@ _ANSWERED_ROLES = frozenset(
     [int(_DISPLAY), int(_ACCESSIBLE), int(_TOOLTIP), int(_FOREGROUND), int(_ALIGNMENT)]
     + [int(role) for role in JobRole])
 
-# Computed once: combining Qt flags goes through Python's enum machinery (microseconds).
-_CELL_FLAGS = (Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
-               | Qt.ItemFlag.ItemNeverHasChildren)
-
 _NUMERIC_ALIGNMENT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 _TEXT_ALIGNMENT = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
 
@@ -162,10 +163,10 @@ _MAX_NEW_OBJECT_SHARE = 8
 
 _fields_of = attrgetter("__dict__")  # a pydantic model keeps its field values in __dict__
 _id_of = attrgetter("id")
-# Every field a cell, tooltip or derived value depends on. Fields outside it (dataset, base
-# model, params, createdAt) never change after creation: a job whose shown fields are equal
+# The id and every field a cell, tooltip or derived value depends on. Fields outside it (dataset,
+# base model, params, createdAt) never change after creation: a job whose shown fields are equal
 # is not a change, even if its object (or an unshown field) is new.
-_shown_fields = itemgetter("name", "status", "progress", "current_step", "total_steps",
+_shown_fields = itemgetter("id", "name", "status", "progress", "current_step", "total_steps",
                            "current_loss", "started_at", "finished_at", "error", "model_id")
 # Stands in for the job of an id we do not hold: its empty field dict equals no job's.
 _ABSENT = SimpleNamespace()
@@ -216,6 +217,8 @@ class JobListModel(QAbstractTableModel):
         # same order (the usual case) is compared position by position, without id lookups.
         # None when rows changed outside a snapshot (update, removal) or ids repeated.
         self._last_jobs: list[TrainingJob] | None = None
+        # _shown_fields of _last_jobs, built when a refresh of new objects first needs it.
+        self._last_shown: list[tuple[Any, ...]] | None = None
         self._last_ids: set[str] = set()
         self._unfinished_version = 0  # bumped whenever _unfinished_ids changes
         self._gone_cache: tuple[int, list[str]] | None = None
@@ -233,8 +236,8 @@ class JobListModel(QAbstractTableModel):
     def columnCount(self, parent: _ModelIndex = QModelIndex()) -> int:
         return 0 if parent.isValid() else _COLUMN_COUNT
 
-    def flags(self, index: _ModelIndex) -> Qt.ItemFlag:
-        return _CELL_FLAGS if index.isValid() else Qt.ItemFlag.NoItemFlags
+    # flags() is Qt's own: enabled, selectable and never has children for a valid index, which
+    # is what every cell is. Views ask it for every cell they paint; in C++ that costs nothing.
 
     def index(self, row: int, column: int, parent: _ModelIndex = QModelIndex()) -> QModelIndex:
         # Qt's own index() asks rowCount() and columnCount() first: two more calls into Python
@@ -361,11 +364,14 @@ class JobListModel(QAbstractTableModel):
         # Same ids in the same order as last time: only the listed positions may differ.
         changes: list[tuple[int, int, int]] = []
         rows, row_of = self._rows, self._row_of
+        last_shown = self._last_shown
         for position in positions:
             job = incoming[position]
             index = row_of[job.id]
             self._update_row(index, rows[index], job, now, changes)
             last[position] = job
+            if last_shown is not None:
+                last_shown[position] = _shown_fields(job.__dict__)
         self._emit_changes(changes)
         return self._gone()
 
@@ -379,10 +385,14 @@ class JobListModel(QAbstractTableModel):
             if len(positions) > len(incoming) // _MAX_NEW_OBJECT_SHARE:
                 positions = None
         if positions is None:
-            # New objects throughout: compare field dicts (`dict.__eq__`, in C). Equal dicts
-            # mean the same id at the same position with the same values.
-            positions = list(compress(count(), map(ne, map(_fields_of, last),
-                                                   map(_fields_of, incoming))))
+            # New objects throughout: compare the shown fields (with the id) with those of the
+            # job held at each position. Building the tuples and comparing them in C measured
+            # 15% faster than comparing whole field dicts (`dict.__eq__`) at 10,000 jobs.
+            held = self._last_shown
+            if held is None:
+                held = self._last_shown = list(map(_shown_fields, map(_fields_of, last)))
+            positions = list(compress(count(), map(ne, held, map(_shown_fields,
+                                                                 map(_fields_of, incoming)))))
         for position in positions:
             if incoming[position].id != last[position].id:
                 return None
@@ -421,9 +431,15 @@ class JobListModel(QAbstractTableModel):
         if new_jobs:
             self._insert(list(new_jobs.values()), now)
         self._last_jobs = None if repeated else list(map(self._job_by_id.__getitem__, ids))
+        self._last_shown = None
         self._last_ids = unique_ids
         self._gone_cache = None
         return self._gone()
+
+    def _forget_order(self) -> None:
+        """The next refresh takes the keyed path (rows changed outside a snapshot)."""
+        self._last_jobs = None
+        self._last_shown = None
 
     def _gone(self) -> list[str]:
         """Unfinished rows missing from the last snapshot, in row order (cached: at 10,000 rows
@@ -448,7 +464,7 @@ class JobListModel(QAbstractTableModel):
         """One job's fresh state (e.g. its final state from `/status`); inserted if absent."""
         index = self._row_of.get(job.id)
         now = self.server_now()
-        self._last_jobs = None  # the held job may no longer be the one the last snapshot had
+        self._forget_order()  # the held job may no longer be the one the last snapshot had
         if index is None:
             self._insert([job], now)
             return
@@ -653,7 +669,7 @@ class JobListModel(QAbstractTableModel):
 
     def _remove_runs(self, runs: list[tuple[int, int]]) -> None:
         """Remove inclusive row runs, bottom run first so earlier numbers stay valid."""
-        self._last_jobs = None  # a removed job listed again must be inserted, not compared
+        self._forget_order()  # a removed job listed again must be inserted, not compared
         for first, last in sorted(runs, reverse=True):
             self.beginRemoveRows(QModelIndex(), first, last)
             for row in self._rows[first:last + 1]:
