@@ -11,7 +11,6 @@ import random
 import socket
 import threading
 import time
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx

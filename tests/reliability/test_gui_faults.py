@@ -41,6 +41,7 @@ CLIENT_TIMEOUT_S = 1.6
 # for a machine shared with other test runs. A bound on a wait, not a speed assertion.
 ONE_INTERVAL_MS = int((REFRESH_S + CLIENT_TIMEOUT_S + 3.0) * 1000)
 STALL_LIMIT_S = 1.0
+REFUSED = "Nothing answers at that address (connection refused): is the server running?"
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -197,7 +198,7 @@ def proxy(real_server):
     ("slow", "unreachable", "did not answer in time"),
     ("malformed_json", "bad_response", "with something that is not JSON"),
     ("wrong_shape", "bad_response", "does not match the contract"),
-    ("refused", "unreachable", "Cannot connect to the server at"),
+    ("refused", "unreachable", "Nothing answers at that address (connection refused): is the server running?"),
 ])
 def test_a_fault_is_shown_keeps_the_last_good_data_and_heals_by_itself(
         harness, qtbot, loop, stall_probe, caplog, proxy, real_server, fault, kind, words):
@@ -275,7 +276,8 @@ def test_a_host_name_that_does_not_resolve_is_reported_then_a_good_address_just_
     with ExceptionWatch(loop) as watch:
         store.start()
         qtbot.waitUntil(window.banner.isVisible, timeout=ONE_INTERVAL_MS)
-        assert failures.items[0] == ("unreachable", f"Cannot connect to the server at {bad_url}.")
+        assert failures.items[0] == ("unreachable", f"Cannot connect to the server at {bad_url}. The host name "
+                                                    f"“no-such-host.invalid” was not found: check the address.")
         assert "No data loaded yet." in window.banner.text
         assert "unreachable" in window.server_label.text()
         qtbot.waitUntil(lambda: len(failures) >= 3, timeout=3 * ONE_INTERVAL_MS)
@@ -303,7 +305,7 @@ def test_server_not_running_at_start_then_started(harness, qtbot, loop, stall_pr
         with ExceptionWatch(loop) as watch:
             store.start()
             qtbot.waitUntil(window.banner.isVisible, timeout=ONE_INTERVAL_MS)
-            assert failures.items[0] == ("unreachable", f"Cannot connect to the server at {url}.")
+            assert failures.items[0] == ("unreachable", f"Cannot connect to the server at {url}. {REFUSED}")
             assert "No data loaded yet." in window.banner.text and "Retrying automatically." in window.banner.text
 
             recover_within_one_interval(qtbot, store, window, failures, lambda: in_thread(qtbot, server.start))
@@ -331,7 +333,7 @@ def test_server_killed_with_sigkill_then_restarted(harness, qtbot, loop, stall_p
 
             server.kill()
             qtbot.waitUntil(window.banner.isVisible, timeout=ONE_INTERVAL_MS)
-            assert failures.items[0] == ("unreachable", f"Cannot connect to the server at {server.url}.")
+            assert failures.items[0] == ("unreachable", f"Cannot connect to the server at {server.url}. {REFUSED}")
             assert "Showing the last good data" in window.banner.text
             assert rows(store) == last_good
 
@@ -390,6 +392,8 @@ def test_local_server_restarted_with_a_new_token_is_followed_through_server_json
                           extra_server_args=("--no-runner",))
     window = harness.window(store)
     failures = Failures(store)
+    messages: list[str] = []
+    store.server_message.connect(messages.append)
     with ExceptionWatch(loop) as watch:
         store.start()
         qtbot.waitUntil(lambda: store.connected and not store.is_refreshing, timeout=30_000)

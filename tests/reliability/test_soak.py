@@ -125,9 +125,10 @@ def test_a_thousand_jobs_leave_memory_files_and_threads_flat(harness, qtbot, tmp
 
         with sync_client(server.url, server.token) as http:
             everything = http.get("/api/training/jobs", params={"status": "all", "limit": 1000}).json()
-        statuses = {job["status"] for job in everything if job["id"] in set(created)}
-        print(f"\nsoak: {JOB_COUNT} jobs in about {time.monotonic() - started_at:.0f} s after the warm-up, statuses {statuses}, GUI cleared {cleared[0]} finished rows, "
-              f"{len(failures)} failed refreshes")
+        assert {job["id"] for job in everything} == set(created) and len(created) == JOB_COUNT
+        statuses = {job["status"] for job in everything}
+        print(f"\nsoak: {JOB_COUNT} jobs, {time.monotonic() - started_at:.0f} s after the warm-up; statuses "
+              f"{statuses}; the GUI cleared {cleared[0]} finished rows; {len(failures)} failed refreshes")
         print(f"GUI    first {gui_first}  middle {gui_middle}  last {gui_last}")
         print(f"server first {server_first}  middle {server_middle}  last {server_last}")
 

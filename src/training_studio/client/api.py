@@ -11,11 +11,13 @@ typed errors of `training_studio.client.errors`. Nothing here imports Qt.
 from __future__ import annotations
 
 import json
+import socket
 import ssl
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -193,7 +195,8 @@ class ApiClient:
         except httpx.InvalidURL as exc:
             raise CannotConnect(f"The server address {self._base_url!r} is not a valid URL.") from exc
         except httpx.HTTPError as exc:
-            raise CannotConnect(f"Cannot connect to the server at {self._base_url}.") from exc
+            raise CannotConnect(f"Cannot connect to the server at {self._base_url}.{_why_no_connection(exc)}") \
+                from exc
         self._note_clock(response, (sent_at + time.time()) / 2)
         if response.status_code >= 400:
             raise self._error_for(response)
@@ -403,6 +406,33 @@ def _tls_verify(base_url: str) -> ssl.SSLContext | bool:
     if base_url.lower().startswith("https://"):
         return True
     return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
+def _why_no_connection(error: BaseException) -> str:
+    """A sentence naming the cause of a failed connect when it is one the user can act on, else "".
+
+    httpx reports both an unknown host name and a refused connection as ConnectError; the cause
+    below it tells them apart, and the fix differs (check the address / start the server).
+    """
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, socket.gaierror):
+            host = urlsplit(str(error.request.url)).hostname if _has_request(error) else None
+            name = f"“{host}”" if host else "of the server"
+            return f" The host name {name} was not found: check the address."
+        if isinstance(cause, ConnectionRefusedError):
+            return " Nothing answers at that address (connection refused): is the server running?"
+        cause = cause.__cause__ or cause.__context__
+    return ""
+
+
+def _has_request(error: BaseException) -> bool:
+    try:
+        return isinstance(error, httpx.RequestError) and error.request is not None
+    except RuntimeError:  # httpx raises when the error was created without a request
+        return False
 
 
 def _segment(value: str) -> str:

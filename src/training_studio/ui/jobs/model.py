@@ -809,6 +809,7 @@ class JobFilterProxyModel(QSortFilterProxyModel):
         self.setFilterRole(JobRole.FILTER_KEY)
         self.setSortRole(JobRole.SORT_KEY)
         self._watched: QAbstractItemModel | None = None
+        self._watching = False  # whether _on_source_data_changed is connected to _watched
         self.sourceModelChanged.connect(self._watch_source)
 
     def text(self) -> str:
@@ -825,12 +826,14 @@ class JobFilterProxyModel(QSortFilterProxyModel):
         folded = (text or "").strip().casefold()
         if folded != self._text:
             self._refilter(lambda: setattr(self, "_text", folded))
+            self._set_watching(self.is_filtering())
 
     def set_statuses(self, statuses: set[JobStatus] | frozenset[JobStatus] | None) -> None:
         """Show only jobs in these statuses; None shows every status (an empty set shows none)."""
         wanted = None if statuses is None else frozenset(JobStatus(s) for s in statuses)
         if wanted != self._statuses:
             self._refilter(lambda: setattr(self, "_statuses", wanted))
+            self._set_watching(self.is_filtering())
 
     def filterAcceptsRow(self, source_row: int, source_parent: _ModelIndex) -> bool:
         source = self.sourceModel()
@@ -845,14 +848,24 @@ class JobFilterProxyModel(QSortFilterProxyModel):
         return not self._text or self._text in job.name.casefold()
 
     def _watch_source(self) -> None:
-        if self._watched is not None:
+        self._set_watching(False)
+        self._watched = self.sourceModel()
+        self._set_watching(self.is_filtering())
+
+    def _set_watching(self, watching: bool) -> None:
+        # Connected only while a filter is set: unfiltered, each of the hundred dataChanged
+        # signals of a busy refresh would cross into Python just to return.
+        if watching == self._watching or self._watched is None:
+            self._watching = watching and self._watched is not None
+            return
+        if watching:
+            self._watched.dataChanged.connect(self._on_source_data_changed)
+        else:
             try:
                 self._watched.dataChanged.disconnect(self._on_source_data_changed)
             except (RuntimeError, TypeError):
-                pass  # the old source is already gone
-        self._watched = self.sourceModel()
-        if self._watched is not None:
-            self._watched.dataChanged.connect(self._on_source_data_changed)
+                pass  # the source is already gone
+        self._watching = watching
 
     def _on_source_data_changed(self, top_left: QModelIndex, bottom_right: QModelIndex,
                                 roles: list[int]) -> None:
