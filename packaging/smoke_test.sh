@@ -66,8 +66,12 @@ show_log() {  # show_log TITLE FILE
 
 fail() {
     echo "smoke: FAILED: $*" >&2
-    show_log "GUI log" "$WORK/gui.log"
-    show_log "screenshot GUI log" "$WORK/gui-screenshot.log"
+    show_log "GUI output" "$WORK/gui.log"
+    show_log "screenshot GUI output" "$WORK/gui-screenshot.log"
+    local gui_log
+    for gui_log in "${XDG_STATE_HOME:-$WORK/xdg/state}"/training-studio/log/*.log; do
+        show_log "GUI log" "$gui_log"
+    done
     show_log "server output" "$DATA/server.log"
     show_log "server log" "$DATA/logs/server.log"
     exit 1
@@ -219,13 +223,25 @@ step "cancelling the running job (the bundle's trainer must stop)"
 "$PY" "$DRIVE" cancel-job "$DATA" "$running_job" --timeout 60 || fail "cancelling the running job failed"
 
 step "no tracebacks in the GUI and server logs"
-for log_file in "$WORK/gui.log" "$WORK/gui-screenshot.log" "$DATA/gui.log" "$DATA/server.log" "$DATA/logs/server.log"; do
-    if [ -f "$log_file" ] && grep -qE "Traceback \(most recent call last\)|uncaught exception" "$log_file"; then
+# The GUI logs to $XDG_STATE_HOME/training-studio/log/ (training-studio.log; faults.log gets a
+# faulthandler dump on a fatal error); the server to <data dir>/logs/server.log.
+gui_logs=("$XDG_STATE_HOME"/training-studio/log/*.log)
+[ -f "${gui_logs[0]}" ] || fail "the GUI wrote no log in $XDG_STATE_HOME/training-studio/log/"
+[ -f "$DATA/logs/server.log" ] || fail "the server wrote no log at $DATA/logs/server.log"
+checked=0
+for log_file in "$WORK/gui.log" "$WORK/gui-screenshot.log" "${gui_logs[@]}" "$DATA/server.log" "$DATA/logs/server.log"; do
+    [ -f "$log_file" ] || continue
+    checked=$((checked + 1))
+    if [ "$(basename "$log_file")" = "faults.log" ] && [ -s "$log_file" ]; then
+        fail "the GUI recorded a fatal fault in $log_file:
+$(head -40 "$log_file")"
+    fi
+    if grep -qE "Traceback \(most recent call last\)|uncaught exception" "$log_file"; then
         fail "$log_file has a traceback:
 $(grep -nE -A12 "Traceback \(most recent call last\)|uncaught exception" "$log_file" | head -40)"
     fi
 done
-echo "ok"
+echo "ok: $checked log files"
 
 # 6. stop the server ---------------------------------------------------------------------------------
 step "stopping the bundle's server (pid $SERVER_PID)"

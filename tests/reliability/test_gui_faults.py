@@ -9,7 +9,10 @@ click and comes within one refresh interval. Nothing may reach sys.excepthook or
 loop's exception handler, and no error may be logged by the app.
 
 The refresh interval is 2 s here (5 s in the app) and the client timeout 1.6 s (4 s in the app):
-the same ratio, so a timed-out request still ends before the next refresh is due.
+the same ratio, so a timed-out request still ends before the next refresh is due. The local-server
+token case uses the app's real 5 s. The GUI fixtures (the session's qasync loop, the harness, the
+stall probe) are imported from tests/ui, as pytest does not share conftest fixtures between sibling
+directories.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from collections.abc import Callable
 import pytest
 from PySide6.QtCore import Qt
 
+from tests.reliability.conftest import UNEXPECTED_ERROR_MARKERS
 from tests.support.faulty_server import SwitchableServer
 from tests.support.server import ServerProcess
 from tests.ui.app_fixtures import harness, sync_client  # noqa: F401  (fixture re-export)
@@ -181,6 +185,10 @@ def real_server(tmp_path_factory):
     server.job_ids = populate(server)
     yield server
     server.stop(timeout=10)
+    # Outside tmp_path, so the directory's autouse check does not see this server's log: check it here.
+    for log in server.data_dir.glob("logs/server.log*"):
+        text = log.read_text(errors="replace")
+        assert not any(marker in text for marker in UNEXPECTED_ERROR_MARKERS), text[-3000:]
 
 
 @pytest.fixture

@@ -113,6 +113,28 @@ class ApiClient:
         data = await self._request("GET", "/api/training/jobs", params={"status": "active"})
         return self._parse(list[TrainingJob], data)
 
+    async def list_active_jobs_raw(self) -> list[Any]:
+        """The active jobs as decoded JSON, items not yet validated: a caller that keeps the previous
+        answer validates only the items that changed, each with `parse_job()`. Only the outer shape
+        (a list) is checked here, with the same BadResponse `list_active_jobs()` would raise."""
+        data = await self._request("GET", "/api/training/jobs", params={"status": "active"})
+        if not isinstance(data, list):  # the message the whole-list parse gives
+            raise BadResponse("The server's answer does not match the contract (body: Input should be a "
+                              "valid list).")
+        return data
+
+    @staticmethod
+    def parse_job(item: Any, position: int | None = None) -> TrainingJob:
+        """Validate one job of a list answer; BadResponse names `position` as the list parse would."""
+        try:
+            return TrainingJob.model_validate(item)
+        except ValidationError as exc:
+            first = exc.errors()[0] if exc.errors() else {}
+            loc = ((position,) if position is not None else ()) + tuple(first.get("loc", ()))
+            where = ".".join(str(p) for p in loc) or "body"
+            raise BadResponse(f"The server's answer does not match the contract ({where}: "
+                              f"{first.get('msg', 'invalid')}).") from exc
+
     async def list_jobs(self, statuses: Iterable[JobStatus | str] | None = None, *, limit: int = 100,
                         before: str | None = None) -> list[TrainingJob]:
         status = ",".join(str(s) for s in statuses) if statuses else "all"
