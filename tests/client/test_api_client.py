@@ -182,3 +182,35 @@ def test_set_connection_switches_server(faulty):
         assert other.requests[-1][3]["Authorization"] == "Bearer t2"
     finally:
         other.stop()
+
+
+def test_raw_active_list_is_the_decoded_json_and_parse_job_validates_one_item(faulty):
+    items = [job_json("a"), job_json("b", status="paused-by-admin", extraField=[1, 2])]
+    faulty.routes[JOBS] = Reply(200, items)
+    raws = run(lambda c: c.list_active_jobs_raw(), faulty.url)
+    assert raws == items
+    assert faulty.requests[-1][2] == {"status": ["active"]}
+    job = ApiClient.parse_job(raws[1], 1)
+    assert job.id == "b" and job.status is JobStatus.UNKNOWN
+
+
+@pytest.mark.parametrize("body", [{"jobs": []}, b"\"text\"", b"null"])
+def test_raw_active_list_that_is_not_a_list_is_bad_response(faulty, body):
+    faulty.routes[JOBS] = Reply(200, body)
+    with pytest.raises(BadResponse) as raw:
+        run(lambda c: c.list_active_jobs_raw(), faulty.url)
+    with pytest.raises(BadResponse) as whole:
+        run(lambda c: c.list_active_jobs(), faulty.url)
+    assert raw.value.message == whole.value.message and "contract" in raw.value.message
+
+
+@pytest.mark.parametrize("item", ["text", 5, None, [job_json("a")], {"id": "a"}, job_json("a", progress="lots"),
+                                  job_json("a", id=["x"])])
+def test_parse_job_reports_a_bad_item_as_the_whole_list_parse_does(faulty, item):
+    faulty.routes[JOBS] = Reply(200, [job_json("ok"), item])
+    with pytest.raises(BadResponse) as whole:
+        run(lambda c: c.list_active_jobs(), faulty.url)
+    with pytest.raises(BadResponse) as one:
+        ApiClient.parse_job(item, 1)
+    assert one.value.message == whole.value.message
+    assert "(1" in one.value.message  # names the item's position

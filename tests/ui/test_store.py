@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from training_studio.client import BadResponse
 from training_studio.contract.models import JobStatus
 from training_studio.ui.jobs.model import JobRole
 from tests.support.faulty_server import FaultyServer, Reply, job_json
@@ -183,3 +184,130 @@ def test_a_failing_final_state_fetch_is_retried_without_failing_the_refresh(harn
     faulty.routes[STATUS] = Reply(200, job_json("a", status="completed", progress=100.0))
     qtbot.waitUntil(lambda: statuses(store)["a"] == JobStatus.COMPLETED, timeout=5000)
     assert failures == []
+
+
+# Reuse of unchanged jobs across refreshes ----------------------------------------------------------
+
+def by_id(jobs) -> dict:
+    return {job.id: job for job in jobs}
+
+
+def test_real_server_unchanged_job_keeps_its_object_and_a_changed_one_gets_a_new_one(harness, server_factory):
+    server = server_factory(extra_args=["--cancel-grace", "1", "--concurrency", "1"])
+    http = sync_client(server.url, server.token)
+    dataset = make_dataset(http)
+    running = make_job(http, dataset, "long run", 1_000_000)
+    wait_status(http, running["id"], {"running"})
+    queued = make_job(http, dataset, "waits its turn", 50)  # concurrency 1: it stays queued
+    store = harness.store(server.url, server.token)
+
+    first = by_id(harness.run(store.fetch_active_jobs()))
+    assert first[queued["id"]].status in (JobStatus.QUEUED, JobStatus.PENDING)
+    assert first[running["id"]].status == JobStatus.RUNNING
+    moved = wait_progress_beyond(http, running["id"], first[running["id"]].progress)
+    assert moved, "the running job made no progress on the real server"
+    second = by_id(harness.run(store.fetch_active_jobs()))
+
+    assert second[queued["id"]] is first[queued["id"]]
+    assert second[running["id"]] is not first[running["id"]]
+    assert second[running["id"]].progress > first[running["id"]].progress
+    row = store.model.row_of(queued["id"])
+    assert store.model.job_at(row) is first[queued["id"]]
+    http.close()
+
+
+def wait_progress_beyond(http, job_id: str, progress: float, timeout: float = 20.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if http.get("/api/training/status", params={"job_id": job_id}).json()["progress"] > progress:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_only_changed_jobs_get_new_objects_with_unknown_statuses_and_extra_fields(harness, faulty):
+    odd = job_json("b", status="hibernating", gpuTemperature=71.5, schedule={"kind": "cosine", "warmup": [1, 2]})
+    faulty.routes[JOBS] = Reply(200, [job_json("a", progress=10.0), odd, job_json("c")])
+    store = harness.store(faulty.url, "t")
+    first = by_id(harness.run(store.fetch_active_jobs()))
+    assert first["b"].status is JobStatus.UNKNOWN
+
+    faulty.routes[JOBS] = Reply(200, [job_json("a", progress=20.0), odd, job_json("c", name="renamed")])
+    second = by_id(harness.run(store.fetch_active_jobs()))
+    assert second["b"] is first["b"]
+    assert second["a"] is not first["a"] and second["a"].progress == pytest.approx(20.0)
+    assert second["c"] is not first["c"] and second["c"].name == "renamed"
+
+    # An extra field the contract ignores still counts as a change of the item: parsed again, same result.
+    faulty.routes[JOBS] = Reply(200, [job_json("a", progress=20.0), {**odd, "gpuTemperature": 72.0},
+                                      job_json("c", name="renamed")])
+    third = by_id(harness.run(store.fetch_active_jobs()))
+    assert third["a"] is second["a"] and third["c"] is second["c"]
+    assert third["b"] is not second["b"] and third["b"] == second["b"]
+    assert statuses(store) == {"a": JobStatus.RUNNING, "b": JobStatus.UNKNOWN, "c": JobStatus.RUNNING}
+
+
+def test_a_job_that_moves_position_or_reappears_keeps_its_object(harness, faulty):
+    faulty.routes[JOBS] = Reply(200, [job_json("a"), job_json("b"), job_json("c")])
+    store = harness.store(faulty.url, "t")
+    first = by_id(harness.run(store.fetch_active_jobs()))
+    faulty.routes[JOBS] = Reply(200, [job_json("c"), job_json("a"), job_json("new")])
+    second = by_id(harness.run(store.fetch_active_jobs()))
+    assert second["a"] is first["a"] and second["c"] is first["c"]
+    assert second["new"].id == "new"
+
+
+@pytest.mark.parametrize("bad_items", [
+    ["not a job"],                                     # not an object: the reuse step cannot read an id
+    [5],
+    [None],
+    [[job_json("x")]],                                 # a list where a job should be
+    [{"name": "no id", "status": "running", "createdAt": "2026-01-01T00:00:00.000Z"}],
+    [job_json("x", id=["un", "hashable"])],            # an id that cannot be a dict key
+    [job_json("x", id=7)],                             # a hashable id of the wrong type
+    [job_json("a", progress="lots")],                  # a known job, changed into something invalid
+])
+def test_malformed_items_after_a_good_refresh_are_bad_responses_and_keep_the_last_data(harness, faulty, bad_items):
+    faulty.routes[JOBS] = Reply(200, [job_json("a"), job_json("b")])
+    store = harness.store(faulty.url, "t")
+    first = by_id(harness.run(store.fetch_active_jobs()))
+    body = [job_json("b"), *bad_items]
+    faulty.routes[JOBS] = Reply(200, body)
+
+    async def attempt(coro):
+        try:
+            await coro
+        except BadResponse as error:
+            return error
+        return None
+
+    error = harness.run(attempt(store.fetch_active_jobs()))
+    assert isinstance(error, BadResponse) and "contract" in error.message
+    whole_list = harness.run(attempt(store.client.list_active_jobs()))
+    assert whole_list is not None and error.message == whole_list.message  # the message a full parse gives
+    assert statuses(store) == {"a": JobStatus.RUNNING, "b": JobStatus.RUNNING}  # last good data kept
+
+    # The failed refresh did not replace what reuse compares against.
+    faulty.routes[JOBS] = Reply(200, [job_json("a"), job_json("b")])
+    again = by_id(harness.run(store.fetch_active_jobs()))
+    assert again["a"] is first["a"] and again["b"] is first["b"]
+
+
+def test_a_cancelling_job_listed_as_finished_stops_cancelling(harness, faulty):
+    faulty.routes[JOBS] = Reply(200, [job_json("j1"), job_json("j2")])
+    faulty.routes[("POST", "/api/training/jobs/j1/cancel")] = Reply(200, {"success": True})
+    faulty.routes[STATUS] = Reply(200, job_json("j1"))  # still running right after the cancel
+    store = harness.store(faulty.url, "t")
+    harness.run(store.fetch_active_jobs())
+    assert harness.run(store.cancel_job("j1")) is True
+    row = store.model.row_of("j1")
+    assert store.model.index(row, 0).data(JobRole.IS_CANCELLING) is True
+
+    harness.run(store.fetch_active_jobs())  # unchanged: still cancelling
+    assert store.model.index(row, 0).data(JobRole.IS_CANCELLING) is True
+    faulty.routes[JOBS] = Reply(200, [job_json("j1", status="cancelled"), job_json("j2")])
+    harness.run(store.fetch_active_jobs())
+    assert store.model.index(row, 0).data(JobRole.IS_CANCELLING) is False
+    assert statuses(store) == {"j1": JobStatus.CANCELLED, "j2": JobStatus.RUNNING}

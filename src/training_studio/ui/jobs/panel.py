@@ -2,7 +2,7 @@
 
 It owns the view side of the monitor only: the toolbar (Refresh, Cancel job, Clear finished), the filter
 box (text over names, and a status choice), the table (through `JobFilterProxyModel`, with the
-progress-bar and status-badge delegates), the empty/starting state, a notice bar for cancel failures and
+progress-bar, status-badge and text-cell delegates), the empty/starting state, a notice bar for cancel failures and
 server messages, and the counts/"updated N s ago" line. It never calls HTTP: Cancel asks the user for
 confirmation here (a plain slot, never inside a coroutine) and then calls `JobStore.request_cancel()`.
 """
@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 
 from training_studio.contract.models import ACTIVE_STATUSES, TERMINAL_STATUSES, JobStatus, TrainingJob
 from training_studio.ui.banner import Banner, BannerLevel
-from training_studio.ui.jobs.delegates import ProgressBarDelegate, StatusBadgeDelegate
+from training_studio.ui.jobs.delegates import ProgressBarDelegate, StatusBadgeDelegate, TextCellDelegate
 from training_studio.ui.jobs.model import JobColumn, JobFilterProxyModel, JobRole
 from training_studio.ui.jobs.store import JobStore
 
@@ -159,6 +159,8 @@ class JobsPanel(QWidget):
         self._progress_delegate = ProgressBarDelegate(self.table)
         self.table.setItemDelegateForColumn(int(JobColumn.STATUS), self._status_delegate)
         self.table.setItemDelegateForColumn(int(JobColumn.PROGRESS), self._progress_delegate)
+        self._text_delegate = TextCellDelegate(self.table)  # the other columns: plain text, painted cheaper
+        self.table.setItemDelegate(self._text_delegate)
 
         self.empty_label = QLabel(self)
         self.empty_label.setObjectName("jobsEmptyState")
@@ -283,9 +285,11 @@ class JobsPanel(QWidget):
         # The 1 s tick only touches ELAPSED: skip the bookkeeping for it.
         if top_left.column() == bottom_right.column() == int(JobColumn.ELAPSED):
             return
+        # Only a status or "Cancelling…" change affects the counts and the actions, and both always
+        # include the Status column; progress/step/loss updates skip this.
         if top_left.column() <= int(JobColumn.STATUS) <= bottom_right.column():
             self._update_state()  # a job finished: the counts and Clear finished change
-        self._update_actions()
+            self._update_actions()
 
     def _on_cancel_failed(self, job_id: str, message: str) -> None:
         self.notice.show_message(message, BannerLevel.ERROR)

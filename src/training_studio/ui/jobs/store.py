@@ -8,6 +8,7 @@ server given by URL and token), the refresh and tick timers, every asyncio task 
 the refresh timer is single-shot and re-armed only when the previous refresh has finished, after the
 normal interval on success or a backoff capped at that interval on failure. A job that leaves the active
 list is fetched once through /status so its final state shows; cancels run one per job at a time.
+Each refresh parses only the jobs whose JSON changed since the last one; the others keep their objects.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import asyncio
 import enum
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
+from itertools import compress, count, repeat
+from operator import attrgetter, eq, itemgetter, not_
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -43,6 +46,7 @@ REFRESH_INTERVAL_S = 5.0
 TICK_INTERVAL_S = 1.0
 FIRST_RETRY_S = 0.5
 FINAL_STATE_BATCH = 8  # concurrent /status requests for jobs that just left the active list
+_NOT_HELD: tuple[None, None] = (None, None)  # an id the last refresh did not list
 STOPPED_MESSAGE = "The local server is stopped. Start it again with Server > Restart local server."
 
 
@@ -52,6 +56,30 @@ class FailureKind(str, enum.Enum):
     BAD_RESPONSE = "bad_response"
     SERVER_ERROR = "server_error"
     STOPPED = "stopped"  # the user stopped the local server from the Server menu
+
+
+def _reuse_unchanged(raws: list[Any], last: dict[Any, tuple[Any, TrainingJob]],
+                     parse: Callable[[Any, int], TrainingJob]
+                     ) -> tuple[list[TrainingJob], dict[Any, tuple[Any, TrainingJob]]]:
+    """The jobs of an active list, reusing last refresh's object wherever an item's JSON is unchanged,
+    and the (id -> (JSON, job)) map to pass next time.
+
+    Parsing only the items that changed saves most of the validation at 10,000 jobs, stops 10,000 new
+    long-lived objects piling up per refresh (long full GCs), and lets the model's diff compare by
+    identity. The hot path runs in C (map/compress, no Python-level loop over items). `parse` raises
+    BadResponse for an invalid item; so an item that is not an object, or has no (hashable) id, is left
+    to it: every item is parsed and the first bad one reported, as a whole-list parse would.
+    """
+    try:
+        ids = list(map(itemgetter("id"), raws))
+        held = list(map(last.get, ids, repeat(_NOT_HELD)))
+    except (TypeError, KeyError):
+        jobs = list(map(parse, raws, count()))
+        return jobs, dict(zip(map(attrgetter("id"), jobs), zip(raws, jobs)))
+    jobs = list(map(itemgetter(1), held))
+    for position in compress(count(), map(not_, map(eq, map(itemgetter(0), held), raws))):
+        jobs[position] = parse(raws[position], position)
+    return jobs, dict(zip(ids, zip(raws, jobs)))
 
 
 def _failure_kind(error: BaseException) -> FailureKind:
@@ -97,6 +125,8 @@ class JobStore(QObject):
         self._cancels_in_flight: set[str] = set()
         self._cancelling: set[str] = set()
         self._awaiting_final: set[str] = set()
+        # The last active list: id -> (its decoded JSON, the job parsed from it), to reuse unchanged jobs.
+        self._last_snapshot: dict[Any, tuple[Any, TrainingJob]] = {}
         self._stopped_by_user = False
         self._shut_down = False
 
@@ -188,12 +218,15 @@ class JobStore(QObject):
     # the store's operations (coroutines) --------------------------------------------------------
     async def fetch_active_jobs(self) -> list[TrainingJob]:
         """GET the active list, apply it to the model and fetch the final state of jobs that left it."""
-        jobs = await self.client.list_active_jobs()
+        raws = await self.client.list_active_jobs_raw()
+        jobs, self._last_snapshot = _reuse_unchanged(raws, self._last_snapshot, self.client.parse_job)
         self._note_clock()
         gone = self.model.apply_active_snapshot(jobs)
-        for job in jobs:
-            if job.id in self._cancelling and job.status in TERMINAL_STATUSES:
-                self._set_cancelling(job.id, False)
+        # A handful of cancels at most, against up to 10,000 jobs: look the cancelling ones up.
+        for job_id in list(self._cancelling):
+            entry = self._last_snapshot.get(job_id)
+            if entry is not None and entry[1].status in TERMINAL_STATUSES:
+                self._set_cancelling(job_id, False)
         self._awaiting_final.update(gone)
         await self._fetch_final_states()
         self.jobs_changed.emit()
