@@ -39,8 +39,8 @@ def run_update_latency(smoke: bool) -> list[Result]:
         with BenchServer(data_dir, extra_args=["--no-runner"]) as server:
             mark_running(data_dir, min(100, count))
             # Smoke: a 1 s polling interval keeps the run short; the full run uses the app's default.
-            interval = 1.0 if smoke else None
-            latencies, round_trips, interval = qasync.run(_measure(app, server, data_dir, runs, interval))
+            wanted_interval = 1.0 if smoke else None
+            latencies, round_trips, interval = qasync.run(_measure(app, server, data_dir, runs, wanted_interval))
     return [Result("update-latency", median(latencies) * 1000, "ms",
                    "one GET /api/training/jobs?status=active round trip (the transport floor)",
                    median(round_trips) * 1000, len(latencies),

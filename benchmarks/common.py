@@ -127,7 +127,6 @@ def job_rows(count: int, *, running: int, statuses: Iterable[str] = ("queued",),
 
 def insert_job_rows(data_dir: Path, rows: Sequence[dict[str, Any]]) -> None:
     """Write jobs straight into a (stopped) server's database, in one transaction."""
-    sys.path.insert(0, str(ROOT / "src"))
     from training_studio.server.storage import Storage
 
     storage = Storage(data_dir)
@@ -230,6 +229,21 @@ class BenchServer:
         self.stop()
 
 
+def _alive(pid: int) -> bool:
+    """Whether a process exists and is not a zombie waiting for a parent that may never reap it."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
 def stop_server_of(data_dir: Path, timeout: float = 20.0) -> None:
     """SIGTERM the server announced in a data dir's server.json (one the GUI started), and wait for it."""
     try:
@@ -242,9 +256,7 @@ def stop_server_of(data_dir: Path, timeout: float = 20.0) -> None:
         return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not _alive(pid):
             return
         time.sleep(0.05)
     try:

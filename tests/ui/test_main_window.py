@@ -314,3 +314,46 @@ def test_a_failed_cancel_is_shown_and_the_action_comes_back(harness, qtbot, faul
     assert "stubborn" in panel.notice.text and "refused to cancel" in panel.notice.text
     assert panel.cancel_action.isEnabled()
     assert cell(store.model, "j1", JobColumn.STATUS, JobRole.DISPLAY_STATUS) == "Running"
+
+
+def test_text_columns_use_the_text_cell_delegate_and_the_badge_and_bar_keep_theirs(harness, qtbot, faulty):
+    from training_studio.ui.jobs.delegates import ProgressBarDelegate, StatusBadgeDelegate, TextCellDelegate
+
+    faulty.routes[JOBS] = Reply(200, [job_json("a", name="alpha")])
+    store = harness.store(faulty.url, "t")
+    window = harness.window(store)
+    store.start()
+    qtbot.waitUntil(lambda: store.model.rowCount() == 1, timeout=5000)
+    table = window.jobs_panel.table
+    delegate_of = {column: type(table.itemDelegateForIndex(table.model().index(0, int(column))))
+                   for column in JobColumn}
+    assert delegate_of.pop(JobColumn.STATUS) is StatusBadgeDelegate
+    assert delegate_of.pop(JobColumn.PROGRESS) is ProgressBarDelegate
+    assert set(delegate_of.values()) == {TextCellDelegate}
+
+
+def test_the_cancel_action_follows_the_selected_jobs_status_through_progress_updates(harness, qtbot, faulty):
+    faulty.routes[JOBS] = Reply(200, [job_json("j1", progress=10.0), job_json("j2", progress=5.0)])
+    store = harness.store(faulty.url, "t", refresh_interval=60)
+    window = harness.window(store)
+    panel = window.jobs_panel
+    harness.run(store.fetch_active_jobs())
+    assert panel.select_job("j1")
+    assert panel.cancel_action.isEnabled() and panel.copy_id_action.isEnabled()
+
+    # Progress-only updates (no Status column in the change) leave the actions as they were.
+    faulty.routes[JOBS] = Reply(200, [job_json("j1", progress=30.0, currentStep=30), job_json("j2", progress=9.0)])
+    harness.run(store.fetch_active_jobs())
+    assert cell(store.model, "j1", JobColumn.PROGRESS, JobRole.PROGRESS) == pytest.approx(30.0)
+    assert panel.cancel_action.isEnabled() and panel.selected_job().id == "j1"
+
+    # A status change of the selected job reaches the actions through the model's dataChanged alone.
+    store.model.update_job(store.model.job_at(store.model.row_of("j1")).model_copy(
+        update={"status": JobStatus.COMPLETED, "progress": 100.0}))
+    assert not panel.cancel_action.isEnabled() and panel.copy_id_action.isEnabled()
+    # ... and so does "Cancelling…" on another, now selected, job.
+    assert panel.select_job("j2") and panel.cancel_action.isEnabled()
+    store.model.set_cancelling("j2", True)
+    assert not panel.cancel_action.isEnabled()
+    store.model.set_cancelling("j2", False)
+    assert panel.cancel_action.isEnabled()

@@ -14,50 +14,42 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from PySide6.QtCore import QItemSelectionModel, QObject, QPoint, QSortFilterProxyModel, Qt, Signal
-from PySide6.QtGui import QAction, QHideEvent, QKeySequence, QShowEvent
-from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QDialog,
-    QHeaderView,
-    QLabel,
-    QMenu,
-    QMessageBox,
-    QSplitter,
-    QStackedWidget,
-    QTableView,
-    QToolBar,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QDialog, QSplitter, QVBoxLayout, QWidget
 
 from training_studio.contract.models import Dataset, DatasetStatus
-from training_studio.ui.banner import Banner, BannerLevel
-from training_studio.ui.datasets.keyed_model import RecordRole
+from training_studio.ui.banner import BannerLevel
 from training_studio.ui.datasets.list_model import DatasetColumn
 from training_studio.ui.datasets.store import DatasetStore
 from training_studio.ui.datasets.train_dialog import TrainDialog
 from training_studio.ui.datasets.viewer import DatasetViewer
+from training_studio.ui.record_panel import ROW_HEIGHT, ListTexts, RecordListPanel, TableLayout
 
 __all__ = ["DatasetsPanel", "ImportFactory"]
 
 log = logging.getLogger(__name__)
 
 ImportFactory = Callable[[QWidget], QWidget]  # parent -> widget/dialog with a dataset_created(str) signal
-ROW_HEIGHT = 26
+
+DATASET_TEXTS = ListTexts(
+    noun="datasets", loading="Loading datasets…", failed="The datasets could not be loaded.",
+    none_yet="No datasets yet.\nUse “New dataset…” to make one from images on this computer.")
+DATASET_TABLE = TableLayout(stretch=DatasetColumn.NAME,
+                            fit_contents=(DatasetColumn.TYPE, DatasetColumn.FILES, DatasetColumn.STATUS),
+                            created=DatasetColumn.CREATED)
 
 
-class DatasetsPanel(QWidget):
+class DatasetsPanel(RecordListPanel):
     """The "Datasets" tab; see the module docstring."""
 
     job_created = Signal(str)       # job id, once the server accepted a job from the Train dialog
-    delete_requested = Signal(str)  # dataset id, after the user confirmed
+
+    store: DatasetStore
 
     def __init__(self, store: DatasetStore, *, import_factory: ImportFactory | None = None,
                  parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.store = store
-        self.model = store.model
+        super().__init__(store, texts=DATASET_TEXTS, parent=parent)
         self.import_factory = import_factory
         self.train_dialog: TrainDialog | None = None
         self.import_widget: QWidget | None = None
@@ -72,59 +64,16 @@ class DatasetsPanel(QWidget):
         self.train_action = QAction("&Train…", self)
         self.train_action.setToolTip("Start a training job on the selected dataset")
         self.train_action.triggered.connect(self.open_train_dialog)
-        self.delete_action = QAction("&Delete…", self)
-        self.delete_action.setShortcut(QKeySequence(Qt.Key.Key_Delete))
-        self.delete_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self._build_delete_and_refresh_actions()
         self.delete_action.setToolTip("Delete the selected dataset (Delete)")
         self.delete_action.triggered.connect(self.confirm_delete_selected)
-        self.refresh_action = QAction("&Refresh", self)
         self.refresh_action.setToolTip("Refresh the dataset list now")
-        self.refresh_action.triggered.connect(store.request_refresh)
-
-        toolbar = QToolBar(self)
-        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        for action in (self.new_action, self.train_action, self.delete_action):
-            toolbar.addAction(action)
-        toolbar.addSeparator()
-        toolbar.addAction(self.refresh_action)
-        self.addAction(self.delete_action)
-
-        self.notice = Banner(self)
-        self.notice.setObjectName("datasetsNotice")
-        self.notice.hide()
+        toolbar = self._build_toolbar((self.new_action, self.train_action, self.delete_action))
+        self._build_notice("datasetsNotice")
 
         # table ----------------------------------------------------------------------------------------------
-        self.proxy = QSortFilterProxyModel(self)
-        self.proxy.setSourceModel(self.model)
-        self.proxy.setSortRole(RecordRole.SORT)
-        self.proxy.setDynamicSortFilter(True)
-        self.table = QTableView(self)
-        self.table.setObjectName("datasetTable")
-        self.table.setAccessibleName("Datasets")
-        self.table.setModel(self.proxy)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setSortingEnabled(True)
-        self.table.sortByColumn(DatasetColumn.CREATED, Qt.SortOrder.DescendingOrder)
-        self.table.setAlternatingRowColors(True)
-        self.table.verticalHeader().hide()
-        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        self.table.verticalHeader().setDefaultSectionSize(ROW_HEIGHT)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(DatasetColumn.NAME, QHeaderView.ResizeMode.Stretch)
-        for column in (DatasetColumn.TYPE, DatasetColumn.FILES, DatasetColumn.STATUS):
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
-        header.resizeSection(DatasetColumn.CREATED, 140)
-        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        self.table.customContextMenuRequested.connect(self._show_context_menu)
+        self._build_table("datasetTable", "Datasets", DATASET_TABLE)
         self.table.doubleClicked.connect(lambda index: self.open_train_dialog())
-
-        self.empty_label = QLabel(self)
-        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.empty_label.setWordWrap(True)
-        self.table_stack = QStackedWidget(self)
-        self.table_stack.addWidget(self.table)
-        self.table_stack.addWidget(self.empty_label)
 
         self.viewer = DatasetViewer(store, self)
         splitter = QSplitter(Qt.Orientation.Vertical, self)
@@ -145,8 +94,7 @@ class DatasetsPanel(QWidget):
         # wiring ------------------------------------------------------------------------------------------------
         self.table.selectionModel().selectionChanged.connect(self._on_selection_changed)
         store.datasets_changed.connect(self._on_datasets_changed)
-        store.refresh_failed.connect(self._on_refresh_failed)
-        store.refresh_succeeded.connect(self._on_refresh_succeeded)
+        self._connect_refresh_reports()
         store.delete_started.connect(self._update_actions)
         store.delete_succeeded.connect(self._on_delete_succeeded)
         store.delete_failed.connect(self._on_delete_failed)
@@ -155,49 +103,23 @@ class DatasetsPanel(QWidget):
         self._update_state()
         self._update_actions()
 
-    # visibility drives auto-refresh ---------------------------------------------------------------------------
-    def showEvent(self, event: QShowEvent) -> None:
-        super().showEvent(event)
-        self.store.set_auto_refresh(True)
-
-    def hideEvent(self, event: QHideEvent) -> None:
-        super().hideEvent(event)
-        self.store.set_auto_refresh(False)
-
     # user intent -------------------------------------------------------------------------------------------------
     def selected_dataset(self) -> Dataset | None:
-        rows = self.table.selectionModel().selectedRows()
-        if not rows:
-            return None
-        dataset = rows[0].data(RecordRole.RECORD)
-        return dataset if isinstance(dataset, Dataset) else None
+        return self._selected_record(Dataset)
 
     def select_dataset(self, dataset_id: str) -> bool:
-        row = self.model.row_of(dataset_id)
-        if row is None:
-            return False
-        index = self.proxy.mapFromSource(self.model.index(row, 0))
-        self.table.selectionModel().setCurrentIndex(
-            index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
-        self.table.scrollTo(index)
-        return True
+        return self._select_record(dataset_id)
 
     def confirm_delete_selected(self) -> None:
         """Plain slot (never a coroutine): ask, naming the dataset, then hand the delete to the store."""
         dataset = self.selected_dataset()
-        if dataset is None or self.store.is_deleting(dataset.id):
+        if dataset is None:
             return
         files = f"{dataset.image_count:,} file" + ("" if dataset.image_count == 1 else "s")
-        answer = QMessageBox.question(
-            self, "Delete dataset",
+        self._confirm_delete(
+            dataset.id, "Delete dataset",
             f"Delete the dataset “{dataset.name}” ({files})?\n\nIts files are removed from the server unless "
-            f"another dataset uses them. Trained models are kept.",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
-        if answer != QMessageBox.StandardButton.Yes:
-            return
-        self.delete_requested.emit(dataset.id)
-        self.store.request_delete(dataset.id)
-        self._update_actions()
+            f"another dataset uses them. Trained models are kept.")
 
     def open_train_dialog(self) -> TrainDialog | None:
         dataset = self.selected_dataset()
@@ -274,15 +196,6 @@ class DatasetsPanel(QWidget):
         if selected is None and self.store.files_model.dataset_id is not None:
             self.viewer.show_dataset(None)
 
-    def _on_refresh_failed(self, message: str) -> None:
-        self.notice.show_message(f"Could not refresh the datasets: {message} Showing the last good list.",
-                                 BannerLevel.WARNING, [("Retry now", self.store.request_refresh)])
-        self._update_state()
-
-    def _on_refresh_succeeded(self) -> None:
-        if self.notice.isVisible() and self.notice.level is BannerLevel.WARNING:
-            self.notice.hide()
-
     def _on_delete_succeeded(self, dataset_id: str, name: str) -> None:
         self.notice.show_message(f"Deleted the dataset “{name}”.", BannerLevel.INFO)
         self._update_actions()
@@ -291,25 +204,8 @@ class DatasetsPanel(QWidget):
         self.notice.show_message(message, BannerLevel.ERROR)
         self._update_actions()
 
-    def _show_context_menu(self, pos: QPoint) -> None:
-        index = self.table.indexAt(pos)
-        if not index.isValid():
-            return
-        menu = QMenu(self)
-        menu.addAction(self.train_action)
-        menu.addAction(self.delete_action)
-        menu.popup(self.table.viewport().mapToGlobal(pos))
-
-    def _update_state(self) -> None:
-        if self.model.rowCount() > 0:
-            self.table_stack.setCurrentWidget(self.table)
-            return
-        if not self.store.loaded_once:
-            text = "Loading datasets…" if self.store.last_error is None else "The datasets could not be loaded."
-        else:
-            text = "No datasets yet.\nUse “New dataset…” to make one from images on this computer."
-        self.empty_label.setText(text)
-        self.table_stack.setCurrentWidget(self.empty_label)
+    def _menu_actions(self) -> tuple[QAction, ...]:
+        return (self.train_action, self.delete_action)
 
     def _update_actions(self, *args: object) -> None:
         dataset = self.selected_dataset()

@@ -12,38 +12,36 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QItemSelectionModel, QPoint, QSortFilterProxyModel, Qt, QUrl, Signal
-from PySide6.QtGui import QAction, QDesktopServices, QHideEvent, QImage, QKeySequence, QPixmap, QResizeEvent, QShowEvent
+from PySide6.QtCore import Qt, QUrl
+from PySide6.QtGui import QAction, QDesktopServices, QImage, QPixmap, QResizeEvent
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QFileDialog,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
-    QMenu,
-    QMessageBox,
     QProgressBar,
     QPushButton,
     QSizePolicy,
     QSplitter,
-    QStackedWidget,
-    QTableView,
-    QToolBar,
     QVBoxLayout,
     QWidget,
 )
 
 from training_studio.contract.models import ModelStatus, TrainedModel
-from training_studio.ui.banner import Banner, BannerLevel
+from training_studio.ui.banner import BannerLevel
 from training_studio.ui.datasets.format import format_bytes, format_created, status_text
-from training_studio.ui.datasets.keyed_model import RecordRole
 from training_studio.ui.models.list_model import ModelColumn
 from training_studio.ui.models.store import ModelStore
+from training_studio.ui.record_panel import ListTexts, RecordListPanel, TableLayout
 from training_studio.ui.settings import remember_folder, remembered_folder
 
 __all__ = ["ModelsPanel", "ScaledImageLabel"]
 
-ROW_HEIGHT = 26
+MODEL_TEXTS = ListTexts(
+    noun="models", loading="Loading models…", failed="The models could not be loaded.",
+    none_yet="No trained models yet.\nA model appears here when a training job completes.")
+MODEL_TABLE = TableLayout(stretch=ModelColumn.NAME,
+                          fit_contents=(ModelColumn.BASE_MODEL, ModelColumn.STATUS, ModelColumn.SIZE),
+                          created=ModelColumn.CREATED)
 
 
 class ScaledImageLabel(QLabel):
@@ -89,15 +87,13 @@ class ScaledImageLabel(QLabel):
         self.setPixmap(pixmap)
 
 
-class ModelsPanel(QWidget):
+class ModelsPanel(RecordListPanel):
     """The "Models" tab; see the module docstring."""
 
-    delete_requested = Signal(str)  # model id, after the user confirmed
+    store: ModelStore
 
     def __init__(self, store: ModelStore, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.store = store
-        self.model = store.model
+        super().__init__(store, texts=MODEL_TEXTS, parent=parent)
         self.setObjectName("modelsPanel")
         self.setAccessibleName("Trained models")
         self._shown_samples_for: str | None = None
@@ -108,23 +104,10 @@ class ModelsPanel(QWidget):
         self.folder_action = QAction("Show in &folder", self)
         self.folder_action.setToolTip("Open the folder that holds the model on this computer")
         self.folder_action.triggered.connect(self.show_in_folder)
-        self.delete_action = QAction("&Delete…", self)
-        self.delete_action.setShortcut(QKeySequence(Qt.Key.Key_Delete))
-        self.delete_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self._build_delete_and_refresh_actions()
         self.delete_action.triggered.connect(self.confirm_delete_selected)
-        self.refresh_action = QAction("&Refresh", self)
-        self.refresh_action.triggered.connect(store.request_refresh)
-        toolbar = QToolBar(self)
-        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        for action in (self.save_action, self.folder_action, self.delete_action):
-            toolbar.addAction(action)
-        toolbar.addSeparator()
-        toolbar.addAction(self.refresh_action)
-        self.addAction(self.delete_action)
-
-        self.notice = Banner(self)
-        self.notice.setObjectName("modelsNotice")
-        self.notice.hide()
+        toolbar = self._build_toolbar(self._menu_actions())
+        self._build_notice("modelsNotice")
         self.progress = QProgressBar(self)
         self.progress.setObjectName("checkpointProgress")
         self.progress.setAccessibleName("Checkpoint download")
@@ -139,34 +122,7 @@ class ModelsPanel(QWidget):
         self.download_row.hide()
         self._downloading_id: str | None = None
 
-        self.proxy = QSortFilterProxyModel(self)
-        self.proxy.setSourceModel(self.model)
-        self.proxy.setSortRole(RecordRole.SORT)
-        self.table = QTableView(self)
-        self.table.setObjectName("modelTable")
-        self.table.setAccessibleName("Trained models")
-        self.table.setModel(self.proxy)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setSortingEnabled(True)
-        self.table.sortByColumn(ModelColumn.CREATED, Qt.SortOrder.DescendingOrder)
-        self.table.setAlternatingRowColors(True)
-        self.table.verticalHeader().hide()
-        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        self.table.verticalHeader().setDefaultSectionSize(ROW_HEIGHT)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(ModelColumn.NAME, QHeaderView.ResizeMode.Stretch)
-        for column in (ModelColumn.BASE_MODEL, ModelColumn.STATUS, ModelColumn.SIZE):
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
-        header.resizeSection(ModelColumn.CREATED, 140)
-        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        self.table.customContextMenuRequested.connect(self._show_context_menu)
-        self.empty_label = QLabel(self)
-        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.empty_label.setWordWrap(True)
-        self.table_stack = QStackedWidget(self)
-        self.table_stack.addWidget(self.table)
-        self.table_stack.addWidget(self.empty_label)
+        self._build_table("modelTable", "Trained models", MODEL_TABLE)
 
         details = QWidget(self)
         details_layout = QVBoxLayout(details)
@@ -201,8 +157,7 @@ class ModelsPanel(QWidget):
 
         self.table.selectionModel().selectionChanged.connect(self._on_selection_changed)
         store.models_changed.connect(self._on_models_changed)
-        store.refresh_failed.connect(self._on_refresh_failed)
-        store.refresh_succeeded.connect(self._on_refresh_succeeded)
+        self._connect_refresh_reports()
         store.delete_succeeded.connect(
             lambda _id, name: self._say(f"Deleted the model “{name}”.", BannerLevel.INFO))
         store.delete_failed.connect(lambda _id, message: self._say(message, BannerLevel.ERROR))
@@ -217,30 +172,12 @@ class ModelsPanel(QWidget):
         self._update_state()
         self._show_details(None)
 
-    # visibility drives auto-refresh -------------------------------------------------------------------------------
-    def showEvent(self, event: QShowEvent) -> None:
-        super().showEvent(event)
-        self.store.set_auto_refresh(True)
-
-    def hideEvent(self, event: QHideEvent) -> None:
-        super().hideEvent(event)
-        self.store.set_auto_refresh(False)
-
     # user intent ------------------------------------------------------------------------------------------------------
     def selected_model(self) -> TrainedModel | None:
-        rows = self.table.selectionModel().selectedRows()
-        record = rows[0].data(RecordRole.RECORD) if rows else None
-        return record if isinstance(record, TrainedModel) else None
+        return self._selected_record(TrainedModel)
 
     def select_model(self, model_id: str) -> bool:
-        row = self.model.row_of(model_id)
-        if row is None:
-            return False
-        index = self.proxy.mapFromSource(self.model.index(row, 0))
-        self.table.selectionModel().setCurrentIndex(
-            index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
-        self.table.scrollTo(index)
-        return True
+        return self._select_record(model_id)
 
     def choose_checkpoint_target(self) -> None:
         """Plain slot: ask where to save (a nested loop is fine here, never in a coroutine), then download."""
@@ -267,17 +204,11 @@ class ModelsPanel(QWidget):
 
     def confirm_delete_selected(self) -> None:
         model = self.selected_model()
-        if model is None or self.store.is_deleting(model.id):
+        if model is None:
             return
-        answer = QMessageBox.question(
-            self, "Delete model",
-            f"Delete the trained model “{model.name}”?\n\nIts checkpoint and samples are removed from the server.",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
-        if answer != QMessageBox.StandardButton.Yes:
-            return
-        self.delete_requested.emit(model.id)
-        self.store.request_delete(model.id)
-        self._update_actions()
+        self._confirm_delete(
+            model.id, "Delete model",
+            f"Delete the trained model “{model.name}”?\n\nIts checkpoint and samples are removed from the server.")
 
     # reactions ---------------------------------------------------------------------------------------------------
     def _say(self, text: str, level: BannerLevel) -> None:
@@ -363,33 +294,8 @@ class ModelsPanel(QWidget):
         self.download_row.hide()
         self._say(message, BannerLevel.ERROR)
 
-    def _on_refresh_failed(self, message: str) -> None:
-        self.notice.show_message(f"Could not refresh the models: {message} Showing the last good list.",
-                                 BannerLevel.WARNING, [("Retry now", self.store.request_refresh)])
-        self._update_state()
-
-    def _on_refresh_succeeded(self) -> None:
-        if self.notice.isVisible() and self.notice.level is BannerLevel.WARNING:
-            self.notice.hide()
-
-    def _show_context_menu(self, pos: QPoint) -> None:
-        if not self.table.indexAt(pos).isValid():
-            return
-        menu = QMenu(self)
-        for action in (self.save_action, self.folder_action, self.delete_action):
-            menu.addAction(action)
-        menu.popup(self.table.viewport().mapToGlobal(pos))
-
-    def _update_state(self) -> None:
-        if self.model.rowCount() > 0:
-            self.table_stack.setCurrentWidget(self.table)
-            return
-        if not self.store.loaded_once:
-            text = "Loading models…" if self.store.last_error is None else "The models could not be loaded."
-        else:
-            text = "No trained models yet.\nA model appears here when a training job completes."
-        self.empty_label.setText(text)
-        self.table_stack.setCurrentWidget(self.empty_label)
+    def _menu_actions(self) -> tuple[QAction, ...]:
+        return (self.save_action, self.folder_action, self.delete_action)
 
     def _update_actions(self, *args: object) -> None:
         model = self.selected_model()
