@@ -13,7 +13,9 @@ import sys
 from collections.abc import Sequence
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def _build_parser(args_list: Sequence[str] = ("serve",)) -> argparse.ArgumentParser:
+    """The full parser; the `serve` options (from the server package) are added only when `serve` is
+    on the command line, so that starting the GUI does not import the server's configuration module."""
     from training_studio import __version__
 
     parser = argparse.ArgumentParser(
@@ -33,9 +35,10 @@ def _build_parser() -> argparse.ArgumentParser:
 
     sub = parser.add_subparsers(dest="command")
     serve = sub.add_parser("serve", help="run the training server in the foreground")
-    from training_studio.server.config import add_serve_arguments
+    if "serve" in args_list:
+        from training_studio.server.config import add_serve_arguments
 
-    add_serve_arguments(serve)
+        add_serve_arguments(serve)
 
     train = sub.add_parser("train", help="run a built-in trainer (started by the server)", add_help=True)
     train.add_argument("trainer_args", nargs=argparse.REMAINDER)
@@ -50,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return int(train_main(args_list[1:]) or 0)
 
-    parser = _build_parser()
+    parser = _build_parser(args_list)
     args = parser.parse_args(args_list)
     if args.command == "serve":
         from training_studio.server.main import run_server

@@ -4,6 +4,7 @@
 `PRAGMA integrity_check`; no dataset is `active` with a missing stored file or layout file; every blob
 file on disk is referenced and every referenced blob is on disk; no upload temp file is left; no job is
 `running` without a live trainer. Read from the files themselves, not through the server's code.
+The job and process helpers live in tests/support and are re-exported here for the reliability tests.
 """
 
 from __future__ import annotations
@@ -11,14 +12,18 @@ from __future__ import annotations
 import io
 import json
 import sqlite3
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 from PIL import Image
 
+from tests.support import jobs
+from tests.support.jobs import finished, job_status, wait_job
+from tests.support.processes import pid_alive
 from training_studio.runner.registry import BUILTIN_BASE_MODEL_ID
+
+__all__ = ["assert_data_dir_consistent", "create_job", "db_rows", "finished", "integrity_check", "job_status",
+           "noise_png", "pid_alive", "wait_job"]
 
 
 def integrity_check(db_path: Path) -> str:
@@ -36,15 +41,6 @@ def db_rows(db_path: Path, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
         return connection.execute(sql, args).fetchall()
     finally:
         connection.close()
-
-
-def pid_alive(pid: int) -> bool:
-    """A live (non-zombie) process: a killed server's orphans may linger as zombies under some inits."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
 
 
 def assert_data_dir_consistent(data_dir: Path) -> None:
@@ -79,30 +75,6 @@ def noise_png(side: int, seed: int) -> bytes:
     return buffer.getvalue()
 
 
-def job_status(client: httpx.Client, job_id: str) -> dict:
-    response = client.get("/api/training/status", params={"job_id": job_id})
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def wait_job(client: httpx.Client, job_id: str, predicate: Callable[[dict], bool], timeout: float = 60.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        job = job_status(client, job_id)
-        if predicate(job):
-            return job
-        if time.monotonic() > deadline:
-            raise AssertionError(f"job never reached the expected state; last seen: {job}")
-        time.sleep(0.05)
-
-
-def finished(job: dict) -> bool:
-    return job["status"] in ("completed", "failed", "cancelled")
-
-
 def create_job(client: httpx.Client, dataset_id: str, total_steps: int, name: str = "job", **params) -> dict:
-    response = client.post("/api/training/jobs", json={"name": name, "dataset_id": dataset_id,
-                                                       "base_model": BUILTIN_BASE_MODEL_ID,
-                                                       "total_steps": total_steps, "params": params})
-    assert response.status_code == 201, response.text
-    return response.json()
+    """A job of the built-in trainer (the one that really trains), its params as keywords."""
+    return jobs.create_job(client, dataset_id, BUILTIN_BASE_MODEL_ID, total_steps, params, name)

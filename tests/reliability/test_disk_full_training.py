@@ -8,11 +8,7 @@ checkpoint left behind, the database intact; and once space is freed the same da
 
 from __future__ import annotations
 
-import errno
-import os
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
@@ -26,6 +22,7 @@ from tests.reliability.helpers import (
     wait_job,
 )
 from tests.server.helpers import assert_error, committed_dataset, create_dataset, png_bytes, upload
+from tests.support.tmpfs import fill, mounted_tmpfs
 
 # latent_dim=64 at 32 px: the checkpoint is ~3 MB of float64 matrices, far more than the room we leave.
 BIG_CHECKPOINT = {"resolution": 32, "latent_dim": 64}
@@ -34,31 +31,7 @@ ROOM_LEFT = 768 * 1024
 
 @pytest.fixture
 def small_disk(tmp_path):
-    mount_point = tmp_path / "small"
-    mount_point.mkdir()
-    if os.name != "posix" or os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mount_point)],
-                            capture_output=True, text=True)
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
-    yield mount_point
-    subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)
-
-
-def fill(directory: Path, leave_bytes: int) -> Path:
-    """Fill the filesystem, then give back `leave_bytes`."""
-    filler = directory / "filler.bin"
-    block = b"\0" * 65536
-    with open(filler, "wb") as handle:
-        try:
-            while True:
-                handle.write(block)
-                handle.flush()
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
-    os.truncate(filler, max(0, filler.stat().st_size - leave_bytes))
-    return filler
+    yield from mounted_tmpfs(tmp_path, "24m")
 
 
 def test_a_trainer_hitting_enospc_fails_its_job_clearly_and_the_server_recovers(small_disk, server_factory):

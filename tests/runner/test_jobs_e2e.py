@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import signal
 import sys
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -22,6 +19,8 @@ import pytest
 from PIL import Image
 
 from tests.server.helpers import committed_dataset, upload
+from tests.support.jobs import create_job, finished, job_status, wait_job
+from tests.support.processes import kill_leftovers, pid_alive
 from tests.trainers.images import write_image_set
 from training_studio.runner.job_runner import INTERRUPTED_JOB_ERROR
 from training_studio.runner.process_groups import group_alive
@@ -81,11 +80,7 @@ def client(srv):
 @pytest.fixture
 def leftover_pids():
     """PIDs a failing test could leave running (a trainer's child); SIGKILLed at teardown."""
-    pids: list[int] = []
-    yield pids
-    for pid in pids:
-        if pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
+    yield from kill_leftovers()
 
 
 @pytest.fixture
@@ -93,34 +88,13 @@ def dataset(client) -> dict:
     return committed_dataset(client, name="; rm -rf ~")
 
 
-def create_job(client: httpx.Client, dataset_id: str, base_model: str, total_steps: int = 10,
-               params: dict | None = None, name: str = "job") -> dict:
-    response = client.post("/api/training/jobs", json={"name": name, "dataset_id": dataset_id,
-                                                       "base_model": base_model, "total_steps": total_steps,
-                                                       "params": params or {}})
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def job_status(client: httpx.Client, job_id: str) -> dict:
-    response = client.get("/api/training/status", params={"job_id": job_id})
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def wait_job(client: httpx.Client, job_id: str, predicate: Callable[[dict], bool], timeout: float = 60.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        job = job_status(client, job_id)
-        if predicate(job):
-            return job
-        if time.monotonic() > deadline:
-            raise AssertionError(f"job never reached the expected state; last seen: {job}")
-        time.sleep(0.05)
-
-
-def finished(job: dict) -> bool:
-    return job["status"] in ("completed", "failed", "cancelled")
+def trainer_child(client: httpx.Client, srv, job_id: str, leftover_pids: list[int]) -> int:
+    """PID of the child a running "spawns-child" trainer started (listed for SIGKILL at teardown)."""
+    pid_file = Storage(srv.data_dir).job_output_dir(job_id) / "child.pid"
+    wait_job(client, job_id, lambda j: (j["currentStep"] or 0) > 0 and pid_file.exists())
+    child = int(pid_file.read_text())
+    leftover_pids.append(child)
+    return child
 
 
 def full_log(client: httpx.Client, job_id: str) -> str:
@@ -131,14 +105,6 @@ def full_log(client: httpx.Client, job_id: str) -> str:
         if chunk["next_offset"] >= chunk["size"]:
             return text
         offset = chunk["next_offset"]
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
 
 
 # --- the built-in trainer, end to end ---------------------------------------------------------------
@@ -261,10 +227,7 @@ def test_a_trainer_ignoring_sigterm_is_cancelled_after_the_grace(client, dataset
 
 def test_cancel_kills_the_trainers_children_too(client, dataset, srv, leftover_pids):
     job = create_job(client, dataset["id"], "spawns-child")
-    pid_file = Storage(srv.data_dir).job_output_dir(job["id"]) / "child.pid"
-    wait_job(client, job["id"], lambda j: (j["currentStep"] or 0) > 0 and pid_file.exists())
-    child = int(pid_file.read_text())
-    leftover_pids.append(child)
+    child = trainer_child(client, srv, job["id"], leftover_pids)
     assert pid_alive(child)
     client.post(f"/api/training/jobs/{job['id']}/cancel")
     done = wait_job(client, job["id"], finished, timeout=20)
@@ -353,10 +316,7 @@ def test_server_killed_mid_job_then_restarted(client, dataset, srv, leftover_pid
     running = create_job(client, dataset["id"], "spawns-child", name="interrupted")
     waiting = create_job(client, dataset["id"], "steady", total_steps=3, params={"delay": 0.01}, name="waits")
     storage = Storage(srv.data_dir)
-    pid_file = storage.job_output_dir(running["id"]) / "child.pid"
-    wait_job(client, running["id"], lambda j: (j["currentStep"] or 0) > 0 and pid_file.exists())
-    child = int(pid_file.read_text())
-    leftover_pids.append(child)
+    child = trainer_child(client, srv, running["id"], leftover_pids)
     process = storage.job_process(running["id"])
     assert process is not None and process[1]
     pgid = process[1]
@@ -377,10 +337,7 @@ def test_server_killed_mid_job_then_restarted(client, dataset, srv, leftover_pid
 
 def test_a_clean_server_stop_fails_the_running_job_and_kills_its_trainer(client, dataset, srv, leftover_pids):
     job = create_job(client, dataset["id"], "spawns-child")
-    pid_file = Storage(srv.data_dir).job_output_dir(job["id"]) / "child.pid"
-    wait_job(client, job["id"], lambda j: (j["currentStep"] or 0) > 0 and pid_file.exists())
-    child = int(pid_file.read_text())
-    leftover_pids.append(child)
+    child = trainer_child(client, srv, job["id"], leftover_pids)
     assert srv.stop(timeout=20) == 0
     assert not pid_alive(child)
     stopped = Storage(srv.data_dir).get_job(job["id"])

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.support.processes import kill_leftovers, pid_alive
 from training_studio.runner.process_groups import group_alive
 from training_studio.runner.progress import ProgressPoint, TrainerEvent
 from training_studio.runner.supervisor import TrainerOutcome, TrainerProcess
@@ -52,15 +52,6 @@ async def wait_for(predicate, timeout: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.02)
-
-
-def pid_alive(pid: int) -> bool:
-    """True while `pid` exists and is not a zombie."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
 
 
 def test_exit_zero_is_completed_with_progress_and_a_complete_log(tmp_path: Path) -> None:
@@ -139,11 +130,7 @@ def test_a_trainer_ignoring_sigterm_is_killed_after_the_grace_period(tmp_path: P
 @pytest.fixture
 def leftovers():
     """PIDs a failing test could leave running; SIGKILLed at teardown."""
-    pids: list[int] = []
-    yield pids
-    for pid in pids:
-        if pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
+    yield from kill_leftovers()
 
 
 def test_cancel_kills_the_trainers_children_too(tmp_path: Path, leftovers: list[int]) -> None:

@@ -3,11 +3,6 @@ tmpfs (CI runs as root); elsewhere these tests skip and say why."""
 
 from __future__ import annotations
 
-import errno
-import os
-import subprocess
-from pathlib import Path
-
 import pytest
 
 from tests.server.helpers import (
@@ -19,6 +14,7 @@ from tests.server.helpers import (
     stored_blobs,
     upload,
 )
+from tests.support.tmpfs import fill, mounted_tmpfs
 
 
 def _noise_png(side: int, seed: int) -> bytes:
@@ -33,33 +29,7 @@ def _noise_png(side: int, seed: int) -> bytes:
 
 @pytest.fixture
 def small_disk(tmp_path):
-    mount_point = tmp_path / "small"
-    mount_point.mkdir()
-    if os.name != "posix" or os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount_point)],
-                            capture_output=True, text=True)
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
-    yield mount_point
-    subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)
-
-
-def fill(directory: Path, leave_bytes: int = 0) -> Path:
-    """Fill the filesystem, then give back `leave_bytes` (rounded to pages by the filesystem)."""
-    filler = directory / "filler.bin"
-    block = b"\0" * 65536
-    with open(filler, "wb") as handle:
-        try:
-            while True:
-                handle.write(block)
-                handle.flush()
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
-    # write() may have half-filled the buffer; settle the real size before trimming.
-    size = filler.stat().st_size
-    os.truncate(filler, max(0, size - leave_bytes))
-    return filler
+    yield from mounted_tmpfs(tmp_path, "8m")
 
 
 def test_upload_on_a_full_disk_is_507_and_leaves_nothing(small_disk, server_factory):

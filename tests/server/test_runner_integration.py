@@ -6,23 +6,17 @@ the API reaches the runner, its progress shows up in the job endpoints, and canc
 
 from __future__ import annotations
 
-import time
-
 import httpx
 
 from training_studio.runner.registry import BUILTIN_BASE_MODEL_ID
 from tests.server.helpers import committed_dataset, jpeg_bytes
+from tests.support.jobs import wait_status
 
 WAIT_S = 90.0
 
 
 def wait_for_status(client: httpx.Client, job_id: str, wanted: set[str]) -> dict:
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        job = client.get("/api/training/status", params={"job_id": job_id}).json()
-        if job["status"] in wanted or time.monotonic() > deadline:
-            return job
-        time.sleep(0.1)
+    return wait_status(client, job_id, wanted, timeout=WAIT_S)
 
 
 def start_job(client: httpx.Client, total_steps: int) -> dict:

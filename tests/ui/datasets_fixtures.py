@@ -3,12 +3,16 @@ datasets and models there over HTTP (real PNG files made with Pillow)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import httpx
 import pytest
 
 from training_studio.client import ApiClient
+from training_studio.ui.datasets.polling import PollingStore
 from training_studio.ui.datasets.store import DatasetStore
 from training_studio.ui.models.store import ModelStore
+from tests.support.gui import server_client
 from tests.ui.app_fixtures import sync_client
 from tests.ui.jobs_helpers import make_dataset, make_job, wait_status
 
@@ -18,9 +22,7 @@ __all__ = ["api_client", "http", "dataset_store", "model_store", "make_dataset",
 
 @pytest.fixture
 def api_client(server, harness) -> ApiClient:
-    client = ApiClient(server.url, server.token, timeout=10.0)
-    harness.clients.append(client)  # closed by the harness at the end
-    return client
+    return server_client(server, harness)
 
 
 @pytest.fixture
@@ -29,20 +31,21 @@ def http(server):
         yield client
 
 
-@pytest.fixture
-def dataset_store(api_client, harness):
-    store = DatasetStore(api_client, interval=0.3)
+def _running(store: PollingStore, harness) -> Iterator[PollingStore]:
+    """Body of a store fixture: the store, then shut down and drained so no task outlives the test."""
     yield store
     store.shutdown()
     harness.run(store.wait_idle())
+
+
+@pytest.fixture
+def dataset_store(api_client, harness):
+    yield from _running(DatasetStore(api_client, interval=0.3), harness)
 
 
 @pytest.fixture
 def model_store(api_client, harness):
-    store = ModelStore(api_client, interval=0.3)
-    yield store
-    store.shutdown()
-    harness.run(store.wait_idle())
+    yield from _running(ModelStore(api_client, interval=0.3), harness)
 
 
 def trained_model(http: httpx.Client, name: str = "tiny", steps: int = 5) -> dict:

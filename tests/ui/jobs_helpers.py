@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import io
-import time
 from typing import Any
 
 import httpx
 from PIL import Image
+
+from tests.support.jobs import wait_status
+
+__all__ = ["BASE_MODEL", "make_dataset", "make_job", "png_bytes", "wait_status"]
 
 BASE_MODEL = "builtin-linear-vae"
 
@@ -44,10 +47,3 @@ def make_job(http: httpx.Client, dataset_id: str, name: str, total_steps: int, *
     return response.json()
 
 
-def wait_status(http: httpx.Client, job_id: str, statuses: set[str], timeout: float = 30.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        job = http.get("/api/training/status", params={"job_id": job_id}).json()
-        if job["status"] in statuses or time.monotonic() > deadline:
-            return job
-        time.sleep(0.1)

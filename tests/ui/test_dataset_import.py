@@ -17,11 +17,11 @@ import pytest
 from PIL import Image
 from PySide6.QtWidgets import QFileDialog
 
-from training_studio.client import ApiClient
 from training_studio.ui.datasets.import_controller import ImportPhase
 from training_studio.ui.datasets.import_dialog import DatasetImportPanel
 from training_studio.ui.datasets.import_model import FileState, ImportRole, RejectedRole
 from training_studio.ui.datasets.import_scan import ScanLimits, check_file, walk_paths
+from tests.support.gui import open_import_panel, server_client
 
 SCAN_TIMEOUT_MS = 30_000
 
@@ -85,15 +85,7 @@ def wav_bytes(frames: int = 800) -> bytes:
 # fixtures -------------------------------------------------------------------------------------------------
 @pytest.fixture
 def panel(server, harness, tmp_path, qtbot):
-    client = ApiClient(server.url, server.token, timeout=10.0)
-    harness.clients.append(client)
-    widget = DatasetImportPanel(client, tmp_path / "app-data")
-    qtbot.addWidget(widget)
-    widget.resize(900, 700)
-    widget.show()
-    yield widget
-    widget.controller.shutdown()
-    harness.run(widget.controller.wait_idle())
+    yield from open_import_panel(server, harness, qtbot, tmp_path / "app-data", (900, 700))
 
 
 def wait_scanned(qtbot, panel: DatasetImportPanel) -> None:
@@ -207,8 +199,7 @@ def test_unreadable_file_is_listed(panel, monkeypatch, qtbot, tmp_path):
 
 def test_server_limits_come_from_health(server_factory, harness, tmp_path, qtbot, monkeypatch):
     small = server_factory("small", extra_args=["--max-upload-bytes", "2000", "--max-pixels", "400"])
-    client = ApiClient(small.url, small.token, timeout=10.0)
-    harness.clients.append(client)
+    client = server_client(small, harness)
     widget = DatasetImportPanel(client, tmp_path / "app-data")
     qtbot.addWidget(widget)
     try:

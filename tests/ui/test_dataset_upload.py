@@ -20,6 +20,7 @@ from training_studio.ui.datasets.import_controller import ImportPhase, Unfinishe
 from training_studio.ui.datasets.import_dialog import DatasetImportPanel, import_factory_for
 from training_studio.ui.datasets.import_model import FileState, ImportRole, RejectedRole
 from training_studio.ui.datasets.uploader import manifest_path
+from tests.support.gui import Answer, library_window, server_client
 from tests.ui.app_fixtures import sync_client
 
 UPLOAD_TIMEOUT_MS = 30_000
@@ -43,18 +44,6 @@ def make_images(folder: Path, count: int, size: tuple[int, int] = (96, 96)) -> l
     return paths
 
 
-class Answer:
-    """Stands in for QMessageBox.question (no nested event loop in tests); records the question."""
-
-    def __init__(self, button: QMessageBox.StandardButton) -> None:
-        self.button = button
-        self.texts: list[str] = []
-
-    def __call__(self, parent, title, text, *args, **kwargs):
-        self.texts.append(text)
-        return self.button
-
-
 class Panels:
     """Builds import panels (one per simulated app launch) and shuts each down at the end."""
 
@@ -63,9 +52,7 @@ class Panels:
         self.made: list[DatasetImportPanel] = []
 
     def open(self, server, *, max_in_flight: int | None = None) -> DatasetImportPanel:
-        client = ApiClient(server.url, server.token, timeout=10.0)
-        self.harness.clients.append(client)
-        panel = DatasetImportPanel(client, self.data_dir)
+        panel = DatasetImportPanel(server_client(server, self.harness), self.data_dir)
         if max_in_flight is not None:
             panel.controller.uploader._max_in_flight = max_in_flight
         self.qtbot.addWidget(panel)
@@ -212,8 +199,7 @@ def test_upload_cut_by_server_restart_resumes_at_next_launch(server, panels, mon
 
     # The next launch: once connected the app learns an upload is waiting, and opens "New dataset…",
     # which builds the import window through the factory the app uses.
-    client = ApiClient(server.url, server.token, timeout=10.0)
-    panels.harness.clients.append(client)
+    client = server_client(server, panels.harness)
     watcher = UnfinishedUploadWatcher(client, panels.data_dir)
     with qtbot.waitSignal(watcher.found, timeout=10_000) as found:
         watcher.check()
@@ -394,9 +380,6 @@ def test_manifest_files_are_atomic_named_safely_and_damage_is_reported(tmp_path)
 
 
 def test_app_offers_an_unfinished_upload_once_connected(server, harness, qtbot, tmp_path):
-    from training_studio.ui.datasets.import_dialog import install_import_entry_points
-    from training_studio.ui.datasets.panel import DatasetsPanel
-    from training_studio.ui.datasets.store import DatasetStore
     from training_studio.ui.datasets.uploader import ManifestFile, UploadManifest, save_manifest
 
     # An earlier run created the dataset and wrote its manifest, then the app quit before any file went up.
@@ -408,16 +391,9 @@ def test_app_offers_an_unfinished_upload_once_connected(server, harness, qtbot, 
     save_manifest(tmp_path / "app-data", UploadManifest(dataset_id, "left over", "image", server.url, [ManifestFile(
         str(image), image.name, info.st_size, info.st_mtime_ns, hashlib.sha256(image.read_bytes()).hexdigest())]))
 
-    store = harness.store(server.url, server.token)
-    window = harness.window(store)
-    client = ApiClient(server.url, server.token, timeout=10.0)
-    harness.clients.append(client)
-    dataset_store = DatasetStore(client, interval=0.3)
-    datasets = window.add_panel("Datasets", lambda: DatasetsPanel(
-        dataset_store, import_factory=import_factory_for(client, tmp_path / "app-data")))
-    entry = install_import_entry_points(window, client, tmp_path / "app-data", datasets.open_new_dataset,
-                                        store.connection_changed)
-    store.start()  # connecting fires connection_changed: the app looks for unfinished uploads
+    library = library_window(server, harness, tmp_path / "app-data")
+    datasets = library.datasets
+    library.store.start()  # connecting fires connection_changed: the app looks for unfinished uploads
     qtbot.waitUntil(lambda: isinstance(datasets.import_widget, DatasetImportPanel)
                     and datasets.import_widget.resume_banner.isVisible(), timeout=15_000)
     importer = datasets.import_widget
@@ -431,6 +407,4 @@ def test_app_offers_an_unfinished_upload_once_connected(server, harness, qtbot, 
     controller = importer.controller
     controller.shutdown()
     harness.run(controller.wait_idle())
-    entry.shutdown()
-    dataset_store.shutdown()
-    harness.run(dataset_store.wait_idle())
+    library.shutdown()

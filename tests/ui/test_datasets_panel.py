@@ -12,6 +12,7 @@ from training_studio.ui.datasets.files_model import FileRole
 from training_studio.ui.datasets.keyed_model import RecordRole
 from training_studio.ui.datasets.list_model import DatasetColumn, DatasetListModel
 from training_studio.ui.datasets.panel import DatasetsPanel
+from tests.support.gui import Answer
 from tests.ui.datasets_fixtures import (  # noqa: F401  (fixtures)
     api_client,
     dataset_store,
@@ -38,18 +39,6 @@ def row_texts(model: DatasetListModel, dataset_id: str) -> list[str]:
     row = model.row_of(dataset_id)
     assert row is not None
     return [model.index(row, column).data() for column in range(model.columnCount())]
-
-
-class Answer:
-    """Stands in for QMessageBox.question (a nested event loop has no place in tests); records the text."""
-
-    def __init__(self, button: QMessageBox.StandardButton) -> None:
-        self.button = button
-        self.texts: list[str] = []
-
-    def __call__(self, parent, title, text, *args, **kwargs):
-        self.texts.append(text)
-        return self.button
 
 
 def test_list_shows_datasets_created_through_the_api(panel, dataset_store, http, qtbot, qtmodeltester):

@@ -14,10 +14,10 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDragLeaveEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QWidget
 
-from training_studio.client import ApiClient
 from training_studio.ui.datasets.import_dialog import DatasetImportPanel
 from training_studio.ui.datasets.import_model import ImportRole, RejectedRole
 from training_studio.ui.drop import install_drop_target, paths_from_mime
+from tests.support.gui import library_window, open_import_panel, server_client
 
 
 def png(path: Path, colour: tuple[int, int, int]) -> Path:
@@ -73,15 +73,7 @@ def drop_on(target: QWidget, mime: QMimeData) -> None:
 
 @pytest.fixture
 def panel(server, harness, tmp_path, qtbot):
-    client = ApiClient(server.url, server.token, timeout=10.0)
-    harness.clients.append(client)
-    widget = DatasetImportPanel(client, tmp_path / "app-data")
-    qtbot.addWidget(widget)
-    widget.resize(800, 600)
-    widget.show()
-    yield widget
-    widget.controller.shutdown()
-    harness.run(widget.controller.wait_idle())
+    yield from open_import_panel(server, harness, qtbot, tmp_path / "app-data", (800, 600))
 
 
 def accepted(panel: DatasetImportPanel) -> list[str]:
@@ -137,8 +129,7 @@ def test_drag_without_urls_is_refused_and_leaving_hides_the_overlay(panel, tmp_p
 def test_window_wide_drop_target_shows_where_to_drop(server, harness, qtbot, tmp_path):
     store = harness.store(server.url, server.token)
     window = harness.window(store)
-    client = ApiClient(server.url, server.token, timeout=10.0)
-    harness.clients.append(client)
+    client = server_client(server, harness)
     panel = window.add_panel("New dataset", lambda: DatasetImportPanel(client, tmp_path / "app-data"))
     assert isinstance(panel, DatasetImportPanel)
     received: list[tuple[list[str], list[str]]] = []
@@ -176,22 +167,12 @@ def test_paths_from_mime_keeps_order_and_separates_remote_links(tmp_path):
 def test_drop_on_the_window_opens_new_dataset_from_the_datasets_panel(server, harness, qtbot, tmp_path):
     # The wiring the app uses: the Datasets panel builds the import window with import_factory_for, and the
     # window-wide entry points open it (or reuse the open one) with the dropped paths.
-    from training_studio.ui.datasets.import_dialog import import_factory_for, install_import_entry_points
     from training_studio.ui.datasets.panel import DatasetsPanel
-    from training_studio.ui.datasets.store import DatasetStore
 
-    store = harness.store(server.url, server.token)
-    window = harness.window(store)
-    client = ApiClient(server.url, server.token, timeout=10.0)
-    harness.clients.append(client)
-    dataset_store = DatasetStore(client, interval=0.3)
-    datasets = window.add_panel("Datasets", lambda: DatasetsPanel(
-        dataset_store, import_factory=import_factory_for(client, tmp_path / "app-data")))
+    library = library_window(server, harness, tmp_path / "app-data")
+    window, datasets = library.window, library.datasets
     assert isinstance(datasets, DatasetsPanel)
-
-    entry = install_import_entry_points(window, client, tmp_path / "app-data", datasets.open_new_dataset,
-                                        store.connection_changed)
-    assert entry.drop_target.widget is window
+    assert library.entry.drop_target.widget is window
     first = png(tmp_path / "one.png", (5, 50, 5))
     second = png(tmp_path / "two.png", (50, 5, 5))
     drop_on(window, url_mime(QUrl.fromLocalFile(str(first))))
@@ -206,6 +187,4 @@ def test_drop_on_the_window_opens_new_dataset_from_the_datasets_panel(server, ha
     shiboken6.delete(importer)  # what deleteLater does once the app's loop runs (WA_DeleteOnClose)
     assert controller._closed  # the controller shut down with its window
     harness.run(controller.wait_idle())
-    entry.shutdown()
-    dataset_store.shutdown()
-    harness.run(dataset_store.wait_idle())
+    library.shutdown()

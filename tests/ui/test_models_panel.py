@@ -18,6 +18,7 @@ from training_studio.ui.datasets.panel import DatasetsPanel
 from training_studio.ui.models.list_model import ModelColumn, TrainedModelListModel
 from training_studio.ui.models.panel import ModelsPanel
 from training_studio.ui.models.store import PART_SUFFIX
+from tests.support.gui import Answer
 from tests.ui.datasets_fixtures import (  # noqa: F401  (fixtures)
     api_client,
     dataset_store,
@@ -41,16 +42,6 @@ def shown(panel: ModelsPanel, model_id: str, qtbot) -> None:
     panel.show()
     qtbot.waitUntil(lambda: panel.model.row_of(model_id) is not None, timeout=15_000)
     assert panel.select_model(model_id)
-
-
-class Answer:
-    def __init__(self, button: QMessageBox.StandardButton) -> None:
-        self.button = button
-        self.texts: list[str] = []
-
-    def __call__(self, parent, title, text, *args, **kwargs):
-        self.texts.append(text)
-        return self.button
 
 
 def test_whole_path_dataset_to_train_dialog_to_model_with_samples(dataset_store, model_store, http, qtbot,

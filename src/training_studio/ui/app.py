@@ -18,7 +18,7 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,6 +73,8 @@ def run_gui(args: Any, environ: Mapping[str, str] = os.environ) -> int:
     """Run the desktop app until its window closes; returns the process exit code."""
     config = resolve_config(args, environ)
 
+    prefetch = _start_warm_start(config)
+    _skip_httpx_command_line()
     # The client stack (httpx, pydantic, the contract) is imported before Qt on purpose: once PySide6 is
     # loaded, its import hook adds a cost to every later module import (about 100 ms here in total).
     import training_studio.client  # noqa: F401
@@ -92,7 +94,7 @@ def run_gui(args: Any, environ: Mapping[str, str] = os.environ) -> int:
     app.setQuitOnLastWindowClosed(False)
     try:
         log.info("Training Studio %s starting; log file: %s", __version__, log_file or "none")
-        return int(qasync.run(_main(app, config, log_file)) or 0)
+        return int(qasync.run(_main(app, config, log_file, prefetch)) or 0)
     except KeyboardInterrupt:
         return 130
     except Exception as error:  # start-up or the loop itself failed: say so instead of vanishing
@@ -102,11 +104,30 @@ def run_gui(args: Any, environ: Mapping[str, str] = os.environ) -> int:
         return 1
 
 
-async def _main(app: Any, config: GuiConfig, log_file: Path | None = None) -> int:
+def _start_warm_start(config: GuiConfig) -> Any:
+    """For the local server: ask an already running one for the first screen's data now, in the
+    background, while the rest loads (`ui.warm_start`); the prefetch, or None."""
+    if config.server_url is not None:
+        return None
+    from training_studio.ui.warm_start import LocalPrefetch
+
+    prefetch = LocalPrefetch(config.data_dir)
+    return prefetch if prefetch.start() else None
+
+
+def _skip_httpx_command_line() -> None:
+    """Keep httpx from importing its command-line client (click, rich, pygments: about 120 ms) when those
+    happen to be installed: `import httpx` loads it only to offer `httpx.main`, which the app never uses.
+    A None entry in sys.modules makes that import fail, and httpx then falls back to a stub."""
+    if "httpx" not in sys.modules:
+        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
+
+async def _main(app: Any, config: GuiConfig, log_file: Path | None = None, prefetch: Any = None) -> int:
     from PySide6.QtCore import QTimer
 
     from training_studio.client import ApiClient, LocalServerManager
-    from training_studio.ui.connection import make_http_client
+    from training_studio.ui.connection import make_http_client, make_local_http_client
     from training_studio.ui.crash import CrashReporter
     from training_studio.ui.desktop import install_desktop, startup_request
     from training_studio.ui.jobs.store import JobStore
@@ -127,7 +148,12 @@ async def _main(app: Any, config: GuiConfig, log_file: Path | None = None) -> in
         last = startup_request(settings, tokens, explicit_choice=config.data_dir_explicit)
         if last is not None:
             server_url, token, ca_file = last.url, last.token or None, last.ca_file
-    client = ApiClient(server_url or "", token)
+    local_http = None  # the local server's client, with the warm-start answers; closed here at quit
+    if server_url is None:
+        local_http = make_local_http_client(prefetch)
+    elif prefetch is not None:
+        prefetch.discard()  # going back to the last remote server instead
+    client = ApiClient(server_url or "", token, http=local_http)
     if server_url is not None and server_url.startswith("https://"):
         profile = settings.profile_for(server_url)
         ca_file = ca_file if ca_file is not None else (profile.ca_file if profile else "")
@@ -154,12 +180,22 @@ async def _main(app: Any, config: GuiConfig, log_file: Path | None = None) -> in
         window = MainWindow(store)
         from training_studio.ui.datasets.wiring import install_library_panels
 
-        library = install_library_panels(window, client, store, data_dir=config.data_dir)
+        # The Datasets and Models tabs are built when first shown; the window-wide import entry points
+        # (drops, unfinished uploads) come once the first screen is up: start-up pays for the Jobs tab only.
+        library = install_library_panels(window, client, store, data_dir=config.data_dir, lazy=True,
+                                         defer_entry_points=True)
         desktop = install_desktop(window, store, client, settings=settings, tokens=tokens,
                                   data_dir=config.data_dir, log_file=log_file, ca_file=ca_file)
         window.closing.connect(quit_requested.set)
-        window.show()
         store.start()
+        window.show()
+
+        def after_first_screen() -> None:
+            if prefetch is not None:
+                prefetch.discard()  # an answer not used by now is of no use
+            library.install_entry_points()
+
+        _after_first_screen(store, after_first_screen)
 
         if config.screenshot is not None:
             def take_screenshot() -> None:
@@ -199,9 +235,42 @@ async def _main(app: Any, config: GuiConfig, log_file: Path | None = None) -> in
             window.hide()
             window.deleteLater()
         await client.aclose()
+        if local_http is not None:
+            await local_http.aclose()  # unless the app switched servers, which closed it already
         reporter.uninstall(loop)
         set_shared_settings(None)
     return exit_code
+
+
+FIRST_SCREEN_SETTLE_MS = 200  # after the first answer: its rows have been painted by then
+FIRST_SCREEN_FALLBACK_MS = 2000  # a server that takes long to start must not hold the rest back
+
+
+def _after_first_screen(store: Any, work: Callable[[], None]) -> None:
+    """Run `work` (start-up extras the first screen does not show) once the first refresh has been
+    answered and painted, or after FIRST_SCREEN_FALLBACK_MS, whichever comes first; once."""
+    from PySide6.QtCore import QTimer
+
+    done = False
+
+    def run() -> None:
+        nonlocal done
+        if done:
+            return
+        done = True
+        for signal in (store.jobs_changed, store.refresh_failed):
+            try:
+                signal.disconnect(soon)
+            except (RuntimeError, TypeError):
+                pass
+        work()
+
+    def soon(*_args: Any) -> None:
+        QTimer.singleShot(FIRST_SCREEN_SETTLE_MS, run)
+
+    store.jobs_changed.connect(soon)
+    store.refresh_failed.connect(soon)
+    QTimer.singleShot(FIRST_SCREEN_FALLBACK_MS, run)
 
 
 def _notify(store: Any, text: str) -> None:

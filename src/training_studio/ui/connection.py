@@ -6,6 +6,8 @@ file the user chose), the "plain http to a non-loopback host" check, `Connection
 a short-lived `ApiClient` with the dialog's TLS settings asks /api/health, then a token-protected list,
 and says in one sentence what worked) and `ConnectionSwitcher` (points the app's one `ApiClient` and
 `JobStore` at the chosen server, or back at the embedded local server, and forgets the old server's rows).
+It also makes the app's HTTP client for the local server (`make_local_http_client`), whose
+`WarmStartTransport` hands out the answers `ui.warm_start` fetched while the GUI was loading.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from urllib.parse import urlsplit
 import httpx
 from PySide6.QtCore import QObject, Signal
 
-from training_studio.client import ApiClient, ApiError, AuthFailed, CannotConnect, LocalServerManager
+from training_studio.client import DEFAULT_TIMEOUT_S, ApiClient, ApiError, AuthFailed, CannotConnect, LocalServerManager
+from training_studio.ui.warm_start import LocalPrefetch, is_fresh
 
 __all__ = [
     "ConnectionRequest",
@@ -34,6 +37,8 @@ __all__ = [
     "needs_plain_http_warning",
     "tls_context",
     "make_http_client",
+    "make_local_http_client",
+    "WarmStartTransport",
 ]
 
 log = logging.getLogger(__name__)
@@ -85,6 +90,50 @@ def tls_context(ca_file: str = "") -> ssl.SSLContext:
 
 def make_http_client(ca_file: str = "") -> httpx.AsyncClient:
     return httpx.AsyncClient(verify=tls_context(ca_file), follow_redirects=False)
+
+
+class WarmStartTransport(httpx.AsyncBaseTransport):
+    """Answers a request from `prefetch` when it fetched exactly that request (once, while fresh), and
+    sends everything else over the network. The network transport is made on first use: a warm start
+    that is answered from the prefetch does not even load httpcore and anyio before its first screen."""
+
+    def __init__(self, prefetch: LocalPrefetch | None, verify: ssl.SSLContext | bool) -> None:
+        self.prefetch = prefetch
+        self._verify = verify
+        self._network: httpx.AsyncHTTPTransport | None = None
+
+    def _network_transport(self) -> httpx.AsyncHTTPTransport:
+        if self._network is None:
+            self._network = httpx.AsyncHTTPTransport(verify=self._verify)
+        return self._network
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.prefetch is not None:
+            url = request.url
+            pending = self.prefetch.take(request.method, url.scheme, url.host, url.port, url.path,
+                                         url.query.decode("ascii", errors="replace"),
+                                         request.headers.get("authorization"))
+            if pending is not None:
+                answer = await asyncio.wrap_future(pending)
+                if answer is not None and is_fresh(answer):
+                    return httpx.Response(answer.status, headers=answer.headers,
+                                          stream=httpx.ByteStream(answer.body), request=request)
+        return await self._network_transport().handle_async_request(request)
+
+    async def aclose(self) -> None:
+        if self.prefetch is not None:
+            self.prefetch.discard()
+        if self._network is not None:
+            await self._network.aclose()
+
+
+def make_local_http_client(prefetch: LocalPrefetch | None = None) -> httpx.AsyncClient:
+    """The app's HTTP client for the embedded local server (plain http on loopback): like the one
+    `ApiClient` makes for an http URL (a TLS context with no trusted roots, so it fails closed if ever
+    pointed at https), answering the first requests from `prefetch` when they were prefetched."""
+    return httpx.AsyncClient(transport=WarmStartTransport(prefetch, ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)),
+                             timeout=httpx.Timeout(DEFAULT_TIMEOUT_S, connect=min(DEFAULT_TIMEOUT_S, 3.0)),
+                             follow_redirects=False)
 
 
 def _tls_reason(error: BaseException) -> str | None:

@@ -7,25 +7,29 @@ Server › Connect to server… and points Help › About at the About dialog, o
 controllers the dialogs use (`ConnectionTester`, `ConnectionSwitcher`). Dialogs open from plain slots
 with `.open()`, never `exec()`. `startup_request()` decides whether the app should go back to the remote
 server it used last time (only when nothing was asked for on the command line and its token is at hand).
+The dialogs' modules are imported when a dialog first opens, not at start-up; a tab the window builds
+later (on first show) gets its saved splitters and columns back when it is built.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMenu
 
 from training_studio.ui.connection import ConnectionRequest, ConnectionSwitcher, ConnectionTester
-from training_studio.ui.dialogs.about_dialog import AboutDialog, about_info_from_store
-from training_studio.ui.dialogs.connect_dialog import ConnectDialog
-from training_studio.ui.dialogs.settings_dialog import SettingsDialog
 from training_studio.ui.notifications import Notifier, app_icon
 from training_studio.ui.secrets import TokenLocation, TokenStore
 from training_studio.ui.settings import AppSettings
+
+if TYPE_CHECKING:
+    from training_studio.ui.dialogs.about_dialog import AboutDialog
+    from training_studio.ui.dialogs.connect_dialog import ConnectDialog
+    from training_studio.ui.dialogs.settings_dialog import SettingsDialog
 
 __all__ = ["DesktopIntegration", "install_desktop", "startup_request"]
 
@@ -79,6 +83,9 @@ class DesktopIntegration(QObject):
         window.setWindowIcon(app_icon())
         self._install_actions()
         settings.restore_window(window)
+        panel_built = getattr(window, "panel_built", None)
+        if panel_built is not None:
+            panel_built.connect(lambda _title, panel: settings.restore_within(window, panel))
         window.closing.connect(self.save_state)
 
     # menus -------------------------------------------------------------------------------------
@@ -129,6 +136,8 @@ class DesktopIntegration(QObject):
             self.dialog = None
 
     def open_connect(self) -> ConnectDialog:
+        from training_studio.ui.dialogs.connect_dialog import ConnectDialog
+
         current = "" if self.store.is_local else self.store.client.base_url
         dialog = ConnectDialog(self.settings, self.tokens, self.tester, current_url=current, parent=self.window)
         dialog.connect_requested.connect(self.switcher.request_switch)
@@ -137,12 +146,16 @@ class DesktopIntegration(QObject):
         return dialog
 
     def open_settings(self) -> SettingsDialog:
+        from training_studio.ui.dialogs.settings_dialog import SettingsDialog
+
         dialog = SettingsDialog(self.settings, self.tokens, log_file=self.log_file, parent=self.window)
         dialog.applied.connect(self.apply_settings)
         self._replace_dialog(dialog)
         return dialog
 
     def open_about(self) -> AboutDialog:
+        from training_studio.ui.dialogs.about_dialog import AboutDialog, about_info_from_store
+
         dialog = AboutDialog(about_info_from_store(self.store), parent=self.window)
         self._replace_dialog(dialog)
         return dialog

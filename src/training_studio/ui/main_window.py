@@ -2,7 +2,9 @@
 
 `MainWindow` arranges; it does not fetch. It hosts panels as tabs (`add_panel(title, factory)`: the
 "Jobs" panel now; "Datasets" and "Models" panels plug in the same way), and a panel whose factory raises
-is replaced by a "Failed to load …" page with a Retry button while the other tabs keep working. It turns
+is replaced by a "Failed to load …" page with a Retry button while the other tabs keep working. A panel
+added with `lazy=True` is built when its tab is first shown (or `panel(title)` asks for it), so that
+start-up pays only for the tab on screen; `panel_built` then announces it. It turns
 the store's connection signals into the non-modal banner ("last updated N s ago", Retry, Reconnect) and
 the status-bar text, owns the menus (File, View with F5, Server, Help), and stops the store's timers and
 tasks when it closes.
@@ -20,6 +22,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QPushButton,
+    QTabBar,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -59,8 +62,17 @@ class FailedPanel(QWidget):
         layout.addStretch(1)
 
 
+class _PendingPanel(QWidget):
+    """The empty page of a lazy tab until its panel is built (on first show)."""
+
+    def __init__(self, title: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAccessibleName(f"{title} (loading)")
+
+
 class MainWindow(QMainWindow):
     closing = Signal()
+    panel_built = Signal(str, QWidget)  # title, the panel (or its FailedPanel): a lazy tab was just built
 
     def __init__(self, store: JobStore, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -70,6 +82,8 @@ class MainWindow(QMainWindow):
         self.resize(1000, 640)
         self._factories: dict[str, PanelFactory] = {}
         self._panels: dict[str, QWidget] = {}
+        self._pending: dict[str, _PendingPanel] = {}  # lazy tabs not built yet
+        self._swapping = False  # a tab is being replaced: its intermediate tab changes are not "shown"
 
         central = QWidget(self)
         layout = QVBoxLayout(central)
@@ -80,6 +94,7 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget(central)
         self.tabs.setDocumentMode(True)
         self.tabs.setAccessibleName("Panels")
+        self.tabs.currentChanged.connect(self._on_tab_shown)
         layout.addWidget(self.banner)
         layout.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
@@ -110,16 +125,37 @@ class MainWindow(QMainWindow):
         return panel if isinstance(panel, JobsPanel) else None
 
     def panel(self, title: str) -> QWidget | None:
+        """The panel of tab `title` (building a lazy one now), or None when there is no such tab."""
+        if title in self._pending:
+            self._build_pending(title)
         return self._panels.get(title)
 
-    def add_panel(self, title: str, factory: PanelFactory) -> QWidget:
-        """Add a tab built by `factory`; if building fails the tab says so and offers Retry."""
+    def built_panel(self, title: str) -> QWidget | None:
+        """Like `panel()`, but None for a lazy tab not built yet: for code that must not build it."""
+        return None if title in self._pending else self._panels.get(title)
+
+    def current_title(self) -> str | None:
+        current = self.tabs.currentWidget()
+        return next((title for title, widget in self._panels.items() if widget is current), None)
+
+    def add_panel(self, title: str, factory: PanelFactory, *, lazy: bool = False) -> QWidget | None:
+        """Add a tab built by `factory`; if building fails the tab says so and offers Retry. Returns the
+        panel, or None with `lazy=True`: then it is built when its tab is first shown."""
         self._factories[title] = factory
+        if lazy and self.tabs.count() > 0:  # the first tab is on screen at once: no point waiting
+            placeholder = _PendingPanel(title, self.tabs)
+            self._pending[title] = placeholder
+            self._panels[title] = placeholder
+            self.tabs.addTab(placeholder, title)
+            return None
         widget = self._build_panel(title)
         self.tabs.addTab(widget, title)
         return widget
 
     def retry_panel(self, title: str) -> QWidget:
+        if title in self._pending:
+            self._build_pending(title)
+            return self._panels[title]
         old = self._panels[title]
         index = self.tabs.indexOf(old)
         widget = self._build_panel(title)
@@ -128,6 +164,36 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentIndex(index)
         old.deleteLater()
         return widget
+
+    def _on_tab_shown(self, index: int) -> None:
+        if self._swapping:
+            return
+        page = self.tabs.widget(index)
+        title = next((title for title, pending in self._pending.items() if pending is page), None)
+        if title is not None:
+            self._build_pending(title)
+
+    def _build_pending(self, title: str) -> None:
+        placeholder = self._pending.pop(title)
+        widget = self._build_panel(title)
+        index = self.tabs.indexOf(placeholder)
+        was_current = self.tabs.currentWidget() is placeholder
+        tab_bar = self.tabs.tabBar()
+        behaviour = tab_bar.selectionBehaviorOnRemove()
+        self._swapping = True
+        try:
+            # The panel goes in front of its placeholder; removing the placeholder then selects the tab to
+            # its left, i.e. the panel, so no other tab is shown (and built) on the way.
+            tab_bar.setSelectionBehaviorOnRemove(QTabBar.SelectionBehavior.SelectLeftTab)
+            self.tabs.insertTab(index, widget, title)
+            self.tabs.removeTab(index + 1)
+            if was_current:
+                self.tabs.setCurrentIndex(index)
+        finally:
+            tab_bar.setSelectionBehaviorOnRemove(behaviour)
+            self._swapping = False
+        placeholder.deleteLater()
+        self.panel_built.emit(title, widget)
 
     def _build_panel(self, title: str) -> QWidget:
         try:

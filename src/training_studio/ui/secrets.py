@@ -5,6 +5,8 @@ When there is no secure backend — keyring's `fail` or `null` backends, or a pl
 such as keyrings.alt's — or when the keyring fails at run time (locked, D-Bus gone), the token is kept
 in this process's memory only, until the app quits, and `storage_notice()` gives the sentence to tell
 the user so. The local server's token is not handled here: it is re-read from its server.json.
+The default backend is looked up on first use, not when the store is made: importing keyring and
+detecting its backends (D-Bus, Secret Service) costs about 100 ms, and most starts never need a token.
 """
 
 from __future__ import annotations
@@ -47,16 +49,29 @@ class TokenStore:
         self.service = service
         self._memory: dict[str, str] = {}
         self._failure: str | None = None
-        if backend is None:
+        self._backend = backend
+        self._secure = backend is not None and is_secure_backend(backend)
+        self._resolved = backend is not None  # False: keyring's default backend, looked up on first use
+
+    @property
+    def backend(self) -> Any | None:
+        if not self._resolved:
+            self._resolved = True
             try:
                 import keyring
 
-                backend = keyring.get_keyring()
+                self._backend = keyring.get_keyring()
             except Exception as error:  # no keyring package or a broken configuration
                 log.warning("no keyring available: %s", error)
-                backend = None
-        self.backend = backend
-        self.secure = backend is not None and is_secure_backend(backend)
+                self._backend = None
+            self._secure = self._backend is not None and is_secure_backend(self._backend)
+        return self._backend
+
+    @property
+    def secure(self) -> bool:
+        """True when tokens go to a real OS keyring (see `is_secure_backend`)."""
+        self.backend  # noqa: B018 (resolves the default backend on first use)
+        return self._secure
 
     @property
     def backend_name(self) -> str:

@@ -212,12 +212,17 @@ class AppSettings:
         state = self._bytes("window/state")
         if state is not None:
             window.restoreState(state)
-        for splitter in window.findChildren(QSplitter):
+        self.restore_within(window, window)
+        return restored
+
+    def restore_within(self, window: QMainWindow, root: QWidget) -> None:
+        """Put back the splitters and table headers inside `root`, a part of `window` built after the
+        window was restored (a tab built on first show); keys are paths from `window`, as saved."""
+        for splitter in root.findChildren(QSplitter):
             self.restore_splitter(splitter, widget_path(splitter, window))
-        for header in window.findChildren(QHeaderView):
+        for header in root.findChildren(QHeaderView):
             if header.orientation() == Qt.Orientation.Horizontal:
                 self.restore_header(header, widget_path(header, window))
-        return restored
 
     def clear_window_layout(self) -> None:
         """Forget geometry, splitters and columns; the window starts with its defaults next time."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QSize, Qt, Signal, SignalInstance
+from PySide6.QtCore import QAbstractItemModel, QObject, QSize, Qt, Signal, SignalInstance
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -58,6 +58,25 @@ FILE_FILTERS = {
        for kind, exts in TYPE_EXTENSIONS.items()},
 }
 _TYPE_LABELS = {"image": "Images", "audio": "Audio", "video": "Video", "text": "Text"}
+
+
+
+def _titled_list(parent: QWidget, title: str, accessible_name: str,
+                 model: QAbstractItemModel) -> tuple[QWidget, QLabel, QListView]:
+    """A read-only list of uniform rows under a title label (its buddy), in a margin-less box."""
+    box = QWidget(parent)
+    box_layout = QVBoxLayout(box)
+    box_layout.setContentsMargins(0, 0, 0, 0)
+    label = QLabel(title, box)
+    view = QListView(box)
+    view.setAccessibleName(accessible_name)
+    view.setModel(model)
+    view.setUniformItemSizes(True)
+    view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    label.setBuddy(view)
+    box_layout.addWidget(label)
+    box_layout.addWidget(view, 1)
+    return box, label, view
 
 
 class DatasetImportPanel(QWidget):
@@ -122,39 +141,19 @@ class DatasetImportPanel(QWidget):
         layout.addLayout(adders)
 
         splitter = QSplitter(Qt.Orientation.Vertical, self)
-        files_box = QWidget(splitter)
-        files_layout = QVBoxLayout(files_box)
-        files_layout.setContentsMargins(0, 0, 0, 0)
-        self.files_label = QLabel("Files", files_box)
-        self.file_view = QListView(files_box)
-        self.file_view.setAccessibleName("Files to upload")
-        self.file_view.setModel(self.controller.files)
-        self.file_view.setUniformItemSizes(True)
+        files_box, self.files_label, self.file_view = _titled_list(
+            splitter, "Files", "Files to upload", self.controller.files)
         # Lay out big inserts a slice at a time, so adding thousands of files never blocks painting.
         self.file_view.setLayoutMode(QListView.LayoutMode.Batched)
         self.file_view.setBatchSize(500)
         self.file_view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.file_view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.file_view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.grid_delegate = ImportFileDelegate(self.file_view, grid=True)
         self.list_delegate = ImportFileDelegate(self.file_view, grid=False)
-        self.files_label.setBuddy(self.file_view)
-        files_layout.addWidget(self.files_label)
-        files_layout.addWidget(self.file_view, 1)
 
-        rejected_box = QWidget(splitter)
-        rejected_layout = QVBoxLayout(rejected_box)
-        rejected_layout.setContentsMargins(0, 0, 0, 0)
-        self.rejected_label = QLabel("Left out", rejected_box)
-        self.rejected_view = QListView(rejected_box)
-        self.rejected_view.setAccessibleName("Files left out, with the reason")
-        self.rejected_view.setModel(self.controller.rejected)
-        self.rejected_view.setUniformItemSizes(True)
-        self.rejected_view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        rejected_box, self.rejected_label, self.rejected_view = _titled_list(
+            splitter, "Left out", "Files left out, with the reason", self.controller.rejected)
         self.rejected_view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
-        self.rejected_label.setBuddy(self.rejected_view)
-        rejected_layout.addWidget(self.rejected_label)
-        rejected_layout.addWidget(self.rejected_view, 1)
         splitter.addWidget(files_box)
         splitter.addWidget(rejected_box)
         splitter.setStretchFactor(0, 4)

@@ -6,6 +6,12 @@ off when hidden), never two refreshes at once (the timer is re-armed only when t
 a refresh after every change (`request_refresh()`), errors reported through `refresh_failed` and never
 swallowed, and nothing at all before the app knows which server to talk to (the client has no URL yet:
 we wait quietly, the jobs store reports connection trouble). Subclasses implement `_fetch()`.
+
+It also owns deleting one record of the list, the same for every kind: one delete per record at a time,
+"already gone" counted as done, the server's reason reported as "Could not delete “name”: …", the row
+removed at once and the list refreshed after. Subclasses give the list model as `self.model` (a keyed
+model: `record`, `remove`) and implement `_delete_on_server()` and `_rows_changed()`, and `_forget()`
+for their own caches.
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from training_studio.client import ApiClient, ApiError
+from training_studio.client import ApiClient, ApiError, NotFound
+from training_studio.ui.datasets.keyed_model import KeyedTableModel
 
 __all__ = ["PollingStore", "REFRESH_INTERVAL_S", "WAITING_RETRY_S"]
 
@@ -34,6 +41,11 @@ class PollingStore(QObject):
     refresh_failed = Signal(str)      # human message; the last good rows stay
     refresh_succeeded = Signal()
     unexpected_error = Signal(str)    # a bug in a task: said, logged, never a traceback in the GUI
+    delete_started = Signal(str)      # record id
+    delete_succeeded = Signal(str, str)  # record id, name
+    delete_failed = Signal(str, str)     # record id, human message (the server's reason)
+
+    model: KeyedTableModel[Any]  # set by the subclass: the list it keeps fresh
 
     def __init__(self, client: ApiClient, *, interval: float = REFRESH_INTERVAL_S,
                  parent: QObject | None = None) -> None:
@@ -46,6 +58,7 @@ class PollingStore(QObject):
         self._shut_down = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._refresh_task: asyncio.Task[Any] | None = None
+        self._deleting: set[str] = set()
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.request_refresh)
@@ -84,6 +97,36 @@ class PollingStore(QObject):
         self.request_refresh()
         return self._refresh_task
 
+    def is_deleting(self, record_id: str) -> bool:
+        return record_id in self._deleting
+
+    def request_delete(self, record_id: str) -> None:
+        """Delete (the view has already asked the user); ignored while that delete is in flight."""
+        if self._shut_down or record_id in self._deleting:
+            return
+        self._spawn(self.delete_record(record_id))
+
+    async def delete_record(self, record_id: str) -> bool:
+        name = self._name_of(record_id)
+        self._deleting.add(record_id)
+        self.delete_started.emit(record_id)
+        try:
+            await self._delete_on_server(record_id)
+        except NotFound:
+            pass  # already gone: that is what the user wanted
+        except ApiError as error:
+            self._deleting.discard(record_id)  # before the signal: views re-enable Delete on it
+            self.delete_failed.emit(record_id, f"Could not delete “{name}”: {error.message}")
+            return False
+        finally:
+            self._deleting.discard(record_id)
+        self.model.remove(record_id)
+        self._forget(record_id)
+        self.delete_succeeded.emit(record_id, name)
+        self._rows_changed()
+        self.request_refresh()
+        return True
+
     def shutdown(self) -> None:
         self._shut_down = True
         self._auto = False
@@ -98,6 +141,20 @@ class PollingStore(QObject):
     # for subclasses ----------------------------------------------------------------------------------------
     async def _fetch(self) -> None:
         raise NotImplementedError
+
+    async def _delete_on_server(self, record_id: str) -> None:
+        raise NotImplementedError
+
+    def _forget(self, record_id: str) -> None:
+        """Drop what the store keeps about a deleted record besides its row."""
+
+    def _rows_changed(self) -> None:
+        """Tell the views the rows changed (each store has its own signal for that)."""
+        raise NotImplementedError
+
+    def _name_of(self, record_id: str) -> str:
+        record = self.model.record(record_id)
+        return record.name if record is not None else record_id
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.get_event_loop().create_task(coro)

@@ -19,7 +19,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QGuiApplication, QImage, QPixmap
 
-from training_studio.client import ApiClient, ApiError, NotFound
+from training_studio.client import ApiClient, ApiError
 from training_studio.contract.models import BaseModelInfo, Dataset, TrainingJob
 from training_studio.ui.datasets.files_model import DatasetFilesModel
 from training_studio.ui.datasets.list_model import DatasetListModel
@@ -44,9 +44,6 @@ class DatasetStore(PollingStore):
     """Datasets of one server, kept fresh; see the module docstring."""
 
     datasets_changed = Signal()
-    delete_started = Signal(str)               # dataset id
-    delete_succeeded = Signal(str, str)        # dataset id, name
-    delete_failed = Signal(str, str)           # dataset id, human message (the server's reason)
     files_loading = Signal(str)                # dataset id
     files_loaded = Signal(str)                 # dataset id
     files_failed = Signal(str, str)            # dataset id, human message
@@ -68,7 +65,6 @@ class DatasetStore(PollingStore):
         self._thumbnail_cache: OrderedDict[str, QPixmap] = OrderedDict()
         self._thumbnail_gate: asyncio.Semaphore | None = None
         self._thumbnails_in_flight: set[str] = set()
-        self._deleting: set[str] = set()
         self._files_task: asyncio.Task[Any] | None = None
         self._files_version: str | None = None  # updated_at of the viewed dataset when its files were read
         self._creating_job = False
@@ -77,20 +73,11 @@ class DatasetStore(PollingStore):
     def dataset(self, dataset_id: str) -> Dataset | None:
         return self.model.record(dataset_id)
 
-    def is_deleting(self, dataset_id: str) -> bool:
-        return dataset_id in self._deleting
-
     @property
     def is_creating_job(self) -> bool:
         return self._creating_job
 
     # intents ----------------------------------------------------------------------------------------------
-    def request_delete(self, dataset_id: str) -> None:
-        """Delete (the view has already asked the user); ignored while that delete is in flight."""
-        if self._shut_down or dataset_id in self._deleting:
-            return
-        self._spawn(self.delete_dataset(dataset_id))
-
     def open_dataset(self, dataset_id: str | None) -> None:
         """Show this dataset's files in `files_model` (None clears it)."""
         if self._files_task is not None and not self._files_task.done():
@@ -134,26 +121,17 @@ class DatasetStore(PollingStore):
             self.open_dataset(viewed.id)  # its files changed on the server (e.g. committed meanwhile)
 
     async def delete_dataset(self, dataset_id: str) -> bool:
-        name = self._name_of(dataset_id)
-        self._deleting.add(dataset_id)
-        self.delete_started.emit(dataset_id)
-        try:
-            await self.client.delete_dataset(dataset_id)
-        except NotFound:
-            pass  # already gone: that is what the user wanted
-        except ApiError as error:
-            self._deleting.discard(dataset_id)  # before the signal: views re-enable Delete on it
-            self.delete_failed.emit(dataset_id, f"Could not delete “{name}”: {error.message}")
-            return False
-        finally:
-            self._deleting.discard(dataset_id)
-        self.model.remove(dataset_id)
+        return await self.delete_record(dataset_id)
+
+    async def _delete_on_server(self, dataset_id: str) -> None:
+        await self.client.delete_dataset(dataset_id)
+
+    def _forget(self, dataset_id: str) -> None:
         if self.files_model.dataset_id == dataset_id:
             self.open_dataset(None)
-        self.delete_succeeded.emit(dataset_id, name)
+
+    def _rows_changed(self) -> None:
         self.datasets_changed.emit()
-        self.request_refresh()
-        return True
 
     async def load_files(self, dataset_id: str) -> bool:
         self.files_loading.emit(dataset_id)
@@ -242,7 +220,3 @@ class DatasetStore(PollingStore):
                 self._thumbnail_cache.popitem(last=False)
         if self.files_model.dataset_id == dataset_id:
             self.files_model.set_thumbnail(sha256, pixmap)
-
-    def _name_of(self, dataset_id: str) -> str:
-        dataset = self.model.record(dataset_id)
-        return dataset.name if dataset is not None else dataset_id

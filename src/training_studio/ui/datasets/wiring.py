@@ -6,29 +6,54 @@
 (re)connects and when View › Refresh is used on their tab, and when the Train dialog creates a job it
 shows that job selected in the Jobs tab (`show_job_in_monitor`). The returned `LibraryPanels` stops
 timers and tasks at quit (`shutdown()`, then `await wait_idle()`), as the jobs store does.
+
+Start-up pays only for what the first screen shows: with `lazy=True` (what the app uses) both tabs are
+built when first shown, their modules (and the import flow's: thumbnails, hashing, uploads) are imported
+then, and the window-wide import entry points (drop files anywhere, resume unfinished uploads) are
+installed by `LibraryPanels.install_entry_points()`, which the app calls once the first screen is up.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtWidgets import QWidget
 
 from training_studio.client import ApiClient
 from training_studio.contract.models import TrainingJob
-from training_studio.ui.datasets.import_dialog import import_factory_for, install_import_entry_points
-from training_studio.ui.datasets.panel import DatasetsPanel
 from training_studio.ui.datasets.store import DatasetStore
-from training_studio.ui.models.panel import ModelsPanel
 from training_studio.ui.models.store import ModelStore
+
+if TYPE_CHECKING:
+    from training_studio.ui.datasets.panel import DatasetsPanel
+    from training_studio.ui.models.panel import ModelsPanel
 
 __all__ = ["LibraryPanels", "install_library_panels", "show_job_in_monitor"]
 
 DATASETS_TITLE = "Datasets"
 MODELS_TITLE = "Models"
+
+# The panel classes are imported when a tab is first built; looked up through the module so that a
+# replacement set on it (tests break a panel on purpose) is what gets built.
+_PANEL_MODULES = {"DatasetsPanel": "training_studio.ui.datasets.panel", "ModelsPanel": "training_studio.ui.models.panel"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PANEL_MODULES:
+        import importlib
+
+        value = getattr(importlib.import_module(_PANEL_MODULES[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _panel_class(name: str) -> Any:
+    return getattr(sys.modules[__name__], name)
 
 
 @dataclass
@@ -36,24 +61,48 @@ class LibraryPanels:
     window: Any  # MainWindow
     datasets: DatasetStore
     models: ModelStore
+    client: ApiClient | None = None
+    job_store: Any = None
+    data_dir: Path | None = None
+    entry_points: Any = field(default=None)  # ui.datasets.import_dialog.ImportEntryPoints, once installed
+    _closed: bool = field(default=False, repr=False)
 
     @property
     def datasets_panel(self) -> DatasetsPanel | None:
+        """The Datasets panel, built now if its tab was not shown yet; None if it failed to build."""
         panel = self.window.panel(DATASETS_TITLE)
-        return panel if isinstance(panel, DatasetsPanel) else None
+        return panel if isinstance(panel, _panel_class("DatasetsPanel")) else None
 
     @property
     def models_panel(self) -> ModelsPanel | None:
         panel = self.window.panel(MODELS_TITLE)
-        return panel if isinstance(panel, ModelsPanel) else None
+        return panel if isinstance(panel, _panel_class("ModelsPanel")) else None
+
+    def install_entry_points(self) -> None:
+        """Drops anywhere on the window start a new dataset; unfinished uploads are offered once connected
+        (at once if the jobs store already is). Needs `data_dir`; does nothing twice or after quit."""
+        if self.entry_points is not None or self._closed or self.data_dir is None or self.client is None:
+            return
+        from training_studio.ui.datasets.import_dialog import install_import_entry_points
+
+        library = self
+        self.entry_points = install_import_entry_points(
+            self.window, self.client, Path(self.data_dir),
+            lambda: library.datasets_panel.open_new_dataset() if library.datasets_panel else None,
+            self.job_store.connection_changed)
+        if getattr(self.job_store, "connected", False):
+            self.entry_points.watcher.check()  # the connection came first: the offer must not wait for the next
 
     def shutdown(self) -> None:
+        self._closed = True
         self.datasets.shutdown()
         self.models.shutdown()
-        panel = self.datasets_panel
-        controller = getattr(panel.import_widget, "controller", None) if panel is not None else None
+        panel = self.window.built_panel(DATASETS_TITLE)  # a panel never shown has nothing to stop
+        controller = getattr(getattr(panel, "import_widget", None), "controller", None)
         if controller is not None and hasattr(controller, "shutdown"):
             controller.shutdown()  # the import flow's uploads and scans
+        if self.entry_points is not None:
+            self.entry_points.shutdown()
 
     async def wait_idle(self) -> None:
         await self.datasets.wait_idle()
@@ -73,36 +122,42 @@ def show_job_in_monitor(window: Any, job_store: Any, job: TrainingJob) -> bool:
 
 
 def install_library_panels(window: Any, client: ApiClient, job_store: Any, *, data_dir: Path | None = None,
-                           import_factory: Callable[[QWidget], QWidget] | None = None) -> LibraryPanels:
+                           import_factory: Callable[[QWidget], QWidget] | None = None, lazy: bool = False,
+                           defer_entry_points: bool = False) -> LibraryPanels:
     """Add the Datasets and Models tabs to `window`; see the module docstring. "New dataset…" opens
-    `import_factory`'s widget, by default the import panel keeping its upload state under `data_dir`."""
-    if import_factory is None and data_dir is not None:
-        import_factory = import_factory_for(client, Path(data_dir))
+    `import_factory`'s widget, by default the import panel keeping its upload state under `data_dir`.
+    `lazy`: build each tab when first shown. `defer_entry_points`: the caller installs the window-wide
+    import entry points later with `install_entry_points()`."""
     datasets = DatasetStore(client, parent=window)
     models = ModelStore(client, parent=window)
-    library = LibraryPanels(window, datasets, models)
+    library = LibraryPanels(window, datasets, models, client=client, job_store=job_store,
+                            data_dir=Path(data_dir) if data_dir is not None else None)
 
-    window.add_panel(DATASETS_TITLE, lambda: DatasetsPanel(datasets, import_factory=import_factory))
-    window.add_panel(MODELS_TITLE, lambda: ModelsPanel(models))
+    def build_datasets_panel() -> QWidget:
+        factory = import_factory
+        if factory is None and data_dir is not None:
+            from training_studio.ui.datasets.import_dialog import import_factory_for
+
+            factory = import_factory_for(client, Path(data_dir))
+        return _panel_class("DatasetsPanel")(datasets, import_factory=factory)
+
+    window.add_panel(DATASETS_TITLE, build_datasets_panel, lazy=lazy)
+    window.add_panel(MODELS_TITLE, lambda: _panel_class("ModelsPanel")(models), lazy=lazy)
 
     datasets.job_created.connect(lambda job: show_job_in_monitor(window, job_store, job))
     for signal in (job_store.connection_changed, job_store.connection_restored):
         signal.connect(lambda *args: _refresh_visible(window, library))
     window.refresh_action.triggered.connect(lambda: _refresh_visible(window, library))
     window.closing.connect(library.shutdown)
-    if data_dir is not None:
-        # Drops anywhere on the window start a new dataset; unfinished uploads are offered once connected.
-        entry = install_import_entry_points(
-            window, client, Path(data_dir),
-            lambda: library.datasets_panel.open_new_dataset() if library.datasets_panel else None,
-            job_store.connection_changed)
-        window.closing.connect(entry.shutdown)
+    if not defer_entry_points:
+        library.install_entry_points()
     return library
 
 
 def _refresh_visible(window: Any, library: LibraryPanels) -> None:
-    current = window.tabs.currentWidget()
-    if current is not None and current is library.datasets_panel:
+    # Only the tab on screen (hence already built) is refreshed; a tab's first show refreshes it anyway.
+    title = window.current_title()
+    if title == DATASETS_TITLE and library.datasets_panel is not None:
         library.datasets.request_refresh()
-    elif current is not None and current is library.models_panel:
+    elif title == MODELS_TITLE and library.models_panel is not None:
         library.models.request_refresh()

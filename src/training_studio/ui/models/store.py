@@ -36,8 +36,6 @@ class ModelStore(PollingStore):
     """Trained models of one server, kept fresh; see the module docstring."""
 
     models_changed = Signal()
-    delete_succeeded = Signal(str, str)          # model id, name
-    delete_failed = Signal(str, str)             # model id, human message
     samples_loaded = Signal(str, QImage)         # model id, image
     samples_missing = Signal(str, str)           # model id, human text (the trainer made none: not an error)
     samples_failed = Signal(str, str)            # model id, human message
@@ -53,15 +51,11 @@ class ModelStore(PollingStore):
         # model id -> (updated_at it was fetched for, image): a re-trained/rewritten model refetches.
         self._samples: dict[str, tuple[str, QImage]] = {}
         self._samples_in_flight: set[str] = set()
-        self._deleting: set[str] = set()
         self._downloads: dict[str, asyncio.Task[Any]] = {}
 
     # queries -------------------------------------------------------------------------------------------
     def trained_model(self, model_id: str) -> TrainedModel | None:
         return self.model.record(model_id)
-
-    def is_deleting(self, model_id: str) -> bool:
-        return model_id in self._deleting
 
     def is_downloading(self, model_id: str) -> bool:
         return model_id in self._downloads
@@ -83,11 +77,6 @@ class ModelStore(PollingStore):
         if self._shut_down or model_id in self._samples_in_flight:
             return
         self._spawn(self.load_samples(model_id))
-
-    def request_delete(self, model_id: str) -> None:
-        if self._shut_down or model_id in self._deleting:
-            return
-        self._spawn(self.delete_model(model_id))
 
     def save_checkpoint(self, model_id: str, target: str | os.PathLike[str]) -> None:
         """Download the checkpoint to `target` (the view asked where); one download per model at a time."""
@@ -135,25 +124,16 @@ class ModelStore(PollingStore):
         return image
 
     async def delete_model(self, model_id: str) -> bool:
-        model = self.model.record(model_id)
-        name = model.name if model is not None else model_id
-        self._deleting.add(model_id)
-        try:
-            await self.client.delete_model(model_id)
-        except NotFound:
-            pass  # already gone: what the user wanted
-        except ApiError as error:
-            self._deleting.discard(model_id)  # before the signal: views re-enable Delete on it
-            self.delete_failed.emit(model_id, f"Could not delete “{name}”: {error.message}")
-            return False
-        finally:
-            self._deleting.discard(model_id)
-        self.model.remove(model_id)
+        return await self.delete_record(model_id)
+
+    async def _delete_on_server(self, model_id: str) -> None:
+        await self.client.delete_model(model_id)
+
+    def _forget(self, model_id: str) -> None:
         self._samples.pop(model_id, None)
-        self.delete_succeeded.emit(model_id, name)
+
+    def _rows_changed(self) -> None:
         self.models_changed.emit()
-        self.request_refresh()
-        return True
 
     async def download_checkpoint(self, model_id: str, target: Path) -> bool:
         """Stream the checkpoint into target + ".part", then rename; nothing is left behind on failure."""

@@ -1,0 +1,164 @@
+"""Warm start: the first answers of an already running local server, asked for while the GUI still loads.
+
+When the embedded server of the data dir is already running (its server.json names a live process),
+`LocalPrefetch.start()` asks it, from a background thread and with the standard library only, the three
+GETs the app's first refresh makes (health and the one-job token check of `LocalServerManager`'s probe,
+then the active jobs list), while the main thread imports Qt, httpx and pydantic and builds the window.
+The app's HTTP client then gets each answer from `take()` instead of asking again
+(`ui.connection.WarmStartTransport`): only for the very same request (method, URL, query, token), once,
+and only within `MAX_AGE_S` of its arrival; anything else, or a prefetch that failed, goes to the network
+as usual. Nothing here imports Qt or httpx: this runs before they are loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+__all__ = ["PrefetchedAnswer", "LocalPrefetch", "FIRST_REQUESTS", "MAX_AGE_S", "TIMEOUT_S", "is_fresh"]
+
+log = logging.getLogger(__name__)
+
+TIMEOUT_S = 2.0  # as the local-server probe's: a server that does not answer this fast is not reused as is
+MAX_AGE_S = 10.0  # an answer older than this is stale for a first screen: ask again
+# (path, query, sent with the token): what the first refresh asks of a running local server, in order.
+FIRST_REQUESTS: tuple[tuple[str, tuple[tuple[str, str], ...], bool], ...] = (
+    ("/api/health", (), False),
+    ("/api/training/jobs", (("status", "all"), ("limit", "1")), True),
+    ("/api/training/jobs", (("status", "active"),), True),
+)
+
+
+@dataclass(frozen=True)
+class PrefetchedAnswer:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+    arrived: float  # time.monotonic()
+
+
+@dataclass
+class _Entry:
+    path: str
+    query: tuple[tuple[str, str], ...]
+    authorization: str | None
+    future: Future[PrefetchedAnswer | None]
+
+
+class LocalPrefetch:
+    """The warm-start requests for the local server of `data_dir`; see the module docstring."""
+
+    def __init__(self, data_dir: Path | str) -> None:
+        self.data_dir = Path(data_dir)
+        self.host = ""
+        self.port = 0
+        self.scheme = ""
+        self._entries: list[_Entry] = []  # not taken yet
+        self._requests: tuple[_Entry, ...] = ()  # all of them, for the thread
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._thread is not None
+
+    def start(self) -> bool:
+        """Begin fetching if server.json names a live local server; False (and nothing to take) if not."""
+        token, url = self._read_server_json()
+        if token is None or url is None:
+            return False
+        parts = urlsplit(url)
+        if parts.scheme != "http" or not parts.hostname or parts.port is None:
+            return False  # the embedded server is plain http on loopback; anything else is not ours to guess
+        self.scheme, self.host, self.port = parts.scheme, parts.hostname, parts.port
+        for path, query, with_token in FIRST_REQUESTS:
+            self._entries.append(_Entry(path, query, f"Bearer {token}" if with_token else None, Future()))
+        self._requests = tuple(self._entries)
+        self._thread = threading.Thread(target=self._run, name="warm-start-prefetch", daemon=True)
+        self._thread.start()
+        return True
+
+    def _read_server_json(self) -> tuple[str | None, str | None]:
+        try:
+            data = json.loads((self.data_dir / "server.json").read_text(encoding="utf-8"))
+            token, url, pid = str(data["token"]), str(data["url"]).rstrip("/"), int(data["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None, None
+        try:
+            os.kill(pid, 0)
+        except PermissionError:
+            pass  # alive, someone else's: the probe decides
+        except OSError:
+            return None, None  # no such process: the app will start a server, nothing to ask
+        return token, url
+
+    def _run(self) -> None:
+        import http.client
+
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=TIMEOUT_S)
+        try:
+            for entry in self._requests:
+                if entry.future.done():  # given up on by the app already
+                    continue
+                target = entry.path + ("?" + urlencode(entry.query) if entry.query else "")
+                headers = {"Accept": "application/json", "Accept-Encoding": "gzip, deflate"}
+                if entry.authorization is not None:
+                    headers["Authorization"] = entry.authorization
+                try:
+                    connection.request("GET", target, headers=headers)
+                    response = connection.getresponse()
+                    body = response.read()
+                except (OSError, http.client.HTTPException) as error:
+                    log.debug("warm-start prefetch of %s failed: %s", target, error)
+                    break  # the app asks again itself; so do the requests after this one
+                # http.client has already undone the chunking; what httpx sees must say so.
+                kept = [(name, value) for name, value in response.getheaders()
+                        if name.lower() not in ("transfer-encoding", "connection", "keep-alive")]
+                _resolve(entry.future, PrefetchedAnswer(response.status, kept, body, time.monotonic()))
+                if response.will_close:
+                    connection.close()
+        finally:
+            connection.close()
+            for entry in self._requests:
+                _resolve(entry.future, None)
+
+    def take(self, method: str, scheme: str, host: str, port: int | None, path: str, query: str,
+             authorization: str | None) -> Future[PrefetchedAnswer | None] | None:
+        """The pending or arrived answer for exactly this request, handed out once; None when there is
+        none (another request, already taken, given up). The future's result is None when the prefetch
+        failed: the caller then asks the network."""
+        if method != "GET" or (scheme, host, port) != (self.scheme, self.host, self.port):
+            return None
+        wanted = sorted(parse_qsl(query, keep_blank_values=True))
+        with self._lock:
+            for entry in self._entries:
+                if (entry.path == path and sorted(entry.query) == wanted
+                        and entry.authorization == authorization):
+                    self._entries.remove(entry)
+                    return entry.future
+        return None
+
+    def discard(self) -> None:
+        """Forget what was not taken (the app connected elsewhere, or has its first screen)."""
+        with self._lock:
+            entries, self._entries = self._entries, []
+        for entry in entries:
+            _resolve(entry.future, None)
+
+
+def _resolve(future: Future[PrefetchedAnswer | None], answer: PrefetchedAnswer | None) -> None:
+    try:
+        future.set_result(answer)
+    except Exception:  # noqa: BLE001 (InvalidStateError: resolved already, e.g. discarded)
+        pass
+
+
+def is_fresh(answer: PrefetchedAnswer | None, now: float | None = None) -> bool:
+    return answer is not None and (time.monotonic() if now is None else now) - answer.arrived <= MAX_AGE_S
