@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import sqlite3
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import httpx
@@ -20,10 +21,11 @@ from PIL import Image
 from tests.support import jobs
 from tests.support.jobs import finished, job_status, wait_job
 from tests.support.processes import pid_alive
+from tests.support.server import ServerProcess
 from training_studio.runner.registry import BUILTIN_BASE_MODEL_ID
 
 __all__ = ["assert_data_dir_consistent", "create_job", "db_rows", "finished", "integrity_check", "job_status",
-           "noise_png", "pid_alive", "wait_job"]
+           "noise_png", "pid_alive", "quiet_server", "wait_job"]
 
 
 def integrity_check(db_path: Path) -> str:
@@ -67,6 +69,16 @@ def assert_data_dir_consistent(data_dir: Path) -> None:
         "half-built dataset layouts were left behind"
     for job in db_rows(db, "SELECT id, pid, pgid FROM jobs WHERE status = 'running'"):
         assert job["pid"] and pid_alive(job["pid"]), f"job {job['id']} is running without a trainer"
+
+
+def quiet_server(data_dir: Path, never_logged: Iterable[str]) -> Iterator[ServerProcess]:
+    """Body of a module fixture: one real server without a runner; after the module, none of the
+    `never_logged` texts (the catch-all error handlers' marks) may be in its log."""
+    server = ServerProcess(data_dir, extra_args=["--no-runner"]).start()
+    yield server
+    server.stop()
+    log = (server.data_dir / "logs" / "server.log").read_text(errors="replace")
+    assert not any(text in log for text in never_logged), log[-3000:]
 
 
 def noise_png(side: int, seed: int) -> bytes:

@@ -10,8 +10,8 @@ import re
 import httpx
 import pytest
 
+from tests.reliability.helpers import quiet_server
 from tests.server.helpers import assert_error, committed_dataset, png_bytes, sha256_of
-from tests.support.server import ServerProcess
 
 PUBLIC = {("GET", "/api/health")}
 HTTP = httpx.Client()  # keep-alive across the hundreds of requests below
@@ -20,11 +20,7 @@ HTTP = httpx.Client()  # keep-alive across the hundreds of requests below
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
     """One real server for the whole module: these tests only read, or are refused before anything happens."""
-    server = ServerProcess(tmp_path_factory.mktemp("auth") / "data", extra_args=["--no-runner"]).start()
-    yield server
-    server.stop()
-    log = (server.data_dir / "logs" / "server.log").read_text(errors="replace")
-    assert "unexpected error on" not in log, log[-3000:]
+    yield from quiet_server(tmp_path_factory.mktemp("auth") / "data", ["unexpected error on"])
 
 
 @pytest.fixture(scope="module")

@@ -16,18 +16,15 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from tests.reliability.helpers import quiet_server
 from tests.server.helpers import assert_error, committed_dataset, create_dataset, png_bytes, sha256_of, upload
-from tests.support.server import ServerProcess
 from training_studio.server.auth import MAX_JSON_BODY_BYTES
 
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    server = ServerProcess(tmp_path_factory.mktemp("hostile") / "data", extra_args=["--no-runner"]).start()
-    yield server
-    server.stop()
-    log = (server.data_dir / "logs" / "server.log").read_text(errors="replace")
-    assert "unexpected error on" not in log and "Exception in ASGI application" not in log, log[-3000:]
+    yield from quiet_server(tmp_path_factory.mktemp("hostile") / "data",
+                            ["unexpected error on", "Exception in ASGI application"])
 
 
 @pytest.fixture(scope="module")

@@ -86,3 +86,62 @@ def test_new_dataset_opens_the_import_panel_in_its_own_window_and_keeps_it(harne
     first.close()
     window.close()
     harness.run(library.wait_idle())
+
+
+def test_lazy_tabs_are_built_when_first_shown_and_keep_retry(harness, server, qtbot, monkeypatch):
+    store = harness.store(server.url, server.token)
+    window = harness.window(store)
+    built = []
+    window.panel_built.connect(lambda title, panel: built.append((title, type(panel).__name__)))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("models panel exploded")
+
+    monkeypatch.setattr("training_studio.ui.datasets.wiring.ModelsPanel", broken)
+    library = install_library_panels(window, store.client, store, lazy=True)
+    assert [window.tabs.tabText(i) for i in range(window.tabs.count())] == ["Jobs", "Datasets", "Models"]
+    assert window.built_panel("Datasets") is None and window.built_panel("Models") is None
+    assert window.tabs.currentWidget() is window.jobs_panel and built == []
+
+    window.tabs.setCurrentIndex(1)  # the user opens Datasets: built now, in place, and on screen
+    panel = window.built_panel("Datasets")
+    assert isinstance(panel, DatasetsPanel) and library.datasets_panel is panel
+    assert window.tabs.currentWidget() is panel and window.tabs.indexOf(panel) == 1
+    assert window.built_panel("Models") is None and built == [("Datasets", "DatasetsPanel")]
+    qtbot.waitUntil(lambda: library.datasets.auto_refresh, timeout=5000)
+
+    window.tabs.setCurrentIndex(2)  # a lazy panel that fails still says so and offers Retry
+    failed = window.built_panel("Models")
+    assert isinstance(failed, FailedPanel) and "models panel exploded" in failed.message.text()
+    assert window.tabs.currentWidget() is failed
+    monkeypatch.undo()
+    failed.retry_button.click()
+    assert isinstance(window.panel("Models"), ModelsPanel) and window.tabs.currentIndex() == 2
+    assert [window.tabs.tabText(i) for i in range(window.tabs.count())] == ["Jobs", "Datasets", "Models"]
+    window.close()
+    harness.run(library.wait_idle())
+
+
+def test_a_lazy_tab_is_built_when_asked_for_and_not_by_refreshes(harness, server, qtbot, tmp_path):
+    store = harness.store(server.url, server.token)
+    window = harness.window(store)
+    library = install_library_panels(window, store.client, store, data_dir=tmp_path / "gui-data", lazy=True,
+                                     defer_entry_points=True)
+    store.start()
+    qtbot.waitUntil(lambda: store.connected, timeout=10_000)
+    window.refresh_action.trigger()  # refreshes what is on screen: the Jobs tab
+    assert window.built_panel("Datasets") is None and window.built_panel("Models") is None
+    assert library.entry_points is None
+
+    library.install_entry_points()  # what the app does once its first screen is up
+    entry = library.entry_points
+    assert entry is not None and entry.drop_target.widget is window
+    library.install_entry_points()
+    assert library.entry_points is entry  # once
+
+    models = library.models_panel  # code that needs a panel gets it built
+    assert isinstance(models, ModelsPanel) and window.tabs.currentWidget() is window.jobs_panel
+    assert window.built_panel("Datasets") is None
+    window.close()
+    assert library.entry_points is entry and not library.datasets.auto_refresh
+    harness.run(library.wait_idle())

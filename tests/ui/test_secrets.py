@@ -74,3 +74,19 @@ def test_an_empty_token_removes_the_stored_one():
     store.set(URL, "s3cret")
     store.set(URL, "")
     assert store.get(URL) is None and backend.passwords == {}
+
+
+def test_the_keyring_is_only_loaded_when_a_token_is_needed():
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from training_studio.ui.secrets import TokenStore\n"
+        "store = TokenStore()\n"
+        "print('keyring' in sys.modules)\n"
+        "store.get('https://gpu.example:8765')\n"
+        "print('keyring' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "True"]

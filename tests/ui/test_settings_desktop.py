@@ -88,3 +88,39 @@ def test_startup_goes_back_to_the_last_remote_server_only_with_its_token(setting
     assert request is not None and (request.url, request.token, request.ca_file) == (
         "https://gpu.example", "tok", "/etc/team-ca.pem")
     assert startup_request(settings, tokens, explicit_choice=True) is None  # --server/--data-dir win
+
+
+def test_a_tab_built_on_first_show_gets_its_saved_columns_back(harness, qtbot, settings_path):
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QHeaderView
+
+    from training_studio.ui.datasets.wiring import install_library_panels
+
+    def columns_of(panel) -> QHeaderView:
+        headers = [h for h in panel.findChildren(QHeaderView) if h.orientation() == Qt.Orientation.Horizontal]
+        assert headers
+        return headers[0]
+
+    store = harness.store("http://127.0.0.1:9")
+    window = harness.window(store)
+    library = install_library_panels(window, store.client, store)  # built at once, as before
+    install_desktop(window, store, store.client, settings=make_settings(settings_path),
+                    tokens=TokenStore(MemoryKeyring()), data_dir=None, log_file=None, tray_available=False)
+    header = columns_of(library.models_panel)
+    header.moveSection(header.count() - 1, 0)
+    order = [header.logicalIndex(i) for i in range(header.count())]
+    assert order != sorted(order)
+    window.close()  # saves
+    harness.run(library.wait_idle())
+
+    store2 = harness.store("http://127.0.0.1:9")
+    window2 = harness.window(store2)
+    library2 = install_library_panels(window2, store2.client, store2, lazy=True)
+    install_desktop(window2, store2, store2.client, settings=make_settings(settings_path),
+                    tokens=TokenStore(MemoryKeyring()), data_dir=None, log_file=None, tray_available=False)
+    assert window2.built_panel("Models") is None
+    window2.tabs.setCurrentIndex(2)
+    header2 = columns_of(window2.built_panel("Models"))
+    assert [header2.logicalIndex(i) for i in range(header2.count())] == order
+    window2.close()
+    harness.run(library2.wait_idle())

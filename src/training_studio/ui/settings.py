@@ -2,7 +2,8 @@
 
 It keeps the main window's geometry and dock/toolbar state, every splitter's sizes and every table
 header's column state (widths, order, sort) found in the window, the last folder used per purpose
-(e.g. "import", "download"), the refresh interval, whether desktop notifications are shown, and the
+(e.g. "import", "download"), the refresh interval, whether desktop notifications are shown, when
+"Clear finished" was last used per server (so cleared jobs stay cleared at the next launch), and the
 server profiles (URL, TLS choice; most recently used first, so they double as "recent servers"). Tokens
 are NOT here: they live in the OS keyring (`training_studio.ui.secrets`). Values are validated on the
 way out, because the settings file is user-editable and may hold anything: a bad value reads back as
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -30,6 +32,7 @@ __all__ = [
     "MIN_REFRESH_INTERVAL_S",
     "MAX_REFRESH_INTERVAL_S",
     "MAX_PROFILES",
+    "MAX_CLEARED_SERVERS",
     "normalise_server_url",
     "widget_path",
     "set_shared_settings",
@@ -46,6 +49,7 @@ DEFAULT_REFRESH_INTERVAL_S = 5.0
 MIN_REFRESH_INTERVAL_S = 1.0
 MAX_REFRESH_INTERVAL_S = 300.0
 MAX_PROFILES = 10
+MAX_CLEARED_SERVERS = 50  # servers whose "Clear finished" moment is remembered; the least recent go first
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,17 @@ def normalise_server_url(text: str) -> str:
         host = f"[{host}]"
     netloc = host if port is None else f"{host}:{port}"
     return f"{parts.scheme.lower()}://{netloc}{parts.path.rstrip('/')}"
+
+
+def _finite_float(value: Any) -> float | None:
+    """`value` as a finite float if it is a JSON number (not a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer too big for a float
+        return None
+    return number if math.isfinite(number) else None
 
 
 def widget_path(widget: QWidget, root: QWidget) -> str:
@@ -322,6 +337,38 @@ class AppSettings:
 
     def _write_profiles(self, profiles: Iterable[ServerProfile]) -> None:
         self.qsettings.setValue("servers/profiles", json.dumps([p.to_json() for p in profiles]))
+
+    # "Clear finished" ------------------------------------------------------------------------
+    def finished_cleared_through(self, server_key: str) -> float | None:
+        """The server-clock moment (epoch seconds) up to which the user cleared finished jobs of
+        `server_key`, or None if never; jobs that finished by then are not shown again."""
+        value = self._cleared_moments().get(server_key)
+        return value if isinstance(value, float) else None
+
+    def set_finished_cleared_through(self, server_key: str, moment: float) -> None:
+        if not math.isfinite(moment):
+            raise ValueError(f"Not a moment in time: {moment!r}.")
+        moments = self._cleared_moments()
+        moments.pop(server_key, None)  # re-inserted last: the most recently cleared is kept longest
+        moments[server_key] = float(moment)
+        kept = dict(list(moments.items())[-MAX_CLEARED_SERVERS:])
+        self.qsettings.setValue("jobs/finished_cleared_through", json.dumps(kept))
+
+    def _cleared_moments(self) -> dict[str, float]:
+        raw = self._str("jobs/finished_cleared_through", "{}")
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            log.warning("ignoring unreadable \"Clear finished\" times in %s", self.file_name)
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        moments: dict[str, float] = {}
+        for key, value in data.items():
+            moment = _finite_float(value)
+            if isinstance(key, str) and moment is not None:
+                moments[key] = moment
+        return moments
 
     @property
     def active_server(self) -> str:

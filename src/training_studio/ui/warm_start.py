@@ -27,7 +27,8 @@ __all__ = ["PrefetchedAnswer", "LocalPrefetch", "FIRST_REQUESTS", "MAX_AGE_S", "
 log = logging.getLogger(__name__)
 
 TIMEOUT_S = 2.0  # as the local-server probe's: a server that does not answer this fast is not reused as is
-MAX_AGE_S = 10.0  # an answer older than this is stale for a first screen: ask again
+MAX_AGE_S = 10.0
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")  # an answer older than this is stale for a first screen: ask again
 # (path, query, sent with the token): what the first refresh asks of a running local server, in order.
 FIRST_REQUESTS: tuple[tuple[str, tuple[tuple[str, str], ...], bool], ...] = (
     ("/api/health", (), False),
@@ -75,7 +76,7 @@ class LocalPrefetch:
         if token is None or url is None:
             return False
         parts = urlsplit(url)
-        if parts.scheme != "http" or not parts.hostname or parts.port is None:
+        if parts.scheme != "http" or parts.hostname not in _LOOPBACK_HOSTS or parts.port is None:
             return False  # the embedded server is plain http on loopback; anything else is not ours to guess
         self.scheme, self.host, self.port = parts.scheme, parts.hostname, parts.port
         for path, query, with_token in FIRST_REQUESTS:
@@ -144,6 +145,14 @@ class LocalPrefetch:
                     self._entries.remove(entry)
                     return entry.future
         return None
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until every request has been answered or has failed; True if so within `timeout`.
+        Not for the GUI thread (the app awaits `take()`'s future instead)."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     def discard(self) -> None:
         """Forget what was not taken (the app connected elsewhere, or has its first screen)."""

@@ -8,8 +8,8 @@ shows that job selected in the Jobs tab (`show_job_in_monitor`). The returned `L
 timers and tasks at quit (`shutdown()`, then `await wait_idle()`), as the jobs store does.
 
 Start-up pays only for what the first screen shows: with `lazy=True` (what the app uses) both tabs are
-built when first shown, their modules (and the import flow's: thumbnails, hashing, uploads) are imported
-then, and the window-wide import entry points (drop files anywhere, resume unfinished uploads) are
+built when first shown, their stores and modules (and the import flow's: thumbnails, hashing, uploads)
+are loaded then, and the window-wide import entry points (drop files anywhere, resume unfinished uploads) are
 installed by `LibraryPanels.install_entry_points()`, which the app calls once the first screen is up.
 """
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,12 +24,12 @@ from PySide6.QtWidgets import QWidget
 
 from training_studio.client import ApiClient
 from training_studio.contract.models import TrainingJob
-from training_studio.ui.datasets.store import DatasetStore
-from training_studio.ui.models.store import ModelStore
 
 if TYPE_CHECKING:
     from training_studio.ui.datasets.panel import DatasetsPanel
+    from training_studio.ui.datasets.store import DatasetStore
     from training_studio.ui.models.panel import ModelsPanel
+    from training_studio.ui.models.store import ModelStore
 
 __all__ = ["LibraryPanels", "install_library_panels", "show_job_in_monitor"]
 
@@ -39,7 +38,10 @@ MODELS_TITLE = "Models"
 
 # The panel classes are imported when a tab is first built; looked up through the module so that a
 # replacement set on it (tests break a panel on purpose) is what gets built.
-_PANEL_MODULES = {"DatasetsPanel": "training_studio.ui.datasets.panel", "ModelsPanel": "training_studio.ui.models.panel"}
+_PANEL_MODULES = {
+    "DatasetsPanel": "training_studio.ui.datasets.panel",
+    "ModelsPanel": "training_studio.ui.models.panel",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -56,16 +58,41 @@ def _panel_class(name: str) -> Any:
     return getattr(sys.modules[__name__], name)
 
 
-@dataclass
 class LibraryPanels:
-    window: Any  # MainWindow
-    datasets: DatasetStore
-    models: ModelStore
-    client: ApiClient | None = None
-    job_store: Any = None
-    data_dir: Path | None = None
-    entry_points: Any = field(default=None)  # ui.datasets.import_dialog.ImportEntryPoints, once installed
-    _closed: bool = field(default=False, repr=False)
+    """The Datasets and Models tabs' stores and panels; each store is made when first needed (its tab is
+    built, or code asks for it), so a start-up that only shows the Jobs tab does not load them."""
+
+    def __init__(self, window: Any, client: ApiClient, job_store: Any, data_dir: Path | None = None) -> None:
+        self.window = window  # MainWindow
+        self.client = client
+        self.job_store = job_store
+        self.data_dir = data_dir
+        self.entry_points: Any = None  # ui.datasets.import_dialog.ImportEntryPoints, once installed
+        self._datasets: DatasetStore | None = None
+        self._models: ModelStore | None = None
+        self._closed = False
+
+    @property
+    def datasets(self) -> DatasetStore:
+        if self._datasets is None:
+            from training_studio.ui.datasets.store import DatasetStore
+
+            self._datasets = DatasetStore(self.client, parent=self.window)
+            window, job_store = self.window, self.job_store
+            self._datasets.job_created.connect(lambda job: show_job_in_monitor(window, job_store, job))
+            if self._closed:
+                self._datasets.shutdown()
+        return self._datasets
+
+    @property
+    def models(self) -> ModelStore:
+        if self._models is None:
+            from training_studio.ui.models.store import ModelStore
+
+            self._models = ModelStore(self.client, parent=self.window)
+            if self._closed:
+                self._models.shutdown()
+        return self._models
 
     @property
     def datasets_panel(self) -> DatasetsPanel | None:
@@ -95,8 +122,9 @@ class LibraryPanels:
 
     def shutdown(self) -> None:
         self._closed = True
-        self.datasets.shutdown()
-        self.models.shutdown()
+        for store in (self._datasets, self._models):
+            if store is not None:
+                store.shutdown()
         panel = self.window.built_panel(DATASETS_TITLE)  # a panel never shown has nothing to stop
         controller = getattr(getattr(panel, "import_widget", None), "controller", None)
         if controller is not None and hasattr(controller, "shutdown"):
@@ -105,8 +133,9 @@ class LibraryPanels:
             self.entry_points.shutdown()
 
     async def wait_idle(self) -> None:
-        await self.datasets.wait_idle()
-        await self.models.wait_idle()
+        for store in (self._datasets, self._models):
+            if store is not None:
+                await store.wait_idle()
 
 
 def show_job_in_monitor(window: Any, job_store: Any, job: TrainingJob) -> bool:
@@ -128,10 +157,7 @@ def install_library_panels(window: Any, client: ApiClient, job_store: Any, *, da
     `import_factory`'s widget, by default the import panel keeping its upload state under `data_dir`.
     `lazy`: build each tab when first shown. `defer_entry_points`: the caller installs the window-wide
     import entry points later with `install_entry_points()`."""
-    datasets = DatasetStore(client, parent=window)
-    models = ModelStore(client, parent=window)
-    library = LibraryPanels(window, datasets, models, client=client, job_store=job_store,
-                            data_dir=Path(data_dir) if data_dir is not None else None)
+    library = LibraryPanels(window, client, job_store, Path(data_dir) if data_dir is not None else None)
 
     def build_datasets_panel() -> QWidget:
         factory = import_factory
@@ -139,12 +165,11 @@ def install_library_panels(window: Any, client: ApiClient, job_store: Any, *, da
             from training_studio.ui.datasets.import_dialog import import_factory_for
 
             factory = import_factory_for(client, Path(data_dir))
-        return _panel_class("DatasetsPanel")(datasets, import_factory=factory)
+        return _panel_class("DatasetsPanel")(library.datasets, import_factory=factory)
 
     window.add_panel(DATASETS_TITLE, build_datasets_panel, lazy=lazy)
-    window.add_panel(MODELS_TITLE, lambda: _panel_class("ModelsPanel")(models), lazy=lazy)
+    window.add_panel(MODELS_TITLE, lambda: _panel_class("ModelsPanel")(library.models), lazy=lazy)
 
-    datasets.job_created.connect(lambda job: show_job_in_monitor(window, job_store, job))
     for signal in (job_store.connection_changed, job_store.connection_restored):
         signal.connect(lambda *args: _refresh_visible(window, library))
     window.refresh_action.triggered.connect(lambda: _refresh_visible(window, library))

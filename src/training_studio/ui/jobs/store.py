@@ -9,6 +9,15 @@ the refresh timer is single-shot and re-armed only when the previous refresh has
 normal interval on success or a backoff capped at that interval on failure. A job that leaves the active
 list is fetched once through /status so its final state shows; cancels run one per job at a time.
 Each refresh parses only the jobs whose JSON changed since the last one; the others keep their objects.
+
+Finished jobs stay visible, dimmed, until the user clears them. So that a job that finished while the
+window was closed is visible too, the first successful refresh after `start()` (the app's launch, or a
+switch to another server) also fetches, once, the jobs that finished in the last `HISTORY_WINDOW_S`
+(at most `HISTORY_LIMIT`, newest first from the server) and adds them as finished rows. "Clear finished"
+records, per server, the moment it cleared through (in `AppSettings` when the store has them), and that
+fetch skips the jobs that finished by then, so cleared jobs do not come back at the next launch. A server
+is keyed by its URL, except the embedded local server, which gets a new port at every start: it is keyed
+by its data folder.
 """
 
 from __future__ import annotations
@@ -35,10 +44,11 @@ from training_studio.client import (
     NotFound,
     ServerError,
 )
-from training_studio.contract.models import TERMINAL_STATUSES, JobStatus, TrainingJob
+from training_studio.contract.models import TERMINAL_STATUSES, JobStatus, TrainingJob, parse_timestamp
 from training_studio.ui.jobs.model import JobListModel
+from training_studio.ui.settings import AppSettings, shared_settings
 
-__all__ = ["JobStore", "FailureKind", "REFRESH_INTERVAL_S", "TICK_INTERVAL_S"]
+__all__ = ["JobStore", "FailureKind", "REFRESH_INTERVAL_S", "TICK_INTERVAL_S", "HISTORY_WINDOW_S", "HISTORY_LIMIT"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +56,11 @@ REFRESH_INTERVAL_S = 5.0
 TICK_INTERVAL_S = 1.0
 FIRST_RETRY_S = 0.5
 FINAL_STATE_BATCH = 8  # concurrent /status requests for jobs that just left the active list
+HISTORY_WINDOW_S = 24 * 3600.0  # finished jobs shown at connect: those that finished this recently...
+HISTORY_LIMIT = 50  # ...at most this many (the newest)
+# The order the history request names them in (the set's own order varies between runs).
+_HISTORY_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+MAX_LOGGED_NAMES = 10  # job names listed in the log line about recently finished jobs
 _NOT_HELD: tuple[None, None] = (None, None)  # an id the last refresh did not list
 STOPPED_MESSAGE = "The local server is stopped. Start it again with Server > Restart local server."
 
@@ -82,6 +97,21 @@ def _reuse_unchanged(raws: list[Any], last: dict[Any, tuple[Any, TrainingJob]],
     return jobs, dict(zip(ids, zip(raws, jobs)))
 
 
+def _finished_moment(job: TrainingJob) -> float | None:
+    """When a finished job ended (epoch seconds, server clock): finishedAt, else createdAt as the
+    best lower-bound the server gives; None when neither can be read."""
+    for text in (job.finished_at, job.created_at):
+        moment = parse_timestamp(text)
+        if moment is not None:
+            return moment.timestamp()
+    return None
+
+
+def _created_moment(job: TrainingJob) -> float | None:
+    moment = parse_timestamp(job.created_at)
+    return None if moment is None else moment.timestamp()
+
+
 def _failure_kind(error: BaseException) -> FailureKind:
     if isinstance(error, AuthFailed):
         return FailureKind.AUTH
@@ -109,11 +139,15 @@ class JobStore(QObject):
 
     def __init__(self, client: ApiClient, *, local: LocalServerManager | None = None,
                  model: JobListModel | None = None, refresh_interval: float = REFRESH_INTERVAL_S,
-                 tick_interval: float = TICK_INTERVAL_S, parent: QObject | None = None) -> None:
+                 tick_interval: float = TICK_INTERVAL_S, settings: AppSettings | None = None,
+                 parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.client = client
         self.local = local
         self.model = model if model is not None else JobListModel(self)
+        # Where "Clear finished" is remembered across launches: the app's settings unless given. With
+        # none (a store under test), it is remembered for this store's life only.
+        self.settings = settings if settings is not None else shared_settings()
         self.refresh_interval = refresh_interval
         self.last_success_at: float | None = None  # time.monotonic() of the last good refresh
         self.last_failure: tuple[FailureKind, str] | None = None
@@ -129,6 +163,11 @@ class JobStore(QObject):
         self._last_snapshot: dict[Any, tuple[Any, TrainingJob]] = {}
         self._stopped_by_user = False
         self._shut_down = False
+        # Recently finished jobs are fetched once per start() (launch, server switch): a flag, so the
+        # routine refresh pays one attribute read for it.
+        self._history_pending = False
+        self._history_loaded_for: str | None = None  # the server_key they were fetched from
+        self._cleared_through: dict[str, float] = {}  # server_key -> moment, also without settings
 
         self._refresh_timer = QTimer(self)
         self._refresh_timer.setSingleShot(True)
@@ -152,9 +191,25 @@ class JobStore(QObject):
     def seconds_since_success(self) -> float | None:
         return None if self.last_success_at is None else time.monotonic() - self.last_success_at
 
+    @property
+    def server_key(self) -> str:
+        """Which server the rows come from, stable across launches: the embedded server's data folder
+        (its URL changes with every start), else the server's URL."""
+        if self.local is not None:
+            return f"local:{self.local.data_dir.absolute()}"
+        return self.client.base_url
+
+    def finished_cleared_through(self) -> float | None:
+        """The moment (server clock, epoch seconds) up to which this server's finished jobs were cleared."""
+        key = self.server_key
+        remembered = self.settings.finished_cleared_through(key) if self.settings is not None else None
+        moments = [m for m in (remembered, self._cleared_through.get(key)) if m is not None]
+        return max(moments) if moments else None
+
     def start(self) -> None:
         """Connect (starting the local server if needed) and begin refreshing; returns at once."""
         self._shut_down = False
+        self._history_pending = True
         self._tick_timer.start()
         if self.local is not None:
             self.connecting.emit("Starting local server…")
@@ -178,8 +233,12 @@ class JobStore(QObject):
         self._spawn(self._send_cancel(job_id))
 
     def clear_finished(self) -> int:
+        """Remove the finished rows, and remember for this server (across launches, given settings)
+        the moment they finished by, so the next launch's fetch of recent jobs leaves them out."""
+        through = self._finished_rows_end()
         removed = self.model.clear_finished()
         if removed:
+            self._remember_cleared(through)
             self.jobs_changed.emit()
         return removed
 
@@ -231,6 +290,72 @@ class JobStore(QObject):
         await self._fetch_final_states()
         self.jobs_changed.emit()
         return jobs
+
+    async def load_recent_finished(self) -> list[TrainingJob]:
+        """Fetch the jobs that finished recently (see the module docstring) and add those the model
+        does not hold as finished rows, in createdAt order; returns the jobs added. Rows already held
+        (active ones included) are left as they are."""
+        key = self.server_key
+        jobs = await self.client.list_jobs(_HISTORY_STATUSES, limit=HISTORY_LIMIT)
+        self._history_loaded_for = key
+        self._note_clock()
+        since = self.model.server_now() - HISTORY_WINDOW_S
+        cleared = self.finished_cleared_through()  # read after the await: a clear meanwhile counts
+        if cleared is not None:
+            since = max(since, cleared)
+        recent: list[tuple[float, TrainingJob]] = []
+        for job in jobs:
+            moment = _finished_moment(job)
+            # A server that ignores the status filter must not slip active jobs in as history.
+            if job.status in TERMINAL_STATUSES and moment is not None and moment > since \
+                    and self.model.row_of(job.id) is None:
+                recent.append((moment, job))
+        # The model places each row by createdAt; adding them in that order keeps ties in order too.
+        added = [job for _key, job in sorted(((_created_moment(job) or moment, job) for moment, job in recent),
+                                             key=itemgetter(0))]
+        for job in added:
+            self.model.update_job(job)
+        if added:
+            names = ", ".join(f"“{job.name}”" for job in added[-MAX_LOGGED_NAMES:])
+            more = len(added) - MAX_LOGGED_NAMES
+            log.info("showing %d recently finished job(s) of %s: %s%s", len(added), self.client.base_url,
+                     names, f" and {more} more" if more > 0 else "")
+            self.jobs_changed.emit()
+        return added
+
+    async def _load_history_once(self) -> None:
+        """load_recent_finished() for the refresh cycle: its failure never fails the refresh. A lost
+        connection tries again on the next refresh; a server without history is not asked again."""
+        try:
+            await self.load_recent_finished()
+        except (CannotConnect, AuthFailed, LocalServerError) as error:
+            log.info("recently finished jobs not fetched yet: %s", error.message)
+            return
+        except ApiError as error:
+            log.info("no recently finished jobs from %s: %s", self.client.base_url, error.message)
+        self._history_pending = False
+
+    def _finished_rows_end(self) -> float:
+        """The latest moment a finished row of the model ended (the server's clock); the server's
+        current time if none says. Server timestamps, not the local clock: a skewed local clock must
+        neither hide jobs that finished after the clear nor bring cleared ones back."""
+        model = self.model
+        ends = [_finished_moment(job) for job in map(model.job_at, range(model.rowCount()))
+                if job is not None and job.status in TERMINAL_STATUSES]
+        known = [moment for moment in ends if moment is not None]
+        return max(known) if known else model.server_now()
+
+    def _remember_cleared(self, through: float) -> None:
+        key = self.server_key
+        earlier = self.finished_cleared_through()
+        if earlier is not None and earlier >= through:
+            return
+        self._cleared_through[key] = through
+        if self.settings is not None:
+            try:
+                self.settings.set_finished_cleared_through(key, through)
+            except ValueError as error:
+                log.warning("could not remember the clear of finished jobs: %s", error)
 
     async def _fetch_final_states(self) -> None:
         """/status for each job that left the active list, a few at a time. A job whose fetch fails is
@@ -344,6 +469,8 @@ class JobStore(QObject):
             if await self.local.upgrade_if_idle():
                 self._use_local_info()
                 await self.fetch_active_jobs()
+        if self._history_pending:
+            await self._load_history_once()
 
     async def _connect(self) -> None:
         if self.local is not None:
@@ -354,6 +481,9 @@ class JobStore(QObject):
             self.server_version = health.version
             self.connected = True
             self.connection_changed.emit(self.client.base_url, self.server_version)
+        log.info("connected to %s (server %s)", self.client.base_url, self.server_version or "version unknown")
+        if self._history_loaded_for is not None and self._history_loaded_for != self.server_key:
+            self._history_pending = True  # another server now answers: its own recent jobs
 
     def _use_local_info(self) -> None:
         assert self.local is not None
@@ -420,6 +550,11 @@ class JobStore(QObject):
             self.connection_restored.emit()
 
     def _on_failure(self, kind: FailureKind, message: str) -> None:
+        if self.last_failure is None and kind in (FailureKind.UNREACHABLE, FailureKind.AUTH, FailureKind.STOPPED):
+            if self.last_success_at is None:
+                log.info("not connected (%s): %s", kind.value, message)
+            else:
+                log.info("connection lost (%s, %s): %s", self.client.base_url, kind.value, message)
         log.info("refresh failed (%s): %s", kind.value, message)
         self._failures += 1
         self.last_failure = (kind, message)
