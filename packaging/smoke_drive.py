@@ -10,6 +10,7 @@ prints one line saying what it checked and exits non-zero with a specific messag
     smoke_drive.py cancel-job DATA_DIR JOB_ID [--timeout S]
     smoke_drive.py check-png PATH [--min-width W] [--min-height H]
     smoke_drive.py server-pid DATA_DIR
+    smoke_drive.py server-url DATA_DIR
 """
 
 from __future__ import annotations
@@ -235,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-height", type=int, default=200)
     p = sub.add_parser("server-pid")
     p.add_argument("data_dir", type=Path)
+    p = sub.add_parser("server-url")
+    p.add_argument("data_dir", type=Path)
     args = parser.parse_args(argv)
     try:
         if args.command == "wait-server":
@@ -252,6 +255,11 @@ def main(argv: list[str] | None = None) -> int:
             if info is None:
                 return 1
             print(int(info["pid"]))
+        elif args.command == "server-url":
+            info = read_server_json(args.data_dir)
+            if info is None:
+                return 1
+            print(str(info["url"]).rstrip("/"))
     except SmokeFailure as exc:
         print(f"smoke: FAILED: {exc}", file=sys.stderr)
         return 1

@@ -4,13 +4,16 @@
 #  1. builds dist/training-studio with PyInstaller (packaging/training-studio.spec);
 #  2. `serve --help`, `train --help` and `--version` work with no display (they must not touch Qt);
 #  3. starts the bundle's GUI offscreen on a fresh data dir: it must start its own embedded server
-#     (the bundle relaunched as `serve`) and reach the connected state within 60 s;
+#     (the bundle relaunched as `serve`) and reach the connected state within 60 s (its log says
+#     "connected to http://127.0.0.1:…");
 #  4. through that server (url + token from <data dir>/server.json, driven by packaging/smoke_drive.py
 #     with the venv's Python, not the bundle's) creates an image dataset and trains the built-in model
 #     (the bundle relaunched as `train`) to `completed`;
 #  5. closes the GUI (the server must keep running), starts a second, long job and once it runs,
 #     `training-studio --data-dir D --screenshot out.png --quit-after S`, which must exit 0, reuse the
-#     server and write a real, non-blank PNG of the main window; then cancels that job (`cancelled`);
+#     server, write a real, non-blank PNG of the main window, and log (in its own lines of the GUI log)
+#     that it connected and that it shows the job completed in step 4, finished before it started, as
+#     a recently finished job; then cancels the long job (`cancelled`);
 #  6. checks the GUI and server logs hold no traceback, then stops the bundle's server through the pid
 #     in server.json and checks it exited cleanly.
 # Any failure exits non-zero with a message saying which step failed and the logs that explain it.
@@ -35,6 +38,8 @@ BUILD_TIMEOUT_S="${TS_BUILD_TIMEOUT_S:-900}"
 SERVER_READY_TIMEOUT_S=60
 JOB_TIMEOUT_S=180
 SCREENSHOT_AFTER_S=8
+GUI_CONNECT_TIMEOUT_S=30
+COMPLETED_JOB_NAME="bundle smoke job"
 PYINSTALLER_PIN="pyinstaller==6.22.3"
 
 build=1 keep=0 screenshot_copy=""
@@ -43,7 +48,7 @@ while [ $# -gt 0 ]; do
         --no-build) build=0 ;;
         --keep) keep=1 ;;
         --screenshot-to) shift; screenshot_copy="${1:?--screenshot-to needs a path}" ;;
-        -h|--help) sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "smoke: unknown argument $1 (try --help)" >&2; exit 2 ;;
     esac
     shift
@@ -75,6 +80,21 @@ fail() {
     show_log "server output" "$DATA/server.log"
     show_log "server log" "$DATA/logs/server.log"
     exit 1
+}
+
+gui_log_file() {  # the GUI's log: $XDG_STATE_HOME/training-studio/log/training-studio.log (ui.crash)
+    echo "${XDG_STATE_HOME:-$WORK/xdg/state}/training-studio/log/training-studio.log"
+}
+
+wait_for_log_line() {  # wait_for_log_line FILE FIXED_TEXT SECONDS [FIRST_LINE]: the text appears on a line >= FIRST_LINE
+    local file="$1" text="$2" waited=0 first="${4:-1}"
+    while [ "$waited" -lt $(($3 * 10)) ]; do
+        if [ -f "$file" ] && tail -n "+$first" "$file" | grep -qF -- "$text"; then
+            return 0
+        fi
+        sleep 0.1; waited=$((waited + 1))
+    done
+    return 1
 }
 
 is_our_server() {  # a pid is only signalled if it is still a `serve` of this data dir
@@ -188,11 +208,14 @@ gui_pid="$!"
     fail "the GUI did not reach the connected state"
 SERVER_PID="$("$PY" "$DRIVE" server-pid "$DATA")"
 is_our_server "$SERVER_PID" || fail "server.json names pid $SERVER_PID, which is not the bundle's \`serve\` of $DATA"
+server_url="$("$PY" "$DRIVE" server-url "$DATA")" || fail "server.json of $DATA names no url"
+wait_for_log_line "$(gui_log_file)" "connected to $server_url (server " "$GUI_CONNECT_TIMEOUT_S" ||
+    fail "the GUI's log does not say \"connected to $server_url\" within $GUI_CONNECT_TIMEOUT_S s"
 echo "GUI to connected state in $((SECONDS - started)) s (server pid $SERVER_PID, relaunched from the bundle)"
 
 # 4. dataset + built-in training job through the bundle's server ---------------------------------
 step "dataset and one built-in training job through the bundle's server"
-"$PY" "$DRIVE" run-job "$DATA" --steps 40 --timeout "$JOB_TIMEOUT_S" --name "bundle smoke job" ||
+"$PY" "$DRIVE" run-job "$DATA" --steps 40 --timeout "$JOB_TIMEOUT_S" --name "$COMPLETED_JOB_NAME" ||
     fail "the training job did not complete"
 
 # 5. close the GUI, take a screenshot with a new one -------------------------------------------------
@@ -202,14 +225,17 @@ stop_pid "$gui_pid" 10
 wait "$gui_pid" 2>/dev/null || true
 alive "$SERVER_PID" || fail "the embedded server (pid $SERVER_PID) stopped when the GUI closed"
 
-# The jobs view lists active jobs (finished ones only once seen finishing in the same session), so a
-# second, long job is kept running while the screenshot is taken: the window then has a live job row.
+# A second, long job is kept running while the screenshot is taken: the window then has a live job row
+# next to the completed one, which finished before that GUI started (a recently finished job).
 step "starting a long job to show live in the screenshot"
 running_job="$("$PY" "$DRIVE" start-running-job "$DATA" --name "bundle smoke running job")" ||
     fail "could not get a second job running"
 echo "job $running_job running"
 
 step "screenshot: training-studio --data-dir D --screenshot out.png --quit-after $SCREENSHOT_AFTER_S"
+gui_log="$(gui_log_file)"
+[ -f "$gui_log" ] || fail "the first GUI wrote no log at $gui_log"
+first_new_line=$(($(wc -l < "$gui_log") + 1))  # the screenshot run's lines come after these
 rc=0
 QT_QPA_PLATFORM=offscreen timeout 120 "$EXE" --data-dir "$DATA" --screenshot "$WORK/out.png" \
     --quit-after "$SCREENSHOT_AFTER_S" > "$WORK/gui-screenshot.log" 2>&1 || rc=$?
@@ -217,6 +243,14 @@ QT_QPA_PLATFORM=offscreen timeout 120 "$EXE" --data-dir "$DATA" --screenshot "$W
 "$PY" "$DRIVE" check-png "$WORK/out.png" || fail "the screenshot is missing or blank"
 now_pid="$("$PY" "$DRIVE" server-pid "$DATA" || true)"
 [ "$now_pid" = "$SERVER_PID" ] || fail "the second GUI did not reuse the running server (pid $SERVER_PID, now ${now_pid:-none})"
+tail -n "+$first_new_line" "$gui_log" > "$WORK/gui-screenshot-run.log"
+grep -qF -- "connected to $server_url (server " "$WORK/gui-screenshot-run.log" ||
+    fail "the screenshot run's log (lines $first_new_line+ of $gui_log) does not say \"connected to $server_url\""
+# The store logs the names of the finished jobs it adds to the jobs view: the completed job must be one.
+grep -E "recently finished job\(s\) of " "$WORK/gui-screenshot-run.log" | grep -qF -- "“$COMPLETED_JOB_NAME”" ||
+    fail "the screenshot run does not show the completed job \"$COMPLETED_JOB_NAME\" (no such name in its log:
+$(cat "$WORK/gui-screenshot-run.log"))"
+echo "ok: the screenshot run connected to $server_url and shows the completed job \"$COMPLETED_JOB_NAME\""
 [ -z "$screenshot_copy" ] || cp -- "$WORK/out.png" "$screenshot_copy"
 
 step "cancelling the running job (the bundle's trainer must stop)"

@@ -240,6 +240,7 @@ def test_f5_refreshes_now(harness, qtbot, faulty):
     store.start()
     qtbot.waitUntil(lambda: window.jobs_panel.empty_label.text().startswith("No active training jobs"),
                     timeout=5000)
+    qtbot.waitUntil(lambda: not store.is_refreshing, timeout=5000)  # the first one also fetches recent jobs
     count = sum(1 for r in faulty.requests if r[1] == JOBS[1])
     faulty.routes[JOBS] = Reply(200, [job_json("new", name="fresh")])
     window.activateWindow()

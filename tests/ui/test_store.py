@@ -311,3 +311,31 @@ def test_a_cancelling_job_listed_as_finished_stops_cancelling(harness, faulty):
     harness.run(store.fetch_active_jobs())
     assert store.model.index(row, 0).data(JobRole.IS_CANCELLING) is False
     assert statuses(store) == {"j1": JobStatus.CANCELLED, "j2": JobStatus.RUNNING}
+
+
+def test_the_log_says_when_the_store_connects_loses_and_regains_the_server(harness, qtbot, server, caplog):
+    import logging
+
+    from tests.support.faulty_server import SwitchableServer
+
+    caplog.set_level(logging.INFO, logger="training_studio.ui.jobs.store")
+    proxy = SwitchableServer(server.url).start()
+    try:
+        store = harness.store(proxy.url, server.token)
+        store.start()
+        qtbot.waitUntil(lambda: store.connected and not store.is_refreshing, timeout=10_000)
+        assert f"connected to {proxy.url} (server " in caplog.text
+        assert "connection lost" not in caplog.text
+        proxy.go_offline()
+        with qtbot.waitSignal(store.refresh_failed, timeout=10_000):
+            pass
+        lost = [r.getMessage() for r in caplog.records if r.getMessage().startswith("connection lost")]
+        assert len(lost) == 1 and proxy.url in lost[0] and "unreachable" in lost[0]
+        proxy.go_online()
+        with qtbot.waitSignal(store.connection_restored, timeout=10_000):
+            pass
+        assert f"connection restored ({proxy.url})" in caplog.text
+        # One "lost" line per outage, however many retries failed meanwhile.
+        assert len([r for r in caplog.records if r.getMessage().startswith("connection lost")]) == 1
+    finally:
+        proxy.stop()

@@ -10,6 +10,12 @@ rotating file under the user log dir, the console with --verbose) and uncaught e
 shown in a dialog naming the log) are `ui.crash`'s; settings, tokens, notifications and the Settings,
 Connect and About dialogs are plugged in by `ui.desktop.install_desktop`. Without --server or
 --data-dir, the app goes back to the remote server it used last if that server's token is at hand.
+
+Start-up is kept to what the first screen needs: when the local server is already running, its first
+answers are fetched in the background from the very start (`ui.warm_start`) while Qt, httpx and pydantic
+load; httpx's command-line extras are not loaded; the Datasets and Models tabs are built when first shown,
+the dialogs when first opened, the keyring when a token is first needed; and the window-wide import entry
+points come once the first refresh has been painted.
 """
 
 from __future__ import annotations
@@ -21,7 +27,10 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from training_studio.ui.warm_start import LocalPrefetch
 
 __all__ = ["run_gui", "GuiConfig", "resolve_config", "default_data_dir"]
 
@@ -104,7 +113,7 @@ def run_gui(args: Any, environ: Mapping[str, str] = os.environ) -> int:
         return 1
 
 
-def _start_warm_start(config: GuiConfig) -> Any:
+def _start_warm_start(config: GuiConfig) -> LocalPrefetch | None:
     """For the local server: ask an already running one for the first screen's data now, in the
     background, while the rest loads (`ui.warm_start`); the prefetch, or None."""
     if config.server_url is not None:
@@ -123,7 +132,8 @@ def _skip_httpx_command_line() -> None:
         sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 
-async def _main(app: Any, config: GuiConfig, log_file: Path | None = None, prefetch: Any = None) -> int:
+async def _main(app: Any, config: GuiConfig, log_file: Path | None = None,
+                prefetch: LocalPrefetch | None = None) -> int:
     from PySide6.QtCore import QTimer
 
     from training_studio.client import ApiClient, LocalServerManager

@@ -15,9 +15,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QApplication,
@@ -102,8 +103,13 @@ def app_icon() -> QIcon:
     icon = QIcon()
     folder = resources.files("training_studio.resources").joinpath("app")
     for size in (16, 24, 32, 48, 64, 128, 256, 512):
+        entry = folder.joinpath(f"training-studio-{size}.png")
+        if isinstance(entry, Path):  # a real file: Qt decodes each size only when it is shown
+            if entry.is_file():
+                icon.addFile(str(entry), QSize(size, size))
+            continue
         try:
-            data = folder.joinpath(f"training-studio-{size}.png").read_bytes()
+            data = entry.read_bytes()
         except OSError:
             continue
         pixmap = QPixmap()

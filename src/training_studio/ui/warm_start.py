@@ -1,9 +1,10 @@
 """Warm start: the first answers of an already running local server, asked for while the GUI still loads.
 
 When the embedded server of the data dir is already running (its server.json names a live process),
-`LocalPrefetch.start()` asks it, from a background thread and with the standard library only, the three
+`LocalPrefetch.start()` asks it, from a background thread and with the standard library only, the
 GETs the app's first refresh makes (health and the one-job token check of `LocalServerManager`'s probe,
-then the active jobs list), while the main thread imports Qt, httpx and pydantic and builds the window.
+the active jobs list, the recently finished jobs), while the main thread imports Qt, httpx and pydantic
+and builds the window.
 The app's HTTP client then gets each answer from `take()` instead of asking again
 (`ui.connection.WarmStartTransport`): only for the very same request (method, URL, query, token), once,
 and only within `MAX_AGE_S` of its arrival; anything else, or a prefetch that failed, goes to the network
@@ -27,13 +28,17 @@ __all__ = ["PrefetchedAnswer", "LocalPrefetch", "FIRST_REQUESTS", "MAX_AGE_S", "
 log = logging.getLogger(__name__)
 
 TIMEOUT_S = 2.0  # as the local-server probe's: a server that does not answer this fast is not reused as is
-MAX_AGE_S = 10.0
-_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")  # an answer older than this is stale for a first screen: ask again
-# (path, query, sent with the token): what the first refresh asks of a running local server, in order.
+MAX_AGE_S = 10.0  # an answer older than this is stale for a first screen: ask again
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+# (path, query, sent with the token): what the first refresh asks of a running local server, in order:
+# the local-server probe (health, one job with the token), the active list, then the recently finished
+# jobs the jobs store shows at connect (ui.jobs.store: its history statuses and limit). A request that
+# no longer matches is simply asked of the server.
 FIRST_REQUESTS: tuple[tuple[str, tuple[tuple[str, str], ...], bool], ...] = (
     ("/api/health", (), False),
     ("/api/training/jobs", (("status", "all"), ("limit", "1")), True),
     ("/api/training/jobs", (("status", "active"),), True),
+    ("/api/training/jobs", (("status", "completed,failed,cancelled"), ("limit", "50")), True),
 )
 
 

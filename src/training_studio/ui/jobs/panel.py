@@ -101,7 +101,8 @@ class JobsPanel(QWidget):
         self.cancel_action.setToolTip("Cancel the selected training job (Delete)")
         self.cancel_action.triggered.connect(self.confirm_cancel_selected)
         self.clear_action = QAction("Clear finishe&d", self)
-        self.clear_action.setToolTip("Remove completed, failed and cancelled jobs from the list")
+        self.clear_action.setToolTip("Remove completed, failed and cancelled jobs from the list; "
+                                     "they stay cleared when the app starts again")
         self.clear_action.triggered.connect(store.clear_finished)
         self.copy_id_action = QAction("Copy job &ID", self)
         self.copy_id_action.triggered.connect(self._copy_selected_id)

@@ -12,9 +12,9 @@ Each refresh parses only the jobs whose JSON changed since the last one; the oth
 
 Finished jobs stay visible, dimmed, until the user clears them. So that a job that finished while the
 window was closed is visible too, the first successful refresh after `start()` (the app's launch, or a
-switch to another server) also fetches, once, the jobs that finished in the last `HISTORY_WINDOW_S`
-(at most `HISTORY_LIMIT`, newest first from the server) and adds them as finished rows. "Clear finished"
-records, per server, the moment it cleared through (in `AppSettings` when the store has them), and that
+switch to another server) also fetches, once, the jobs that finished in the last 24 hours (at most 50,
+the newest: `HISTORY_WINDOW_S`, `HISTORY_LIMIT`) and adds them as finished rows. "Clear finished" records,
+per server, the moment it cleared through (in `AppSettings` when the store has them), and that
 fetch skips the jobs that finished by then, so cleared jobs do not come back at the next launch. A server
 is keyed by its URL, except the embedded local server, which gets a new port at every start: it is keyed
 by its data folder.
@@ -140,6 +140,7 @@ class JobStore(QObject):
     def __init__(self, client: ApiClient, *, local: LocalServerManager | None = None,
                  model: JobListModel | None = None, refresh_interval: float = REFRESH_INTERVAL_S,
                  tick_interval: float = TICK_INTERVAL_S, settings: AppSettings | None = None,
+                 history_window: float = HISTORY_WINDOW_S, history_limit: int = HISTORY_LIMIT,
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.client = client
@@ -148,6 +149,8 @@ class JobStore(QObject):
         # Where "Clear finished" is remembered across launches: the app's settings unless given. With
         # none (a store under test), it is remembered for this store's life only.
         self.settings = settings if settings is not None else shared_settings()
+        self.history_window = history_window  # seconds
+        self.history_limit = history_limit
         self.refresh_interval = refresh_interval
         self.last_success_at: float | None = None  # time.monotonic() of the last good refresh
         self.last_failure: tuple[FailureKind, str] | None = None
@@ -296,10 +299,10 @@ class JobStore(QObject):
         does not hold as finished rows, in createdAt order; returns the jobs added. Rows already held
         (active ones included) are left as they are."""
         key = self.server_key
-        jobs = await self.client.list_jobs(_HISTORY_STATUSES, limit=HISTORY_LIMIT)
+        jobs = await self.client.list_jobs(_HISTORY_STATUSES, limit=self.history_limit)
         self._history_loaded_for = key
         self._note_clock()
-        since = self.model.server_now() - HISTORY_WINDOW_S
+        since = self.model.server_now() - self.history_window
         cleared = self.finished_cleared_through()  # read after the await: a clear meanwhile counts
         if cleared is not None:
             since = max(since, cleared)
@@ -311,8 +314,8 @@ class JobStore(QObject):
                     and self.model.row_of(job.id) is None:
                 recent.append((moment, job))
         # The model places each row by createdAt; adding them in that order keeps ties in order too.
-        added = [job for _key, job in sorted(((_created_moment(job) or moment, job) for moment, job in recent),
-                                             key=itemgetter(0))]
+        keyed = [(moment if (created := _created_moment(job)) is None else created, job) for moment, job in recent]
+        added = [job for _key, job in sorted(keyed, key=itemgetter(0))]
         for job in added:
             self.model.update_job(job)
         if added:
@@ -333,6 +336,9 @@ class JobStore(QObject):
             return
         except ApiError as error:
             log.info("no recently finished jobs from %s: %s", self.client.base_url, error.message)
+            self._history_loaded_for = self.server_key
+        except Exception:  # a bug here must not fail every refresh from now on
+            log.exception("fetching recently finished jobs failed")
         self._history_pending = False
 
     def _finished_rows_end(self) -> float:
@@ -445,6 +451,9 @@ class JobStore(QObject):
             self._on_failure(FailureKind.BAD_RESPONSE, f"Unexpected error while refreshing ({type(error).__name__}).")
         else:
             self._on_success()
+            # Within the cycle, after the success is recorded: the store's requests stay one at a time.
+            if self._history_pending:
+                await self._load_history_once()
         finally:
             self.refreshing_changed.emit(False)
             if not self._shut_down:
@@ -469,8 +478,6 @@ class JobStore(QObject):
             if await self.local.upgrade_if_idle():
                 self._use_local_info()
                 await self.fetch_active_jobs()
-        if self._history_pending:
-            await self._load_history_once()
 
     async def _connect(self) -> None:
         if self.local is not None:
