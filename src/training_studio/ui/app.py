@@ -121,7 +121,11 @@ def _start_warm_start(config: GuiConfig) -> LocalPrefetch | None:
     from training_studio.ui.warm_start import LocalPrefetch
 
     prefetch = LocalPrefetch(config.data_dir)
-    return prefetch if prefetch.start() else None
+    try:
+        return prefetch if prefetch.start() else None
+    except Exception:  # an optimisation only: without it the app asks the server itself
+        log.warning("could not prefetch from the local server", exc_info=True)
+        return None
 
 
 def _skip_httpx_command_line() -> None:

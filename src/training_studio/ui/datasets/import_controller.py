@@ -17,11 +17,13 @@ found at start-up from an earlier run: both offer Resume (send only what the ser
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
+import gc
 import logging
 import os
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,30 @@ log = logging.getLogger(__name__)
 DATASET_TYPES = ("image", "audio", "video", "text")
 SCAN_BATCH = 64  # files per executor hop: small enough to show progress, large enough to be cheap
 FLUSH_INTERVAL_S = 0.3
+
+
+_gc_holds = 0  # scans and uploads (of any controller) under way that keep the older objects frozen
+
+
+@contextlib.contextmanager
+def _young_gc_only() -> Iterator[None]:
+    """Keep the collector off the objects that existed when a scan or upload began, until the last one ends.
+
+    A full (oldest-generation) collection walks every tracked object of the process: Qt wrappers, modules,
+    the file models, some 10^5 to 10^6 objects, 20-50 ms on the GUI thread, measured as the longest event-loop
+    stall of a 2,000-photo upload. Frozen objects are skipped, so those collections shrink to what the
+    import itself allocates; unfreezing afterwards hands them back, so no cyclic garbage is kept for good.
+    """
+    global _gc_holds
+    if _gc_holds == 0:
+        gc.freeze()
+    _gc_holds += 1
+    try:
+        yield
+    finally:
+        _gc_holds -= 1
+        if _gc_holds == 0:
+            gc.unfreeze()
 
 
 class ImportPhase(str, enum.Enum):
@@ -231,6 +257,10 @@ class DatasetImportController(QObject):
                                      + (f", {left_out:,} left out (see the list for why)." if left_out else "."))
 
     async def _scan(self, paths: list[str], generation: int) -> None:
+        with _young_gc_only():
+            await self._scan_frozen(paths, generation)
+
+    async def _scan_frozen(self, paths: list[str], generation: int) -> None:
         loop = asyncio.get_running_loop()
         limits = await self._fetch_limits()
         kind = self._type
@@ -322,7 +352,8 @@ class DatasetImportController(QObject):
                                                           FileState.QUEUED, FileState.UPLOADING))
         self.status_message.emit(f"Uploading {len(manifest.files):,} files to “{manifest.dataset_name}”…")
         try:
-            complete = await self.uploader.run(manifest)
+            with _young_gc_only():
+                complete = await self.uploader.run(manifest)
         except asyncio.CancelledError:
             self._after_stop("The upload was cancelled; resume it or delete the unfinished dataset.")
             raise

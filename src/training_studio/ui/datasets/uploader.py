@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, field
@@ -61,6 +62,9 @@ MAX_IN_FLIGHT = 4
 CHUNK_BYTES = 1 << 20
 PUT_ATTEMPTS = 2
 RETRY_DELAY_S = 0.5
+# Progress reaches the GUI at most this often: per-chunk signals repaint the bar and the grid hundreds of
+# times a second for no visible gain. The last figure of a run is always sent.
+PROGRESS_INTERVAL_S = 0.08
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 
 
@@ -209,6 +213,7 @@ class DatasetUploader(QObject):
         self._done = 0
         self._total = 0
         self._counted: dict[str, int] = {}  # bytes of each in-flight file already added to _done
+        self._last_progress = 0.0  # time.monotonic() of the last progress signal
         self.sent_files: list[str] = []  # hashes actually PUT in this run (the resume tests read it)
 
     async def run(self, manifest: UploadManifest) -> bool:
@@ -216,6 +221,7 @@ class DatasetUploader(QObject):
         loop = asyncio.get_running_loop()
         self._done, self._total = 0, manifest.total_bytes
         self._counted = {}
+        self._last_progress = 0.0
         self.sent_files = []
         stored_count = rejected_count = 0
         stop_message: str | None = None
@@ -261,8 +267,10 @@ class DatasetUploader(QObject):
             assert stops is not None
             stop_message = str(_first_leaf(stops))
         except asyncio.CancelledError:
+            self._emit_progress()
             self.interrupted.emit("The upload was cancelled. It can be resumed or its dataset deleted.")
             raise
+        self._emit_progress()  # the last, exact figure (earlier ones may have been held back)
         if stop_message is not None:
             self.interrupted.emit(stop_message)
             return False
@@ -271,6 +279,14 @@ class DatasetUploader(QObject):
 
     def _advance(self, size: int) -> None:
         self._done += size
+        if self._done >= self._total or self._progress_due():
+            self._emit_progress()
+
+    def _progress_due(self) -> bool:
+        return time.monotonic() - self._last_progress >= PROGRESS_INTERVAL_S
+
+    def _emit_progress(self) -> None:
+        self._last_progress = time.monotonic()
         self.progress_changed.emit(self._done, self._total)
 
     async def _send_one(self, dataset_id: str, file: ManifestFile, slots: asyncio.Semaphore,
@@ -323,7 +339,7 @@ class DatasetUploader(QObject):
         counted = self._counted.pop(file.sha256, 0)
         if counted:
             self._done -= counted
-            self.progress_changed.emit(self._done, self._total)
+            self._emit_progress()
 
     def _finish_file(self, file: ManifestFile) -> None:
         counted = self._counted.pop(file.sha256, 0)
@@ -349,8 +365,11 @@ class DatasetUploader(QObject):
                     raise _LocalReadFailed("the source file got shorter since it was added; add it again")
                 remaining -= len(chunk)
                 self._counted[file.sha256] += len(chunk)
+                # A file's own fraction goes out with the overall figure, not per chunk; its end (1.0)
+                # is always reported by _finish_file.
+                if remaining and self._progress_due():
+                    self.file_progress.emit(file.sha256, (file.size - remaining) / file.size)
                 self._advance(len(chunk))
-                self.file_progress.emit(file.sha256, (file.size - remaining) / file.size)
                 yield chunk
         finally:
             handle.close()
