@@ -28,3 +28,10 @@ def test_serve_still_has_its_options():
     top = subprocess.run([sys.executable, "-m", "training_studio", "--help"], capture_output=True, text=True,
                          timeout=60)
     assert top.returncode == 0 and "serve" in top.stdout and "--screenshot" in top.stdout
+
+
+def test_tab_option_names_the_panels():
+    out = _run("from training_studio.cli import _build_parser\n"
+               "p = _build_parser(['--tab', 'models'])\n"
+               "print(p.parse_args(['--tab', 'models']).tab, p.parse_args([]).tab)\n")
+    assert out == ["models", "None"]

@@ -31,6 +31,8 @@ def _build_parser(args_list: Sequence[str] = ("serve",)) -> argparse.ArgumentPar
     parser.add_argument("--screenshot", metavar="PATH", help="render the main window to PATH (PNG) and exit")
     parser.add_argument("--quit-after", type=float, metavar="S", default=None,
                         help="quit after S seconds (with --screenshot: take it then)")
+    parser.add_argument("--tab", choices=["jobs", "datasets", "models"], default=None,
+                        help="open on this tab (handy with --screenshot)")
     parser.add_argument("--verbose", action="store_true", help="log to the console")
 
     sub = parser.add_subparsers(dest="command")

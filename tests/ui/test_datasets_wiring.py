@@ -145,3 +145,15 @@ def test_a_lazy_tab_is_built_when_asked_for_and_not_by_refreshes(harness, server
     window.close()
     assert library.entry_points is entry and not library.datasets.auto_refresh
     harness.run(library.wait_idle())
+
+
+def test_show_panel_opens_a_lazy_tab_by_title_as_tab_does(harness, server, qtbot):
+    store = harness.store(server.url, server.token)
+    window = harness.window(store)
+    library = install_library_panels(window, store.client, store, lazy=True)
+    assert window.built_panel("Models") is None
+    assert window.show_panel("Models") is True  # what `--tab models` does before the window shows
+    assert isinstance(window.built_panel("Models"), ModelsPanel) and window.current_title() == "Models"
+    assert window.show_panel("Nope") is False and window.current_title() == "Models"
+    window.close()
+    harness.run(library.wait_idle())

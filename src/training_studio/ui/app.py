@@ -45,7 +45,8 @@ class GuiConfig:
     screenshot: Path | None
     quit_after: float | None
     verbose: bool
-    data_dir_explicit: bool = False  # --data-dir or TRAINING_STUDIO_DATA_DIR: use that local server
+    data_dir_explicit: bool = False
+    tab: str | None = None  # --tab: the panel to open on ("jobs", "datasets", "models")  # --data-dir or TRAINING_STUDIO_DATA_DIR: use that local server
 
 
 def default_data_dir() -> Path:
@@ -68,6 +69,7 @@ def resolve_config(args: Any, environ: Mapping[str, str]) -> GuiConfig:
         quit_after=float(quit_after) if quit_after is not None else None,
         verbose=bool(getattr(args, "verbose", False)),
         data_dir_explicit=bool(data_dir),
+        tab=getattr(args, "tab", None),
     )
 
 
@@ -202,6 +204,8 @@ async def _main(app: Any, config: GuiConfig, log_file: Path | None = None,
                                   data_dir=config.data_dir, log_file=log_file, ca_file=ca_file)
         window.closing.connect(quit_requested.set)
         store.start()
+        if config.tab is not None:
+            window.show_panel(config.tab.capitalize())
         window.show()
 
         def after_first_screen() -> None:

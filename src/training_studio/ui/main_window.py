@@ -134,6 +134,14 @@ class MainWindow(QMainWindow):
         """Like `panel()`, but None for a lazy tab not built yet: for code that must not build it."""
         return None if title in self._pending else self._panels.get(title)
 
+    def show_panel(self, title: str) -> bool:
+        """Switch to the tab `title` (building a lazy one); False when there is no such tab."""
+        panel = self.panel(title)
+        if panel is None:
+            return False
+        self.tabs.setCurrentWidget(panel)
+        return True
+
     def current_title(self) -> str | None:
         current = self.tabs.currentWidget()
         return next((title for title, widget in self._panels.items() if widget is current), None)

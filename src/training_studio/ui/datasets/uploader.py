@@ -8,9 +8,10 @@ closed app or a vanished server can be resumed at the next launch, or its datase
 `DatasetUploader` owns one run over a manifest: it asks the server which files it already has, checks
 that the others are unchanged on disk (same size and mtime), and streams them, a few in flight, in
 1 MiB chunks read in an executor (never a whole file in memory). It reports per-file states and overall
-bytes as signals; a server rejection marks that file only, while losing the server, a conflict or a
-cancel stops the run and keeps the manifest. Committing is not its business: the user commits once
-every file is stored or rejected.
+bytes as signals, progress at most every PROGRESS_INTERVAL_S (per-chunk signals would repaint the panel
+hundreds of times a second on the GUI thread); a server rejection marks that file only, while losing the
+server, a conflict or a cancel stops the run and keeps the manifest. Committing is not its business: the
+user commits once every file is stored or rejected.
 """
 
 from __future__ import annotations
