@@ -350,3 +350,18 @@ def test_before_the_app_knows_its_server_the_store_waits_quietly_then_loads(serv
     finally:
         store.shutdown()
         harness.run(store.wait_idle())
+
+
+def test_the_first_list_opens_on_the_newest_dataset_and_later_refreshes_keep_the_choice(
+        panel, dataset_store, http, qtbot):
+    older = make_dataset(http, "older", images=1)
+    newest = make_dataset(http, "newest", images=1)
+    panel.show()
+    qtbot.waitUntil(lambda: panel.selected_dataset() is not None, timeout=10_000)
+    assert panel.selected_dataset().id == newest  # the details pane is not left empty
+
+    assert panel.select_dataset(older)
+    make_dataset(http, "newer still", images=1)
+    dataset_store.request_refresh()
+    qtbot.waitUntil(lambda: dataset_store.model.rowCount() == 3, timeout=10_000)
+    assert panel.selected_dataset().id == older  # the user's choice survives

@@ -68,6 +68,7 @@ class RecordListPanel(QWidget):
 
     def __init__(self, store: Any, *, texts: ListTexts, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self._first_list_shown = False
         self.store = store
         self.model = store.model
         self._texts = texts
@@ -195,6 +196,12 @@ class RecordListPanel(QWidget):
     def _on_refresh_succeeded(self) -> None:
         if self.notice.isVisible() and self.notice.level is BannerLevel.WARNING:
             self.notice.hide()
+        if not self._first_list_shown and self.proxy.rowCount() > 0:
+            # The first list that arrives opens on its newest record, so the details pane is not empty;
+            # later refreshes leave the user's selection (or lack of one) alone.
+            self._first_list_shown = False
+            if not self.table.selectionModel().hasSelection():
+                self.table.selectRow(0)
 
     def _update_state(self) -> None:
         if self.model.rowCount() > 0:
