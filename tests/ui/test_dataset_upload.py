@@ -5,6 +5,7 @@ dataset. Files are real PNGs made with Pillow; the server is a real subprocess."
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import io
 import json
@@ -125,9 +126,20 @@ def test_create_upload_commit(server, panels, monkeypatch, qtbot, tmp_path, stal
                 manifest is not None and manifest_path(panels.data_dir, manifest.dataset_id).is_file())
 
     panel.controller.uploader.file_started.connect(on_first_file)
+    # Progress is coalesced (not one signal per chunk), yet the last figure must be exact; the older objects
+    # stay out of the collector's full passes only while the upload runs.
+    progress: list[tuple[int, int]] = []
+    panel.controller.uploader.progress_changed.connect(lambda done, total: progress.append((done, total)))
+    frozen_while_sending: list[int] = []
+    panel.controller.uploader.file_started.connect(lambda _sha: frozen_while_sending.append(gc.get_freeze_count()))
     panel.upload_button.click()
     qtbot.waitUntil(lambda: panel.controller.phase == ImportPhase.REVIEW, timeout=UPLOAD_TIMEOUT_MS)
     assert manifest_seen_before_first_file == [True]
+    total = panel.controller.manifest.total_bytes
+    assert progress and progress[-1] == (total, total)
+    assert all(done <= total for done, _ in progress)
+    assert frozen_while_sending and min(frozen_while_sending) > 0
+    assert gc.get_freeze_count() == 0
 
     manifest = panel.controller.manifest
     saved = json.loads(manifest_path(panels.data_dir, manifest.dataset_id).read_text())
@@ -250,6 +262,7 @@ def test_cancel_keeps_the_dataset_processing_and_delete_removes_it(server, panel
     qtbot.waitUntil(lambda: panel.controller.phase == ImportPhase.INTERRUPTED, timeout=UPLOAD_TIMEOUT_MS)
     dataset_id = panel.controller.manifest.dataset_id
     assert "cancelled" in panel.status_label.text()
+    assert gc.get_freeze_count() == 0  # a cancelled upload hands the frozen objects back to the collector
     assert server_dataset(server, dataset_id)["status"] == "processing"  # never active half-filled
     assert set(states(panel).values()) <= {FileState.STORED, FileState.INTERRUPTED}
     assert panel.cancel_button.text() == "&Delete dataset"

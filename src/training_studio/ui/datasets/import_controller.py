@@ -73,6 +73,7 @@ def _young_gc_only() -> Iterator[None]:
     the file models, some 10^5 to 10^6 objects, 20-50 ms on the GUI thread, measured as the longest event-loop
     stall of a 2,000-photo upload. Frozen objects are skipped, so those collections shrink to what the
     import itself allocates; unfreezing afterwards hands them back, so no cyclic garbage is kept for good.
+    The freeze is process-wide: nothing else in the app may rely on gc.freeze() staying in force.
     """
     global _gc_holds
     if _gc_holds == 0:
