@@ -16,7 +16,7 @@ import asyncio
 import ipaddress
 import logging
 import ssl
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ import httpx
 from PySide6.QtCore import QObject, Signal
 
 from training_studio.client import DEFAULT_TIMEOUT_S, ApiClient, ApiError, AuthFailed, CannotConnect, LocalServerManager
+from training_studio.ui.tasks import TaskSet
 from training_studio.ui.warm_start import LocalPrefetch, is_fresh
 
 __all__ = [
@@ -183,33 +184,6 @@ async def check_connection(request: ConnectionRequest, *, timeout: float = TEST_
         return True, f"Connected to Training Studio server{version}; the token was accepted."
 
 
-class _Tasks:
-    """Keeps strong references to the tasks a controller starts (qasync keeps only weak ones)."""
-
-    def __init__(self) -> None:
-        self.tasks: set[asyncio.Task[Any]] = set()
-
-    def spawn(self, coro: Coroutine[Any, Any, Any], on_error: Callable[[BaseException], None]) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coro)
-        self.tasks.add(task)
-
-        def done(finished: asyncio.Task[Any]) -> None:
-            self.tasks.discard(finished)
-            if not finished.cancelled() and finished.exception() is not None:
-                on_error(finished.exception())  # type: ignore[arg-type]
-
-        task.add_done_callback(done)
-        return task
-
-    def cancel(self) -> None:
-        for task in list(self.tasks):
-            task.cancel()
-
-    async def wait(self) -> None:
-        while self.tasks:
-            await asyncio.gather(*list(self.tasks), return_exceptions=True)
-
-
 class ConnectionTester(QObject):
     """Runs Test connection for the dialog; one test at a time (a new one replaces a running one)."""
 
@@ -219,7 +193,7 @@ class ConnectionTester(QObject):
     def __init__(self, parent: QObject | None = None, *, timeout: float = TEST_TIMEOUT_S) -> None:
         super().__init__(parent)
         self.timeout = timeout
-        self._tasks = _Tasks()
+        self._tasks = TaskSet("connection test", self._on_crash)
         self._current: asyncio.Task[Any] | None = None
 
     @property
@@ -230,7 +204,7 @@ class ConnectionTester(QObject):
         if self._current is not None:
             self._current.cancel()
         self.started.emit()
-        self._current = self._tasks.spawn(self._run(request), self._on_crash)
+        self._current = self._tasks.spawn(self._run(request))
 
     async def _run(self, request: ConnectionRequest) -> None:
         worked, message = await check_connection(request, timeout=self.timeout)
@@ -241,10 +215,10 @@ class ConnectionTester(QObject):
         self.finished.emit(False, f"The test failed unexpectedly ({type(error).__name__}: {error}).")
 
     def shutdown(self) -> None:
-        self._tasks.cancel()
+        self._tasks.cancel_all()
 
     async def wait_idle(self) -> None:
-        await self._tasks.wait()
+        await self._tasks.wait_idle()
 
 
 class ConnectionSwitcher(QObject):
@@ -266,12 +240,12 @@ class ConnectionSwitcher(QObject):
         self.on_switched = on_switched
         self.ca_file = ""
         self.uses_system_tls = False  # the client still has httpx's default (certifi) verification
-        self._tasks = _Tasks()
+        self._tasks = TaskSet("server switch", lambda error: self.failed.emit(
+            f"Switching servers failed unexpectedly ({type(error).__name__}: {error})."))
 
     def request_switch(self, request: ConnectionRequest | None) -> None:
         """Plain-slot entry point (from the dialog's accepted signal)."""
-        self._tasks.spawn(self.switch_to(request), lambda error: self.failed.emit(
-            f"Switching servers failed unexpectedly ({type(error).__name__}: {error})."))
+        self._tasks.spawn(self.switch_to(request))
 
     async def switch_to(self, request: ConnectionRequest | None) -> None:
         if request is not None:
@@ -319,7 +293,7 @@ class ConnectionSwitcher(QObject):
         await old.aclose()
 
     def shutdown(self) -> None:
-        self._tasks.cancel()
+        self._tasks.cancel_all()
 
     async def wait_idle(self) -> None:
-        await self._tasks.wait()
+        await self._tasks.wait_idle()

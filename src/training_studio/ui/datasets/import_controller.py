@@ -23,13 +23,14 @@ import gc
 import logging
 import os
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from training_studio.ui.tasks import TaskSet
 from training_studio.client import ApiClient
 from training_studio.client.errors import ApiError, CannotConnect, Conflict, NotFound
 from training_studio.contract.models import DatasetStatus
@@ -117,7 +118,7 @@ class DatasetImportController(QObject):
         self.files = ImportFileModel(self.thumbnails, self)
         self.rejected = RejectedFileModel(self)
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="dataset-import")
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet("dataset import", self._report_task_failure)
         self._scan_tasks: set[asyncio.Task[Any]] = set()
         self._scan_stopped = False           # the user cancelled checking: do not report "N ready" over it
         self._upload_task: asyncio.Task[Any] | None = None
@@ -224,7 +225,7 @@ class DatasetImportController(QObject):
             return
         self._roots.extend(paths)
         self._scan_stopped = False
-        task = self._spawn(self._scan(list(paths), self._generation))
+        task = self._tasks.spawn(self._scan(list(paths), self._generation))
         self._scan_tasks.add(task)
         task.add_done_callback(self._scan_done)
         if len(self._scan_tasks) == 1:
@@ -315,7 +316,7 @@ class DatasetImportController(QObject):
             self.error_occurred.emit(blocker)
             return
         self._set_phase(ImportPhase.UPLOADING)
-        self._upload_task = self._spawn(self._create_and_upload())
+        self._upload_task = self._tasks.spawn(self._create_and_upload())
 
     async def _create_and_upload(self) -> None:
         loop = asyncio.get_running_loop()
@@ -411,7 +412,7 @@ class DatasetImportController(QObject):
         if manifest is not self._manifest:
             self._load_manifest(manifest)
         self._pending = [m for m in self._pending if m.dataset_id != manifest.dataset_id]
-        self._upload_task = self._spawn(self._run_upload(manifest))
+        self._upload_task = self._tasks.spawn(self._run_upload(manifest))
 
     def _load_manifest(self, manifest: UploadManifest) -> None:
         self._set_phase(ImportPhase.EDITING)
@@ -432,7 +433,7 @@ class DatasetImportController(QObject):
         manifest = manifest or self._manifest
         if manifest is None or self._phase in (ImportPhase.UPLOADING, ImportPhase.COMMITTING):
             return
-        self._spawn(self._discard(manifest))
+        self._tasks.spawn(self._discard(manifest))
 
     async def _discard(self, manifest: UploadManifest) -> None:
         loop = asyncio.get_running_loop()
@@ -468,7 +469,7 @@ class DatasetImportController(QObject):
         if not self.can_commit() or self._manifest is None:
             return
         self._set_phase(ImportPhase.COMMITTING)
-        self._spawn(self._commit(self._manifest))
+        self._tasks.spawn(self._commit(self._manifest))
 
     async def _commit(self, manifest: UploadManifest) -> None:
         loop = asyncio.get_running_loop()
@@ -497,7 +498,7 @@ class DatasetImportController(QObject):
     # unfinished uploads from earlier runs -----------------------------------------------------------------
     def check_unfinished(self) -> None:
         """Look for manifests of uploads that never committed; `resume_available` reports the first."""
-        self._spawn(self._check_unfinished())
+        self._tasks.spawn(self._check_unfinished())
 
     async def _check_unfinished(self) -> None:
         loop = asyncio.get_running_loop()
@@ -529,33 +530,21 @@ class DatasetImportController(QObject):
         self.resume_available.emit(self._pending[0] if self._pending else None)
 
     # lifecycle ---------------------------------------------------------------------------------------------
-    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        task = asyncio.get_event_loop().create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            error = task.exception()
-            log.error("dataset import task failed", exc_info=error)
-            if not self._closed:
-                self.error_occurred.emit(f"Unexpected error: {error}")
+    def _report_task_failure(self, error: BaseException) -> None:
+        if not self._closed:
+            self.error_occurred.emit(f"Unexpected error: {error}")
 
     def shutdown(self) -> None:
         """Cancel every task and drop queued thumbnail loads (the manifest stays for the next launch)."""
         if self._closed:
             return
         self._closed = True
-        for task in list(self._tasks):
-            task.cancel()
+        self._tasks.cancel_all()
         self.thumbnails.shutdown()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def wait_idle(self) -> None:
-        if self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._tasks.wait_idle()
 
 
 class UnfinishedUploadWatcher(QObject):

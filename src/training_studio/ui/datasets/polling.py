@@ -23,6 +23,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from training_studio.ui.tasks import TaskSet
 from training_studio.client import ApiClient, ApiError, NotFound
 from training_studio.ui.datasets.keyed_model import KeyedTableModel
 
@@ -56,7 +57,10 @@ class PollingStore(QObject):
         self.loaded_once = False
         self._auto = False
         self._shut_down = False
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet(type(self).__name__,
+                              lambda error: self.unexpected_error.emit(
+                                  f"Unexpected error: {error} (details in the log)."),
+                              on_done=self._forget_refresh_task)
         self._refresh_task: asyncio.Task[Any] | None = None
         self._deleting: set[str] = set()
         self._timer = QTimer(self)
@@ -131,12 +135,10 @@ class PollingStore(QObject):
         self._shut_down = True
         self._auto = False
         self._timer.stop()
-        for task in list(self._tasks):
-            task.cancel()
+        self._tasks.cancel_all()
 
     async def wait_idle(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._tasks.wait_idle()
 
     # for subclasses ----------------------------------------------------------------------------------------
     async def _fetch(self) -> None:
@@ -157,10 +159,7 @@ class PollingStore(QObject):
         return record.name if record is not None else record_id
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        task = asyncio.get_event_loop().create_task(coro)
-        self._tasks.add(task)  # the loop keeps only weak references (qasync 0.28)
-        task.add_done_callback(self._task_done)
-        return task
+        return self._tasks.spawn(coro)  # subclasses start their own tasks through this
 
     # internals -----------------------------------------------------------------------------------------------
     async def _refresh_cycle(self) -> None:
@@ -189,11 +188,6 @@ class PollingStore(QObject):
         if self._auto and not self._shut_down:
             self._timer.start(int(delay * 1000))
 
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
+    def _forget_refresh_task(self, task: asyncio.Task[Any]) -> None:
         if task is self._refresh_task:
             self._refresh_task = None
-        if not task.cancelled() and task.exception() is not None:
-            error = task.exception()
-            log.error("task of %s failed", type(self).__name__, exc_info=error)
-            self.unexpected_error.emit(f"Unexpected error: {error} (details in the log).")

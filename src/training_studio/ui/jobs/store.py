@@ -33,6 +33,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from training_studio.ui.tasks import TaskSet
 from training_studio.client import (
     ApiClient,
     ApiError,
@@ -157,7 +158,7 @@ class JobStore(QObject):
         self.server_version: str = ""
         self.connected = False
         self._failures = 0
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet("store", lambda error: self.server_message.emit(f"Unexpected error: {error}"))
         self._refresh_task: asyncio.Task[Any] | None = None
         self._cancels_in_flight: set[str] = set()
         self._cancelling: set[str] = set()
@@ -225,7 +226,7 @@ class JobStore(QObject):
         if self._shut_down or self.is_refreshing:
             return
         self._refresh_timer.stop()
-        self._refresh_task = self._spawn(self._refresh_cycle())
+        self._refresh_task = self._tasks.spawn(self._refresh_cycle())
 
     def request_cancel(self, job_id: str) -> None:
         """Cancel a job (the view has already asked the user); ignored while that cancel is in flight."""
@@ -233,7 +234,7 @@ class JobStore(QObject):
             return
         # Mark it in flight now, not when the task first runs, so the action greys out at once.
         self._begin_cancel(job_id)
-        self._spawn(self._send_cancel(job_id))
+        self._tasks.spawn(self._send_cancel(job_id))
 
     def clear_finished(self) -> int:
         """Remove the finished rows, and remember for this server (across launches, given settings)
@@ -250,32 +251,30 @@ class JobStore(QObject):
         if self._shut_down:
             return
         self._stopped_by_user = False
-        self._spawn(self._reconnect())
+        self._tasks.spawn(self._reconnect())
 
     def restart_local_server(self) -> None:
         if self.local is None or self._shut_down:
             return
         self._stopped_by_user = False
-        self._spawn(self._restart_local())
+        self._tasks.spawn(self._restart_local())
 
     def stop_local_server(self) -> None:
         if self.local is None or self._shut_down:
             return
         self._stopped_by_user = True
-        self._spawn(self._stop_local())
+        self._tasks.spawn(self._stop_local())
 
     def shutdown(self) -> None:
         """Stop both timers and cancel every task; the app closes the client afterwards."""
         self._shut_down = True
         self._refresh_timer.stop()
         self._tick_timer.stop()
-        for task in list(self._tasks):
-            task.cancel()
+        self._tasks.cancel_all()
 
     async def wait_idle(self) -> None:
         """Wait until every task this store started has ended (after shutdown())."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._tasks.wait_idle()
 
     # the store's operations (coroutines) --------------------------------------------------------
     async def fetch_active_jobs(self) -> list[TrainingJob]:
@@ -601,15 +600,3 @@ class JobStore(QObject):
         except ApiError as error:
             log.info("follow-up request failed: %s", error.message)
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            error = task.exception()
-            log.error("store task failed", exc_info=error)
-            self.server_message.emit(f"Unexpected error: {error}")
