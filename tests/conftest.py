@@ -16,10 +16,23 @@ _ISOLATED = tempfile.mkdtemp(prefix="training-studio-tests-")
 atexit.register(shutil.rmtree, _ISOLATED, ignore_errors=True)
 os.environ.setdefault("TRAINING_STUDIO_CONFIG_DIR", os.path.join(_ISOLATED, "config"))
 os.environ.setdefault("TRAINING_STUDIO_LOG_DIR", os.path.join(_ISOLATED, "logs"))
+# Every test server would otherwise set 8 MiB of disk aside (storage.RESERVE_BYTES); the full-disk delete
+# test asks for the real size.
+os.environ.setdefault("TRAINING_STUDIO_SPACE_RESERVE_BYTES", str(64 * 1024))
 
 import pytest
 
 from tests.support.server import ServerProcess
+from tests.support.trainers import end_wrappers_under
+
+
+@pytest.fixture(autouse=True)
+def no_trainer_outlives_its_test(tmp_path_factory):
+    """Trainers outlive the server that started them (only cancel ends a run): whatever a test left
+    running under this session's temp dirs is ended after it, so it cannot load the machine."""
+    yield
+    if os.path.isdir("/proc"):
+        end_wrappers_under(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture

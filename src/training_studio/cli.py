@@ -44,7 +44,40 @@ def _build_parser(args_list: Sequence[str] = ("serve",)) -> argparse.ArgumentPar
 
     train = sub.add_parser("train", help="run a built-in trainer (started by the server)", add_help=True)
     train.add_argument("trainer_args", nargs=argparse.REMAINDER)
+
+    presets = sub.add_parser("presets", help="command presets for third-party trainers (presets.toml)")
+    presets_sub = presets.add_subparsers(dest="presets_command", required=True)
+    check = presets_sub.add_parser("check", help="say, per preset, whether it is usable or what is wrong with it")
+    check.add_argument("--data-dir", dest="presets_data_dir", metavar="D",
+                       help="data directory holding presets.toml (default: the local server's, or "
+                            "TRAINING_STUDIO_DATA_DIR)")
     return parser
+
+
+def presets_check(data_dir: str | None) -> int:
+    """`training-studio presets check`: one line per preset, OK or its exact problem; exit 1 if any."""
+    from pathlib import Path
+
+    from training_studio.runner.presets import check_presets, presets_path
+    from training_studio.server.config import default_data_dir
+
+    data_dir = data_dir or os.environ.get("TRAINING_STUDIO_DATA_DIR")
+    folder = Path(data_dir).expanduser() if data_dir else default_data_dir()
+    path = presets_path(folder)
+    if not path.exists():
+        print(f"{path}: no presets file (the server writes a commented example there on its first start)")
+        return 0
+    report = check_presets(folder)
+    if report.file_error is not None:
+        print(f"{path}: {report.file_error}")
+        return 1
+    if not report.presets:
+        print(f"{path}: no presets defined (every [[preset]] is commented out)")
+        return 0
+    print(f"{path}:")
+    for entry in report.presets:
+        print(f"  {entry.label}: {'OK' if entry.error is None else entry.error}")
+    return 1 if any(entry.error is not None for entry in report.presets) else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -54,9 +87,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         from training_studio.trainers.__main__ import main as train_main
 
         return int(train_main(args_list[1:]) or 0)
+    if args_list and args_list[0] == "train-wrapper":  # the per-job process that supervises a trainer
+        from training_studio.runner.trainer_wrapper import main as wrapper_main
+
+        return int(wrapper_main(args_list[1:]) or 0)
 
     parser = _build_parser(args_list)
     args = parser.parse_args(args_list)
+    if args.command == "presets":
+        return presets_check(args.presets_data_dir or args.data_dir)
     if args.command == "serve":
         from training_studio.server.main import run_server
 

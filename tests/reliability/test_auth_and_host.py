@@ -29,7 +29,8 @@ def ops(srv) -> list[tuple[str, str]]:
     with srv.client() as client:
         dataset = committed_dataset(client, [png_bytes()])
         document = client.get("/api/openapi.json").json()
-    values = {"dataset_id": dataset["id"], "job_id": "0" * 32, "model_id": "0" * 32, "sha256": sha256_of(png_bytes())}
+    values = {"dataset_id": dataset["id"], "job_id": "0" * 32, "model_id": "0" * 32, "sha256": sha256_of(png_bytes()),
+              "name": "sample.png"}
     found = []
     for path, methods in document["paths"].items():
         concrete = re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
@@ -46,6 +47,12 @@ def send(srv, method: str, path: str, headers: dict[str, str]) -> httpx.Response
             if path.count("/files/") and not path.endswith("/caption") else {"json": {}, "headers": headers}
     else:
         body = {"headers": headers}
+    if path.endswith("/events"):
+        # The event stream never ends by itself: its status and headers are the answer.
+        with HTTP.stream(method, srv.url + path, timeout=10, **body) as response:
+            if response.status_code != 200:
+                response.read()
+            return response
     return HTTP.request(method, srv.url + path, timeout=10, **body)
 
 

@@ -410,8 +410,10 @@ def test_local_server_restarted_with_a_new_token_is_followed_through_server_json
         qtbot.waitUntil(lambda: row_ids(store) == job_ids, timeout=15_000)
         stall_probe.reset()
 
-        qtbot.waitUntil(lambda: store.is_refreshing, timeout=10_000)
-        qtbot.waitUntil(lambda: not store.is_refreshing, timeout=10_000)
+        # Right after a refresh ends (its signal, not a poll of is_refreshing: a refresh while live
+        # updates flow is one quick request that a poll can miss).
+        qtbot.waitSignal(store.refreshing_changed, timeout=10_000,
+                         check_params_cb=lambda refreshing: not refreshing).wait()
         port = int(first.url.rsplit(":", 1)[1])
         replacement = ServerProcess(data_dir, token="new-token-" + first.token[:8],
                                     extra_args=["--no-runner", "--port", str(port)])

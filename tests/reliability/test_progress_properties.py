@@ -17,6 +17,7 @@ from training_studio.runner.progress import (
     MAX_ERROR_CHARS,
     ErrorTracker,
     LogLine,
+    PhaseUpdate,
     ProgressPoint,
     StreamReader,
     TrainerEvent,
@@ -56,7 +57,7 @@ CUTS = st.lists(st.integers(min_value=0, max_value=5000), max_size=40)
 def test_arbitrary_bytes_in_arbitrary_chunks_never_raise(data, points, progress_format, loss_key) -> None:
     items = read_all(data, points, progress_format, loss_key)
     for item in items:
-        assert isinstance(item, (ProgressPoint, TrainerEvent, LogLine))
+        assert isinstance(item, (ProgressPoint, TrainerEvent, LogLine, PhaseUpdate))
         if isinstance(item, LogLine):
             assert item.text and "\n" not in item.text and "\r" not in item.text
         if isinstance(item, ProgressPoint):

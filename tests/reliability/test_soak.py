@@ -118,9 +118,11 @@ def test_a_thousand_jobs_leave_memory_files_and_threads_flat(harness, qtbot, tmp
         gui_middle, server_middle = figures(os.getpid()), figures(server.proc.pid)
         wait_for(lambda: not creator.is_alive() and server_finished() == JOB_COUNT, 1800)
         assert creation_errors == []
-        # Let the GUI see the last of them finish, then settle for a few refreshes.
+        # Let the GUI see the last of them finish, then settle for three more refreshes.
         qtbot.waitUntil(lambda: store.model.active_count() == 0, timeout=60_000)
-        qtbot.wait(3000)
+        settled: list[bool] = []
+        store.refreshing_changed.connect(lambda refreshing: refreshing or settled.append(True))
+        qtbot.waitUntil(lambda: len(settled) >= 3, timeout=60_000)
         gui_last, server_last = figures(os.getpid()), figures(server.proc.pid)
 
         with sync_client(server.url, server.token) as http:

@@ -11,11 +11,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from training_studio.runner.progress import (
+    MAX_ERROR_CHARS,
     ErrorTracker,
     LogLine,
+    PhaseContext,
+    PhaseUpdate,
     ProgressPoint,
     StreamReader,
     TrainerEvent,
+    clean_log_message,
+    describe_failure,
+    parse_bar,
     parse_tqdm_line,
 )
 
@@ -81,7 +87,7 @@ def test_an_endless_line_is_cut_into_bounded_pieces() -> None:
 def test_arbitrary_bytes_never_raise(chunks: list[bytes], mode: str) -> None:
     reader = StreamReader(mode, "loss")  # type: ignore[arg-type]
     items = feed_all(reader, chunks)
-    assert all(isinstance(item, (ProgressPoint, TrainerEvent, LogLine)) for item in items)
+    assert all(isinstance(item, (ProgressPoint, TrainerEvent, LogLine, PhaseUpdate)) for item in items)
     tracker = ErrorTracker()
     for item in items:
         if isinstance(item, LogLine):
@@ -157,3 +163,189 @@ def test_last_error_line_skips_bars_and_blank_lines_and_falls_back_to_the_last_l
         plain.add(line)
     assert plain.last_error_line() == "could not open the dataset"
     assert ErrorTracker().last_error_line() is None
+
+
+# --- issue 13: the training bar only, phases, the root cause ------------------------------------------
+
+def read(lines: list[str], **options) -> list:
+    reader = StreamReader("tqdm", options.pop("loss_key", "loss"), **options)
+    return feed_all(reader, ["\r".join(lines).encode() + b"\n"])
+
+
+KOHYA_START = [
+    "2026-12-04 14:26:21 INFO     loading image sizes.            train_util.py:992",
+    "  0%|          | 0/16 [00:00<?, ?it/s]",
+    "100%|██████████| 16/16 [00:00<00:00, 439.72it/s]",
+    "                    INFO     caching latents...              train_util.py:1170",
+    " 45%|████▌     | 9/20 [00:01<00:01, 9.1it/s]",
+    "steps:   0%|          | 0/40 [00:00<?, ?it/s]",
+    "steps:   2%|▎         | 1/40 [00:00<00:10, 3.9it/s, avr_loss=0.331]",
+    "                    INFO     generating sample images at    train_util.py:6394",
+    "  7%|▋         | 2/30 [00:00<00:01, 25.1it/s]",
+    "steps:   5%|▌         | 2/40 [00:01<00:10, 3.7it/s, avr_loss=0.282]",
+]
+
+
+def test_only_the_named_training_bar_is_progress_and_the_other_bars_are_phases() -> None:
+    items = read(KOHYA_START, loss_key="avr_loss", progress_bar="steps", total_steps=40)
+    assert items == [
+        LogLine(KOHYA_START[0]),
+        PhaseUpdate("loading image sizes 0/16"),
+        PhaseUpdate("loading image sizes 16/16"),
+        LogLine(KOHYA_START[3]),
+        PhaseUpdate("caching latents 9/20"),
+        PhaseUpdate(None),
+        ProgressPoint(step=0, total_steps=40),
+        ProgressPoint(step=1, total_steps=40, loss=0.331),
+        LogLine(KOHYA_START[7]),
+        PhaseUpdate("generating sample images at 2/30"),
+        PhaseUpdate(None),
+        ProgressPoint(step=2, total_steps=40, loss=0.282),
+    ]
+
+
+def test_without_a_label_only_a_bar_counting_to_the_jobs_total_is_progress() -> None:
+    items = read(KOHYA_START, loss_key="avr_loss", total_steps=40)
+    assert [p.step for p in items if isinstance(p, ProgressPoint)] == [0, 1, 2]
+    # a 16-image bar on a 16-step job is what it is: the job's total decides without a label
+    items = read(KOHYA_START[:3], total_steps=16)
+    assert [p.step for p in items if isinstance(p, ProgressPoint)] == [0, 16]
+
+
+def test_a_label_is_matched_whole_so_validation_steps_is_not_steps() -> None:
+    lines = ["validation steps:  50%|█████     | 2/4 [00:00<00:00, 9.1it/s, val_avg_loss=0.5]",
+             "steps:  10%|█         | 4/40 [00:01<00:09, 3.9it/s, avr_loss=0.2]"]
+    items = read(lines, loss_key="avr_loss", progress_bar="steps", total_steps=40)
+    assert items == [PhaseUpdate("validation steps 2/4"), PhaseUpdate(None),
+                     ProgressPoint(step=4, total_steps=40, loss=0.2)]
+
+
+def test_diffusers_downloads_and_pipeline_loads_are_phases() -> None:
+    lines = ["config.json:   0%|          | 0.00/617 [00:00<?, ?B/s]",
+             "config.json: 100%|██████████| 617/617 [00:00<00:00, 2.10MB/s]",
+             "diffusion_pytorch_model.safetensors:  45%|████▌     | 1.55G/3.44G [00:10<00:12, 150MB/s]",
+             "Steps:  35%|███▌      | 14/40 [00:05<00:09, 2.8it/s, lr=0.0001, step_loss=0.173]",
+             "Loading pipeline components...: 100%|██████████| 7/7 [00:00<00:00, 312.5it/s]",
+             "Steps:  38%|███▊      | 15/40 [00:06<00:09, 2.8it/s, lr=0.0001, step_loss=0.2]"]
+    items = read(lines, loss_key="step_loss", progress_bar="Steps", total_steps=40)
+    assert items == [PhaseUpdate("downloading config.json 0%"), PhaseUpdate("downloading config.json 100%"),
+                     PhaseUpdate("downloading diffusion_pytorch_model.safetensors 45%"), PhaseUpdate(None),
+                     ProgressPoint(step=14, total_steps=40, loss=0.173),
+                     PhaseUpdate("Loading pipeline components 7/7"), PhaseUpdate(None),
+                     ProgressPoint(step=15, total_steps=40, loss=0.2)]
+
+
+def test_postfixes_in_both_forms_are_read() -> None:
+    ai_toolkit = "my_lora:  10%|█         | 4/40 [00:02<00:18,  1.98it/s, lr: 1.0e-04 loss: 4.123e-01]"
+    tqdm_style = "steps:  10%|█         | 4/40 [00:02<00:18, 2it/s, Keys Scaled=3, avr_loss=0.0812]"
+    assert parse_bar(ai_toolkit).postfix() == {"lr": "1.0e-04", "loss": "4.123e-01"}
+    assert parse_tqdm_line(ai_toolkit, "loss") == ProgressPoint(step=4, total_steps=40, loss=0.4123)
+    assert parse_tqdm_line(tqdm_style, "avr_loss") == ProgressPoint(step=4, total_steps=40, loss=0.0812)
+    assert read([ai_toolkit], progress_bar="my_lora", total_steps=40) == [
+        ProgressPoint(step=4, total_steps=40, loss=0.4123)]
+
+
+def test_a_bar_without_a_total_is_a_phase() -> None:
+    assert read(["Generating: 5it [00:01, 3.21it/s]"], total_steps=40) == [PhaseUpdate("Generating 5it")]
+
+
+def test_the_readers_of_both_streams_share_the_last_message() -> None:
+    context = PhaseContext()
+    stdout = StreamReader("tqdm", "avr_loss", progress_bar="steps", total_steps=40, context=context)
+    stderr = StreamReader("tqdm", "avr_loss", progress_bar="steps", total_steps=40, context=context)
+    assert stdout.feed(b"loading image sizes.\n") == [LogLine("loading image sizes.")]
+    assert stderr.feed(b"100%|##########| 16/16 [00:00<00:00, 439.72it/s]\n") == [
+        PhaseUpdate("loading image sizes 16/16")]
+
+
+def test_log_prefixes_are_not_part_of_the_phase() -> None:
+    assert clean_log_message("12/04/2026 14:26:47 - INFO - __main__ - Running validation... ") == "Running validation"
+    assert clean_log_message("2026-12-04 14:26:21 INFO     caching latents...   train_util.py:1170") == \
+        "caching latents"
+    assert clean_log_message("[14:26:21] WARNING loading model") == "loading model"
+    assert clean_log_message("generating sample images at step / サンプル画像生成 ステップ: 20") == \
+        "generating sample images at step: 20"
+
+
+def run_stand_in(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[bytes]:
+    import os
+    return subprocess.run([sys.executable, str(TRAINERS / "accelerate_launch.py"), "launch", *args],
+                          capture_output=True, timeout=120, cwd=cwd, env={**os.environ, **env})
+
+
+def trackers_of(result: subprocess.CompletedProcess[bytes]) -> list[ErrorTracker]:
+    trackers = []
+    for data in (result.stderr, result.stdout):
+        tracker = ErrorTracker()
+        for item in feed_all(StreamReader("tqdm", "avr_loss", progress_bar="steps", total_steps=40), [data]):
+            if isinstance(item, LogLine):
+                tracker.add(item.text)
+        trackers.append(tracker)
+    return trackers
+
+
+def test_a_crash_through_the_launcher_names_the_trainers_exception_and_status(tmp_path: Path) -> None:
+    (tmp_path / "data" / "10_cat").mkdir(parents=True)
+    for i in range(3):
+        (tmp_path / "data" / "10_cat" / f"{i}.png").write_bytes(b"png")
+    result = run_stand_in([str(TRAINERS / "kohya" / "train_network.py"), "--pretrained_model_name_or_path=x",
+                           "--train_data_dir=data", "--output_dir=out", "--max_train_steps=40"],
+                          {"STAND_IN_FAIL_AT_STEP": "3", "STAND_IN_STEP_DELAY": "0"}, tmp_path)
+    assert result.returncode == 1
+    # the launcher's wrapper is the last thing printed...
+    assert b"subprocess.CalledProcessError: Command" in result.stderr.strip().splitlines()[-1]
+    error = describe_failure(1, trackers_of(result))
+    # ...but the reason is the trainer's own exception, with the child's exit status
+    assert error.startswith("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00 MiB.")
+    assert error.endswith("… (exit status 1)") and len(error) <= MAX_ERROR_CHARS
+    # the supervisor's older entry point agrees on the cause
+    assert trackers_of(result)[0].last_error_line().startswith("torch.OutOfMemoryError: CUDA out of memory.")
+
+
+def test_a_child_killed_by_a_signal_is_reported_from_the_launchers_wrapper(tmp_path: Path) -> None:
+    script = tmp_path / "dies.py"
+    script.write_text("import os, signal\nprint('loading model', flush=True)\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    result = run_stand_in([str(script)], {}, tmp_path)
+    assert result.returncode == 1
+    assert describe_failure(1, trackers_of(result)) == "the trainer failed (killed by SIGKILL)"
+
+
+def test_torchrun_summaries_give_way_to_the_trainers_exception() -> None:
+    text = """Traceback (most recent call last):
+  File "/sd-scripts/train_network.py", line 1200, in train
+    loss = self.process_batch(batch)
+torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB.
+Traceback (most recent call last):
+  File "/venv/bin/accelerate", line 8, in <module>
+    sys.exit(main())
+torch.distributed.elastic.multiprocessing.errors.ChildFailedError: 
+============================================================
+train_network.py FAILED
+------------------------------------------------------------
+Failures:
+  <NO_OTHER_FAILURES>
+------------------------------------------------------------
+Root Cause (first observed failure):
+[0]:
+  time      : 2026-12-04_14:26:21
+  host      : gpu-box
+  rank      : 0 (local_rank: 0)
+  exitcode  : 1 (pid: 4242)
+  error_file: <N/A>
+  traceback : To enable traceback see: https://pytorch.org/docs/stable/elastic/errors.html
+============================================================
+"""
+    tracker = ErrorTracker()
+    for line in text.splitlines():
+        tracker.add(line)
+    assert describe_failure(1, [tracker]) == \
+        "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. (exit status 1)"
+
+
+def test_without_an_exception_the_last_error_line_and_the_status_are_the_reason() -> None:
+    tracker = ErrorTracker()
+    for line in ["loading", "error: the dataset folder is empty", "bye"]:
+        tracker.add(line)
+    assert describe_failure(2, [tracker]) == "error: the dataset folder is empty (exit status 2)"
+    assert describe_failure(-9, [ErrorTracker()]) == "the trainer was killed by SIGKILL"
+    assert describe_failure(3, [ErrorTracker()]) == "the trainer failed (exit status 3)"

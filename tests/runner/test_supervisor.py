@@ -1,9 +1,11 @@
-"""TrainerProcess on real trainer subprocesses: outcomes, cancel, process groups, floods of output."""
+"""TrainerProcess on real trainer subprocesses (each under its real wrapper process): outcomes, cancel,
+the whole tree gone, floods of output, the environment a trainer gets."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -11,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.processes import kill_leftovers, pid_alive
-from training_studio.runner.process_groups import group_alive
 from training_studio.runner.progress import ProgressPoint, TrainerEvent
 from training_studio.runner.supervisor import TrainerOutcome, TrainerProcess
+from training_studio.runner.trainer_wrapper import read_json
 
 TRAINERS = Path(__file__).parent / "trainers"
 
@@ -46,6 +48,17 @@ async def run_to_end(process: TrainerProcess) -> TrainerOutcome:
     return await asyncio.wait_for(process.wait(), 60)
 
 
+def job_pids(process: TrainerProcess) -> list[int]:
+    """The wrapper's and the trainer's PIDs, as the wrapper recorded them."""
+    info = read_json(process.files.wrapper_info) or {}
+    return [pid for pid in (process.pid, info.get("trainer_pid")) if pid]
+
+
+def none_alive(process: TrainerProcess) -> bool:
+    pids = job_pids(process)
+    return len(pids) == 2 and not any(pid_alive(pid) for pid in pids)
+
+
 async def wait_for(predicate, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -63,13 +76,13 @@ def test_exit_zero_is_completed_with_progress_and_a_complete_log(tmp_path: Path)
     assert recorder.points[-1] == ProgressPoint(step=5, total_steps=5, loss=0.2)
     log = (tmp_path / "job.log").read_text()
     assert log.count('"step"') == 5 and "done" in log
-    assert not group_alive(process.pgid)
+    assert none_alive(process)
 
 
 def test_exit_one_fails_with_the_exception_line(tmp_path: Path) -> None:
     outcome = asyncio.run(run_to_end(make(tmp_path, "fails_with_error.py")))
     assert outcome.status == "failed" and outcome.exit_code == 1
-    assert outcome.error == "ValueError: boom at step 3"
+    assert outcome.error == "ValueError: boom at step 3 (exit status 1)"
     assert "Traceback" in (tmp_path / "job.log").read_text()
 
 
@@ -79,18 +92,11 @@ def test_death_by_sigkill_says_so(tmp_path: Path) -> None:
     assert outcome.error == "the trainer was killed by SIGKILL"
 
 
-def test_a_missing_program_cannot_start(tmp_path: Path) -> None:
+def test_a_missing_program_fails_with_the_reason(tmp_path: Path) -> None:
     process = TrainerProcess([str(tmp_path / "no-such-trainer")], log_path=tmp_path / "job.log")
-
-    async def scenario() -> None:
-        try:
-            await process.start()
-        except OSError as exc:
-            assert "no-such-trainer" in str(exc) or exc.errno is not None
-        else:
-            raise AssertionError("start() should have failed")
-
-    asyncio.run(scenario())
+    outcome = asyncio.run(run_to_end(process))
+    assert outcome.status == "failed" and outcome.exit_code is None
+    assert outcome.error.startswith("could not start the trainer") and "no-such-trainer" in outcome.error
 
 
 def test_cancel_of_a_trainer_that_exits_on_sigterm(tmp_path: Path) -> None:
@@ -106,7 +112,7 @@ def test_cancel_of_a_trainer_that_exits_on_sigterm(tmp_path: Path) -> None:
 
     outcome = asyncio.run(scenario())
     assert outcome.status == "cancelled" and outcome.exit_code == -15
-    assert not group_alive(process.pgid)
+    assert none_alive(process)
 
 
 def test_a_trainer_ignoring_sigterm_is_killed_after_the_grace_period(tmp_path: Path) -> None:
@@ -118,13 +124,15 @@ def test_a_trainer_ignoring_sigterm_is_killed_after_the_grace_period(tmp_path: P
         waiter = asyncio.ensure_future(process.wait())
         await wait_for(lambda: b"ready" in (tmp_path / "job.log").read_bytes())
         process.cancel()
-        await asyncio.sleep(0.2)
-        assert group_alive(process.pgid), "SIGTERM is ignored: still alive inside the grace period"
+        # It got SIGTERM, ignored it and trained on inside the grace: a step after the one it was at.
+        await wait_for(lambda: b"SIGTERM ignored at step" in (tmp_path / "job.log").read_bytes())
+        at_sigterm = int(re.search(rb"SIGTERM ignored at step (\d+)", (tmp_path / "job.log").read_bytes())[1])
+        await wait_for(lambda: any(point.step > at_sigterm for point in recorder.points))
         return await asyncio.wait_for(waiter, 30)
 
     outcome = asyncio.run(scenario())
     assert outcome.status == "cancelled" and outcome.exit_code == -9
-    assert not group_alive(process.pgid)
+    assert none_alive(process)
 
 
 @pytest.fixture
@@ -152,7 +160,7 @@ def test_cancel_kills_the_trainers_children_too(tmp_path: Path, leftovers: list[
     # is only reported once it is gone too
     assert outcome.status == "cancelled"
     assert not pid_alive(child)
-    assert not group_alive(process.pgid)
+    assert none_alive(process)
 
 
 def test_cancel_before_start_signals_as_soon_as_it_runs(tmp_path: Path) -> None:
@@ -211,12 +219,15 @@ def test_leftover_children_of_a_finished_trainer_are_killed(tmp_path: Path, left
     assert not pid_alive(leftovers[0])
 
 
-def test_the_trainer_gets_unbuffered_python_and_its_job_marker(tmp_path: Path) -> None:
+def test_the_trainer_gets_unbuffered_python_and_its_job_marker_but_no_server_setting(
+        tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("TRAINING_STUDIO_TOKEN", "secret-token")
+    monkeypatch.setenv("TRAINING_STUDIO_DATA_DIR", str(tmp_path))
     script = tmp_path / "env.py"
     script.write_text("import os\n"
-                      "print(os.environ.get('PYTHONUNBUFFERED'), os.environ.get('TRAINING_STUDIO_JOB_ID'))\n")
+                      "print(os.environ.get('PYTHONUNBUFFERED'), os.environ.get('TRAINING_STUDIO_JOB_ID'),\n"
+                      "      sorted(k for k in os.environ if k.startswith('TRAINING_STUDIO_')), os.getpgrp() == os.getpid())\n")
     process = TrainerProcess([sys.executable, str(script)], log_path=tmp_path / "job.log", job_id="abc",
                              env={"PYTHONUNBUFFERED": "0"})
     assert asyncio.run(run_to_end(process)).status == "completed"
-    assert (tmp_path / "job.log").read_text().strip() == "1 abc"
-    assert os.getpgrp() != process.pgid
+    assert (tmp_path / "job.log").read_text().strip() == "1 abc ['TRAINING_STUDIO_JOB_ID'] True"

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 __all__ = [
+    "JobOutputFile",
     "JobStatus",
     "ACTIVE_STATUSES",
     "TERMINAL_STATUSES",
@@ -129,6 +130,13 @@ class TrainingJob(_WireModel):
     params: dict[str, Any] | None = None
     error: str | None = None
     model_id: str | None = None
+    # What a running job is doing besides training steps ("loading image sizes 16/16", "downloading
+    # config.json 45%") or another short status note; None when there is nothing to say (issue 13).
+    detail: str | None = None
+    # The server's change counter when this state was written (issue 12); None from older servers.
+    revision: int | None = None
+    # The server's change counter when this state was stored (live updates, docs/api.md "Revisions").
+    revision: int | None = None
 
 
 class Dataset(_WireModel):
@@ -141,6 +149,8 @@ class Dataset(_WireModel):
     created_at: str
     updated_at: str
     error: str | None = None  # extension
+    revision: int | None = None  # extension: the server's change counter (see TrainingJob.revision)
+    revision: int | None = None  # extension: see TrainingJob.revision
 
 
 class TrainedModel(_WireModel):
@@ -156,6 +166,8 @@ class TrainedModel(_WireModel):
     size_bytes: int | None = None
     path: str | None = None
     error: str | None = None
+    revision: int | None = None  # the server's change counter (see TrainingJob.revision)
+    revision: int | None = None  # see TrainingJob.revision
 
 
 class DatasetFile(_WireModel):
@@ -183,12 +195,24 @@ class BaseModelInfo(_WireModel):
     description: str = ""
     trainer: str
     params_schema: list[ParamSpec] = Field(default_factory=list)
+    # extension: why this entry cannot be used (a broken command preset); clients show it greyed out.
+    error: str | None = None
 
 
 class MetricPoint(_WireModel):
     step: int
     loss: float | None = None
     time: str
+
+
+class JobOutputFile(_WireModel):
+    """A sample image or intermediate checkpoint a job's trainer wrote (extension, issue 13): `name` is
+    its path inside the job's output folder, `step` parsed from the name, `time` when it was written."""
+
+    name: str
+    step: int | None = None
+    time: str
+    size: int = 0
 
 
 class LogChunk(_WireModel):

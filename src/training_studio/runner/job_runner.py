@@ -4,13 +4,22 @@ Owns a job's life after the row exists: pending -> queued -> running -> complete
 At most `concurrency` trainers run at once (default 1: one GPU trains one job at a time); the others
 wait as `queued`, in creation order. Each running job is one `TrainerProcess` (see supervisor.py);
 its progress goes to Storage in batches, its checkpoint announcements register a TrainedModel, and
-its outcome ends the job. A slot frees only once the trainer's whole process group is gone.
+its outcome ends the job. A slot frees only once every process of the job is gone.
 
-On start it applies the server's restart rule (`recover_interrupted_jobs` in server/executor.py: a job
-left `running` by a previous server is failed, after killing its trainer's group if that still lives)
-and queues pending and queued jobs again. Also owns turning a job into
-the trainer's argv: the built-in trainer is started as `<this program> train builtin ...`, a preset as
-its command template, always as an argv list, never through a shell.
+Trainers outlive the server: each runs under its own wrapper process (trainer_wrapper.py), writing to
+files, so a server that is killed or restarted costs a run nothing. On start the runner applies the
+restart rule (`recover_interrupted_jobs` in server/executor.py) and re-attaches to every job left
+`running` whose wrapper was recorded: it reads on from the saved output offsets, and records the real
+end of those that ended meanwhile (completed with their model, failed with their reason, cancelled);
+only a job whose trainer is really gone without an exit status is failed, saying so. Then it queues
+pending and queued jobs again. `shutdown()` detaches from running trainers and never stops them: only
+cancel ends a run. With `run_new_jobs=False` (serve --no-runner) it only follows the jobs that were
+already running and never starts one.
+
+Also owns turning a job into the trainer's argv: the built-in trainer is started as `<this program>
+train builtin ...`, a preset as its command template, always as an argv list, never through a shell;
+and the trainer's reading rules, kept in the job's control folder (spec.json) so a restarted server
+reads a re-attached trainer the same way even if presets.toml changed meanwhile.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import asyncio
 import contextlib
 import logging
 import shlex
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,9 +41,17 @@ from training_studio.runner.presets import Preset, PresetError, ensure_presets_f
 from training_studio.runner.process_groups import group_belongs_to_job, kill_group_and_wait
 from training_studio.runner.progress import ProgressPoint, TrainerEvent
 from training_studio.runner.registry import BUILTIN_BASE_MODEL, BUILTIN_BASE_MODEL_ID, ParamsError, validate_params
-from training_studio.runner.supervisor import TrainerOutcome, TrainerProcess
+from training_studio.runner.supervisor import (
+    OutputOffsets,
+    TrainerOutcome,
+    TrainerProcess,
+    WrapperRecord,
+    wrapper_alive,
+    wrapper_record_from_file,
+)
+from training_studio.runner.trainer_wrapper import CONTROL_DIR_NAME, JobFiles, read_json
 from training_studio.server.errors import is_disk_full
-from training_studio.server.executor import INTERRUPTED_JOB_ERROR, recover_interrupted_jobs
+from training_studio.server.executor import recover_interrupted_jobs
 
 if TYPE_CHECKING:
     from training_studio.server.storage import Storage
@@ -42,6 +60,8 @@ logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 DEFAULT_CANCEL_GRACE_S = 10.0
+# How long a stopping server waits for its jobs' last output to be recorded before it lets go.
+DETACH_TIMEOUT_S = 4.0
 # How often, at most, a job's end is written again while the disk is full.
 SETTLE_RETRY_MAX_S = 2.0
 DISK_FULL_JOB_ERROR = "the server's disk is full: the job could not be run to its end"
@@ -61,6 +81,24 @@ class TrainerPlan:
     progress_format: str = "jsonl"
     loss_key: str | None = None
     checkpoint_glob: str | None = None
+    progress_bar: str | None = None
+
+    def reading_rules(self) -> dict[str, Any]:
+        """What a re-attached server needs to read this trainer's output as the starting one did."""
+        return {"progress_format": self.progress_format, "loss_key": self.loss_key,
+                "checkpoint_glob": self.checkpoint_glob, "progress_bar": self.progress_bar}
+
+    @classmethod
+    def from_reading_rules(cls, spec: dict[str, Any], cwd: Path) -> "TrainerPlan":
+        def text(key: str) -> str | None:
+            value = spec.get(key)
+            return value if isinstance(value, str) and value else None
+
+        progress_format = spec.get("progress_format")
+        return cls(argv=[str(item) for item in spec.get("argv") or []], cwd=cwd,
+                   progress_format=progress_format if progress_format in ("jsonl", "tqdm") else "jsonl",
+                   loss_key=text("loss_key"), checkpoint_glob=text("checkpoint_glob"),
+                   progress_bar=text("progress_bar"))
 
 
 @dataclass
@@ -78,7 +116,8 @@ class JobRunner:
     """Runs the embedded server's jobs as subprocesses; the server's JobExecutor."""
 
     def __init__(self, storage: Storage, data_dir: Path | str, *, concurrency: int = 1,
-                 cancel_grace: float = DEFAULT_CANCEL_GRACE_S, flush_interval: float = 0.25) -> None:
+                 cancel_grace: float = DEFAULT_CANCEL_GRACE_S, flush_interval: float = 0.25,
+                 run_new_jobs: bool = True) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.storage = storage
@@ -92,13 +131,18 @@ class JobRunner:
         self._active: dict[str, _ActiveJob] = {}
         self._submitted_early: list[str] = []
         self._shutting_down = False
+        self.run_new_jobs = run_new_jobs
 
     # JobExecutor protocol ------------------------------------------------------------------------
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
-        await asyncio.to_thread(ensure_presets_file, self.data_dir)
-        await asyncio.to_thread(self._recover_interrupted_jobs)
+        if self.run_new_jobs:
+            await asyncio.to_thread(ensure_presets_file, self.data_dir)
+        for job_id in await asyncio.to_thread(recover_interrupted_jobs, self.storage):
+            self._reattach(job_id)
+        if not self.run_new_jobs:
+            return
         waiting = await asyncio.to_thread(self.storage.jobs_with_status, [JobStatus.PENDING, JobStatus.QUEUED])
         for job in waiting:
             self._accept(job.id)
@@ -108,6 +152,8 @@ class JobRunner:
 
     def submit(self, job_id: str) -> None:
         """Queue a freshly created job; returns at once, from any thread."""
+        if not self.run_new_jobs:
+            return
         if self._loop is None:
             self._submitted_early.append(job_id)
             return
@@ -135,6 +181,9 @@ class JobRunner:
         if job is None:
             return
         if job.status is JobStatus.RUNNING:
+            # A running job nobody follows: its wrapper is not ours to end here without watching it.
+            if await asyncio.to_thread(self._wrapper_of_unfollowed_job_alive, job_id):
+                return
             process = await asyncio.to_thread(self.storage.job_process, job_id)
             if process and process[1] and await asyncio.to_thread(group_belongs_to_job, process[1], job_id):
                 await asyncio.to_thread(kill_group_and_wait, process[1], self.cancel_grace + 5)
@@ -142,28 +191,20 @@ class JobRunner:
             await asyncio.to_thread(self.storage.set_job_status, job_id, JobStatus.CANCELLED)
 
     async def shutdown(self) -> None:
-        """Stop every running trainer (they fail as interrupted); queued jobs wait for the next start."""
+        """Detach from every running trainer: they keep running, and the next server re-attaches to them
+        (only cancel ends a run). What was read so far is recorded; queued jobs wait for the next start."""
         self._shutting_down = True
         self._waiting.clear()
         tasks = []
         for active in list(self._active.values()):
             if active.process is not None:
-                active.process.cancel()
+                active.process.detach()
             if active.task is not None:
                 tasks.append(active.task)
         if tasks:
-            done, pending = await asyncio.wait(tasks, timeout=self.cancel_grace + 5)
+            done, pending = await asyncio.wait(tasks, timeout=DETACH_TIMEOUT_S)
             for task in pending:
                 task.cancel()
-
-    # introspection (tests, logs) ---------------------------------------------------------------
-    @property
-    def running_job_ids(self) -> list[str]:
-        return list(self._active)
-
-    @property
-    def queued_job_ids(self) -> list[str]:
-        return list(self._waiting)
 
     # queue ----------------------------------------------------------------------------------------
     def _accept(self, job_id: str) -> None:
@@ -184,11 +225,17 @@ class JobRunner:
             self._active[job_id] = active
             active.task = asyncio.get_running_loop().create_task(self._run(active), name=f"job-{job_id}")
 
-    async def _run(self, active: _ActiveJob) -> None:
+    async def _run(self, active: _ActiveJob, *, attached: bool = False) -> None:
         try:
-            await self._run_job(active)
+            if attached:
+                await self._run_attached(active)
+            else:
+                await self._run_job(active)
         except Exception as exc:  # a runner bug must fail the job, not leave it running forever
             logger.exception("job %s: the runner failed", active.job_id)
+            if active.process is not None:  # nobody would follow its trainer any more
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(active.process.terminate_unfollowed)
             error = DISK_FULL_JOB_ERROR if is_disk_full(exc) else f"internal error in the job runner: {exc}"
             with contextlib.suppress(Exception):
                 await self._settle(self.storage.set_job_status, active.job_id, JobStatus.FAILED, error=error,
@@ -228,43 +275,118 @@ class JobRunner:
         if running is None:  # cancelled (terminal) meanwhile
             return
 
+        files = JobFiles.for_output_dir(output_dir)
         process = TrainerProcess(
             plan.argv, log_path=self.storage.job_log_path(job_id), job_id=job_id, cwd=plan.cwd, env=plan.env,
-            progress_format=plan.progress_format,  # type: ignore[arg-type]
-            loss_key=plan.loss_key, cancel_grace=self.cancel_grace, flush_interval=self.flush_interval,
-            on_progress=lambda points: self._record_progress(job_id, points),
-            on_event=lambda event: self._handle_event(active, job, event),
+            control_dir=files.control_dir, progress_format=plan.progress_format,  # type: ignore[arg-type]
+            loss_key=plan.loss_key, progress_bar=plan.progress_bar, total_steps=job.total_steps,
+            cancel_grace=self.cancel_grace, flush_interval=self.flush_interval,
+            spec_extra=plan.reading_rules(), **self._sinks(active, job),
             log_header=f"[training-studio] {format_timestamp(utc_now())} starting: {shlex.join(plan.argv)}\n",
         )
         active.process = process
-        if active.cancel_requested or self._shutting_down:
+        if active.cancel_requested:
             process.cancel()
         try:
             await process.start()
         except OSError as exc:
-            reason = f"could not start the trainer {plan.argv[0]!r}: {exc.strerror or exc}"
+            reason = f"could not start the trainer's wrapper {sys.executable!r}: {exc.strerror or exc}"
             await asyncio.to_thread(self._append_log, job_id, f"[training-studio] {reason}\n")
             status = JobStatus.CANCELLED if active.cancel_requested else JobStatus.FAILED
             await asyncio.to_thread(self.storage.set_job_status, job_id, status,
                                     error=None if status is JobStatus.CANCELLED else reason)
             return
-        await asyncio.to_thread(self.storage.set_job_process, job_id, process.pid, process.pgid)
+        assert process.record is not None
+        await asyncio.to_thread(self.storage.set_job_wrapper, job_id, process.record.pid, process.record.start_time,
+                                process.offsets.log)
         outcome = await process.wait()
+        if outcome is None:  # detached: the server is stopping, the trainer runs on
+            return
         await self._finish(active, job, plan, outcome)
+
+    def _sinks(self, active: _ActiveJob, job: TrainingJob) -> dict[str, Any]:
+        job_id = job.id
+        return {
+            "on_progress": lambda points: self._record_progress(job_id, points),
+            "on_event": lambda event: self._handle_event(active, job, event),
+            "on_offsets": lambda offsets: self._save_offsets(job_id, offsets),
+            "on_phase": lambda text: self._record_phase(job_id, text),
+            # The trainer's pid (its own group's id too) in the job row, as before there were wrappers:
+            # tools and tests read it there.
+            "on_trainer_started": lambda pid: asyncio.to_thread(self.storage.set_job_process, job_id, pid, pid),
+        }
+
+    # re-attaching to trainers a previous server started ------------------------------------------
+    def _reattach(self, job_id: str) -> None:
+        if job_id in self._active:
+            return
+        active = _ActiveJob(job_id)
+        self._active[job_id] = active  # it holds a slot, whatever the concurrency is now
+        active.task = asyncio.get_running_loop().create_task(self._run(active, attached=True), name=f"job-{job_id}")
+
+    async def _run_attached(self, active: _ActiveJob) -> None:
+        job_id = active.job_id
+        job = await asyncio.to_thread(self.storage.get_job, job_id)
+        if job is None or job.status is not JobStatus.RUNNING:
+            return
+        output_dir = self.storage.job_output_dir(job_id)
+        files = JobFiles.for_output_dir(output_dir)
+        active.output_dir = output_dir
+        spec = await asyncio.to_thread(read_json, files.spec) or {}
+        plan = TrainerPlan.from_reading_rules(spec, output_dir)
+        stored = await asyncio.to_thread(self.storage.job_wrapper, job_id)
+        if stored is not None:
+            record: WrapperRecord | None = WrapperRecord(stored[0], stored[1]) if stored[0] else None
+            offsets = OutputOffsets(stored[2], stored[3], stored[4])
+        else:
+            # The previous server died between starting the wrapper and recording it: the wrapper's own
+            # record tells who it is, and no output was appended to the log yet (only its header).
+            record = await asyncio.to_thread(wrapper_record_from_file, files)
+            log_size = await asyncio.to_thread(_file_size, self.storage.job_log_path(job_id))
+            offsets = OutputOffsets(0, 0, log_size)
+            if record is not None:
+                await asyncio.to_thread(self.storage.set_job_wrapper, job_id, record.pid, record.start_time,
+                                        log_size)
+        # What the previous server had learnt from events is in the database: the model and its file.
+        active.model_id = job.model_id
+        if job.model_id:
+            model = await asyncio.to_thread(self.storage.get_model, job.model_id)
+            if model is not None and model.path:
+                active.checkpoint_path = Path(model.path)
+        process = TrainerProcess.attach(
+            record, offsets, log_path=self.storage.job_log_path(job_id), control_dir=files.control_dir,
+            job_id=job_id, progress_format=plan.progress_format,  # type: ignore[arg-type]
+            loss_key=plan.loss_key, progress_bar=plan.progress_bar, total_steps=job.total_steps,
+            flush_interval=self.flush_interval, **self._sinks(active, job),
+        )
+        active.process = process
+        logger.info("job %s: re-attached to its trainer (wrapper %s, output read up to %s/%s bytes)",
+                    job_id, process.pid, offsets.stdout, offsets.stderr)
+        if active.cancel_requested:
+            process.cancel()
+        outcome = await process.wait()
+        if outcome is None:
+            return
+        await self._finish(active, job, plan, outcome)
+
+    def _wrapper_of_unfollowed_job_alive(self, job_id: str) -> bool:
+        files = JobFiles.for_output_dir(self.storage.job_output_dir(job_id))
+        stored = self.storage.job_wrapper(job_id)
+        record = WrapperRecord(stored[0], stored[1]) if stored and stored[0] else wrapper_record_from_file(files)
+        return wrapper_alive(record, files)
 
     async def _finish(self, active: _ActiveJob, job: TrainingJob, plan: TrainerPlan, outcome: TrainerOutcome) -> None:
         job_id = active.job_id
         summary = f"exit code {outcome.exit_code}" if outcome.exit_code is not None else "no exit code"
+        because = f": {outcome.error}" if outcome.status == "failed" and outcome.error else ""
         await asyncio.to_thread(self._append_log, job_id,
                                 f"[training-studio] {format_timestamp(utc_now())} the trainer ended "
-                                f"({summary}): {outcome.status}\n")
+                                f"({summary}): {outcome.status}{because}\n")
         if outcome.status == "completed":
             model_id = await self._settle(self._settle_model_on_success, active, job, plan)
             await self._settle(self.storage.set_job_status, job_id, JobStatus.COMPLETED, model_id=model_id)
             return
-        if outcome.status == "cancelled" and self._shutting_down and not active.cancel_requested:
-            status, error = JobStatus.FAILED, INTERRUPTED_JOB_ERROR
-        elif outcome.status == "cancelled":
+        if outcome.status == "cancelled":
             status, error = JobStatus.CANCELLED, None
         else:
             status, error = JobStatus.FAILED, outcome.error or "the trainer failed"
@@ -329,22 +451,34 @@ class JobRunner:
         assert job.dataset_id is not None
         dataset_dir = self.storage.dataset_layout_dir(job.dataset_id, preset.dataset_layout)  # type: ignore[arg-type]
         try:
-            argv = preset.build_argv(dataset_dir=dataset_dir, output_dir=output_dir, total_steps=total_steps,
-                                     params=params)
+            # prepare() also renders the preset's config file (ai-toolkit) into the job's folder and fills
+            # the placeholders of the training bar's label ({job_id}, ...).
+            run = preset.prepare(job_id=job.id, dataset_dir=dataset_dir, output_dir=output_dir,
+                                 total_steps=total_steps, params=params)
         except PresetError as exc:
             raise JobSetupError(f"preset {preset.id}: {exc}") from None
-        return TrainerPlan(argv=argv, cwd=preset.cwd or output_dir, env=dict(preset.env),
+        except OSError as exc:
+            raise JobSetupError(f"preset {preset.id}: could not write its config file: {exc.strerror or exc}") from None
+        return TrainerPlan(argv=run.argv, cwd=preset.cwd or output_dir, env=dict(preset.env),
                            progress_format=preset.progress_format, loss_key=preset.loss_key,
-                           checkpoint_glob=preset.checkpoint_glob)
+                           checkpoint_glob=preset.checkpoint_glob, progress_bar=run.progress_bar)
 
     # progress, events, models ---------------------------------------------------------------------
     async def _record_progress(self, job_id: str, points: list[ProgressPoint]) -> None:
         now = format_timestamp(utc_now())
         rows = [(job_id, point.step, point.total_steps, point.loss, now) for point in points]
-        try:
-            await asyncio.to_thread(self.storage.record_progress, rows)
-        except Exception:  # a full disk must not stop the supervision; the next batch may succeed
-            logger.exception("job %s: could not record %d progress points", job_id, len(rows))
+        # A failure (a full disk) is logged by the supervisor, which then keeps the output offsets where
+        # they were: the supervision goes on, and the next batch may succeed.
+        await asyncio.to_thread(self.storage.record_progress, rows)
+
+    async def _save_offsets(self, job_id: str, offsets: OutputOffsets) -> None:
+        await asyncio.to_thread(self.storage.save_output_offsets, job_id, offsets.stdout, offsets.stderr,
+                                offsets.log)
+
+    async def _record_phase(self, job_id: str, text: str | None) -> None:
+        set_detail = getattr(self.storage, "set_job_detail", None)
+        if set_detail is not None:
+            await asyncio.to_thread(set_detail, job_id, text)
 
     async def _handle_event(self, active: _ActiveJob, job: TrainingJob, event: TrainerEvent) -> None:
         if event.name != "checkpoint":
@@ -367,24 +501,31 @@ class JobRunner:
                                                 job.id, ModelStatus.PROCESSING.value)
                 active.model_id = model.id
                 await asyncio.to_thread(self.storage.set_job_status, job.id, JobStatus.RUNNING, model_id=model.id)
+            # Kept with the model (still processing): a server that re-attaches later knows the file.
+            await asyncio.to_thread(self.storage.update_model, active.model_id, path=str(path))
 
     @staticmethod
     def _output_file(active: _ActiveJob, value: Any) -> Path | None:
-        """A trainer-reported file, only if it lies inside the job's output folder."""
+        """A trainer-reported file, only if it lies inside the job's output folder (links resolved)."""
         if not isinstance(value, str) or not value or active.output_dir is None:
             return None
-        root = active.output_dir.resolve()
         path = Path(value)
-        path = (path if path.is_absolute() else root / path).resolve()
-        if path != root and root in path.parents:
-            return path
-        return None
+        return inside_output_dir(active.output_dir, path if path.is_absolute() else active.output_dir / path)
 
     def _settle_model_on_success(self, active: _ActiveJob, job: TrainingJob, plan: TrainerPlan) -> str | None:
         """Mark the model ready (or failed); register one found by the preset's checkpoint_glob."""
         checkpoint = active.checkpoint_path
         if checkpoint is None and plan.checkpoint_glob and active.output_dir is not None:
-            candidates = [p for p in active.output_dir.glob(plan.checkpoint_glob) if p.is_file()]
+            # Only a match that is, once its links are resolved, a file inside the job's folder (not in
+            # our control folder): a symlink out of it must not get another file served as the model.
+            candidates = []
+            for match in active.output_dir.glob(plan.checkpoint_glob):
+                real = inside_output_dir(active.output_dir, match)
+                if real is None:
+                    logger.warning("job %s: ignoring %s: it resolves outside the job's folder", job.id, match)
+                elif real.is_file() and CONTROL_DIR_NAME not in real.relative_to(
+                        active.output_dir.resolve()).parts:
+                    candidates.append(real)
             if candidates:
                 checkpoint = max(candidates, key=lambda p: p.stat().st_mtime)
         if checkpoint is None and active.model_id is None:
@@ -404,12 +545,6 @@ class JobRunner:
                                       path=str(checkpoint))
         return active.model_id
 
-    # restart recovery -------------------------------------------------------------------------------
-    def _recover_interrupted_jobs(self) -> None:
-        # One restart rule for every executor, the server's: kill a leftover trainer group, fail its
-        # unfinished model, fail the job.
-        recover_interrupted_jobs(self.storage)
-
     def _append_log(self, job_id: str, text: str) -> None:
         path = self.storage.job_log_path(job_id)
         try:
@@ -418,6 +553,25 @@ class JobRunner:
                 handle.write(text.encode("utf-8", "replace"))
         except OSError:
             logger.exception("job %s: could not write its log", job_id)
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def inside_output_dir(output_dir: Path, path: Path) -> Path | None:
+    """`path` with its links resolved, if that lies strictly inside `output_dir` (also resolved)."""
+    try:
+        root = output_dir.resolve()
+        real = path.resolve()
+    except (OSError, RuntimeError):  # a link loop
+        return None
+    if real != root and root in real.parents:
+        return real
+    return None
 
 
 def job_runner_factory(storage: Storage, config: Any) -> JobRunner:

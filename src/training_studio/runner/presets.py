@@ -18,6 +18,12 @@ Format (one `[[preset]]` table per trainer; see presets/example-presets.toml):
     cwd = "/path/to/sd-scripts"       # optional working directory
     env = { HF_HUB_OFFLINE = "1" }    # optional extra environment
     checkpoint_glob = "*.safetensors" # optional: the output file registered as the trained model
+    progress_bar = "steps"            # tqdm: the training bar's label (`*` any text, `?` one character,
+                                      # placeholders allowed); the other bars are the job's phase
+    config_file = "job.json"          # optional: a config rendered into the job's folder from
+    config_template = '''...'''       #   config_template (text) or config_template_file (a path)
+    samples_glob = "sample/*_{step}_*.png"          # optional: the sample images it writes as it trains,
+    checkpoints_glob = "lora-step{step}.safetensors"  # and its intermediate checkpoints ({step}: digits)
     [[preset.params]]                 # the params_schema, as in GET /api/training/base-models
     name = "learning_rate"
     type = "float"
@@ -26,15 +32,25 @@ Format (one `[[preset]]` table per trainer; see presets/example-presets.toml):
     max = 1.0
     description = "..."
 
-Placeholders in `command` items: {dataset_dir}, {output_dir}, {total_steps}, {base_model},
-{params.NAME} (NAME must be in the schema); `{{` and `}}` are literal braces. Each item stays one argv
-item whatever the values contain, and no shell is ever involved.
+Placeholders in `command` items, `progress_bar` and the config template: {dataset_dir},
+{dataset_images_dir} (the folder holding the images with their .txt captions), {output_dir},
+{total_steps}, {base_model}, {job_id}, {config_file} (the rendered config's path; not inside the config
+itself), {params.NAME} (NAME must be in the schema); `{{` and `}}` are literal braces. Each command item
+stays one argv item whatever the values contain, and no shell is ever involved. In a config, values are
+escaped as inside a double-quoted JSON/YAML/TOML string (put text placeholders between double quotes);
+in `progress_bar` they are literal text.
+
+`check_presets_text` / `check_presets` report every preset as usable or with its exact problem (also what
+the server lists in base-models with an `error`); `training-studio presets check` prints that report.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import re
+import shutil
 import threading
 import tomllib
 from dataclasses import dataclass, field
@@ -45,6 +61,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from training_studio.contract import BaseModelInfo, ParamSpec
+from training_studio.runner.progress import bar_label_pattern, escape_label
 from training_studio.runner.registry import BUILTIN_BASE_MODEL_ID, ParamsError, validate_params
 
 logger = logging.getLogger(__name__)
@@ -53,7 +70,12 @@ PRESETS_FILE_NAME = "presets.toml"
 EXAMPLE_RESOURCE = "example-presets.toml"
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
-_FIXED_PLACEHOLDERS = frozenset({"dataset_dir", "output_dir", "total_steps", "base_model"})
+_FIXED_PLACEHOLDERS = frozenset({"dataset_dir", "dataset_images_dir", "output_dir", "total_steps", "base_model",
+                                 "job_id"})
+# Only in the command: the config cannot name its own path before it is written.
+_COMMAND_PLACEHOLDERS = frozenset({"config_file"})
+_CONFIG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+MAX_CONFIG_TEMPLATE_BYTES = 1024 * 1024
 
 
 class PresetError(ValueError):
@@ -74,25 +96,125 @@ class Preset:
     env: dict[str, str] = field(default_factory=dict)
     checkpoint_glob: str | None = None
     params_schema: tuple[ParamSpec, ...] = ()
+    progress_bar: str | None = None
+    config_file: str | None = None
+    config_template: str | None = None
+    config_template_file: Path | None = None
+    samples_glob: str | None = None
+    checkpoints_glob: str | None = None
 
     @property
     def base_model(self) -> BaseModelInfo:
         return BaseModelInfo(id=self.id, name=self.name, description=self.description,
                              trainer=f"preset:{self.id}", params_schema=list(self.params_schema))
 
-    def build_argv(self, *, dataset_dir: Path, output_dir: Path, total_steps: int,
-                   params: dict[str, Any]) -> list[str]:
-        """The trainer's argv: each template item with its placeholders replaced, still one item."""
+    def placeholder_values(self, *, dataset_dir: Path, output_dir: Path, total_steps: int,
+                           params: dict[str, Any], job_id: str = "") -> dict[str, str]:
         values = {
             "dataset_dir": str(dataset_dir),
+            "dataset_images_dir": str(images_dir(Path(dataset_dir), self.dataset_layout)),
             "output_dir": str(output_dir),
             "total_steps": str(int(total_steps)),
             "base_model": self.base_model_value or self.id,
+            "job_id": job_id,
         }
+        if self.config_file:
+            values["config_file"] = str(Path(output_dir) / self.config_file)
         defaults = {spec.name: spec.default for spec in self.params_schema}
         for name, default in defaults.items():
             values[f"params.{name}"] = _param_text(params.get(name, default))
+        return values
+
+    def build_argv(self, *, dataset_dir: Path, output_dir: Path, total_steps: int,
+                   params: dict[str, Any], job_id: str = "") -> list[str]:
+        """The trainer's argv: each template item with its placeholders replaced, still one item."""
+        values = self.placeholder_values(dataset_dir=dataset_dir, output_dir=output_dir, total_steps=total_steps,
+                                         params=params, job_id=job_id)
         return [substitute(item, values) for item in self.command]
+
+    def progress_bar_text(self, values: dict[str, str]) -> str | None:
+        """The training bar's label pattern with the job's values in its placeholders, escaped so that
+        they match only themselves (progress.bar_label_pattern reads it)."""
+        if self.progress_bar is None:
+            return None
+        return label_text(self.progress_bar, values)
+
+    def template_text(self) -> str | None:
+        """The config template (inline or read from its file); PresetError if the file cannot be read."""
+        if self.config_template is not None:
+            return self.config_template
+        if self.config_template_file is None:
+            return None
+        try:
+            with open(self.config_template_file, "rb") as handle:
+                data = handle.read(MAX_CONFIG_TEMPLATE_BYTES + 1)
+        except OSError as exc:
+            raise PresetError(f"config_template_file {str(self.config_template_file)!r}: "
+                              f"{exc.strerror or exc}") from None
+        if len(data) > MAX_CONFIG_TEMPLATE_BYTES:
+            raise PresetError(f"config_template_file {str(self.config_template_file)!r} is over 1 MiB")
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise PresetError(f"config_template_file {str(self.config_template_file)!r} is not UTF-8 text") from None
+
+    def render_config(self, values: dict[str, str]) -> str | None:
+        """The job's config text (values escaped as inside a double-quoted string), or None."""
+        template = self.template_text()
+        if template is None:
+            return None
+        escaped = {name: json.dumps(value, ensure_ascii=False)[1:-1] for name, value in values.items()
+                   if name not in _COMMAND_PLACEHOLDERS}
+        return substitute(template, escaped)
+
+    def prepare(self, *, job_id: str, dataset_dir: Path, output_dir: Path, total_steps: int,
+                params: dict[str, Any]) -> PreparedRun:
+        """Everything a job's trainer needs from its preset: the argv, the training bar's pattern, and
+        the rendered config written into `output_dir` (created if needed). PresetError, OSError."""
+        values = self.placeholder_values(dataset_dir=dataset_dir, output_dir=output_dir, total_steps=total_steps,
+                                         params=params, job_id=job_id)
+        argv = [substitute(item, values) for item in self.command]
+        config_path = None
+        text = self.render_config(values)
+        if text is not None and self.config_file:
+            config_path = Path(output_dir) / self.config_file
+            config_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = config_path.with_name(f".{config_path.name}.tmp")
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(config_path)
+        return PreparedRun(argv=argv, progress_bar=self.progress_bar_text(values), config_path=config_path,
+                           total_steps=int(total_steps))
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    argv: list[str]
+    progress_bar: str | None  # the training bar's label pattern, for progress.StreamReader(progress_bar=)
+    config_path: Path | None
+    total_steps: int
+
+
+def images_dir(dataset_dir: Path, layout: str) -> Path:
+    """Where a layout keeps the images beside their captions: kohya's single `<repeats>_<name>` folder
+    (ai-toolkit reads such a folder directly), or the imagefolder itself."""
+    if layout == "kohya":
+        try:
+            folders = sorted(entry for entry in Path(dataset_dir).iterdir() if entry.is_dir())
+        except OSError:
+            folders = []
+        if len(folders) == 1:
+            return folders[0]
+    return Path(dataset_dir)
+
+
+def label_text(pattern: str, values: dict[str, str]) -> str:
+    """A bar label pattern whose placeholders are replaced by escaped values (a value with a `*`
+    matches only itself); `*` and `?` elsewhere stay wildcards."""
+    return substitute(pattern, {name: escape_label(value) for name, value in values.items()})
+
+
+def label_regex(pattern: str, values: dict[str, str]) -> re.Pattern[str]:
+    return bar_label_pattern(label_text(pattern, values))
 
 
 def _param_text(value: Any) -> str:
@@ -159,6 +281,36 @@ def parse_preset(table: Any) -> Preset:
     if checkpoint_glob is not None and (not isinstance(checkpoint_glob, str) or not checkpoint_glob.strip()
                                         or ".." in checkpoint_glob or checkpoint_glob.startswith("/")):
         raise PresetError("checkpoint_glob must be a relative pattern inside the output folder")
+    progress_bar = table.get("progress_bar")
+    if progress_bar is not None and (not isinstance(progress_bar, str) or not progress_bar.strip()):
+        raise PresetError("progress_bar must be the training bar's label (text), e.g. \"steps\"")
+    if progress_bar is not None and progress != "tqdm":
+        raise PresetError("progress_bar needs progress = \"tqdm\"")
+    config_file = table.get("config_file")
+    config_template = table.get("config_template")
+    config_template_file = table.get("config_template_file")
+    if config_file is not None and (not isinstance(config_file, str) or not _CONFIG_NAME.match(config_file)):
+        raise PresetError("config_file must be a file name (letters, digits, '.', '_', '-'), e.g. \"job.yaml\"")
+    if config_template is not None and not isinstance(config_template, str):
+        raise PresetError("config_template must be text")
+    if config_template_file is not None and (not isinstance(config_template_file, str)
+                                             or not config_template_file.strip()):
+        raise PresetError("config_template_file must be a file path")
+    if config_template is not None and config_template_file is not None:
+        raise PresetError("give config_template or config_template_file, not both")
+    if (config_template is not None or config_template_file is not None) != (config_file is not None):
+        raise PresetError("config_file and a config_template (or config_template_file) go together")
+    if config_file is not None and config_file == checkpoint_glob:
+        raise PresetError("config_file must not be the checkpoint_glob")
+    output_globs = {}
+    for key in ("samples_glob", "checkpoints_glob"):
+        value = table.get(key)
+        if value is not None:
+            try:
+                output_pattern(value, "")
+            except PresetError as exc:
+                raise PresetError(f"{key}: {exc}") from None
+        output_globs[key] = value
     raw_params = table.get("params", [])
     if not isinstance(raw_params, list):
         raise PresetError("params must be a list of [[preset.params]] tables")
@@ -187,46 +339,227 @@ def parse_preset(table: Any) -> Preset:
         id=preset_id, name=name, description=description, command=tuple(command), progress_format=progress,
         loss_key=loss_key, dataset_layout=layout, base_model_value=base_model_value,
         cwd=Path(cwd_text).expanduser() if cwd_text else None, env=dict(env),
-        checkpoint_glob=checkpoint_glob, params_schema=tuple(schema),
+        checkpoint_glob=checkpoint_glob, params_schema=tuple(schema), progress_bar=progress_bar,
+        config_file=config_file, config_template=config_template,
+        config_template_file=Path(config_template_file).expanduser() if config_template_file else None,
+        samples_glob=output_globs["samples_glob"], checkpoints_glob=output_globs["checkpoints_glob"],
     )
     # every placeholder must be known now, not when a job starts
     placeholder_values = dict.fromkeys(_FIXED_PLACEHOLDERS, "")
     placeholder_values.update({f"params.{spec.name}": "" for spec in schema})
+    if config_file is not None:
+        placeholder_values["config_file"] = ""
     for item in command:
         substitute(item, placeholder_values)
+    if progress_bar is not None:
+        try:
+            label_regex(progress_bar, placeholder_values)
+        except PresetError as exc:
+            raise PresetError(f"progress_bar: {exc}") from None
+    if config_template is not None:
+        _check_template(config_template, placeholder_values, "config_template")
     return preset
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """A sample image or intermediate checkpoint a trainer wrote: its path inside the job's output folder
+    (`name`, with '/'), the step parsed from it, and when it was last written."""
+
+    name: str
+    step: int | None
+    mtime: float
+    size: int
+
+
+MAX_OUTPUT_FILES = 10_000
+
+
+def output_pattern(glob: str, job_id: str) -> re.Pattern[str]:
+    """A samples/checkpoints pattern as a regular expression over a path relative to the output folder:
+    `*` any text within one folder name, `?` one character, `{step}` the step (digits), `{job_id}` the
+    job's id. PresetError for a pattern that could leave the folder or names another placeholder."""
+    if not isinstance(glob, str) or not glob.strip():
+        raise PresetError("must be a relative pattern inside the output folder, e.g. \"sample/*_{step}_*.png\"")
+    parts = glob.split("/")
+    if glob.startswith("/") or "\\" in glob or any(part in ("", ".", "..") for part in parts):
+        raise PresetError(f"{glob!r} must be a relative pattern inside the output folder (no '..', no '/' first)")
+    regex: list[str] = []
+    position = 0
+    for match in re.finditer(r"\{([^{}]*)\}|[*?]|[{}]", glob):
+        regex.append(re.escape(glob[position:match.start()]))
+        token = match.group(0)
+        if token == "*":
+            regex.append("[^/]*?")
+        elif token == "?":
+            regex.append("[^/]")
+        elif match.group(1) == "step":
+            if "(?P<step>" in "".join(regex):
+                raise PresetError(f"{glob!r} names {{step}} twice")
+            regex.append(r"(?P<step>\d+)")
+        elif match.group(1) == "job_id":
+            regex.append(re.escape(job_id))
+        else:
+            raise PresetError(f"unknown placeholder {token!r} in {glob!r} (only {{step}} and {{job_id}})")
+        position = match.end()
+    regex.append(re.escape(glob[position:]))
+    return re.compile("".join(regex))
+
+
+def find_outputs(output_dir: Path, glob: str, job_id: str) -> list[OutputFile]:
+    """The files under `output_dir` that `glob` (see output_pattern) names, by step then name; links are
+    not followed out of the folder (a listed file is served only after open_confined checks it)."""
+    pattern = output_pattern(glob, job_id)
+    search = re.sub(r"\{step\}", "*", glob).replace("{job_id}", job_id)
+    found: list[OutputFile] = []
+    root = Path(output_dir)
+    try:
+        candidates = root.glob(search)
+        for path in candidates:
+            name = path.relative_to(root).as_posix()
+            match = pattern.fullmatch(name)
+            if match is None:
+                continue
+            try:
+                info = path.stat()
+            except OSError:
+                continue
+            if not path.is_file():
+                continue
+            step = match.groupdict().get("step")
+            found.append(OutputFile(name=name, step=int(step) if step is not None else None, mtime=info.st_mtime,
+                                    size=info.st_size))
+            if len(found) >= MAX_OUTPUT_FILES:
+                break
+    except OSError:
+        pass
+    found.sort(key=lambda f: (f.step if f.step is not None else -1, f.name))
+    return found
+
+
+def output_file_allowed(glob: str, job_id: str, name: str) -> bool:
+    """Whether `name` is one of the files `glob` declares (only those are served)."""
+    try:
+        return output_pattern(glob, job_id).fullmatch(name) is not None
+    except PresetError:
+        return False
+
+
+def _check_template(text: str, values: dict[str, str], where: str) -> None:
+    config_values = {name: value for name, value in values.items() if name not in _COMMAND_PLACEHOLDERS}
+    try:
+        substitute(text, config_values)
+    except PresetError as exc:
+        raise PresetError(f"{where}: {exc}") from None
+
+
+def runtime_problem(preset: Preset) -> str | None:
+    """What stops a well-formed preset from running on this machine now (missing program, working
+    folder or config template file), or None. Checked live: installing the program fixes it."""
+    if preset.cwd is not None and not preset.cwd.is_dir():
+        return f"cwd {str(preset.cwd)!r} is not a folder"
+    program = preset.command[0]
+    if "{" in program:
+        return None  # named by a placeholder: known only when a job starts
+    if os.sep in program or (os.altsep and os.altsep in program):
+        path = Path(program).expanduser()
+        if not path.is_absolute() and preset.cwd is not None:
+            path = preset.cwd / path
+        if not path.is_file():
+            return f"program {program!r} not found"
+        if not os.access(path, os.X_OK):
+            return f"program {program!r} is not executable"
+    elif shutil.which(program) is None:
+        return f"program {program!r} not found on PATH"
+    if preset.config_template_file is not None:
+        try:
+            text = preset.template_text()
+        except PresetError as exc:
+            return str(exc)
+        placeholder_values = dict.fromkeys(_FIXED_PLACEHOLDERS, "")
+        placeholder_values.update({f"params.{spec.name}": "" for spec in preset.params_schema})
+        try:
+            _check_template(text or "", placeholder_values, "config_template_file")
+        except PresetError as exc:
+            return str(exc)
+    return None
+
+
+@dataclass(frozen=True)
+class PresetReport:
+    """One `[[preset]]` of a file: usable (`preset`) or not (`error` says exactly why)."""
+
+    label: str  # its id, or "#N" (its position) when it has no usable id
+    name: str
+    description: str = ""
+    preset: Preset | None = None
+    error: str | None = None
+
+    @property
+    def base_model(self) -> BaseModelInfo:
+        """How the server lists it; a broken preset has an `error` and no parameters."""
+        if self.preset is not None and self.error is None:
+            return self.preset.base_model
+        return BaseModelInfo(id=self.label, name=self.name, description=self.description,
+                             trainer=f"preset:{self.label}", params_schema=[], error=self.error)
+
+
+@dataclass(frozen=True)
+class PresetsFileReport:
+    presets: tuple[PresetReport, ...] = ()
+    file_error: str | None = None  # the whole file is unusable (not TOML, wrong shape)
+
+    @property
+    def usable(self) -> list[Preset]:
+        return [r.preset for r in self.presets if r.preset is not None and r.error is None]
+
+
+def check_presets_text(text: str, source: str = PRESETS_FILE_NAME) -> PresetsFileReport:
+    """Every preset of a presets file's text, usable or with its problem (no live checks)."""
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        return PresetsFileReport(file_error=f"{source} is not valid TOML ({exc})")
+    tables = document.get("preset", [])
+    if not isinstance(tables, list):
+        return PresetsFileReport(file_error=f"{source}: 'preset' must be an array of tables ([[preset]])")
+    reports: list[PresetReport] = []
+    seen: set[str] = set()
+    for index, table in enumerate(tables):
+        raw_id = table.get("id") if isinstance(table, dict) else None
+        label = raw_id if isinstance(raw_id, str) and _ID_PATTERN.match(raw_id) else f"#{index + 1}"
+        raw_name = table.get("name") if isinstance(table, dict) else None
+        name = raw_name.strip() if isinstance(raw_name, str) and raw_name.strip() else label
+        raw_description = table.get("description") if isinstance(table, dict) else None
+        description = raw_description if isinstance(raw_description, str) else ""
+        try:
+            preset = parse_preset(table)
+        except PresetError as exc:
+            reports.append(PresetReport(label, name, description, error=str(exc)))
+            continue
+        if preset.id in seen:
+            reports.append(PresetReport(f"#{index + 1}", name, description,
+                                        error=f"the id {preset.id!r} is used twice"))
+            continue
+        seen.add(preset.id)
+        reports.append(PresetReport(preset.id, preset.name, preset.description, preset=preset))
+    return PresetsFileReport(presets=tuple(reports))
 
 
 def parse_presets_text(text: str, source: str = PRESETS_FILE_NAME) -> list[Preset]:
     """All usable presets of a presets file's text; unusable ones are logged and skipped."""
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        logger.warning("ignoring %s: it is not valid TOML (%s)", source, exc)
-        return []
-    tables = document.get("preset", [])
-    if not isinstance(tables, list):
-        logger.warning("ignoring %s: 'preset' must be an array of tables ([[preset]])", source)
-        return []
-    presets: list[Preset] = []
-    seen: set[str] = set()
-    for index, table in enumerate(tables):
-        label = table.get("id", f"#{index + 1}") if isinstance(table, dict) else f"#{index + 1}"
-        try:
-            preset = parse_preset(table)
-        except PresetError as exc:
-            logger.warning("skipping preset %s in %s: %s", label, source, exc)
-            continue
-        if preset.id in seen:
-            logger.warning("skipping preset %s in %s: the id is used twice", label, source)
-            continue
-        seen.add(preset.id)
-        presets.append(preset)
-    return presets
+    report = check_presets_text(text, source)
+    if report.file_error is not None:
+        logger.warning("ignoring %s", report.file_error)
+    for entry in report.presets:
+        if entry.error is not None:
+            logger.warning("skipping preset %s in %s: %s", entry.label, source, entry.error)
+    return report.usable
 
 
 _cache_lock = threading.Lock()
 _cache: dict[Path, tuple[tuple[int, int], list[Preset]]] = {}
+_report_cache: dict[Path, tuple[tuple[int, int], PresetsFileReport]] = {}
 
 
 def presets_path(data_dir: Path) -> Path:
@@ -259,6 +592,50 @@ def load_presets(data_dir: Path) -> list[Preset]:
     return list(presets)
 
 
+def check_presets(data_dir: Path) -> PresetsFileReport:
+    """The report of a data dir's presets file with the live checks (program, cwd, template file)
+    applied; an empty report when there is no file. The parse is cached until the file changes."""
+    path = presets_path(data_dir)
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return PresetsFileReport()
+    except OSError as exc:
+        return PresetsFileReport(file_error=f"cannot read {path}: {exc.strerror or exc}")
+    key = (stat.st_mtime_ns, stat.st_size)
+    with _cache_lock:
+        cached = _report_cache.get(path)
+    if cached is not None and cached[0] == key:
+        report = cached[1]
+    else:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            return PresetsFileReport(file_error=f"cannot read {path}: {exc}")
+        report = check_presets_text(text, str(path))
+        with _cache_lock:
+            _report_cache[path] = (key, report)
+    checked = []
+    for entry in report.presets:
+        problem = runtime_problem(entry.preset) if entry.preset is not None and entry.error is None else None
+        checked.append(entry if problem is None else PresetReport(entry.label, entry.name, entry.description,
+                                                                  preset=entry.preset, error=problem))
+    return PresetsFileReport(presets=tuple(checked), file_error=report.file_error)
+
+
+def log_presets_report(data_dir: Path) -> PresetsFileReport:
+    """Log what `presets check` would say (the server does this at start)."""
+    report = check_presets(data_dir)
+    if report.file_error is not None:
+        logger.warning("presets: %s", report.file_error)
+    for entry in report.presets:
+        if entry.error is None:
+            logger.info("preset %s: OK", entry.label)
+        else:
+            logger.warning("preset %s: %s", entry.label, entry.error)
+    return report
+
+
 def find_preset(data_dir: Path, preset_id: str) -> Preset | None:
     for preset in load_presets(data_dir):
         if preset.id == preset_id:
@@ -271,9 +648,15 @@ def example_presets_text() -> str:
 
 
 def ensure_presets_file(data_dir: Path) -> Path | None:
-    """Copy the commented example into a data dir that has no presets file yet (it defines nothing)."""
+    """Copy the commented example into a data dir that has no presets file yet (it defines nothing).
+
+    The server calls this at start, so it also logs what `presets check` would say about an existing file."""
     path = presets_path(data_dir)
     if path.exists():
+        try:
+            log_presets_report(data_dir)
+        except Exception:  # a report must never stop the server from starting
+            logger.exception("could not check %s", path)
         return None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -287,6 +670,8 @@ def ensure_presets_file(data_dir: Path) -> Path | None:
 
 
 __all__ = [
-    "Preset", "PresetError", "load_presets", "find_preset", "ensure_presets_file", "parse_presets_text",
-    "parse_preset", "substitute", "presets_path", "example_presets_text",
+    "Preset", "PresetError", "PreparedRun", "PresetReport", "PresetsFileReport", "load_presets", "find_preset",
+    "ensure_presets_file", "parse_presets_text", "check_presets_text", "check_presets", "log_presets_report",
+    "runtime_problem", "OutputFile", "find_outputs", "output_pattern", "output_file_allowed", "parse_preset", "substitute", "label_text", "label_regex", "images_dir", "presets_path",
+    "example_presets_text",
 ]

@@ -1,4 +1,4 @@
-"""Readers that turn a trainer's raw output bytes into progress points, events and log lines.
+"""Readers that turn a trainer's raw output bytes into progress points, phases, events and log lines.
 
 A trainer writes whatever it likes to stdout and stderr; this module owns making sense of it without
 ever raising. Bytes arrive in arbitrary chunks (split anywhere, even inside a UTF-8 character), so the
@@ -6,13 +6,21 @@ reader decodes incrementally and splits on both newlines and carriage returns (t
 updates with '\\r'). Each piece is one of:
 
 - a progress point: a JSON object with a `step` key (`{"step", "total_steps", "loss", "message"}`), or,
-  for third-party trainers in tqdm mode, a tqdm bar with an `N/M [...]` counter, whose loss comes from
-  the postfix key the preset names (`loss=`, `avr_loss=`, `step_loss=`);
+  for third-party trainers in tqdm mode, an update of the *training* bar, whose loss comes from the
+  postfix key the preset names (`loss=`, `avr_loss=`, `step_loss=`, or ai-toolkit's `loss: 4.1e-01`);
+- a phase: an update of any other tqdm bar (loading image sizes, caching latents, downloads, sample
+  generation, validation pipelines). It is what the job is doing right now, shown as its `detail`,
+  never progress: a 16-image bar must not make a 40-step job read 16/16;
 - an event: a JSON object with an `event` key and no `step` (the checkpoint announcements, the final
   evaluation), see docs/api.md "Trainer progress protocol";
 - log text.
 
-It also owns "the last meaningful error line": what a failed job shows as its `error`.
+Which bar is the training bar: the one whose label matches the preset's `progress_bar` pattern; without
+a pattern, the one whose total equals the job's total steps; with neither (an old caller), any bar.
+
+It also owns explaining a failure (`ErrorTracker`, `describe_failure`): the root cause is the last
+exception of the trainer's own process, in preference to the wrapper a launcher prints after it
+(accelerate's `CalledProcessError`, torchrun's `ChildFailedError` summary), plus the exit status.
 """
 
 from __future__ import annotations
@@ -21,7 +29,9 @@ import codecs
 import json
 import math
 import re
+import signal
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -32,6 +42,8 @@ ProgressFormat = Literal["jsonl", "tqdm"]
 MAX_LINE_CHARS = 64 * 1024
 # How much of one line an error message keeps.
 MAX_ERROR_CHARS = 500
+# How much of a phase text a job's `detail` keeps.
+MAX_DETAIL_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -55,12 +67,32 @@ class LogLine:
     text: str
 
 
-ReaderItem = ProgressPoint | TrainerEvent | LogLine
+@dataclass(frozen=True)
+class PhaseUpdate:
+    """What the trainer is busy with besides training steps ("loading image sizes 16/16"), for the
+    job's `detail`; `text=None` when the training bar moves again (the phase is over).
 
-# `120/1000 [00:01<00:10, 98.21it/s, loss=0.123]`; with unit_scale tqdm may write 1.2k: not a step count.
-_TQDM_COUNTER = re.compile(r"(?<![\w.])(\d+)/(\d+) \[([^\]]*)\]")
-_TQDM_BAR_HINT = re.compile(r"\d+%\|.*\|\s*\d+/\d+|\d+/\d+ \[\d+:\d+|\d+it \[\d+:\d+")
-_POSTFIX_ITEM = re.compile(r"([A-Za-z_][\w.\-]*)=([^,\]]*)")
+    A consumer keeps only the latest one per flush: bars redraw many times a second."""
+
+    text: str | None
+
+
+ReaderItem = ProgressPoint | TrainerEvent | LogLine | PhaseUpdate
+
+# One tqdm bar with a total: `desc: 12%|█▏   | 120/1000 [00:01<00:10, 98it/s, loss=0.1]`. With unit_scale
+# (downloads) the counters read `1.55G/3.44G`: a phase, never a step count.
+_BAR_WITH_TOTAL = re.compile(
+    r"(?:(?P<pct>\d{1,3})%\|[^|\r\n]*\|\s*)?"
+    r"(?<![\w.])(?P<n>\d+(?:\.\d+)?)(?P<nsuffix>[kMGTPEZY]?)/(?P<total>\d+(?:\.\d+)?)(?P<tsuffix>[kMGTPEZY]?)"
+    r" \[(?P<info>[^\]]*)\]"
+)
+# A bar without a total: `Generating: 5it [00:01, 3.21it/s]`.
+_BAR_WITHOUT_TOTAL = re.compile(
+    r"(?<![\w.])(?P<n>\d+(?:\.\d+)?)(?P<unit>[A-Za-z]{0,8}) \[(?P<info>\d+:\d+(?::\d+)?(?:,[^\]]*)?)\]"
+)
+_TQDM_BAR_HINT = re.compile(r"\d+%\|.*\|\s*[\d.]+[kMGTPEZY]?/[\d.]+|\d+/\d+ \[\d+:\d+|\d+\w* \[\d+:\d+")
+# Postfix items: tqdm's set_postfix writes `key=value`, ai-toolkit's set_postfix_str `key: value`.
+_POSTFIX_ITEM = re.compile(r"(?:^|[,\s])([A-Za-z_][\w.\-/]*)(?:=|:\s*)([^,\s\]]+)")
 
 
 def _to_int(value: Any) -> int | None:
@@ -124,35 +156,173 @@ def parse_json_line(text: str) -> ProgressPoint | TrainerEvent | None:
     return None
 
 
-def parse_tqdm_line(text: str, loss_key: str | None) -> ProgressPoint | None:
-    """The progress in one tqdm bar (`desc: 12%|█▏ | 120/1000 [00:01<00:10, 98it/s, loss=0.1]`)."""
+@dataclass(frozen=True)
+class TqdmBar:
+    """One redraw of a tqdm bar, as read back from its text."""
+
+    label: str  # the bar's desc, without tqdm's ": " ("" when the bar has none)
+    n: str  # the counter as printed ("120", "1.55G")
+    total: str | None  # None for a bar without a total
+    percent: int | None
+    info: str  # inside the brackets: elapsed<remaining, rate, postfix
+    is_bytes: bool  # unit "B" (downloads)
+
+    @property
+    def step(self) -> int | None:
+        return int(self.n) if self.n.isdigit() else None
+
+    @property
+    def total_steps(self) -> int | None:
+        return int(self.total) if self.total is not None and self.total.isdigit() else None
+
+    def postfix(self) -> dict[str, str]:
+        """The postfix items, `key=value` and `key: value` alike (the elapsed/rate part has no keys)."""
+        return {key: value for key, value in _POSTFIX_ITEM.findall(self.info)}
+
+
+def parse_bar(text: str) -> TqdmBar | None:
+    """The tqdm bar drawn by one line, or None. The last counter on the line is the bar's (a desc
+    could contain "1/2 [x]")."""
     match = None
-    for match in _TQDM_COUNTER.finditer(text):
-        pass  # the last counter on the line is the bar's (a desc could contain "1/2 [x]")
-    if match is None:
+    for match in _BAR_WITH_TOTAL.finditer(text):
+        pass
+    if match is not None:
+        info = match.group("info")
+        is_bytes = bool(re.search(r"B/s\b", info)) or match.group("tsuffix") != "" and "B" in info
+        return TqdmBar(label=_clean_label(text[:match.start()]), n=match.group("n") + match.group("nsuffix"),
+                       total=match.group("total") + match.group("tsuffix"),
+                       percent=int(match.group("pct")) if match.group("pct") else None,
+                       info=info, is_bytes=is_bytes)
+    for match in _BAR_WITHOUT_TOTAL.finditer(text):
+        pass
+    if match is not None:
+        info = match.group("info")
+        return TqdmBar(label=_clean_label(text[:match.start()]), n=match.group("n") + match.group("unit"),
+                       total=None, percent=None, info=info,
+                       is_bytes=match.group("unit").endswith("B") or bool(re.search(r"B/s\b", info)))
+    return None
+
+
+def parse_tqdm_line(text: str, loss_key: str | None) -> ProgressPoint | None:
+    """The progress in one tqdm bar with a whole-number total, whichever bar it is."""
+    bar = parse_bar(text)
+    if bar is None or bar.step is None or bar.total_steps is None:
         return None
-    step, total = int(match.group(1)), int(match.group(2))
-    loss = None
-    if loss_key:
-        for key, value in _POSTFIX_ITEM.findall(match.group(3)):
-            if key == loss_key:
-                loss = _to_float(value)
-    return ProgressPoint(step=step, total_steps=total if total > 0 else None, loss=loss)
+    return _bar_point(bar, loss_key)
+
+
+def _bar_point(bar: TqdmBar, loss_key: str | None) -> ProgressPoint | None:
+    step = bar.step
+    if step is None:
+        return None
+    total = bar.total_steps
+    loss = _to_float(bar.postfix().get(loss_key)) if loss_key else None
+    return ProgressPoint(step=step, total_steps=total if total else None, loss=loss)
 
 
 def looks_like_progress_bar(text: str) -> bool:
     return bool(_TQDM_BAR_HINT.search(text))
 
 
+# Log prefixes that say nothing about the phase: timestamps, levels, logger names, rich's `file.py:12`.
+_LOG_PREFIX = re.compile(
+    r"^\s*(?:\[?\d{1,4}[-/]\d{1,2}[-/]\d{1,4}[ T]\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\]?\s*|\[?\d{1,2}:\d{2}:\d{2}\]?\s*)?"
+    r"(?:-\s*)?(?:\[?(?:DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL)\]?:?\s*)?(?:-\s*(?:[\w.]+\s+-\s+)?)?"
+)
+_RICH_SOURCE = re.compile(r"\s+[\w.\-]+\.py:\d+\s*$")
+# kohya prints bilingual messages: "generating sample images at step / サンプル画像生成 ステップ: 20".
+_SECOND_LANGUAGE = re.compile(r"\s+/\s+[^\x00-\x7f][^:：]*")
+
+
+def _clean_label(text: str) -> str:
+    label = text.strip()
+    while label.endswith(":"):
+        label = label[:-1].rstrip()
+    return _strip_ellipsis(label)
+
+
+def _strip_ellipsis(text: str) -> str:
+    return re.sub(r"(?:\.{2,}|…|\.)$", "", text.strip()).rstrip(" :")
+
+
+def clean_log_message(text: str) -> str:
+    """A log line without its timestamp, level and logger name: what it says the program is doing."""
+    message = _RICH_SOURCE.sub("", text)
+    message = _LOG_PREFIX.sub("", message, count=1)
+    message = _SECOND_LANGUAGE.sub("", message)
+    return _strip_ellipsis(message)
+
+
+def phase_text(bar: TqdmBar, context_line: str | None) -> str:
+    """How a non-training bar reads as the job's phase: "loading image sizes 16/16",
+    "downloading config.json 100%", "Loading pipeline components 7/7"."""
+    label = bar.label or (context_line or "")
+    if bar.is_bytes:
+        text = f"downloading {label or 'files'}"
+        if bar.percent is not None:
+            text += f" {bar.percent}%"
+    elif bar.total is not None:
+        text = f"{label} {bar.n}/{bar.total}" if label else f"{bar.n}/{bar.total}"
+    else:
+        text = f"{label} {bar.n}" if label else bar.n
+    return text.strip()[:MAX_DETAIL_CHARS]
+
+
+def bar_label_pattern(pattern: str) -> re.Pattern[str]:
+    """A bar label pattern (`*` any text, `?` one character, `\\*`, `\\?` and `\\\\` literal, the rest
+    literal; it must match the whole label, case sensitive) as a regular expression."""
+    parts = []
+    escaped = False
+    for char in pattern:
+        if escaped:
+            parts.append(re.escape(char))
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "*":
+            parts.append(".*")
+        elif char == "?":
+            parts.append(".")
+        else:
+            parts.append(re.escape(char))
+    if escaped:
+        parts.append(re.escape("\\"))
+    return re.compile("".join(parts), re.DOTALL)
+
+
+def escape_label(text: str) -> str:
+    """`text` as a bar label pattern that matches only itself."""
+    return re.sub(r"([*?\\])", r"\\\1", text)
+
+
+class PhaseContext:
+    """What the readers of one trainer share: its last log message (the label of the unlabeled bars
+    that follow it, kohya style) and its current phase. The readers of a trainer's stdout and stderr
+    should share one: kohya logs to one and draws its bars on the other."""
+
+    def __init__(self) -> None:
+        self.last_message: str | None = None
+        self.phase: str | None = None
+
+
 class StreamReader:
     """Incremental reader for one output stream; `feed()` bytes, `close()` at EOF.
 
-    Never raises on any input: undecodable bytes become U+FFFD, unparseable lines are log text.
+    `progress_bar` is the training bar's label pattern (a compiled regex, see `bar_label_pattern`, or
+    the pattern text); `total_steps` the job's. Never raises on any input: undecodable bytes become
+    U+FFFD, unparseable lines are log text.
     """
 
-    def __init__(self, progress_format: ProgressFormat = "jsonl", loss_key: str | None = None) -> None:
+    def __init__(self, progress_format: ProgressFormat = "jsonl", loss_key: str | None = None, *,
+                 progress_bar: re.Pattern[str] | str | None = None, total_steps: int | None = None,
+                 context: PhaseContext | None = None) -> None:
         self.progress_format = progress_format
         self.loss_key = loss_key
+        if isinstance(progress_bar, str):
+            progress_bar = bar_label_pattern(progress_bar)
+        self.progress_bar = progress_bar
+        self.total_steps = total_steps if total_steps and total_steps > 0 else None
+        self.context = context or PhaseContext()
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._pending = ""
 
@@ -160,35 +330,64 @@ class StreamReader:
         text = self._pending + self._decoder.decode(chunk)
         pieces = re.split(r"\r\n|\r|\n", text)
         self._pending = pieces.pop()
-        items = [self._classify(piece) for piece in pieces]
+        items: list[ReaderItem] = []
+        for piece in pieces:
+            items.extend(self._classify(piece))
         while len(self._pending) > MAX_LINE_CHARS:
-            items.append(self._classify(self._pending[:MAX_LINE_CHARS]))
+            items.extend(self._classify(self._pending[:MAX_LINE_CHARS]))
             self._pending = self._pending[MAX_LINE_CHARS:]
-        return [item for item in items if item is not None]
+        return items
 
     def close(self) -> list[ReaderItem]:
         rest = self._pending + self._decoder.decode(b"", final=True)
         self._pending = ""
-        item = self._classify(rest) if rest else None
-        return [item] if item is not None else []
+        return self._classify(rest) if rest else []
 
-    def _classify(self, piece: str) -> ReaderItem | None:
+    def is_training_bar(self, bar: TqdmBar) -> bool:
+        if self.progress_format != "tqdm" or bar.step is None:
+            return False
+        if self.progress_bar is not None:
+            return self.progress_bar.fullmatch(bar.label) is not None
+        if self.total_steps is not None:
+            return bar.total_steps == self.total_steps
+        return bar.total_steps is not None  # no rule given: any counted bar (the old behaviour)
+
+    def _classify(self, piece: str) -> list[ReaderItem]:
         if not piece:
-            return None
+            return []
         parsed = parse_json_line(piece)
         if parsed is not None:
-            return parsed
-        if self.progress_format == "tqdm":
-            point = parse_tqdm_line(piece, self.loss_key)
-            if point is not None:
-                return point
-        return LogLine(piece)
+            if isinstance(parsed, ProgressPoint):
+                return [*self._phase(None), parsed]
+            return [parsed]
+        bar = parse_bar(piece)
+        if bar is not None:
+            if self.is_training_bar(bar):
+                point = _bar_point(bar, self.loss_key)
+                if point is not None:
+                    return [*self._phase(None), point]
+            return self._phase(phase_text(bar, self.context.last_message))
+        if piece.strip():
+            message = clean_log_message(piece)
+            if message:
+                self.context.last_message = message[:MAX_DETAIL_CHARS]
+        return [LogLine(piece)]
 
+    def _phase(self, text: str | None) -> list[ReaderItem]:
+        if text == self.context.phase:
+            return []
+        self.context.phase = text
+        return [PhaseUpdate(text)]
+
+
+# ---- failures ------------------------------------------------------------------------------------
 
 # Lines a traceback is made of, none of which says what went wrong.
+_TRACEBACK_START = re.compile(r"^\s*Traceback \(most recent call last\):")
+_TRACEBACK_FRAME = re.compile(r'^\s*File ".*", line \d+')
 _TRACEBACK_NOISE = (
-    re.compile(r"^\s*Traceback \(most recent call last\):"),
-    re.compile(r'^\s*File ".*", line \d+'),
+    _TRACEBACK_START,
+    _TRACEBACK_FRAME,
     re.compile(r"^\s*[\^~\s]+$"),
     re.compile(r"^\s*During handling of the above exception"),
     re.compile(r"^\s*The above exception was the direct cause"),
@@ -197,6 +396,26 @@ _ERROR_LINE = re.compile(
     r"^\s*(?:[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Fault|Failure)\b"
     r"|(?:error|fatal|ERROR|FATAL|Error|Fatal)\b)"
 )
+# The line that ends a traceback: `module.Type: message` (or the bare type); a class name has a capital
+# and a lowercase letter (`OSError`, `torch.OutOfMemoryError`), which log words like `INFO:` lack.
+_EXCEPTION_LINE = re.compile(
+    r"^(?P<type>(?:[A-Za-z_]\w*\.)*_?[A-Z]\w*[a-z]\w*)(?::(?:\s(?P<message>.*))?)?$"
+)
+# What launchers raise about a child that failed: never the root cause.
+LAUNCHER_WRAPPERS = frozenset({
+    "subprocess.CalledProcessError", "CalledProcessError",
+    "torch.distributed.elastic.multiprocessing.errors.ChildFailedError", "ChildFailedError",
+})
+# torchrun's / accelerate's multi-process failure summary (printed after ChildFailedError).
+_LAUNCHER_SUMMARY = re.compile(
+    r"^\s*(?:=+|-+|\[\d+\]:|Failures:|<NO_OTHER_FAILURES>|Root Cause \(first observed failure\):"
+    r"|time\s*:|host\s*:|rank\s*:|exitcode\s*:|error_file\s*:|traceback\s*:|\S+ FAILED$)"
+)
+_CALLED_PROCESS_STATUS = re.compile(
+    r"returned non-zero exit status (?P<code>-?\d+)|died with <Signals\.(?P<signame>SIG\w+): (?P<signum>\d+)>"
+)
+_TORCHRUN_STATUS = re.compile(r"^\s*exitcode\s*:\s*(?P<code>-?\d+)")
+MAX_TRACEBACK_LINES = 400
 
 
 def names_error(line: str) -> bool:
@@ -204,12 +423,37 @@ def names_error(line: str) -> bool:
     return bool(_ERROR_LINE.match(line))
 
 
+def describe_signal(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def describe_status(exit_code: int) -> str:
+    """ "exit status 1", "killed by SIGKILL" (a negative code is a signal, as subprocess reports it)."""
+    if exit_code < 0:
+        return f"killed by {describe_signal(-exit_code)}"
+    return f"exit status {exit_code}"
+
+
+def exception_type(line: str) -> str | None:
+    match = _EXCEPTION_LINE.match(line.strip())
+    return match.group("type") if match else None
+
+
 class ErrorTracker:
-    """Remembers the recent meaningful lines of a trainer's output to explain a failure."""
+    """Remembers the recent meaningful lines of a trainer's output, and the exceptions it printed, to
+    explain a failure. Feed it the LogLines of one stream (bars are ignored anyway)."""
 
     def __init__(self, keep: int = 64) -> None:
         self._lines: deque[str] = deque(maxlen=keep)
         self._in_traceback_source = False
+        self._traceback_lines = -1  # >= 0 while inside a traceback: lines seen since its start
+        # Exceptions that ended a traceback, in order (a launcher's wrapper comes after its child's).
+        self.exceptions: deque[str] = deque(maxlen=16)
+        # The status a launcher reported for its child ("exit status 1", "killed by SIGKILL").
+        self.child_status: str | None = None
 
     def add(self, text: str) -> None:
         line = text.strip()
@@ -217,7 +461,22 @@ class ErrorTracker:
             return
         if looks_like_progress_bar(line):
             return
-        if _TRACEBACK_NOISE[1].match(text):
+        self._note_child_status(line)
+        if _TRACEBACK_START.match(text):
+            self._traceback_lines = 0
+            self._in_traceback_source = False
+            return
+        if self._traceback_lines >= 0:
+            self._traceback_lines += 1
+            if self._traceback_lines > MAX_TRACEBACK_LINES:
+                self._traceback_lines = -1
+            elif not text[:1].isspace() and exception_type(line) is not None:
+                self.exceptions.append(line[:MAX_ERROR_CHARS * 4])
+                self._traceback_lines = -1
+                self._in_traceback_source = False
+                self._lines.append(line[:MAX_ERROR_CHARS])
+                return
+        if _TRACEBACK_FRAME.match(text):
             # the next indented line is the frame's source code, not an error
             self._in_traceback_source = True
             return
@@ -225,13 +484,64 @@ class ErrorTracker:
             self._in_traceback_source = False
             return
         self._in_traceback_source = False
-        if any(pattern.match(text) for pattern in _TRACEBACK_NOISE):
+        if any(pattern.match(text) for pattern in _TRACEBACK_NOISE) or _LAUNCHER_SUMMARY.match(text):
             return
         self._lines.append(line[:MAX_ERROR_CHARS])
 
+    def _note_child_status(self, line: str) -> None:
+        if exception_type(line) in LAUNCHER_WRAPPERS:
+            match = _CALLED_PROCESS_STATUS.search(line)
+            if match is not None:
+                if match.group("code") is not None:
+                    self.child_status = describe_status(int(match.group("code")))
+                else:
+                    self.child_status = f"killed by {match.group('signame')}"
+            return
+        match = _TORCHRUN_STATUS.match(line)
+        if match is not None:
+            self.child_status = describe_status(int(match.group("code")))
+
+    def root_exception(self) -> str | None:
+        """The last exception that is not a launcher's wrapper: the trainer's own."""
+        for line in reversed(self.exceptions):
+            if exception_type(line) not in LAUNCHER_WRAPPERS:
+                return line
+        return None
+
     def last_error_line(self) -> str | None:
-        """The last line that names an error, else the last meaningful line, else None."""
+        """The trainer's own exception, else the last line that names an error (not a launcher's
+        wrapper), else the last meaningful line, else None."""
+        root = self.root_exception()
+        if root is not None:
+            return root[:MAX_ERROR_CHARS]
         for line in reversed(self._lines):
-            if names_error(line):
+            if names_error(line) and exception_type(line) not in LAUNCHER_WRAPPERS:
+                return line
+        for line in reversed(self._lines):
+            if exception_type(line) not in LAUNCHER_WRAPPERS:
                 return line
         return self._lines[-1] if self._lines else None
+
+
+def describe_failure(exit_code: int, trackers: Iterable[ErrorTracker]) -> str:
+    """A failed trainer's `error`: its root cause and status, at most MAX_ERROR_CHARS characters.
+
+    `torch.OutOfMemoryError: CUDA out of memory. Tried to allocate … (exit status 1)`: the trainer's
+    own last exception (stderr's tracker first) rather than the launcher's wrapper, with the status
+    the launcher reported for its child when there is one, else the status of the process we started.
+    """
+    trackers = list(trackers)
+    status = next((t.child_status for t in trackers if t.child_status), None) or describe_status(exit_code)
+    if exit_code < 0:
+        status = describe_status(exit_code)  # we killed (or someone killed) the launcher itself
+    cause = next((root for t in trackers if (root := t.root_exception()) is not None), None)
+    if cause is None:
+        cause = next((line for t in trackers if (line := t.last_error_line()) is not None
+                      and names_error(line) and exception_type(line) not in LAUNCHER_WRAPPERS), None)
+    if cause is None:
+        return f"the trainer failed ({status})" if exit_code >= 0 else f"the trainer was {status}"
+    suffix = f" ({status})"
+    room = MAX_ERROR_CHARS - len(suffix)
+    if len(cause) > room:
+        cause = cause[:room - 1].rstrip() + "…"
+    return cause + suffix

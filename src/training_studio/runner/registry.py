@@ -44,22 +44,27 @@ class ParamsError(ValueError):
 
 
 def list_base_models(data_dir: Path | None = None) -> list[BaseModelInfo]:
-    """The built-in trainer first, then the presets defined in the data dir (if any)."""
+    """The built-in trainer first, then the presets defined in the data dir (if any), including the
+    ones that cannot be used, with their `error` (a client shows them greyed out with the reason)."""
     models = [BUILTIN_BASE_MODEL]
     if data_dir is not None:
-        try:
-            from training_studio.runner.presets import load_presets
-        except ImportError:  # presets land with the runner
-            return models
-        models.extend(preset.base_model for preset in load_presets(Path(data_dir)))
+        from training_studio.runner.presets import check_presets
+
+        models.extend(entry.base_model for entry in check_presets(Path(data_dir)).presets)
     return models
 
 
 def find_base_model(base_model_id: str, data_dir: Path | None = None) -> BaseModelInfo | None:
-    for model in list_base_models(data_dir):
-        if model.id == base_model_id:
-            return model
-    return None
+    """A base model by id; None for an unknown one or a preset whose definition is broken. A well-formed
+    preset whose program is missing is found (listed with its `error`): its job fails at start saying so."""
+    if base_model_id == BUILTIN_BASE_MODEL_ID:
+        return BUILTIN_BASE_MODEL
+    if data_dir is None:
+        return None
+    from training_studio.runner.presets import find_preset
+
+    preset = find_preset(Path(data_dir), base_model_id)
+    return preset.base_model if preset is not None else None
 
 
 def validate_params(schema: list[ParamSpec], params: dict[str, Any]) -> dict[str, Any]:

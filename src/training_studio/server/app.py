@@ -4,26 +4,37 @@
 from `executor_factory(storage, config)` so the job runner can be plugged in without touching the
 routes; without one, jobs stay pending (`PendingOnlyExecutor`). The lifespan starts the executor
 (restart recovery) before the first request is served, then calls `on_started` (main.py writes
-server.json there, so a client never discovers a server that is not ready), and shuts it down on exit.
+server.json there, so a client never discovers a server that is not ready), and shuts it down on exit;
+at start it also sets the disk-space reserve aside (storage.ensure_reserve) and connects storage's
+change listener to the live-update hub (events.py), which `begin_shutdown` closes first thing on exit. A 405 answer's `Allow`
+names every method of the path, and the OpenAPI document carries the routes' own input checks
+(openapi_doc.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from PIL import Image
+from starlette.routing import Match
 
 from training_studio import __version__
-from training_studio.server import routes_datasets, routes_health, routes_jobs, routes_models
+from training_studio.server import routes_datasets, routes_events, routes_health, routes_jobs, routes_models
+from training_studio.server import routes_outputs
 from training_studio.server.auth import GuardMiddleware
 from training_studio.server.config import ServerConfig
 from training_studio.server.context import ServerContext
-from training_studio.server.errors import install_error_handlers
+from training_studio.server.errors import error_response, install_error_handlers
+from training_studio.server.events import EventHub, queue_limit_from_env, send_buffer_from_env
 from training_studio.server.executor import ExecutorFactory, pending_only_executor
 from training_studio.server.files import sweep_temp_files
+from training_studio.server.openapi_doc import describe_server_checks
 from training_studio.server.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -34,12 +45,17 @@ def create_app(config: ServerConfig, executor_factory: ExecutorFactory | None = 
                on_stopping: Callable[[], None] | None = None) -> FastAPI:
     storage = storage or Storage(config.data_dir)
     executor = (executor_factory or pending_only_executor)(storage, config)
+    events = EventHub(queue_limit=queue_limit_from_env(), send_buffer=send_buffer_from_env())
     # Pillow's bomb guard is process-wide; the server's limit is the one that matters here.
     Image.MAX_IMAGE_PIXELS = config.max_pixels
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         sweep_temp_files(storage)
+        await asyncio.to_thread(storage.ensure_reserve)
+        # Live updates first: what the executor's restart recovery changes is already news.
+        events.start(asyncio.get_running_loop(), storage.current_revision())
+        storage.set_change_listener(events.publish_threadsafe)
         await executor.start()
         if on_started is not None:
             on_started()
@@ -48,13 +64,48 @@ def create_app(config: ServerConfig, executor_factory: ExecutorFactory | None = 
         finally:
             if on_stopping is not None:
                 on_stopping()
+            events.close()  # normally done already by begin_shutdown
             await executor.shutdown()
+            storage.set_change_listener(None)
 
     app = FastAPI(title="Training Studio server", version=__version__, openapi_url="/api/openapi.json",
                   docs_url=None, redoc_url=None, lifespan=lifespan)
-    app.state.context = ServerContext(config=config, storage=storage, executor=executor)
+    app.state.context = ServerContext(config=config, storage=storage, executor=executor, events=events)
     install_error_handlers(app)
-    for module in (routes_health, routes_jobs, routes_datasets, routes_models):
+    for module in (routes_health, routes_jobs, routes_datasets, routes_models, routes_events, routes_outputs):
         app.include_router(module.router)
+    app.add_exception_handler(405, _method_not_allowed)
+    generate_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = describe_server_checks(generate_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(GuardMiddleware, token=config.token, check_host=not config.allow_remote)
     return app
+
+
+def begin_shutdown(app: FastAPI) -> None:
+    """The server starts to stop: end every event stream now. The ASGI server calls this before it waits for
+    open connections to finish (uvicorn runs the lifespan's shutdown only after that wait)."""
+    events = getattr(app.state.context, "events", None)
+    if events is not None:
+        events.close()
+
+
+_HTTP_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE")
+
+
+async def _method_not_allowed(request: Request, _exc: Exception) -> JSONResponse:
+    """405 with an `Allow` header naming every method of the path: Starlette's own names only the methods
+    of the first route that matched the path (GET for /api/datasets/{id}, which also takes DELETE)."""
+    # Asked of the router itself, one method at a time, so included routers are searched as routing does.
+    allowed = [method for method in _HTTP_METHODS
+               if any(route.matches({**request.scope, "method": method})[0] is Match.FULL
+                      for route in request.app.router.routes)]
+    allow = ", ".join(allowed)
+    return error_response(405, "method_not_allowed",
+                          f"{request.method} is not allowed on {request.url.path}; use {allow or 'another path'}.",
+                          headers={"Allow": allow})

@@ -20,6 +20,11 @@ DEFAULT_MAX_UPLOAD_BYTES = 200 * 1000 * 1000
 DEFAULT_MAX_PIXELS = 100_000_000
 DEFAULT_CONCURRENCY = 1
 DEFAULT_CANCEL_GRACE_S = 10.0
+# Slow clients (see connections.py): a request's headers must arrive within this time; an upload (or a
+# download the client stops reading) may stall this long; connections beyond the cap make room or are refused.
+DEFAULT_HEADER_TIMEOUT_S = 10.0
+DEFAULT_BODY_TIMEOUT_S = 30.0
+DEFAULT_MAX_CONNECTIONS = 256
 DATA_DIR_ENV = "TRAINING_STUDIO_DATA_DIR"
 TOKEN_ENV = "TRAINING_STUDIO_TOKEN"
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "ip6-localhost"})
@@ -42,6 +47,9 @@ class ServerConfig:
     concurrency: int
     cancel_grace_s: float
     run_jobs: bool = True
+    header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
 
 
 def default_data_dir() -> Path:
@@ -73,6 +81,15 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cancel-grace", dest="cancel_grace", type=float, default=DEFAULT_CANCEL_GRACE_S,
                         help="seconds a cancelled trainer gets to exit before it is killed "
                              f"(default {DEFAULT_CANCEL_GRACE_S:g})")
+    parser.add_argument("--header-timeout", dest="header_timeout", type=float, default=DEFAULT_HEADER_TIMEOUT_S,
+                        help="seconds a client has to send a request's headers, counted from connecting or from "
+                             f"the previous answer (default {DEFAULT_HEADER_TIMEOUT_S:g})")
+    parser.add_argument("--body-timeout", dest="body_timeout", type=float, default=DEFAULT_BODY_TIMEOUT_S,
+                        help="seconds an upload body (or a download) may make no progress before the connection "
+                             f"is closed (default {DEFAULT_BODY_TIMEOUT_S:g})")
+    parser.add_argument("--max-connections", dest="max_connections", type=int, default=DEFAULT_MAX_CONNECTIONS,
+                        help="open connections at most (kept under half the descriptor limit; default "
+                             f"{DEFAULT_MAX_CONNECTIONS})")
     parser.add_argument("--no-runner", dest="run_jobs", action="store_false",
                         help="accept and store jobs but never run them (they stay pending): for maintenance "
                              "and tests")
@@ -153,7 +170,17 @@ def resolve_config(args: argparse.Namespace, environ: dict[str, str] | None = No
     if not grace >= 0:
         raise ConfigError("--cancel-grace must be zero or more seconds")
 
+    header_timeout = float(getattr(args, "header_timeout", DEFAULT_HEADER_TIMEOUT_S))
+    body_timeout = float(getattr(args, "body_timeout", DEFAULT_BODY_TIMEOUT_S))
+    for option, value in (("--header-timeout", header_timeout), ("--body-timeout", body_timeout)):
+        if not 0 < value < float("inf"):
+            raise ConfigError(f"{option} must be a positive number of seconds")
+    max_connections = int(getattr(args, "max_connections", DEFAULT_MAX_CONNECTIONS))
+    if max_connections < 8:
+        raise ConfigError("--max-connections must be at least 8")
+
     return ServerConfig(data_dir=data_dir, host=host, port=port, token=token, token_generated=generated,
                         allow_remote=allow_remote, max_upload_bytes=max_upload, max_pixels=max_pixels,
                         concurrency=concurrency, cancel_grace_s=grace,
-                        run_jobs=bool(getattr(args, "run_jobs", True)))
+                        run_jobs=bool(getattr(args, "run_jobs", True)), header_timeout_s=header_timeout,
+                        body_timeout_s=body_timeout, max_connections=max_connections)

@@ -1,4 +1,5 @@
-"""What every route needs, in one object hung on the FastAPI app: config, storage and job executor."""
+"""What every route needs, in one object hung on the FastAPI app: config, storage, job executor and the
+live-update hub."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from training_studio.server.config import ServerConfig
+from training_studio.server.events import EventHub
 from training_studio.server.executor import JobExecutor
 from training_studio.server.storage import Storage
 
@@ -16,6 +18,7 @@ class ServerContext:
     config: ServerConfig
     storage: Storage
     executor: JobExecutor
+    events: EventHub | None = None
 
 
 def server_context(request: Request) -> ServerContext:

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 _DESCRIPTIONS = {
     400: "Bad request (for example `hash_mismatch`, `unknown_base_model`)",
     401: "Missing or wrong bearer token (`unauthorized`)",
+    403: "A stored file leads outside the folder it belongs to (`outside_job_folder`)",
     404: "Unknown id or route",
     409: "Wrong state for this operation",
     413: "Body over the size limit (`too_large`)",

@@ -2,8 +2,9 @@
 
 An upload streams from the request into a temp file inside the data dir (same filesystem, so the
 final `os.replace` is atomic), hashed as it streams and cut off at the size limit. The file is then
-checked for its dataset type in a worker thread (images fully decoded by Pillow under the pixel
-limit; audio and video by magic bytes; text as UTF-8) and only then moved to `blobs/ab/<sha256>`.
+checked for its dataset type off the event loop (images priced from their headers and decoded on their
+own bounded pools, see images.py; audio and video by magic bytes; text as UTF-8) and only then moved to
+`blobs/ab/<sha256>`.
 Any failure removes the temp file, so nothing partial is ever left behind. Names sent by clients are
 display text only: `clean_display_text` cleans them and no path is ever built from them.
 """
@@ -14,7 +15,6 @@ import asyncio
 import codecs
 import contextlib
 import hashlib
-import io
 import logging
 import os
 import re
@@ -22,13 +22,11 @@ import shutil
 import tempfile
 import threading
 import unicodedata
-import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
-
+from training_studio.server import images
 from training_studio.server.atomicfile import write_atomically
 from training_studio.server.errors import DISK_FULL_MESSAGE, ApiError, is_disk_full
 from training_studio.server.storage import BlobInfo, Storage
@@ -37,14 +35,16 @@ log = logging.getLogger(__name__)
 
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 MAX_FILENAME_CHARS = 255
-MAX_ANIMATION_FRAMES_CHECKED = 2000
-IMAGE_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "BMP": ".bmp", "GIF": ".gif"}
 # Serialises "move a blob into place + record it" against "forget a blob + delete its file".
 blob_lock = threading.RLock()
 
 
 class UnsupportedFile(ValueError):
     """The bytes are not an acceptable file of the dataset's type; the message says why."""
+
+
+class ImageTooComplex(UnsupportedFile):
+    """An image of an accepted kind that costs too much to check or render (frames, pixels, memory, CPU)."""
 
 
 @dataclass(frozen=True)
@@ -139,35 +139,29 @@ def verify_file(path: Path, kind: str, max_pixels: int) -> VerifiedFile:
 
 
 def _verify_image(path: Path, max_pixels: int) -> VerifiedFile:
-    allowed = "PNG, JPEG, WebP, BMP or GIF"
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                if image.format not in IMAGE_FORMATS:
-                    raise UnsupportedFile(f"{image.format} images are not accepted; use {allowed}")
-                width, height = image.size
-                if width < 1 or height < 1:
-                    raise UnsupportedFile(f"the image has no pixels ({width}×{height})")
-                if width * height > max_pixels:
-                    raise UnsupportedFile(f"the image has too many pixels: {width}×{height} = {width * height:,}, "
-                                          f"over the limit of {max_pixels:,}")
-                frames = min(int(getattr(image, "n_frames", 1) or 1), MAX_ANIMATION_FRAMES_CHECKED)
-                for index in range(frames):
-                    if index:
-                        image.seek(index)
-                    image.load()
-                return VerifiedFile(ext=IMAGE_FORMATS[image.format], width=width, height=height)
-    except UnsupportedFile:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise UnsupportedFile(f"the image has too many pixels (over the limit of {max_pixels:,}): {exc}") from exc
-    except UnidentifiedImageError as exc:
-        raise UnsupportedFile(f"not an image this server accepts ({allowed})") from exc
-    except MemoryError as exc:
-        raise UnsupportedFile("the image is too large to decode") from exc
-    except Exception as exc:  # Pillow reports damage with many exception types
-        raise UnsupportedFile(f"the image is damaged or truncated ({exc})") from exc
+        checked = images.decode_image(path, images.inspect_image(path, max_pixels), max_pixels)
+    except images.ImageTooComplex as exc:
+        raise ImageTooComplex(str(exc)) from exc
+    except images.UnsupportedImage as exc:
+        raise UnsupportedFile(str(exc)) from exc
+    return VerifiedFile(ext=checked.ext, width=checked.width, height=checked.height)
+
+
+async def verify_upload(path: Path, kind: str, max_pixels: int) -> VerifiedFile:
+    """`verify_file` off the event loop: images on their own bounded pools (see images.py), the cheap
+    magic-byte and UTF-8 checks of the other kinds on the default pool."""
+    if kind != "image":
+        return await asyncio.to_thread(verify_file, path, kind, max_pixels)
+    if (await asyncio.to_thread(os.path.getsize, path)) == 0:
+        raise UnsupportedFile("the file is empty (0 bytes)")
+    try:
+        checked = await images.image_work.check(path, max_pixels)
+    except images.ImageTooComplex as exc:
+        raise ImageTooComplex(str(exc)) from exc
+    except images.UnsupportedImage as exc:
+        raise UnsupportedFile(str(exc)) from exc
+    return VerifiedFile(ext=checked.ext, width=checked.width, height=checked.height)
 
 
 def _verify_text(path: Path) -> VerifiedFile:
@@ -223,7 +217,7 @@ def move_into_store(storage: Storage, temp_path: Path, sha256: str) -> bool:
     if target.exists():
         discard(temp_path)
         return False
-    os.chmod(temp_path, 0o644)
+    os.chmod(temp_path, 0o600)  # uploads are the user's private data (see storage.PRIVATE_FILE_MODE)
     os.replace(temp_path, target)
     return True
 
@@ -258,27 +252,30 @@ def sweep_temp_files(storage: Storage) -> None:
 
 
 # thumbnails ------------------------------------------------------------------------------------
-def thumbnail_bytes(storage: Storage, blob: BlobInfo, size: int) -> tuple[bytes, str]:
-    """A JPEG (or PNG for images with transparency) no larger than size×size, cached on disk. Blocking."""
+def _cached_thumbnail(storage: Storage, sha256: str, size: int) -> tuple[bytes, str] | None:
     for ext, media in ((".jpg", "image/jpeg"), (".png", "image/png")):
-        cached = storage.thumbnail_path(blob.sha256, size, ext)
+        cached = storage.thumbnail_path(sha256, size, ext)
         if cached.exists():
             return cached.read_bytes(), media
-    with Image.open(storage.blob_path(blob.sha256)) as image:
-        image.seek(0)
-        image.draft("RGB", (size, size))  # JPEG: let the decoder downscale, much cheaper for big photos
-        has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
-        frame = image.convert("RGBA" if has_alpha else "RGB")
-        frame.thumbnail((size, size))
-        buffer = io.BytesIO()
-        if has_alpha:
-            frame.save(buffer, format="PNG")
-            ext, media = ".png", "image/png"
-        else:
-            frame.save(buffer, format="JPEG", quality=85)
-            ext, media = ".jpg", "image/jpeg"
-    data = buffer.getvalue()
-    _cache_thumbnail(storage.thumbnail_path(blob.sha256, size, ext), data)
+    return None
+
+
+async def thumbnail(storage: Storage, blob: BlobInfo, size: int, max_pixels: int) -> tuple[bytes, str]:
+    """A JPEG (or PNG for images with transparency) no larger than size×size, cached on disk.
+
+    A cached one is read on the default pool; rendering runs on the image pools (first frame only, at
+    reduced size, priced from the headers first: see images.py). FileNotFoundError when the blob is gone."""
+    cached = await asyncio.to_thread(_cached_thumbnail, storage, blob.sha256, size)
+    if cached is not None:
+        return cached
+    try:
+        data, media = await images.image_work.thumbnail(storage.blob_path(blob.sha256), size, max_pixels)
+    except images.ImageTooComplex as exc:
+        raise ImageTooComplex(str(exc)) from exc
+    except images.UnsupportedImage as exc:
+        raise UnsupportedFile(str(exc)) from exc
+    ext = ".png" if media == "image/png" else ".jpg"
+    await asyncio.to_thread(_cache_thumbnail, storage.thumbnail_path(blob.sha256, size, ext), data)
     return data, media
 
 

@@ -4,7 +4,8 @@ This module owns the process-level life of a server: the data-dir lock (one serv
 a second one is told which server holds it), logging to a file (a frozen windowed app has no
 stdout), binding the socket ourselves so port 0 gives a known ephemeral port, the discovery file
 `server.json` {url, token, pid, version} (0600, written atomically once the app is ready, removed on a
-clean exit), and a clean shutdown on signals.
+clean exit), uvicorn's settings (our h11 protocol with the slow-client timeouts and connection cap of
+connections.py) and a clean shutdown on signals (event streams end first, see app.begin_shutdown).
 """
 
 from __future__ import annotations
@@ -153,6 +154,9 @@ def run_server(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         _stderr(str(exc))
         return 2
+    # Whatever umask the server was started with, every file and folder it (or a trainer it starts) creates
+    # in the data dir is the user's alone: uploads, the database, logs and checkpoints are private data.
+    os.umask(0o077)
     try:
         config.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -203,7 +207,9 @@ def _run_locked(config: ServerConfig, token_file: str | None) -> int:
 
     import uvicorn
 
-    from training_studio.server.app import create_app
+    from training_studio.server.app import begin_shutdown, create_app
+    from training_studio.server.connections import ConnectionLimits, guarded_protocol_class
+    from training_studio.server.images import image_work
     from training_studio.server.storage import Storage, StorageError
 
     try:
@@ -215,9 +221,23 @@ def _run_locked(config: ServerConfig, token_file: str | None) -> int:
     # The runner package provides the real executor; without it (or with --no-runner) jobs stay pending.
     executor_factory = _runner_executor_factory() if config.run_jobs else None
     app = create_app(config, executor_factory, storage=storage, on_started=publish, on_stopping=unpublish)
-    uvicorn_config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",
-                                    timeout_graceful_shutdown=5, server_header=False)
-    server = uvicorn.Server(uvicorn_config)
+    # Our h11 protocol adds header/body timeouts and a connection cap (connections.py); no websockets.
+    protocol = guarded_protocol_class(ConnectionLimits(header_timeout_s=config.header_timeout_s,
+                                                       body_timeout_s=config.body_timeout_s,
+                                                       max_connections=config.max_connections))
+    uvicorn_config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", http=protocol,
+                                    ws="none", timeout_graceful_shutdown=5, server_header=False)
+
+    class StudioServer(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            # Event streams never finish by themselves: end them before uvicorn waits for open connections.
+            begin_shutdown(app)
+            await super().shutdown(sockets)
+
+    server = StudioServer(uvicorn_config)
+    events = app.state.context.events
+    if events is not None:
+        events.set_transport_finder(lambda scope: _connection_transport(server, scope))
 
     # uvicorn re-raises the captured signal after shutdown with the handlers found at start: make those
     # harmless so our cleanup below still runs and the exit code is 0 for a requested stop.
@@ -229,6 +249,7 @@ def _run_locked(config: ServerConfig, token_file: str | None) -> int:
         return 1
     finally:
         unpublish()
+        image_work.shutdown()  # queued image checks are dropped, not run, on the way out
         with contextlib.suppress(OSError):
             sock.close()
         storage.close()
@@ -238,6 +259,22 @@ def _run_locked(config: ServerConfig, token_file: str | None) -> int:
         _stderr("the server failed to start; see logs/server.log in the data dir")
         return 1
     return 0
+
+
+def _connection_transport(server: Any, scope: dict[str, Any]) -> asyncio.Transport | None:
+    """The transport of the connection serving `scope`, for the event streams: they cap its send buffer and
+    drop it at once when its client stops reading (closing it politely would wait for that client). Reaches
+    into uvicorn's connection set; None if the connection is not found there."""
+    for protocol in list(getattr(getattr(server, "server_state", None), "connections", ())):
+        cycle = getattr(protocol, "cycle", None)
+        transport = getattr(protocol, "transport", None)
+        if cycle is None or transport is None:
+            continue
+        theirs = getattr(cycle, "scope", None)
+        if theirs is scope or (theirs is not None and theirs.get("client") == scope.get("client")
+                               and theirs.get("path") == scope.get("path")):
+            return transport
+    return None
 
 
 def _runner_executor_factory() -> ExecutorFactory | None:

@@ -18,7 +18,6 @@ from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
 
 from training_studio.contract import (
-    ACTIVE_STATUSES,
     CaptionUpdate,
     CreateDatasetRequest,
     Dataset,
@@ -29,7 +28,7 @@ from training_studio.contract import (
 from training_studio.server import files, layouts
 from training_studio.server.context import ServerContext, server_context
 from training_studio.server.errors import DISK_FULL_MESSAGE, ApiError, error_responses, is_disk_full
-from training_studio.server.storage import BlobInfo
+from training_studio.server.storage import BlobInfo, DatasetInUse
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["datasets"])
@@ -85,7 +84,7 @@ _UPLOAD_BODY = {
 
 @router.put("/api/datasets/{dataset_id}/files/{sha256}", status_code=201, response_model=DatasetFile,
             responses={200: {"model": DatasetFile, "description": "Already in this dataset; nothing re-written"},
-                       **error_responses(400, 404, 409, 413, 415, 507)},
+                       **error_responses(400, 404, 409, 413, 415, 503, 507)},
             openapi_extra=_UPLOAD_BODY)
 async def upload_file(dataset_id: str, sha256: str, request: Request,
                       filename: str | None = Query(None, description="display name (sanitised, never a path)"),
@@ -122,8 +121,9 @@ async def upload_file(dataset_id: str, sha256: str, request: Request,
             raise ApiError(400, "hash_mismatch", f"The body's SHA-256 is {upload.sha256}, not {sha}: the file was "
                            "changed or damaged in transit. Nothing was stored.")
         try:
-            verified = await asyncio.to_thread(files.verify_file, upload.path, dataset.type.value,
-                                               ctx.config.max_pixels)
+            verified = await files.verify_upload(upload.path, dataset.type.value, ctx.config.max_pixels)
+        except files.ImageTooComplex as exc:
+            raise ApiError(415, "image_too_complex", f"{display_name}: {exc}.") from exc
         except files.UnsupportedFile as exc:
             raise ApiError(415, "unsupported_file", f"{display_name}: {exc}.") from exc
         blob = BlobInfo(sha256=sha, size=upload.size, kind=dataset.type.value, ext=verified.ext,
@@ -206,23 +206,33 @@ async def commit_dataset(dataset_id: str, ctx: ServerContext = Depends(server_co
     return JSONResponse(to_wire(committed))
 
 
-@router.delete("/api/datasets/{dataset_id}", response_model=SuccessResponse, responses=error_responses(404, 409))
+@router.delete("/api/datasets/{dataset_id}", response_model=SuccessResponse,
+               responses=error_responses(404, 409, 507))
 async def delete_dataset(dataset_id: str, ctx: ServerContext = Depends(server_context)) -> dict:
     async with _dataset_locks[dataset_id]:
-        dataset = _dataset_or_404(ctx, dataset_id)
-        users = ctx.storage.jobs_using_dataset(dataset_id, [s.value for s in ACTIVE_STATUSES])
-        if users:
-            names = ", ".join(repr(job.name) for job in users[:3])
-            raise ApiError(409, "dataset_in_use", f"Dataset {dataset.name!r} is used by active job(s) {names}; "
-                           "cancel them or wait for them to finish.")
+        _dataset_or_404(ctx, dataset_id)
 
-        def remove() -> None:
+        def remove() -> bool:
+            # The in-use check and the removal of the rows are one transaction (storage.delete_dataset), so
+            # a job created at the same moment either blocks this delete or is refused itself. Files go
+            # only after their rows are gone.
             with files.blob_lock:
-                orphans = ctx.storage.delete_dataset(dataset_id) or []
+                orphans = ctx.storage.delete_dataset(dataset_id)
+                if orphans is None:
+                    return False
                 files.remove_blob_files(ctx.storage, orphans)
             layouts.remove_layouts(ctx.storage, dataset_id)
+            ctx.storage.ensure_reserve()  # given up if the disk was full; taken back when there is room
+            return True
 
-        await asyncio.to_thread(remove)
+        try:
+            removed = await asyncio.to_thread(remove)
+        except DatasetInUse as exc:
+            names = ", ".join(repr(name) for name in exc.job_names)
+            raise ApiError(409, "dataset_in_use", f"Dataset {exc.dataset_name!r} is used by the active job(s) "
+                           f"{names}; cancel them or wait for them to finish, then delete it.") from exc
+        if not removed:
+            raise ApiError(404, "dataset_not_found", f"There is no dataset with id {dataset_id!r}.")
     _dataset_locks.pop(dataset_id, None)
     return {"success": True}
 
@@ -230,7 +240,7 @@ async def delete_dataset(dataset_id: str, ctx: ServerContext = Depends(server_co
 @router.get("/api/datasets/{dataset_id}/files/{sha256}/thumbnail",
             responses={200: {"content": {"image/jpeg": {}, "image/png": {}},
                              "description": "A JPEG or PNG no larger than size×size"},
-                       **error_responses(400, 404, 415)})
+                       **error_responses(400, 404, 415, 503)})
 async def thumbnail(dataset_id: str, sha256: str, size: int = Query(256, ge=16, le=1024),
                     ctx: ServerContext = Depends(server_context)) -> Response:
     sha = files.normalise_sha256(sha256)
@@ -241,7 +251,11 @@ async def thumbnail(dataset_id: str, sha256: str, size: int = Query(256, ge=16, 
     if blob is None or blob.kind != "image":
         raise ApiError(415, "unsupported_file", "Thumbnails exist only for image files.")
     try:
-        data, media_type = await asyncio.to_thread(files.thumbnail_bytes, ctx.storage, blob, size)
+        data, media_type = await files.thumbnail(ctx.storage, blob, size, ctx.config.max_pixels)
     except FileNotFoundError as exc:
         raise ApiError(404, "file_not_found", f"The stored copy of {sha} is missing.") from exc
+    except files.ImageTooComplex as exc:
+        raise ApiError(415, "image_too_complex", f"No thumbnail: {exc}.") from exc
+    except files.UnsupportedFile as exc:
+        raise ApiError(415, "unsupported_file", f"No thumbnail: {exc}.") from exc
     return Response(content=data, media_type=media_type, headers={"Cache-Control": "private, max-age=86400"})

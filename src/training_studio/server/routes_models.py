@@ -1,7 +1,9 @@
 """Trained-model endpoints: list, delete, sample sheet and checkpoint download.
 
 Models are rows the job runner creates; their files live under the data dir. Deleting a model only
-ever removes files inside the data dir, whatever path the row holds.
+ever removes files inside the data dir, whatever path the row holds, and a model's checkpoint and sample
+sheet are served only from its training job's folder, links resolved (served_files.py): 403
+`outside_job_folder` otherwise.
 """
 
 from __future__ import annotations
@@ -9,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from pathlib import Path
+from typing import BinaryIO
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from training_studio.contract import ModelStatus, SuccessResponse, TrainedModel, to_wire
 from training_studio.server.context import ServerContext, server_context
 from training_studio.server.errors import ApiError, error_responses
+from training_studio.server.served_files import OpenFileResponse, OutsideFolder, open_confined
 
 router = APIRouter(tags=["models"])
 
@@ -58,26 +62,49 @@ async def delete_model(model_id: str, ctx: ServerContext = Depends(server_contex
     return {"success": True}
 
 
+def _model_folder(ctx: ServerContext, model: TrainedModel) -> Path:
+    """The folder a model's files must lie in: its training job's output folder (else the data dir)."""
+    if model.training_job_id:
+        return ctx.storage.job_output_dir(model.training_job_id)
+    return ctx.config.data_dir
+
+
+async def _open_model_file(ctx: ServerContext, model: TrainedModel, path: Path, what: str,
+                           missing: ApiError) -> tuple[BinaryIO, int]:
+    """Open one of a model's files for serving, confined to its folder after resolving links."""
+    try:
+        return await asyncio.to_thread(open_confined, path, _model_folder(ctx, model))
+    except OutsideFolder as exc:
+        raise ApiError(403, "outside_job_folder", f"The {what} of model {model.name!r} leads outside its training "
+                       "job's folder (through a link); it is not served.") from exc
+    except OSError as exc:  # missing, not a regular file, unreadable
+        raise missing from exc
+
+
 @router.get("/api/models/{model_id}/samples",
             responses={200: {"content": {"image/png": {}}, "description": "Sample images from the trained model"},
-                       **error_responses(404)})
-async def model_samples(model_id: str, ctx: ServerContext = Depends(server_context)) -> FileResponse:
+                       **error_responses(403, 404)})
+async def model_samples(model_id: str, ctx: ServerContext = Depends(server_context)) -> Response:
     model = _model_or_404(ctx, model_id)
     path = ctx.storage.model_samples_path(model)
-    if path is None or not path.is_file() or not _inside(path, ctx.config.data_dir):
-        raise ApiError(404, "samples_not_found", f"Model {model.name!r} has no sample images.")
-    return FileResponse(path, media_type="image/png")
+    missing = ApiError(404, "samples_not_found", f"Model {model.name!r} has no sample images.")
+    if path is None:
+        raise missing
+    handle, size = await _open_model_file(ctx, model, path, "sample sheet", missing)
+    return OpenFileResponse(handle, size, "image/png")
 
 
 @router.get("/api/models/{model_id}/checkpoint",
             responses={200: {"content": {"application/octet-stream": {}}, "description": "The checkpoint file"},
-                       **error_responses(404, 409)})
-async def model_checkpoint(model_id: str, ctx: ServerContext = Depends(server_context)) -> FileResponse:
+                       **error_responses(403, 404, 409)})
+async def model_checkpoint(model_id: str, ctx: ServerContext = Depends(server_context)) -> Response:
     model = _model_or_404(ctx, model_id)
     if model.status is not ModelStatus.READY:
         raise ApiError(409, "model_not_ready", f"Model {model.name!r} is {model.status.value}; "
                        "its checkpoint is not available.")
-    path = Path(model.path) if model.path else None
-    if path is None or not path.is_file():
-        raise ApiError(404, "checkpoint_not_found", f"The checkpoint file of model {model.name!r} is missing.")
-    return FileResponse(path, media_type="application/octet-stream", filename=path.name)
+    missing = ApiError(404, "checkpoint_not_found", f"The checkpoint file of model {model.name!r} is missing.")
+    if not model.path:
+        raise missing
+    path = Path(model.path)
+    handle, size = await _open_model_file(ctx, model, path, "checkpoint", missing)
+    return OpenFileResponse(handle, size, "application/octet-stream", download_name=path.name)

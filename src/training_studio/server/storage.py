@@ -6,15 +6,20 @@ Every method is synchronous and thread-safe (one connection behind a re-entrant 
 routes call it from the event loop and the job runner may call it from tasks and threads. Each
 write is one transaction, so a failure never leaves a half-written row. The schema carries a version
 number and `_MIGRATIONS` upgrades older databases in place; a database from a newer version is refused.
+Folders and the database it creates are private (0700/0600) whatever the umask. It also keeps a space
+reserve file in the data dir, given up only so that deleting a dataset can commit on a full disk.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from training_studio.contract import (
+    ACTIVE_STATUSES,
     TERMINAL_STATUSES,
     Dataset,
     DatasetFile,
@@ -36,12 +42,57 @@ from training_studio.contract import (
 
 LOCAL_USER = "local"
 PROGRESS_CAP_BEFORE_COMPLETION = 99.9
+MAX_DETAIL_CHARS = 200  # a job's `detail`: one short line
 LayoutName = Literal["kohya", "imagefolder"]
 _TERMINAL = frozenset(status.value for status in TERMINAL_STATUSES)
+_ACTIVE = sorted(status.value for status in ACTIVE_STATUSES)
+# Disk space set aside in the data dir and given up only so that a dataset delete can commit on a full
+# disk (deleting 10,000 files writes about 6 MB of WAL); recreated once there is room again. The size can
+# be changed through the environment (the test suite starts hundreds of servers and keeps it small).
+RESERVE_NAME = "space-reserve.bin"
+RESERVE_BYTES = 8 * 1024 * 1024
+RESERVE_BYTES_ENV = "TRAINING_STUDIO_SPACE_RESERVE_BYTES"
+# Everything the server creates in the data dir is private to the user, whatever the umask.
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+# Deletion tombstones kept for resuming clients; older ones are pruned and the horizon moves past them.
+MAX_TOMBSTONES = 10_000
+ChangeKind = Literal["job", "dataset", "model"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One committed change that clients care about: the entity's state at `revision`, or None if deleted."""
+
+    kind: ChangeKind
+    id: str
+    revision: int
+    entity: TrainingJob | Dataset | TrainedModel | None
 
 
 class StorageError(RuntimeError):
     """The database cannot be used (for example it was written by a newer version)."""
+
+
+class DatasetInUse(RuntimeError):
+    """A dataset cannot be deleted: active jobs use it (`job_names`: some of their names)."""
+
+    def __init__(self, dataset_name: str, job_names: list[str]) -> None:
+        super().__init__(f"dataset {dataset_name!r} is used by {', '.join(job_names)}")
+        self.dataset_name = dataset_name
+        self.job_names = job_names
+
+
+class DatasetUnavailable(RuntimeError):
+    """A job cannot be created on this dataset: it is gone (`status` None) or not active."""
+
+    def __init__(self, dataset_id: str, name: str | None, status: str | None) -> None:
+        super().__init__(f"dataset {dataset_id!r} is {status or 'gone'}")
+        self.dataset_id = dataset_id
+        self.name = name
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -129,6 +180,46 @@ _MIGRATIONS: list[str] = [
         error TEXT
     );
     """,
+    # version 2: revisions for live updates (server/events.py). One counter in studio_meta, started at a
+    # random point in [2^40, 2^41) so a revision from another data dir is almost surely unknown here (below
+    # the horizon or ahead of the counter) instead of silently meaning something else; rows that already
+    # exist take the starting revision. Deletions leave tombstones so a resuming client learns of them.
+    """
+    CREATE TABLE studio_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    INSERT INTO studio_meta (key, value) VALUES ('revision', (random() & 1099511627775) + 1099511627776);
+    INSERT INTO studio_meta (key, value) SELECT 'revision_horizon', value FROM studio_meta WHERE key = 'revision';
+    ALTER TABLE jobs ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE datasets ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE models ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+    UPDATE jobs SET revision = (SELECT value FROM studio_meta WHERE key = 'revision');
+    UPDATE datasets SET revision = (SELECT value FROM studio_meta WHERE key = 'revision');
+    UPDATE models SET revision = (SELECT value FROM studio_meta WHERE key = 'revision');
+    CREATE INDEX jobs_revision ON jobs(revision);
+    CREATE INDEX datasets_revision ON datasets(revision);
+    CREATE INDEX models_revision ON models(revision);
+    CREATE TABLE deletions (
+        kind TEXT NOT NULL,
+        id TEXT NOT NULL,
+        revision INTEGER NOT NULL,
+        PRIMARY KEY (kind, id)
+    ) WITHOUT ROWID;
+    CREATE INDEX deletions_revision ON deletions(revision);
+    """,
+    # version 3: what a running job is doing besides training steps (issue 13: a trainer's loading,
+    # caching, download or sampling bar), or another status note; null when there is nothing to say.
+    """
+    ALTER TABLE jobs ADD COLUMN detail TEXT;
+    """,
+    # version 4: trainers outlive the server (runner/trainer_wrapper.py). Who a running job's wrapper is
+    # (pid + process start time: a pid alone may be reused) and how far its output files were read and
+    # appended to the job's log, so that a restarted server reads on exactly where it stopped.
+    """
+    ALTER TABLE jobs ADD COLUMN wrapper_pid INTEGER;
+    ALTER TABLE jobs ADD COLUMN wrapper_start_time INTEGER;
+    ALTER TABLE jobs ADD COLUMN stdout_offset INTEGER;
+    ALTER TABLE jobs ADD COLUMN stderr_offset INTEGER;
+    ALTER TABLE jobs ADD COLUMN log_offset INTEGER;
+    """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -146,10 +237,12 @@ class Storage:
 
     def __init__(self, data_dir: Path | str) -> None:
         self.data_dir = Path(data_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.data_dir)
         for sub in ("blobs", "datasets", "logs", "jobs", "thumbnails", "tmp"):
-            (self.data_dir / sub).mkdir(exist_ok=True)
+            make_private_dir(self.data_dir / sub)
         self.db_path = self.data_dir / "studio.db"
+        # Created 0600 before SQLite opens it: SQLite gives the -wal and -shm files the database's mode.
+        _create_private_file(self.db_path)
         self._lock = threading.RLock()
         self._conn = sqlite3.connect(self.db_path, check_same_thread=False, isolation_level=None, timeout=30)
         self._conn.row_factory = sqlite3.Row
@@ -157,21 +250,34 @@ class Storage:
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA foreign_keys=ON")
         self._last_job_created: datetime | None = None
+        # Live updates: the changes of the transaction in progress, and who hears of them once committed.
+        self._changes: list[Change] = []
+        self._change_listener: Callable[[list[Change]], None] | None = None
         self._migrate()
+        self._prune_tombstones()
 
     # plumbing --------------------------------------------------------------------------------
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
+            self._changes = []
             try:
                 yield self._conn
                 self._conn.execute("COMMIT")
             except BaseException:
+                self._changes = []
                 # Also when COMMIT itself failed (disk full): the connection must not stay mid-transaction.
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
                 raise
+            changes, self._changes = self._changes, []
+            # Still under the lock: listeners hear of commits in revision order, whatever thread wrote.
+            if changes and self._change_listener is not None:
+                try:
+                    self._change_listener(changes)
+                except Exception:  # a listener's bug must not turn a committed write into an error
+                    log.exception("the change listener failed")
 
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -199,6 +305,129 @@ class Storage:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+    # revisions (live updates) ------------------------------------------------------------------
+    def set_change_listener(self, listener: Callable[[list[Change]], None] | None) -> None:
+        """Call `listener(changes)` after each committed write that changed jobs, datasets or models.
+
+        It runs in the writer's thread while the storage lock is still held (so calls arrive in revision
+        order): it must be quick and must not call back into this storage.
+        """
+        with self._lock:
+            self._change_listener = listener
+
+    def _next_revision(self, conn: sqlite3.Connection) -> int:
+        row = conn.execute("UPDATE studio_meta SET value = value + 1 WHERE key = 'revision' RETURNING value").fetchone()
+        return int(row[0])
+
+    def _changed(self, conn: sqlite3.Connection, kind: ChangeKind, entity_id: str) -> int:
+        """Inside a write's transaction: stamp the changed row with the next revision, note it for listeners."""
+        revision = self._next_revision(conn)
+        table = _TABLE_OF[kind]
+        conn.execute(f"UPDATE {table} SET revision = ? WHERE id = ?", (revision, entity_id))
+        if self._change_listener is not None:
+            row = conn.execute(f"SELECT * FROM {table} WHERE id = ?", (entity_id,)).fetchone()
+            if row is not None:
+                self._changes.append(Change(kind, entity_id, revision, _FROM_ROW[kind](row)))
+        return revision
+
+    def _deleted(self, conn: sqlite3.Connection, kind: ChangeKind, entity_id: str) -> int:
+        """Inside a delete's transaction: leave a tombstone at the next revision, note it for listeners."""
+        revision = self._next_revision(conn)
+        conn.execute("INSERT OR REPLACE INTO deletions (kind, id, revision) VALUES (?, ?, ?)", (kind, entity_id, revision))
+        if self._change_listener is not None:
+            self._changes.append(Change(kind, entity_id, revision, None))
+        return revision
+
+    def current_revision(self) -> int:
+        return int(self._query("SELECT value FROM studio_meta WHERE key = 'revision'")[0]["value"])
+
+    def revision_horizon(self) -> int:
+        """The oldest revision a client may resume from: changes after it are all still answerable."""
+        return int(self._query("SELECT value FROM studio_meta WHERE key = 'revision_horizon'")[0]["value"])
+
+    def revision_known(self, revision: int) -> bool:
+        with self._lock:
+            return self.revision_horizon() <= revision <= self.current_revision()
+
+    def changes_since(self, revision: int, limit: int) -> tuple[int, list[Change]] | None:
+        """(current revision, the latest state of every entity changed after `revision`, oldest change first),
+        or None when more than `limit` entities changed (a full fetch is cheaper for the client then).
+        The caller has checked `revision_known`."""
+        with self._lock:
+            current = self.current_revision()
+            counts = self._conn.execute(
+                "SELECT (SELECT COUNT(*) FROM jobs WHERE revision > ?1) + (SELECT COUNT(*) FROM datasets WHERE"
+                " revision > ?1) + (SELECT COUNT(*) FROM models WHERE revision > ?1) + (SELECT COUNT(*) FROM"
+                " deletions WHERE revision > ?1)", (revision,)).fetchone()
+            if counts[0] > limit:
+                return None
+            changes: list[Change] = []
+            for kind, table in _TABLE_OF.items():
+                for row in self._conn.execute(f"SELECT * FROM {table} WHERE revision > ?", (revision,)):
+                    changes.append(Change(kind, row["id"], row["revision"], _FROM_ROW[kind](row)))
+            for row in self._conn.execute("SELECT kind, id, revision FROM deletions WHERE revision > ?", (revision,)):
+                changes.append(Change(row["kind"], row["id"], row["revision"], None))
+        changes.sort(key=lambda change: change.revision)
+        return current, changes
+
+    def jobs_changed_since(self, revision: int, limit: int = -1) -> list[TrainingJob]:
+        """Jobs whose stored state changed after `revision`, whatever their status, oldest change first;
+        at most `limit` of them (-1: all)."""
+        rows = self._query("SELECT * FROM jobs WHERE revision > ? ORDER BY revision LIMIT ?", (revision, limit))
+        return [_job_from_row(row) for row in rows]
+
+    def _prune_tombstones(self) -> None:
+        # Bounded table: past MAX_TOMBSTONES the oldest go, and resuming from before them becomes `reset`.
+        with self._transaction() as conn:
+            row = conn.execute("SELECT revision FROM deletions ORDER BY revision DESC LIMIT 1 OFFSET ?",
+                               (MAX_TOMBSTONES,)).fetchone()
+            if row is None:
+                return
+            conn.execute("DELETE FROM deletions WHERE revision <= ?", (row["revision"],))
+            conn.execute("UPDATE studio_meta SET value = MAX(value, ?) WHERE key = 'revision_horizon'",
+                         (row["revision"],))
+
+    # space reserve ---------------------------------------------------------------------------
+    @property
+    def reserve_path(self) -> Path:
+        return self.data_dir / RESERVE_NAME
+
+    def ensure_reserve(self) -> bool:
+        """Set `reserve_bytes()` of disk space aside (really allocated, so a full disk cannot take it), if not
+        already; False when there is no room for it now. Blocking."""
+        wanted = reserve_bytes()
+        if wanted == 0:
+            return True  # configured without a reserve
+        try:
+            if self.reserve_path.stat().st_size >= wanted:
+                return True
+        except FileNotFoundError:
+            pass
+        building = self.reserve_path.with_name(f".{RESERVE_NAME}.new")
+        try:
+            fd = os.open(building, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
+            with os.fdopen(fd, "wb") as handle:
+                # Incompressible bytes: a compressing filesystem must not store the reserve in a few blocks.
+                block = os.urandom(min(wanted, 1024 * 1024))
+                for start in range(0, wanted, len(block)):
+                    handle.write(block[:wanted - start])
+            os.replace(building, self.reserve_path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                building.unlink()
+            log.warning("no room for the space reserve in %s (%s): deleting a dataset on a full disk may fail "
+                        "until there is", self.data_dir, exc)
+            return False
+        return True
+
+    def release_reserve(self) -> bool:
+        """Give the reserved space back to the filesystem; False if there was no reserve."""
+        try:
+            self.reserve_path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
 
     # paths -----------------------------------------------------------------------------------
     @property
@@ -247,9 +476,16 @@ class Storage:
         return format_timestamp(moment)
 
     def create_job(self, name: str, dataset_id: str | None, base_model: str | None, total_steps: int | None,
-                   params: dict[str, Any] | None) -> TrainingJob:
+                   params: dict[str, Any] | None, *, require_active_dataset: bool = False) -> TrainingJob:
+        """Insert a pending job. With `require_active_dataset`, DatasetUnavailable unless its dataset exists
+        and is active, checked in the same transaction as the insert: a concurrent `delete_dataset` either
+        sees this job (and refuses) or has removed the dataset first (and this refuses)."""
         job_id = new_id()
         with self._transaction() as conn:
+            if require_active_dataset and dataset_id is not None:
+                row = conn.execute("SELECT name, status FROM datasets WHERE id = ?", (dataset_id,)).fetchone()
+                if row is None or row["status"] != "active":
+                    raise DatasetUnavailable(dataset_id, row["name"] if row else None, row["status"] if row else None)
             created = self._next_job_timestamp()
             conn.execute(
                 "INSERT INTO jobs (id, name, status, progress, total_steps, created_at, dataset_id, base_model, params)"
@@ -257,6 +493,7 @@ class Storage:
                 (job_id, name, total_steps, created, dataset_id, base_model,
                  json.dumps(params) if params is not None else None),
             )
+            self._changed(conn, "job", job_id)
         job = self.get_job(job_id)
         assert job is not None
         return job
@@ -316,7 +553,7 @@ class Storage:
             if status in _TERMINAL:
                 sets.append("finished_at = ?")
                 args.append(finished_at or now_text())
-                sets.append("pid = NULL, pgid = NULL")
+                sets.append("pid = NULL, pgid = NULL, detail = NULL")  # a phase note ends with the job
             elif finished_at is not None:
                 sets.append("finished_at = ?")
                 args.append(finished_at)
@@ -334,11 +571,35 @@ class Storage:
                 sets.append("progress = ?")
                 args.append(max(0.0, progress))
             conn.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE id = ?", [*args, job_id])
+            self._changed(conn, "job", job_id)
         return self.get_job(job_id)
 
     def set_job_process(self, job_id: str, pid: int | None, pgid: int | None) -> None:
         with self._transaction() as conn:
             conn.execute("UPDATE jobs SET pid = ?, pgid = ? WHERE id = ?", (pid, pgid, job_id))
+
+    def set_job_wrapper(self, job_id: str, pid: int, start_time: int | None, log_offset: int | None) -> None:
+        """Record a running job's trainer wrapper, with its output not read yet (internal: no revision)."""
+        with self._transaction() as conn:
+            conn.execute("UPDATE jobs SET wrapper_pid = ?, wrapper_start_time = ?, stdout_offset = 0,"
+                         " stderr_offset = 0, log_offset = ? WHERE id = ?", (pid, start_time, log_offset, job_id))
+
+    def job_wrapper(self, job_id: str) -> tuple[int | None, int | None, int, int, int | None] | None:
+        """(wrapper pid, its start time, stdout offset, stderr offset, log offset) of a job, or None when
+        no wrapper was ever recorded for it."""
+        rows = self._query("SELECT wrapper_pid, wrapper_start_time, stdout_offset, stderr_offset, log_offset"
+                           " FROM jobs WHERE id = ?", (job_id,))
+        if not rows or rows[0]["wrapper_pid"] is None:
+            return None
+        row = rows[0]
+        return (row["wrapper_pid"], row["wrapper_start_time"], row["stdout_offset"] or 0,
+                row["stderr_offset"] or 0, row["log_offset"])
+
+    def save_output_offsets(self, job_id: str, stdout: int, stderr: int, log: int | None) -> None:
+        """How far a job's trainer output has been read and recorded (internal: no revision)."""
+        with self._transaction() as conn:
+            conn.execute("UPDATE jobs SET stdout_offset = ?, stderr_offset = ?, log_offset = ? WHERE id = ?",
+                         (int(stdout), int(stderr), log, job_id))
 
     def job_process(self, job_id: str) -> tuple[int | None, int | None] | None:
         rows = self._query("SELECT pid, pgid FROM jobs WHERE id = ?", (job_id,))
@@ -350,33 +611,62 @@ class Storage:
         """Append metric points and move each job's live fields to its latest point, in one transaction.
 
         A point is (job_id, step, total_steps, loss, iso_time). Jobs already terminal keep their fields.
+        The stored step and progress never go backwards (a late or repeated point cannot undo progress);
+        the total changes only when a point states a different one (logged); a point without a loss
+        never replaces the loss already stored for its step.
         """
         if not points:
             return
         latest: dict[str, tuple[int, int | None, float | None]] = {}
         for job_id, step, total, loss, _time in points:
-            latest[job_id] = (int(step), total, loss)
+            step, loss = int(step), _finite_or_none(loss)
+            before = latest.get(job_id)
+            if before is not None:
+                step = max(step, before[0])
+                total = total or before[1]
+                loss = loss if loss is not None else before[2]
+            latest[job_id] = (step, total, loss)
         with self._transaction() as conn:
             conn.executemany(
-                "INSERT OR REPLACE INTO metrics (job_id, step, loss, time) VALUES (?, ?, ?, ?)",
+                "INSERT INTO metrics (job_id, step, loss, time) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (job_id, step) DO UPDATE SET loss = excluded.loss, time = excluded.time"
+                " WHERE excluded.loss IS NOT NULL OR metrics.loss IS NULL",
                 [(job_id, int(step), _finite_or_none(loss), time) for job_id, step, _total, loss, time in points],
             )
             for job_id, (step, total, loss) in latest.items():
-                row = conn.execute("SELECT status, total_steps, current_loss FROM jobs WHERE id = ?",
-                                   (job_id,)).fetchone()
+                row = conn.execute("SELECT status, current_step, total_steps, current_loss, progress FROM jobs"
+                                   " WHERE id = ?", (job_id,)).fetchone()
                 if row is None or row["status"] in _TERMINAL:
                     continue
-                total_steps = total if total else row["total_steps"]
-                current_loss = _finite_or_none(loss)
-                if current_loss is None:
-                    current_loss = row["current_loss"]
+                step = max(step, row["current_step"] or 0)
+                total_steps = row["total_steps"]
+                if total and total != total_steps:
+                    log.info("job %s: the trainer counts %d steps, not %s: the job's total is now %d",
+                             job_id, total, total_steps, total)
+                    total_steps = total
+                current_loss = loss if loss is not None else row["current_loss"]
                 progress = 0.0
                 if total_steps:
                     progress = min(100.0 * step / total_steps, PROGRESS_CAP_BEFORE_COMPLETION)
+                progress = max(progress, row["progress"] or 0.0)
                 conn.execute(
                     "UPDATE jobs SET current_step = ?, total_steps = ?, current_loss = ?, progress = ? WHERE id = ?",
                     (step, total_steps, current_loss, max(0.0, progress), job_id),
                 )
+                self._changed(conn, "job", job_id)
+
+    def set_job_detail(self, job_id: str, detail: str | None) -> TrainingJob | None:
+        """Set what a job is doing besides training steps ("loading image sizes 16/16") or another status
+        note; None clears it. None (nothing written) if the job is unknown or terminal."""
+        detail = " ".join(detail.split())[:MAX_DETAIL_CHARS] or None if detail else None
+        with self._transaction() as conn:
+            row = conn.execute("SELECT status, detail FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None or row["status"] in _TERMINAL:
+                return None
+            if row["detail"] != detail:
+                conn.execute("UPDATE jobs SET detail = ? WHERE id = ?", (detail, job_id))
+                self._changed(conn, "job", job_id)
+        return self.get_job(job_id)
 
     def metrics(self, job_id: str, since_step: int = -1, stride: int = 1) -> list[MetricPoint]:
         """Points with step > since_step, ascending; every stride-th one plus always the latest."""
@@ -390,13 +680,6 @@ class Storage:
         )
         return [MetricPoint(step=row["step"], loss=row["loss"], time=row["time"]) for row in rows]
 
-    def jobs_using_dataset(self, dataset_id: str, statuses: Iterable[str | JobStatus]) -> list[TrainingJob]:
-        wanted = [str(s) for s in statuses]
-        marks = ",".join("?" * len(wanted))
-        rows = self._query(f"SELECT * FROM jobs WHERE dataset_id = ? AND status IN ({marks}) ORDER BY created_at",
-                           [dataset_id, *wanted])
-        return [_job_from_row(row) for row in rows]
-
     # models ----------------------------------------------------------------------------------
     def create_model(self, name: str, base_model: str, training_job_id: str | None, status: str = "processing",
                      path: str | Path | None = None) -> TrainedModel:
@@ -409,6 +692,7 @@ class Storage:
                 (model_id, name, base_model, training_job_id, str(status), now, now,
                  str(path) if path is not None else None),
             )
+            self._changed(conn, "model", model_id)
         model = self.get_model(model_id)
         assert model is not None
         return model
@@ -425,7 +709,8 @@ class Storage:
             sets.append("path = ?")
             args.append(str(path))
         with self._transaction() as conn:
-            conn.execute(f"UPDATE models SET {', '.join(sets)} WHERE id = ?", [*args, model_id])
+            if conn.execute(f"UPDATE models SET {', '.join(sets)} WHERE id = ?", [*args, model_id]).rowcount:
+                self._changed(conn, "model", model_id)
         return self.get_model(model_id)
 
     def get_model(self, model_id: str) -> TrainedModel | None:
@@ -442,7 +727,11 @@ class Storage:
             if row is None:
                 return None
             conn.execute("DELETE FROM models WHERE id = ?", (model_id,))
+            self._deleted(conn, "model", model_id)
+            orphaned_jobs = [job["id"] for job in conn.execute("SELECT id FROM jobs WHERE model_id = ?", (model_id,))]
             conn.execute("UPDATE jobs SET model_id = NULL WHERE model_id = ?", (model_id,))
+            for job_id in orphaned_jobs:
+                self._changed(conn, "job", job_id)  # their modelId is gone
         return _model_from_row(row)
 
     # datasets --------------------------------------------------------------------------------
@@ -455,6 +744,7 @@ class Storage:
                 " VALUES (?, ?, ?, 'processing', 0, ?, ?)",
                 (dataset_id, name, dataset_type, now, now),
             )
+            self._changed(conn, "dataset", dataset_id)
         dataset = self.get_dataset(dataset_id)
         assert dataset is not None
         return dataset
@@ -471,16 +761,14 @@ class Storage:
                            error: str | None = None) -> Dataset | None:
         with self._transaction() as conn:
             if image_count is None:
-                conn.execute("UPDATE datasets SET status = ?, error = ?, updated_at = ? WHERE id = ?",
-                             (status, error, now_text(), dataset_id))
+                cursor = conn.execute("UPDATE datasets SET status = ?, error = ?, updated_at = ? WHERE id = ?",
+                                      (status, error, now_text(), dataset_id))
             else:
-                conn.execute("UPDATE datasets SET status = ?, error = ?, image_count = ?, updated_at = ? WHERE id = ?",
-                             (status, error, image_count, now_text(), dataset_id))
+                cursor = conn.execute("UPDATE datasets SET status = ?, error = ?, image_count = ?, updated_at = ?"
+                                      " WHERE id = ?", (status, error, image_count, now_text(), dataset_id))
+            if cursor.rowcount:
+                self._changed(conn, "dataset", dataset_id)
         return self.get_dataset(dataset_id)
-
-    def touch_dataset(self, dataset_id: str) -> None:
-        with self._transaction() as conn:
-            conn.execute("UPDATE datasets SET updated_at = ? WHERE id = ?", (now_text(), dataset_id))
 
     def get_blob(self, sha256: str) -> BlobInfo | None:
         rows = self._query("SELECT * FROM blobs WHERE sha256 = ?", (sha256,))
@@ -541,14 +829,37 @@ class Storage:
 
     def delete_dataset(self, dataset_id: str) -> list[str] | None:
         """Remove a dataset's rows; returns the hashes no dataset references any more (their blob rows
-        are gone too, the caller removes the files), or None if the dataset is unknown."""
+        are gone too, the caller removes the files afterwards: rows go first, so an active dataset never
+        lists a file that is missing), or None if the dataset is unknown.
+
+        DatasetInUse, with nothing removed, while an active job uses the dataset; checked in the same
+        transaction as the removal (see `create_job`). Deleting is the in-app way to free space, so on a
+        full disk, where the transaction fails because the WAL must grow first, the space reserve is
+        released and the transaction tried once more.
+        """
+        try:
+            return self._delete_dataset_rows(dataset_id)
+        except sqlite3.OperationalError as exc:
+            if not _is_sqlite_disk_full(exc) or not self.release_reserve():
+                raise
+            log.warning("disk full while deleting dataset %s: released the space reserve, trying again", dataset_id)
+        return self._delete_dataset_rows(dataset_id)
+
+    def _delete_dataset_rows(self, dataset_id: str) -> list[str] | None:
         with self._transaction() as conn:
-            if conn.execute("SELECT 1 FROM datasets WHERE id = ?", (dataset_id,)).fetchone() is None:
+            row = conn.execute("SELECT name FROM datasets WHERE id = ?", (dataset_id,)).fetchone()
+            if row is None:
                 return None
+            users = conn.execute(
+                f"SELECT name FROM jobs WHERE dataset_id = ? AND status IN ({','.join('?' * len(_ACTIVE))})"
+                " ORDER BY created_at LIMIT 3", [dataset_id, *_ACTIVE]).fetchall()
+            if users:
+                raise DatasetInUse(row["name"], [user["name"] for user in users])
             hashes = [row["sha256"] for row in conn.execute(
                 "SELECT sha256 FROM dataset_files WHERE dataset_id = ?", (dataset_id,))]
             conn.execute("DELETE FROM dataset_files WHERE dataset_id = ?", (dataset_id,))
             conn.execute("DELETE FROM datasets WHERE id = ?", (dataset_id,))
+            self._deleted(conn, "dataset", dataset_id)
             orphans = []
             for sha in hashes:
                 if conn.execute("SELECT 1 FROM dataset_files WHERE sha256 = ? LIMIT 1", (sha,)).fetchone() is None:
@@ -563,7 +874,43 @@ class Storage:
         return {row["id"] for row in self._query("SELECT id FROM datasets")}
 
 
+# files -----------------------------------------------------------------------------------------
+def reserve_bytes() -> int:
+    """The size of the space reserve: RESERVE_BYTES unless the environment says otherwise."""
+    text = os.environ.get(RESERVE_BYTES_ENV, "").strip()
+    return int(text) if text.isdigit() else RESERVE_BYTES
+
+
+def make_private_dir(path: Path) -> None:
+    """`mkdir -p` whose new folders are 0700 whatever the umask; folders that exist are left as they are."""
+    missing: list[Path] = []
+    current = Path(path)
+    while not current.exists() and current != current.parent:
+        missing.append(current)
+        current = current.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=PRIVATE_DIR_MODE)
+        except FileExistsError:
+            continue
+        os.chmod(folder, PRIVATE_DIR_MODE)
+
+
+def _create_private_file(path: Path) -> None:
+    """Create an empty 0600 file (whatever the umask) unless `path` exists."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    except FileExistsError:
+        return
+    os.close(fd)
+    os.chmod(path, PRIVATE_FILE_MODE)
+
+
 # row mapping -----------------------------------------------------------------------------------
+def _is_sqlite_disk_full(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(exc).lower()
+
+
 def _split_sql(script: str) -> list[str]:
     return [part.strip() for part in script.split(";") if part.strip()]
 
@@ -585,21 +932,31 @@ def _job_from_row(row: sqlite3.Row) -> TrainingJob:
         current_step=row["current_step"], total_steps=row["total_steps"], current_loss=row["current_loss"],
         started_at=row["started_at"], created_at=row["created_at"], finished_at=row["finished_at"],
         dataset_id=row["dataset_id"], base_model=row["base_model"], params=params, error=row["error"],
-        model_id=row["model_id"],
+        model_id=row["model_id"], revision=_revision_of(row),
+        detail=row["detail"] if "detail" in row.keys() else None,
     )
+
+
+def _revision_of(row: sqlite3.Row) -> int | None:
+    return row["revision"] if "revision" in row.keys() else None
 
 
 def _dataset_from_row(row: sqlite3.Row) -> Dataset:
     return Dataset(id=row["id"], user_id=LOCAL_USER, name=row["name"], type=row["type"],
                    image_count=row["image_count"], status=row["status"], created_at=row["created_at"],
-                   updated_at=row["updated_at"], error=row["error"])
+                   updated_at=row["updated_at"], error=row["error"], revision=_revision_of(row))
 
 
 def _model_from_row(row: sqlite3.Row) -> TrainedModel:
     return TrainedModel(id=row["id"], user_id=LOCAL_USER, name=row["name"], base_model=row["base_model"],
                         training_job_id=row["training_job_id"], status=row["status"], created_at=row["created_at"],
                         updated_at=row["updated_at"], size_bytes=row["size_bytes"], path=row["path"],
-                        error=row["error"])
+                        error=row["error"], revision=_revision_of(row))
+
+
+_TABLE_OF: dict[ChangeKind, str] = {"job": "jobs", "dataset": "datasets", "model": "models"}
+_FROM_ROW: dict[str, Callable[[sqlite3.Row], TrainingJob | Dataset | TrainedModel]] = {
+    "job": _job_from_row, "dataset": _dataset_from_row, "model": _model_from_row}
 
 
 def _blob_from_row(row: sqlite3.Row) -> BlobInfo:

@@ -1,12 +1,18 @@
-"""Test trainer: ignores SIGTERM and keeps "training" until it is killed."""
+"""Test trainer: ignores SIGTERM (saying so, with the step it was at) and keeps "training" until it is killed."""
 
 import json
 import signal
 import sys
 import time
 
-signal.signal(signal.SIGTERM, signal.SIG_IGN)
 step = 0
+
+
+def ignore(signum: int, frame: object) -> None:
+    print(f"SIGTERM ignored at step {step}", file=sys.stderr, flush=True)
+
+
+signal.signal(signal.SIGTERM, ignore)
 while True:
     step += 1
     print(json.dumps({"step": step, "total_steps": 1000000, "loss": 1.0}), flush=True)
