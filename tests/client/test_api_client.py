@@ -214,3 +214,38 @@ def test_parse_job_reports_a_bad_item_as_the_whole_list_parse_does(faulty, item)
         ApiClient.parse_job(item, 1)
     assert one.value.message == whole.value.message
     assert "(1" in one.value.message  # names the item's position
+
+
+# -- the active list with revisions (live updates: `since` deltas) -------------------------------------------
+
+def test_active_jobs_sends_since_and_reads_the_revision_header(faulty):
+    faulty.routes[JOBS] = Reply(200, [job_json("a", revision=12, status="completed")],
+                                headers={"X-Training-Studio-Revision": "15"})
+    answer = run(lambda c: c.active_jobs(since=10), faulty.url)
+    assert answer.revision == 15 and [item["id"] for item in answer.items] == ["a"]
+    assert faulty.requests[-1][2] == {"status": ["active"], "since": ["10"]}
+    assert ApiClient.parse_job(answer.items[0]).revision == 12
+
+
+@pytest.mark.parametrize("header", [None, "", "abc", "-3", "1.5"])
+def test_without_a_readable_revision_header_the_server_has_no_revisions(faulty, header):
+    headers = {} if header is None else {"X-Training-Studio-Revision": header}
+    faulty.routes[JOBS] = Reply(200, [job_json("a")], headers=headers)
+    answer = run(lambda c: c.active_jobs(), faulty.url)
+    assert answer.revision is None and len(answer.items) == 1
+    assert faulty.requests[-1][2] == {"status": ["active"]}  # no since unless asked
+
+
+def test_a_since_the_server_does_not_know_is_a_conflict_with_its_code(faulty):
+    faulty.routes[JOBS] = Reply(409, {"error": {"code": "revision_unknown", "message": "revision 5 is too old"}})
+    with pytest.raises(Conflict) as caught:
+        run(lambda c: c.active_jobs(since=5), faulty.url)
+    assert caught.value.code == "revision_unknown" and "too old" in caught.value.message
+
+
+@pytest.mark.parametrize("body, words", [(b"[{oops", "not JSON"), ({"jobs": []}, "valid list")])
+def test_a_bad_active_list_is_a_bad_response(faulty, body, words):
+    faulty.routes[JOBS] = Reply(200, body, headers={"X-Training-Studio-Revision": "3"})
+    with pytest.raises(BadResponse) as caught:
+        run(lambda c: c.active_jobs(since=1), faulty.url)
+    assert words in caught.value.message

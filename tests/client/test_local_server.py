@@ -141,20 +141,24 @@ def test_an_old_server_with_a_running_job_is_replaced_only_once_idle(tmp_path):
             await api.commit_dataset(dataset.id)
             job = await api.create_job(name="busy", dataset_id=dataset.id, base_model="builtin-linear-vae",
                                        total_steps=1_000_000)
-            for _ in range(200):
+            for _ in range(600):
                 if (await api.job_status(job.id)).status == "running":
                     break
                 await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("the job never started running")
             async with httpx.AsyncClient() as http:
                 newer_app = LocalServerManager(tmp_path, http, notify=messages.append, app_version="99.0.0")
                 kept = await newer_app.connect()
                 assert kept.pid == old.pid and newer_app.upgrade_pending
                 assert not await newer_app.upgrade_if_idle()  # still running
                 await api.cancel_job(job.id)
-                for _ in range(200):
+                for _ in range(600):
                     if (await api.job_status(job.id)).status == "cancelled":
                         break
                     await asyncio.sleep(0.1)
+                else:
+                    raise AssertionError("the job was never cancelled")
                 assert await newer_app.upgrade_if_idle()
                 assert not newer_app.upgrade_pending and newer_app.info.pid != old.pid
                 manager.info = newer_app.info  # let the fixture's stop() find the new one

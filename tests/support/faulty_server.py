@@ -47,6 +47,9 @@ class FaultyServer:
         self.date_header: str | None = None  # replaces the Date header, to fake a server clock
         self.in_flight = 0
         self.max_in_flight = 0  # the most requests handled at the same moment
+        # The same per path: the app also keeps an event stream request going beside its refreshes.
+        self.in_flight_by_path: dict[str, int] = {}
+        self.max_in_flight_by_path: dict[str, int] = {}
         self._count_lock = threading.Lock()
         self.requests: list[tuple[str, str, dict[str, list[str]], dict[str, str]]] = []
         owner = self
@@ -64,12 +67,16 @@ class FaultyServer:
                 with owner._count_lock:
                     owner.in_flight += 1
                     owner.max_in_flight = max(owner.max_in_flight, owner.in_flight)
+                    on_path = owner.in_flight_by_path[parts.path] = owner.in_flight_by_path.get(parts.path, 0) + 1
+                    owner.max_in_flight_by_path[parts.path] = max(owner.max_in_flight_by_path.get(parts.path, 0),
+                                                                  on_path)
                 try:
                     if reply.delay:
                         time.sleep(reply.delay)
                 finally:
                     with owner._count_lock:
                         owner.in_flight -= 1
+                        owner.in_flight_by_path[parts.path] -= 1
                 payload = reply.payload()
                 try:
                     self.send_response(reply.status)
@@ -113,7 +120,7 @@ class SwitchableServer:
     client sees the fault exactly where it would see a real server's. `set_upstream()` points it at a
     restarted server (another port, maybe another token) while the client keeps the same URL;
     `go_offline()`/`go_online()` close and reopen the listening socket on the same port (connection
-    refused in between).
+    refused in between). It does not relay the event stream (see `_reply`): through it the app polls.
     """
 
     MODES = ("healthy", "http_500", "slow", "malformed_json", "wrong_shape", "unknown_status")
@@ -167,6 +174,10 @@ class SwitchableServer:
     # behaviour -------------------------------------------------------------------------------
     def _reply(self, method: str, target: str, headers: dict[str, str], body: bytes
                ) -> tuple[int, dict[str, str], bytes]:
+        if urlsplit(target).path == "/api/training/events":
+            # This proxy reads whole answers before passing them on, so it cannot relay an event stream (which
+            # never ends): it answers as a server without live updates does, and the app polls through it.
+            return 404, {}, json.dumps({"error": {"code": "not_found", "message": "no such route"}}).encode()
         mode = self.mode
         if mode == "http_500":
             return 500, {}, json.dumps({"error": {"code": "internal",

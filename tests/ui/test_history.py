@@ -17,6 +17,7 @@ from PySide6.QtCore import QSettings, Qt
 from training_studio.client import read_server_info
 from training_studio.contract.models import JobStatus, parse_timestamp
 from training_studio.ui.jobs.model import JobColumn, JobRole
+from training_studio.ui.jobs.store import FINISHED_CHECK_EVERY
 from training_studio.ui.settings import MAX_CLEARED_SERVERS, AppSettings
 from tests.ui.app_fixtures import sync_client
 from tests.ui.jobs_helpers import make_dataset, wait_status
@@ -137,13 +138,14 @@ def test_jobs_finished_before_the_window_opened_show_dimmed_with_their_final_sta
     shown = next(m for m in messages if m.startswith("showing 3 recently finished job(s)"))
     assert "“portrait LoRA”" in shown and "“abandoned LoRA”" in shown and "still going" not in shown
 
-    # The fetch was one-off: rows removed from the model (not through Clear finished, so nothing is
-    # remembered) are not brought back by the following refreshes; the running job still updates live.
-    assert model.clear_finished() == 3
+    # Cleared rows are not brought back by the following refreshes, not even by the fetch of recently
+    # finished jobs that repeats every FINISHED_CHECK_EVERY refreshes; the running job still updates live.
+    assert store.clear_finished() == 3
     jobs.finish(running)
-    qtbot.waitUntil(lambda: model.job_at(model.row_of(running)).status == JobStatus.COMPLETED, timeout=10_000)
-    refreshes_done = store.last_success_at
-    qtbot.waitUntil(lambda: store.last_success_at != refreshes_done and not store.is_refreshing, timeout=5000)
+    qtbot.waitUntil(lambda: model.job_at(model.row_of(running)).status == JobStatus.COMPLETED, timeout=30_000)
+    cycles: list[bool] = []
+    store.refreshing_changed.connect(lambda refreshing: cycles.append(refreshing))
+    qtbot.waitUntil(lambda: cycles.count(False) > FINISHED_CHECK_EVERY, timeout=60_000)
     assert rows(store) == [("still going", JobStatus.COMPLETED, True)]
 
 

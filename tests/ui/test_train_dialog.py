@@ -4,6 +4,7 @@ that refuses bad values before anything is sent, the server's refusal shown, and
 from __future__ import annotations
 
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QComboBox, QLineEdit
 
 from training_studio.contract.models import Dataset, ParamSpec, ParamType
@@ -143,6 +144,28 @@ def test_base_models_that_fail_to_load_are_reported_with_retry(dataset_store, se
     assert dialog.banner.button("Retry") is not None
     assert not dialog.create_button.isEnabled()
     assert "Choose a base model." in dialog.problems()
+
+
+def test_a_broken_preset_is_listed_greyed_out_with_its_reason(dataset_store, server, http, qtbot):
+    # The server re-reads presets.toml when it changes: one usable preset, one whose program is missing.
+    (server.data_dir / "presets.toml").write_text(
+        '[[preset]]\nid = "gone"\nname = "Gone trainer"\ncommand = ["/no/such/accelerate", "launch"]\n'
+        '[[preset]]\nid = "broken"\nname = "Broken"\ncommand = ["python3", "{nope}"]\n')
+    dialog = open_dialog(dataset_store, http, qtbot, make_dataset(http, "presets", images=1))
+    combo = dialog.base_model_combo
+    names = [combo.itemText(i) for i in range(combo.count())]
+    assert names == [BUILTIN_BASE_MODEL.name, "Gone trainer (unavailable)", "Broken (unavailable)"]
+    items = [combo.model().item(i) for i in range(combo.count())]
+    assert [item.isEnabled() for item in items] == [True, False, False]
+    assert combo.itemData(1, Qt.ItemDataRole.ToolTipRole) == "Cannot be used: program '/no/such/accelerate' not found"
+    assert combo.itemData(2, Qt.ItemDataRole.ToolTipRole) == \
+        "Cannot be used: unknown placeholder '{nope}' in '{nope}'"
+    assert dialog.current_base_model().id == BUILTIN_BASE_MODEL.id  # the usable one is chosen
+    # were it selected anyway (the keyboard can reach it on some styles), Create stays off with the reason
+    combo.setCurrentIndex(1)
+    assert dialog.base_model_description.text() == "Cannot be used: program '/no/such/accelerate' not found"
+    assert not dialog.create_button.isEnabled()
+    assert "Gone trainer cannot be used: program '/no/such/accelerate' not found" in dialog.problems()
 
 
 # -- the form alone, for the types the built-in model does not use ------------------------------------------------

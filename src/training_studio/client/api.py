@@ -15,6 +15,7 @@ import socket
 import ssl
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -44,13 +45,27 @@ from training_studio.contract.models import (
     TrainingJob,
 )
 
-__all__ = ["ApiClient", "DEFAULT_TIMEOUT_S"]
+__all__ = ["ApiClient", "ActiveJobs", "DEFAULT_TIMEOUT_S", "REVISION_HEADER"]
 
 # The GUI refreshes every 5 s; a request must give up before the next one is due.
 DEFAULT_TIMEOUT_S = 4.0
 
+# Every answer of GET /api/training/jobs from a server with revisions carries it (docs/api.md); its
+# presence is how a client learns that the server understands `since=`.
+REVISION_HEADER = "X-Training-Studio-Revision"
+
 _T = TypeVar("_T")
 _ADAPTERS: dict[Any, TypeAdapter[Any]] = {}
+
+
+@dataclass(frozen=True)
+class ActiveJobs:
+    """One answer of the active-jobs list: its items as decoded JSON (validate each with
+    `ApiClient.parse_job()`), and the server's revision at the time of the answer (None: the server has
+    no revisions, so it does not understand `since` either)."""
+
+    items: list[Any]
+    revision: int | None
 
 
 class ApiClient:
@@ -123,6 +138,27 @@ class ApiClient:
                               "valid list).")
         return data
 
+    async def active_jobs(self, since: int | None = None) -> ActiveJobs:
+        """The active jobs, or with `since` only the jobs changed after that revision, whatever their
+        status now (so a job that finished meanwhile comes with its final state). Items are not validated
+        yet (see `list_active_jobs_raw()`). A `since` the server no longer knows (or one from another
+        database) is a Conflict with code `revision_unknown`: fetch without `since` then."""
+        params: dict[str, Any] = {"status": "active"}
+        if since is not None:
+            params["since"] = since
+        response = await self._send("GET", "/api/training/jobs", params=params)
+        try:
+            data = response.json() if response.content else None
+        except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
+            raise BadResponse("The server answered GET /api/training/jobs with something that is not JSON.",
+                              status_code=response.status_code) from exc
+        if not isinstance(data, list):
+            raise BadResponse("The server's answer does not match the contract (body: Input should be a "
+                              "valid list).")
+        header = response.headers.get(REVISION_HEADER, "").strip()
+        revision = int(header) if header.isascii() and header.isdigit() else None
+        return ActiveJobs(data, revision)
+
     @staticmethod
     def parse_job(item: Any, position: int | None = None) -> TrainingJob:
         """Validate one job of a list answer; BadResponse names `position` as the list parse would."""
@@ -187,6 +223,27 @@ class ApiClient:
 
     async def list_models(self) -> list[TrainedModel]:
         return self._parse(list[TrainedModel], await self._request("GET", "/api/models"))
+
+    # for the event stream (client.events), which opens its own streaming request ---------------------
+    @property
+    def timeout(self) -> httpx.Timeout:
+        return self._timeout
+
+    def prepare_request(self, path: str, *, accept: str, auth: bool = True) -> tuple[str, dict[str, str]]:
+        """The URL and headers (bearer token included) of a request to `path`; CannotConnect when the
+        client has no server yet or is closed."""
+        return self._url_and_headers(path, auth=auth, accept=accept)
+
+    def note_response(self, response: httpx.Response) -> None:
+        """Learn the server's clock from an answer received outside `_send`."""
+        self._note_clock(response, time.time())
+
+    def error_for(self, response: httpx.Response) -> ApiError:
+        """The typed error of an HTTP error answer (its body read already)."""
+        return self._error_for(response)
+
+    def describe_connect_failure(self, error: BaseException) -> str:
+        return f"Cannot connect to the server at {self._base_url}.{_why_no_connection(error)}"
 
     # plumbing ----------------------------------------------------------------------------------
     def _url_and_headers(self, path: str, *, auth: bool, accept: str) -> tuple[str, dict[str, str]]:

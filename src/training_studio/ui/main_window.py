@@ -7,7 +7,9 @@ added with `lazy=True` is built when its tab is first shown (or `panel(title)` a
 start-up pays only for the tab on screen; `panel_built` then announces it. It turns
 the store's connection signals into the non-modal banner ("last updated N s ago", Retry, Reconnect) and
 the status-bar text, owns the menus (File, View with F5, Server, Help), and stops the store's timers and
-tasks when it closes.
+tasks when it closes. The status bar names how changes arrive (the store's `stream_state`: live updates,
+reconnecting, or polling), and live updates that stay interrupted while the server otherwise answers get
+the banner too (`JobStore.stream_trouble()`), cleared by themselves when the stream is back.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from PySide6.QtWidgets import (
 
 from training_studio import __version__
 from training_studio.ui.banner import Banner, BannerLevel
-from training_studio.ui.jobs.store import FailureKind, JobStore
+from training_studio.ui.jobs.store import FailureKind, JobStore, StreamState
 from training_studio.ui.server_menu import ServerMenu
 
 __all__ = ["MainWindow", "FailedPanel"]
@@ -84,6 +86,8 @@ class MainWindow(QMainWindow):
         self._panels: dict[str, QWidget] = {}
         self._pending: dict[str, _PendingPanel] = {}  # lazy tabs not built yet
         self._swapping = False  # a tab is being replaced: its intermediate tab changes are not "shown"
+        self._server_text = ""  # "Server: URL (version …)", before the state suffix
+        self._banner_for_stream = False  # the banner shows stream_trouble(), not a failed refresh
 
         central = QWidget(self)
         layout = QVBoxLayout(central)
@@ -111,6 +115,7 @@ class MainWindow(QMainWindow):
         store.connection_restored.connect(self._on_restored)
         store.jobs_changed.connect(self._on_jobs_changed)
         store.ticked.connect(self._update_banner_age)
+        store.stream_state_changed.connect(self._on_stream_state)
 
         from training_studio.ui.jobs.panel import JobsPanel
 
@@ -254,15 +259,35 @@ class MainWindow(QMainWindow):
     def _on_connection_changed(self, url: str, version: str) -> None:
         where = "Local server" if self.store.is_local else "Server"
         suffix = f" (version {version})" if version else ""
-        self.server_label.setText(f"{where}: {url}{suffix}")
+        self._server_text = f"{where}: {url}{suffix}"
+        self._render_server_label()
         self.server_label.setToolTip(f"Connected to {url}")
 
-    def _on_jobs_changed(self) -> None:
-        if self.store.last_failure is None and self.banner.isVisible():
+    def _render_server_label(self) -> None:
+        """The connection in the status bar: where, and how changes arrive (" — live updates"...)."""
+        if not self._server_text:
+            return
+        state = _stream_words(self.store)
+        self.server_label.setText(f"{self._server_text} — {state}" if state else self._server_text)
+
+    def _on_stream_state(self, state: str) -> None:
+        failure = self.store.last_failure
+        if failure is None or failure[0] not in (FailureKind.UNREACHABLE, FailureKind.AUTH, FailureKind.STOPPED):
+            self._render_server_label()
+        if self.banner.isVisible() and failure is not None:
+            self.banner.update_text(self._banner_text())
+        elif state == StreamState.LIVE.value and self._banner_for_stream:
             self.banner.hide()
+            self._banner_for_stream = False
+
+    def _on_jobs_changed(self) -> None:
+        if self.store.last_failure is None and self.banner.isVisible() and self.store.stream_trouble() is None:
+            self.banner.hide()
+            self._banner_for_stream = False
 
     def _on_restored(self) -> None:
         self.banner.hide()
+        self._banner_for_stream = False
         self._on_connection_changed(self.store.client.base_url, self.store.server_version)
 
     def _on_refresh_failed(self, kind: str, message: str) -> None:
@@ -275,6 +300,7 @@ class MainWindow(QMainWindow):
             actions = [("Retry &now", self.store.request_refresh)]
         level = BannerLevel.WARNING if kind == FailureKind.UNREACHABLE.value else BannerLevel.ERROR
         self.banner.show_message(self._banner_text(), level, actions)
+        self._banner_for_stream = False
         if kind in (FailureKind.UNREACHABLE.value, FailureKind.AUTH.value, FailureKind.STOPPED.value):
             self.server_label.setText(f"{self.server_label.text().split(' — ')[0]} — {_short(kind)}")
 
@@ -293,17 +319,43 @@ class MainWindow(QMainWindow):
         else:
             freshness = f"Showing the last good data, updated {int(age)} s ago."
         retry = "" if kind in (FailureKind.AUTH, FailureKind.STOPPED) else " Retrying automatically."
-        return f"{message} {freshness}{retry}"
+        stream = (" Live updates are reconnecting." if self.store.stream_state is StreamState.RECONNECTING
+                  and kind not in (FailureKind.AUTH, FailureKind.STOPPED) else "")
+        return f"{message} {freshness}{retry}{stream}"
 
     def _update_banner_age(self) -> None:
-        if self.banner.isVisible() and self.store.last_failure is not None:
-            self.banner.update_text(self._banner_text())
+        if self.store.last_failure is not None:
+            if self.banner.isVisible():
+                self.banner.update_text(self._banner_text())
+            return
+        trouble = self.store.stream_trouble()
+        if trouble is not None:
+            if not (self.banner.isVisible() and self._banner_for_stream):
+                self.banner.show_message(trouble, BannerLevel.WARNING, [("Retry &now", self.store.reconnect_stream)])
+                self._banner_for_stream = True
+            else:
+                self.banner.update_text(trouble)
+        elif self._banner_for_stream and self.banner.isVisible():
+            self.banner.hide()
+            self._banner_for_stream = False
 
     # lifecycle ---------------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:
         self.store.shutdown()  # both timers stop with the window; jobs keep running on the server
         self.closing.emit()
         super().closeEvent(event)
+
+
+def _stream_words(store: JobStore) -> str:
+    """How changes arrive, in a few words for the status bar ("" before it is known)."""
+    state = store.stream_state
+    if state is StreamState.LIVE:
+        return "live updates"
+    if state is StreamState.RECONNECTING:
+        return "reconnecting live updates…"
+    if state is StreamState.POLLING:
+        return f"refreshed every {store.refresh_interval:g} s"
+    return ""
 
 
 def _short(kind: str) -> str:

@@ -1,7 +1,7 @@
 """The Server menu: what the app is connected to, and the local server's controls.
 
-It shows the connection's status, URL and version as read-only entries (kept current from the store's
-signals), and offers Reconnect, Copy URL, and for the embedded local server Restart and Stop. It only
+It shows the connection's status, URL and version, and how changes arrive (live updates, reconnecting,
+or polling: the store's `stream_state`), as read-only entries (kept current from the store's signals), and offers Reconnect, Copy URL, and for the embedded local server Restart and Stop. It only
 forwards intent to `JobStore`; stopping asks for confirmation first because it interrupts running jobs.
 """
 
@@ -25,7 +25,8 @@ class ServerMenu(QMenu):
         self.status_action = self.addAction("")
         self.url_action = self.addAction("")
         self.version_action = self.addAction("")
-        for info in (self.status_action, self.url_action, self.version_action):
+        self.updates_action = self.addAction("")
+        for info in (self.status_action, self.url_action, self.version_action, self.updates_action):
             info.setEnabled(False)  # read-only information
         self.addSeparator()
         self.reconnect_action = QAction("Re&connect", self)
@@ -48,6 +49,7 @@ class ServerMenu(QMenu):
         store.connection_changed.connect(self._on_connection_changed)
         store.jobs_changed.connect(lambda: self._set_status("Connected"))
         store.refresh_failed.connect(lambda kind, message: self._set_status(_status_for(kind)))
+        store.stream_state_changed.connect(lambda state: self._refresh_texts())
         self._refresh_texts()
 
     def _on_connection_changed(self, url: str, version: str) -> None:
@@ -63,6 +65,7 @@ class ServerMenu(QMenu):
         self.status_action.setText(f"{where}: {self.status_text}")
         self.url_action.setText(f"URL: {self.url or '—'}")
         self.version_action.setText(f"Version: {self.version or '—'}")
+        self.updates_action.setText(f"Updates: {updates_text(self.store)}")
         self.copy_url_action.setEnabled(bool(self.url))
 
     def confirm_stop(self) -> None:
@@ -74,6 +77,20 @@ class ServerMenu(QMenu):
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
         if answer == QMessageBox.StandardButton.Yes:
             self.store.stop_local_server()
+
+
+def updates_text(store: JobStore) -> str:
+    """How changes reach the app, for the menu and the About dialog."""
+    state = store.stream_state.value
+    if state == "live":
+        return "Live"
+    if state == "reconnecting":
+        return f"Reconnecting… (refreshed every {store.refresh_interval:g} s meanwhile)"
+    if state == "polling":
+        return f"Refreshed every {store.refresh_interval:g} s (the server has no live updates)"
+    if state == "connecting":
+        return "Connecting…"
+    return "—"
 
 
 def _status_for(kind: str) -> str:

@@ -12,6 +12,11 @@ It also owns deleting one record of the list, the same for every kind: one delet
 removed at once and the list refreshed after. Subclasses give the list model as `self.model` (a keyed
 model: `record`, `remove`) and implement `_delete_on_server()` and `_rows_changed()`, and `_forget()`
 for their own caches.
+
+Live updates: `apply_record_event()` takes a `dataset`/`model` event from the server's event stream (which
+the jobs store follows and passes on) and puts the record's new state in the list at once, or removes it,
+unless the list holds a newer revision of it. An event that arrives during a refresh also makes the list
+refresh again right after, as that refresh's answer may predate the event.
 """
 
 from __future__ import annotations
@@ -63,6 +68,7 @@ class PollingStore(QObject):
                               on_done=self._forget_refresh_task)
         self._refresh_task: asyncio.Task[Any] | None = None
         self._deleting: set[str] = set()
+        self._refresh_again = False  # an event came during the refresh in flight
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.request_refresh)
@@ -96,11 +102,6 @@ class PollingStore(QObject):
         self._timer.stop()
         self._refresh_task = self._spawn(self._refresh_cycle())
 
-    def refresh_now(self) -> asyncio.Task[Any] | None:
-        """Like `request_refresh()`, returning the task to await (or the one already in flight)."""
-        self.request_refresh()
-        return self._refresh_task
-
     def is_deleting(self, record_id: str) -> bool:
         return record_id in self._deleting
 
@@ -131,6 +132,30 @@ class PollingStore(QObject):
         self.request_refresh()
         return True
 
+    def apply_record_event(self, record_id: str, record: Any | None, revision: int | None) -> bool:
+        """A live event's record (None: deleted) into the list; see the module docstring. Returns whether
+        the list changed. Before the first load the event is left to that load."""
+        if self._shut_down:
+            return False
+        if self.is_refreshing:
+            self._refresh_again = True
+        if not self.loaded_once:
+            return False
+        held = self.model.record(record_id)
+        held_revision = getattr(held, "revision", None)
+        if held is not None and revision is not None and held_revision is not None and revision < held_revision:
+            return False
+        if record is None:
+            if held is None:
+                return False
+            self.model.remove(record_id)
+            self._forget(record_id)
+        else:
+            self.model.update(record)
+        self._record_event_applied(record_id, record)
+        self._rows_changed()
+        return True
+
     def shutdown(self) -> None:
         self._shut_down = True
         self._auto = False
@@ -149,6 +174,9 @@ class PollingStore(QObject):
 
     def _forget(self, record_id: str) -> None:
         """Drop what the store keeps about a deleted record besides its row."""
+
+    def _record_event_applied(self, record_id: str, record: Any | None) -> None:
+        """A live event changed this record's row (None: removed); subclasses refresh what depends on it."""
 
     def _rows_changed(self) -> None:
         """Tell the views the rows changed (each store has its own signal for that)."""
@@ -185,6 +213,10 @@ class PollingStore(QObject):
                 self.refresh_succeeded.emit()
             finally:
                 self.refreshing_changed.emit(False)
+        if self._refresh_again and not self._shut_down:
+            self._refresh_again = False
+            self._timer.start(0)  # (this task is still "in flight" until it returns)
+            return
         if self._auto and not self._shut_down:
             self._timer.start(int(delay * 1000))
 

@@ -133,6 +133,13 @@ class DatasetStore(PollingStore):
     def _rows_changed(self) -> None:
         self.datasets_changed.emit()
 
+    def _record_event_applied(self, dataset_id: str, dataset: Any | None) -> None:
+        # The viewed dataset's files changed on the server (e.g. committed): show them.
+        files_busy = self._files_task is not None and not self._files_task.done()
+        if dataset is not None and self.files_model.dataset_id == dataset_id and not files_busy \
+                and dataset.updated_at != self._files_version:
+            self.open_dataset(dataset_id)
+
     async def load_files(self, dataset_id: str) -> bool:
         self.files_loading.emit(dataset_id)
         known = self.model.record(dataset_id)

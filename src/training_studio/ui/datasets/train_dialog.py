@@ -292,8 +292,11 @@ class TrainDialog(QDialog):
         found: list[str] = []
         if not self.name_edit.text().strip():
             found.append("Give the job a name.")
-        if self.current_base_model() is None:
+        model = self.current_base_model()
+        if model is None:
             found.append("Choose a base model.")
+        elif model.error:
+            found.append(f"{model.name} cannot be used: {model.error}")
         if self.dataset.status is not DatasetStatus.ACTIVE:
             found.append(f"The dataset is {self.dataset.status.value}; only an active dataset can be trained on.")
         _, params_problems = self.params_form.values()
@@ -342,12 +345,19 @@ class TrainDialog(QDialog):
         self._base_models = list(models)
         self.base_model_combo.blockSignals(True)
         self.base_model_combo.clear()
-        for model in models:
-            self.base_model_combo.addItem(model.name, model.id)
+        for i, model in enumerate(models):
+            self.base_model_combo.addItem(model.name if not model.error else f"{model.name} (unavailable)", model.id)
+            if model.error:
+                # A broken preset is listed greyed out with its reason, so the user learns what to fix.
+                self.base_model_combo.setItemData(i, f"Cannot be used: {model.error}", Qt.ItemDataRole.ToolTipRole)
+                item = self.base_model_combo.model().item(i)  # type: ignore[attr-defined]
+                if item is not None:
+                    item.setEnabled(False)
         self.base_model_combo.setPlaceholderText("No base models on this server" if not models else "")
-        index = 0 if models else -1
+        usable = [i for i, m in enumerate(models) if not m.error]
+        index = usable[0] if usable else (0 if models else -1)
         if previous is not None:
-            index = next((i for i, m in enumerate(models) if m.id == previous.id), index)
+            index = next((i for i, m in enumerate(models) if m.id == previous.id and not m.error), index)
         self.base_model_combo.setCurrentIndex(index)
         self.base_model_combo.blockSignals(False)
         self._on_base_model_changed()
@@ -358,7 +368,10 @@ class TrainDialog(QDialog):
 
     def _on_base_model_changed(self, *args: object) -> None:
         model = self.current_base_model()
-        self.base_model_description.setText(model.description if model else "")
+        description = model.description if model else ""
+        if model is not None and model.error:
+            description = f"Cannot be used: {model.error}"
+        self.base_model_description.setText(description)
         self.params_form.set_schema(model.params_schema if model else [])
         self.params_group.setVisible(model is not None)
         if model is not None and not model.params_schema:

@@ -5,7 +5,9 @@
 (so a panel that fails to build shows Retry like any other), refreshes both lists when the jobs store
 (re)connects and when View › Refresh is used on their tab, and when the Train dialog creates a job it
 shows that job selected in the Jobs tab (`show_job_in_monitor`). The returned `LibraryPanels` stops
-timers and tasks at quit (`shutdown()`, then `await wait_idle()`), as the jobs store does.
+timers and tasks at quit (`shutdown()`, then `await wait_idle()`), as the jobs store does. The jobs store
+follows the server's event stream; its `dataset` and `model` events go to these stores
+(`apply_record_event`), so both tabs update live, and a stream reset makes them refetch.
 
 Start-up pays only for what the first screen shows: with `lazy=True` (what the app uses) both tabs are
 built when first shown, their stores and modules (and the import flow's: thumbnails, hashing, uploads)
@@ -137,6 +139,20 @@ class LibraryPanels:
             if store is not None:
                 await store.wait_idle()
 
+    # live updates (from the jobs store's event stream); a store not made yet loads fresh when it is
+    def on_dataset_event(self, event: Any) -> None:
+        if self._datasets is not None:
+            self._datasets.apply_record_event(event.dataset_id, event.dataset, event.revision)
+
+    def on_model_event(self, event: Any) -> None:
+        if self._models is not None:
+            self._models.apply_record_event(event.model_id, event.model, event.revision)
+
+    def on_resync(self) -> None:
+        for store in (self._datasets, self._models):
+            if store is not None and store.loaded_once:
+                store.request_refresh()
+
 
 def show_job_in_monitor(window: Any, job_store: Any, job: TrainingJob) -> bool:
     """Put a just-created job in the monitor at once (the next refresh updates it), switch to the Jobs tab
@@ -172,6 +188,9 @@ def install_library_panels(window: Any, client: ApiClient, job_store: Any, *, da
 
     for signal in (job_store.connection_changed, job_store.connection_restored):
         signal.connect(lambda *args: _refresh_visible(window, library))
+    job_store.dataset_event.connect(library.on_dataset_event)
+    job_store.model_event.connect(library.on_model_event)
+    job_store.library_resync.connect(library.on_resync)
     window.refresh_action.triggered.connect(lambda: _refresh_visible(window, library))
     window.closing.connect(library.shutdown)
     if not defer_entry_points:

@@ -29,6 +29,7 @@ class AboutInfo:
     server_version: str = ""   # "" when unknown
     is_local: bool = False
     status: str = ""           # e.g. "Connected", "Unreachable"
+    updates: str = ""          # how changes arrive: "Live", "Reconnecting…", "Refreshed every 5 s…"
 
 
 def about_info_from_store(store: Any) -> AboutInfo:
@@ -42,7 +43,13 @@ def about_info_from_store(store: Any) -> AboutInfo:
         status = f"Not connected: {failure[1]}"
     else:
         status = "Connecting…"
-    return AboutInfo(server_url=url, server_version=version, is_local=bool(store.is_local), status=status)
+    updates = ""
+    if connected and hasattr(store, "stream_state"):
+        from training_studio.ui.server_menu import updates_text
+
+        updates = updates_text(store)
+    return AboutInfo(server_url=url, server_version=version, is_local=bool(store.is_local), status=status,
+                     updates=updates)
 
 
 class AboutDialog(QDialog):
@@ -72,6 +79,7 @@ class AboutDialog(QDialog):
             (where, info.server_url or "not connected"),
             ("Server version", info.server_version or "unknown"),
             ("Status", info.status or "—"),
+            ("Updates", info.updates or "—"),
             ("Runtime", f"Python {platform.python_version()}, Qt for Python {pyside_version}, "
                         f"{platform.system() or sys.platform}"),
         ]

@@ -7,6 +7,8 @@ changed jobs emit `dataChanged` for exactly the cells whose shown value changed 
 and rows coalesced into ranges of at most 200 cells: above that, Qt's views repaint their whole
 viewport), and a job that left the active list stays, so the caller can fetch its final state.
 There is never a model reset on a routine refresh, so selection and scroll position survive.
+Live events and `since=` deltas come as batches of jobs (`apply_updates`): inserted or updated in one pass
+of signals. Whatever the path, a job whose server `revision` is older than the one held is not applied.
 
 Elapsed time is `(finishedAt or now) - startedAt`, with `now` the local wall clock corrected by
 the server's clock offset; it is computed from timestamps on every read, never by counting
@@ -368,10 +370,10 @@ class JobListModel(QAbstractTableModel):
         for position in positions:
             job = incoming[position]
             index = row_of[job.id]
-            self._update_row(index, rows[index], job, now, changes)
-            last[position] = job
+            held = self._update_row(index, rows[index], job, now, changes)
+            last[position] = held
             if last_shown is not None:
-                last_shown[position] = _shown_fields(job.__dict__)
+                last_shown[position] = _shown_fields(held.__dict__)
         self._emit_changes(changes)
         return self._gone()
 
@@ -452,13 +454,52 @@ class JobListModel(QAbstractTableModel):
         return list(cached[1])
 
     def _update_row(self, index: int, row: _Row, job: TrainingJob, now: float,
-                    changes: list[tuple[int, int, int]]) -> None:
-        """Hold `job` in `row`, recording the cells that read differently."""
-        if _shown_fields(row.job.__dict__) == _shown_fields(job.__dict__):
+                    changes: list[tuple[int, int, int]]) -> TrainingJob:
+        """Hold `job` in `row`, recording the cells that read differently; returns the job held after.
+
+        A job older than the one held (a lower server `revision`: a slow answer overtaken by an event)
+        is not applied: the row keeps the newer state."""
+        held = row.job
+        if job.revision is not None and held.revision is not None and job.revision < held.revision:
+            return held
+        if _shown_fields(held.__dict__) == _shown_fields(job.__dict__):
             row.job = job  # nothing shown changed; keep the fresher object for JobRole.JOB
             self._job_by_id[job.id] = job
         else:
             self._replace(index, row, job, now, changes)
+        return job
+
+    def apply_updates(self, jobs: Iterable[TrainingJob]) -> None:
+        """Apply a batch of jobs' fresh states (live events, or a `since=` delta) at once: new jobs are
+        inserted, held ones updated unless the held state is newer (see `_update_row`), and the
+        `dataChanged` signals go out once for the whole batch. Never a reset. A job repeated in the
+        batch counts in its newest state."""
+        latest: dict[str, TrainingJob] = {}
+        for job in jobs:
+            previous = latest.get(job.id)
+            if previous is None or not (previous.revision is not None and job.revision is not None
+                                        and job.revision < previous.revision):
+                latest[job.id] = job
+        if not latest:
+            return
+        now = self.server_now()
+        self._forget_order()  # the held jobs are no longer those of the last snapshot
+        changes: list[tuple[int, int, int]] = []
+        new_jobs: list[TrainingJob] = []
+        rows, row_of = self._rows, self._row_of
+        for job in latest.values():
+            index = row_of.get(job.id)
+            if index is None:
+                new_jobs.append(job)
+            else:
+                self._update_row(index, rows[index], job, now, changes)
+        self._emit_changes(changes)
+        if new_jobs:
+            self._insert(new_jobs, now)
+
+    def job(self, job_id: str) -> TrainingJob | None:
+        """The job held for an id, if any."""
+        return self._job_by_id.get(job_id)
 
     def update_job(self, job: TrainingJob) -> None:
         """One job's fresh state (e.g. its final state from `/status`); inserted if absent."""

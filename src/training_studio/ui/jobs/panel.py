@@ -215,6 +215,7 @@ class JobsPanel(QWidget):
         store.cancel_failed.connect(self._on_cancel_failed)
         store.cancel_succeeded.connect(self._update_actions)
         store.ticked.connect(self._update_freshness)
+        store.stream_state_changed.connect(lambda state: self._update_freshness())
         store.connecting.connect(self._on_connecting)
         store.refresh_failed.connect(self._on_refresh_failed)
         store.server_message.connect(lambda text: self.notice.show_message(text, BannerLevel.INFO))
@@ -344,6 +345,11 @@ class JobsPanel(QWidget):
         self.copy_id_action.setEnabled(job is not None)
 
     def _update_freshness(self) -> None:
+        if self.store.stream_state.value == "live":  # changes arrive as they happen: nothing is "N s old"
+            self.updated_label.setText("Live")
+            self.updated_label.setToolTip("Changes on the server show here as they happen.")
+            return
+        self.updated_label.setToolTip("")
         seconds = self.store.seconds_since_success()
         if seconds is None:
             self.updated_label.setText("Not updated yet")

@@ -13,11 +13,27 @@ Each refresh parses only the jobs whose JSON changed since the last one; the oth
 Finished jobs stay visible, dimmed, until the user clears them. So that a job that finished while the
 window was closed is visible too, the first successful refresh after `start()` (the app's launch, or a
 switch to another server) also fetches, once, the jobs that finished in the last 24 hours (at most 50,
-the newest: `HISTORY_WINDOW_S`, `HISTORY_LIMIT`) and adds them as finished rows. "Clear finished" records,
+the newest: `HISTORY_WINDOW_S`, `HISTORY_LIMIT`) and adds them as finished rows; that fetch repeats every
+`FINISHED_CHECK_EVERY` refreshes, so a job that started and finished between two refreshes shows too
+(finished already when first seen, it is not announced as news). "Clear finished" records,
 per server, the moment it cleared through (in `AppSettings` when the store has them), and that
 fetch skips the jobs that finished by then, so cleared jobs do not come back at the next launch. A server
 is keyed by its URL, except the embedded local server, which gets a new port at every start: it is keyed
 by its data folder.
+
+Live updates: once connected, the store follows the server's event stream (`client.events.EventStream`, one
+task) and applies the `job` events to the model coalesced per frame: events are gathered for `FRAME_MS` and
+applied as one batch (`JobListModel.apply_updates`), never a reset, never a state older than the one held
+(per-job `revision`). `dataset` and `model` events are passed on (`dataset_event`, `model_event`) to the
+Datasets and Models stores. While the stream is live the refresh timer only runs a cheap delta resync
+(`?since=` the last revision seen: normally an empty answer); while it reconnects (jittered backoff,
+`Last-Event-ID`) the timer polls, with deltas when the server supports `since` (its answers carry the
+revision header), and against a server without an event stream (404) it polls as before, the whole
+active list. `stream_state` (off, connecting, live, reconnecting, polling) says which, for the views; a
+stream down longer than `stream_grace` while the server otherwise answers is `stream_trouble()`, for the
+banner. A `reset` from the server, or a `since` it no longer knows (409 `revision_unknown`), means one full
+fetch. A job that starts and finishes between two refreshes still shows with its final state: through its
+events, or through the next delta.
 """
 
 from __future__ import annotations
@@ -34,6 +50,18 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from training_studio.ui.tasks import TaskSet
+from training_studio.client.events import (
+    DatasetEvent,
+    EventStream,
+    HelloEvent,
+    JobEvent,
+    ModelEvent,
+    ResetEvent,
+    StreamItem,
+    StreamLost,
+    StreamOpened,
+    StreamUnsupported,
+)
 from training_studio.client import (
     ApiClient,
     ApiError,
@@ -49,7 +77,8 @@ from training_studio.contract.models import TERMINAL_STATUSES, JobStatus, Traini
 from training_studio.ui.jobs.model import JobListModel
 from training_studio.ui.settings import AppSettings, shared_settings
 
-__all__ = ["JobStore", "FailureKind", "REFRESH_INTERVAL_S", "TICK_INTERVAL_S", "HISTORY_WINDOW_S", "HISTORY_LIMIT"]
+__all__ = ["JobStore", "FailureKind", "StreamState", "FRAME_MS", "REFRESH_INTERVAL_S", "TICK_INTERVAL_S",
+           "HISTORY_WINDOW_S", "HISTORY_LIMIT"]
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +88,30 @@ FIRST_RETRY_S = 0.5
 FINAL_STATE_BATCH = 8  # concurrent /status requests for jobs that just left the active list
 HISTORY_WINDOW_S = 24 * 3600.0  # finished jobs shown at connect: those that finished this recently...
 HISTORY_LIMIT = 50  # ...at most this many (the newest)
+# Refreshes between two repeats of that fetch while polling: a job that started and finished between two
+# refreshes was never in an active list, and only this fetch shows it (server-sent events make it moot).
+FINISHED_CHECK_EVERY = 6
 # The order the history request names them in (the set's own order varies between runs).
 _HISTORY_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 MAX_LOGGED_NAMES = 10  # job names listed in the log line about recently finished jobs
 _NOT_HELD: tuple[None, None] = (None, None)  # an id the last refresh did not list
 STOPPED_MESSAGE = "The local server is stopped. Start it again with Server > Restart local server."
+FRAME_MS = 16  # live job events are applied to the model at most once per frame (60 Hz)
+STREAM_GRACE_INTERVALS = 2.0  # refresh intervals a stream may stay down, the server answering, before the banner
+# `jobs_changed` after live events: at most this often (leading and trailing edge). Its listeners look at the
+# whole list (finished-job notifications scan every row): per frame, at 10,000 rows, that would be most of
+# the GUI thread. The model itself still changes every frame.
+EVENTS_CHANGED_MS = 250
+
+
+class StreamState(str, enum.Enum):
+    """How the store learns of changes: the views show it wherever they show the connection."""
+
+    OFF = "off"                    # not connected yet (or shut down)
+    CONNECTING = "connecting"      # opening the event stream for the first time
+    LIVE = "live"                  # the event stream is up: changes arrive as they happen
+    RECONNECTING = "reconnecting"  # the stream dropped; polling until it is back
+    POLLING = "polling"            # the server has no event stream: polling only
 
 
 class FailureKind(str, enum.Enum):
@@ -128,7 +176,7 @@ class JobStore(QObject):
 
     connecting = Signal(str)                 # human text, e.g. "Starting local server…"
     connection_changed = Signal(str, str)    # url, server version
-    jobs_changed = Signal()                  # a snapshot or a job's final state was applied
+    jobs_changed = Signal()                  # a snapshot, a delta or live events were applied (events: paced)
     refresh_failed = Signal(str, str)        # FailureKind value, human message
     connection_restored = Signal()           # first success after failures
     server_message = Signal(str)             # something the user should know (server restarted, replaced)
@@ -137,11 +185,16 @@ class JobStore(QObject):
     cancel_succeeded = Signal(str)
     cancel_failed = Signal(str, str)         # job id, human message
     ticked = Signal()                        # every second, for "last updated N s ago" texts
+    stream_state_changed = Signal(str)       # StreamState value
+    dataset_event = Signal(object)           # client.events.DatasetEvent, for the Datasets store
+    model_event = Signal(object)             # client.events.ModelEvent, for the Models store
+    library_resync = Signal()                # the server reset the stream: those stores should refetch
 
     def __init__(self, client: ApiClient, *, local: LocalServerManager | None = None,
                  model: JobListModel | None = None, refresh_interval: float = REFRESH_INTERVAL_S,
                  tick_interval: float = TICK_INTERVAL_S, settings: AppSettings | None = None,
                  history_window: float = HISTORY_WINDOW_S, history_limit: int = HISTORY_LIMIT,
+                 live_updates: bool = True, stream_grace: float | None = None,
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.client = client
@@ -171,7 +224,34 @@ class JobStore(QObject):
         # routine refresh pays one attribute read for it.
         self._history_pending = False
         self._history_loaded_for: str | None = None  # the server_key they were fetched from
+        self._until_finished_check: float = FINISHED_CHECK_EVERY  # refreshes; inf: this server has no history
         self._cleared_through: dict[str, float] = {}  # server_key -> moment, also without settings
+
+        # Live updates (see the module docstring).
+        self.live_updates = live_updates  # False: never open the event stream (polling only)
+        self.stream_grace = stream_grace if stream_grace is not None else STREAM_GRACE_INTERVALS * refresh_interval
+        self.stream_state = StreamState.OFF
+        self.stream_error: str | None = None  # why the stream is down, one sentence
+        self._stream: EventStream | None = None
+        self._stream_task: asyncio.Task[Any] | None = None
+        self._stream_down_since: float | None = None  # time.monotonic() when it dropped
+        self._events_unsupported = False  # this server answered 404 (or alike) to the event stream
+        # The server's revision up to which every job change is in the model (or in _pending_jobs); None:
+        # unknown, the next sync is a full fetch.
+        self._revision: int | None = None
+        self._revision_at_sync: int | None = None  # _revision after the last delta sync
+        self._since_supported = False  # the last list answer carried the revision header
+        self._resync_after = False  # sync again as soon as the refresh in flight ends
+        self._pending_jobs: dict[str, TrainingJob] = {}
+        self._flush_timer = QTimer(self)
+        self._flush_timer.setSingleShot(True)
+        self._flush_timer.setInterval(FRAME_MS)
+        self._flush_timer.timeout.connect(self._flush_events)
+        self._changed_timer = QTimer(self)  # paces jobs_changed after live events (EVENTS_CHANGED_MS)
+        self._changed_timer.setSingleShot(True)
+        self._changed_timer.setInterval(EVENTS_CHANGED_MS)
+        self._changed_timer.timeout.connect(self._on_changed_timer)
+        self._changed_pending = False
 
         self._refresh_timer = QTimer(self)
         self._refresh_timer.setSingleShot(True)
@@ -214,6 +294,13 @@ class JobStore(QObject):
         """Connect (starting the local server if needed) and begin refreshing; returns at once."""
         self._shut_down = False
         self._history_pending = True
+        self._revision = None
+        self._revision_at_sync = None
+        self._since_supported = False
+        self._events_unsupported = False
+        self._stream_down_since = None
+        self.stream_error = None
+        self._set_stream_state(StreamState.OFF)
         self._tick_timer.start()
         if self.local is not None:
             self.connecting.emit("Starting local server…")
@@ -270,6 +357,10 @@ class JobStore(QObject):
         self._shut_down = True
         self._refresh_timer.stop()
         self._tick_timer.stop()
+        self._flush_timer.stop()
+        self._changed_timer.stop()
+        self._pending_jobs.clear()
+        self._stop_stream()
         self._tasks.cancel_all()
 
     async def wait_idle(self) -> None:
@@ -279,8 +370,11 @@ class JobStore(QObject):
     # the store's operations (coroutines) --------------------------------------------------------
     async def fetch_active_jobs(self) -> list[TrainingJob]:
         """GET the active list, apply it to the model and fetch the final state of jobs that left it."""
-        raws = await self.client.list_active_jobs_raw()
+        answer = await self.client.active_jobs()
+        raws = answer.items
         jobs, self._last_snapshot = _reuse_unchanged(raws, self._last_snapshot, self.client.parse_job)
+        self._since_supported = answer.revision is not None
+        self._revision = answer.revision
         self._note_clock()
         gone = self.model.apply_active_snapshot(jobs)
         # A handful of cancels at most, against up to 10,000 jobs: look the cancelling ones up.
@@ -292,6 +386,54 @@ class JobStore(QObject):
         await self._fetch_final_states()
         self.jobs_changed.emit()
         return jobs
+
+    async def fetch_changed_jobs(self, since: int) -> list[TrainingJob]:
+        """GET only the jobs changed after revision `since` (any status: those that finished come with
+        their final state) and apply them; Conflict `revision_unknown` when the server does not know it."""
+        answer = await self.client.active_jobs(since)
+        if answer.revision is None:  # the server no longer has revisions: this is the whole active list
+            self._since_supported = False
+            self._revision = None
+            raws = answer.items
+            jobs, self._last_snapshot = _reuse_unchanged(raws, self._last_snapshot, self.client.parse_job)
+            self._note_clock()
+            self._awaiting_final.update(self.model.apply_active_snapshot(jobs))
+            await self._fetch_final_states()
+            self.jobs_changed.emit()
+            return jobs
+        jobs = [self.client.parse_job(item, position) for position, item in enumerate(answer.items)]
+        self._note_clock()
+        self.model.apply_updates(jobs)
+        self._after_applied(jobs)
+        if self._revision is not None:  # (None: a reset came meanwhile; the next sync is a full one)
+            self._revision = max(self._revision, answer.revision)
+        if self._awaiting_final:
+            await self._fetch_final_states()
+        self.jobs_changed.emit()
+        return jobs
+
+    async def sync_jobs(self) -> None:
+        """Bring the model up to date: a delta since the last revision when the server supports it (the
+        cheap resync of live updates, or polling with deltas), else the whole active list."""
+        if self._since_supported and self._revision is not None:
+            if self.stream_state is StreamState.LIVE and self._revision_at_sync is not None \
+                    and self._revision != self._revision_at_sync:
+                # The stream delivered changes since the last sync, so it is working: a delta now would only
+                # re-fetch what is still on its way (megabytes in an update storm, parsed on this thread).
+                # Only check that the server still answers.
+                self._revision_at_sync = self._revision
+                await self.client.health()
+                return
+            try:
+                await self.fetch_changed_jobs(self._revision)
+                self._revision_at_sync = self._revision
+                return
+            except Conflict as error:
+                if error.code != "revision_unknown":
+                    raise
+                log.info("the server no longer knows revision %s: fetching every active job", self._revision)
+                self._revision = None
+        await self.fetch_active_jobs()
 
     async def load_recent_finished(self) -> list[TrainingJob]:
         """Fetch the jobs that finished recently (see the module docstring) and add those the model
@@ -336,9 +478,13 @@ class JobStore(QObject):
         except ApiError as error:
             log.info("no recently finished jobs from %s: %s", self.client.base_url, error.message)
             self._history_loaded_for = self.server_key
+            self._history_pending = False
+            self._until_finished_check = float("inf")
+            return
         except Exception:  # a bug here must not fail every refresh from now on
             log.exception("fetching recently finished jobs failed")
         self._history_pending = False
+        self._until_finished_check = FINISHED_CHECK_EVERY
 
     def _finished_rows_end(self) -> float:
         """The latest moment a finished row of the model ended (the server's clock); the server's
@@ -450,33 +596,36 @@ class JobStore(QObject):
             self._on_failure(FailureKind.BAD_RESPONSE, f"Unexpected error while refreshing ({type(error).__name__}).")
         else:
             self._on_success()
+            self._ensure_stream()
             # Within the cycle, after the success is recorded: the store's requests stay one at a time.
-            if self._history_pending:
+            self._until_finished_check -= 1
+            if self._history_pending or self._until_finished_check <= 0:
                 await self._load_history_once()
         finally:
             self.refreshing_changed.emit(False)
             if not self._shut_down:
-                self._refresh_timer.start(int(self._next_delay() * 1000))
+                again, self._resync_after = self._resync_after, False
+                self._refresh_timer.start(0 if again else int(self._next_delay() * 1000))
 
     async def _refresh_once(self) -> None:
         if not self.connected:
             await self._connect()
         try:
-            await self.fetch_active_jobs()
+            await self.sync_jobs()
         except CannotConnect:
             if self.local is None:
                 raise
             await self._recover_local()
-            await self.fetch_active_jobs()
+            await self.sync_jobs()
         except AuthFailed:
             # The local server may have been restarted with a new token: re-read server.json once.
             if self.local is None or not await self._token_changed():
                 raise
-            await self.fetch_active_jobs()
+            await self.sync_jobs()
         if self.local is not None and self.local.upgrade_pending:
             if await self.local.upgrade_if_idle():
                 self._use_local_info()
-                await self.fetch_active_jobs()
+                await self.sync_jobs()
 
     async def _connect(self) -> None:
         if self.local is not None:
@@ -501,6 +650,9 @@ class JobStore(QObject):
         self.server_version = info.version
         self.connected = True
         if changed:
+            self._events_unsupported = False  # another server process: ask it for its stream too
+            if self._stream is not None:
+                self._stream.reconnect_now()
             self.connection_changed.emit(info.url, info.version)
 
     async def _recover_local(self) -> None:
@@ -517,6 +669,9 @@ class JobStore(QObject):
 
     async def _reconnect(self) -> None:
         self.connected = False
+        self._events_unsupported = False  # the server may have been upgraded meanwhile
+        if self._stream is not None:
+            self._stream.reconnect_now()
         self.connecting.emit("Reconnecting…")
         if self.is_refreshing:
             self._refresh_task.cancel()  # type: ignore[union-attr]
@@ -544,6 +699,7 @@ class JobStore(QObject):
             self.server_message.emit(error.message)
             return
         self.connected = False
+        self._stop_stream()  # nothing to reconnect to until the user starts it again
         self._on_failure(FailureKind.STOPPED, STOPPED_MESSAGE)
 
     def _on_success(self) -> None:
@@ -553,6 +709,8 @@ class JobStore(QObject):
         self.last_success_at = time.monotonic()
         if was_failing:
             log.info("connection restored (%s)", self.client.base_url)
+            if self._stream is not None:
+                self._stream.reconnect_now()  # the server answers again: no need to wait out the backoff
             self.connection_restored.emit()
 
     def _on_failure(self, kind: FailureKind, message: str) -> None:
@@ -593,6 +751,155 @@ class JobStore(QObject):
     def _on_tick(self) -> None:
         self.model.tick()
         self.ticked.emit()
+
+    # live updates -----------------------------------------------------------------------------------
+    def stream_trouble(self) -> str | None:
+        """The banner's sentence when live updates have been down for longer than `stream_grace` while
+        the server otherwise answers (a failing refresh has its own banner); None otherwise."""
+        if self.stream_state is not StreamState.RECONNECTING or self._stream_down_since is None:
+            return None
+        if time.monotonic() - self._stream_down_since < self.stream_grace:
+            return None
+        why = self.stream_error or "The event stream closed."
+        return (f"Live updates are interrupted: {why} Reconnecting automatically; meanwhile the list is "
+                f"refreshed every {self.refresh_interval:g} s.")
+
+    def reconnect_stream(self) -> None:
+        """Try the event stream again now (the banner's Retry), and refresh meanwhile."""
+        if self._shut_down:
+            return
+        if self._stream is not None:
+            self._stream.reconnect_now()
+        else:
+            self._events_unsupported = False
+            self._ensure_stream()
+        self.request_refresh()
+
+    def _set_stream_state(self, state: StreamState) -> None:
+        if state is not self.stream_state:
+            self.stream_state = state
+            self.stream_state_changed.emit(state.value)
+
+    def _stop_stream(self) -> None:
+        if self._stream_task is not None:
+            self._stream_task.cancel()
+        self._stream = None
+        self._stream_task = None
+        self._stream_down_since = None
+        self.stream_error = None
+        self._set_stream_state(StreamState.OFF)
+
+    def _ensure_stream(self) -> None:
+        """Follow the server's event stream from the revision just fetched, unless already doing so."""
+        if self._shut_down or not self.live_updates or self._events_unsupported or self._stream_task is not None:
+            return
+        stream = self._stream = EventStream(self.client, last_event_id=self._revision)
+        self._set_stream_state(StreamState.CONNECTING)
+        self._stream_task = self._tasks.spawn(self._follow_stream(stream))
+
+    async def _follow_stream(self, stream: EventStream) -> None:
+        try:
+            async for item in stream.run():
+                if self._stream is not stream:
+                    return  # shut down or replaced meanwhile
+                self._on_stream_item(item)
+                # The stream's cursor (an event's id, not its entity's revision: the server may hold a
+                # trailing event back and send later ones with a lower id) is how far changes are known.
+                cursor = stream.last_event_id
+                if self._revision is not None and cursor is not None and cursor > self._revision \
+                        and isinstance(item, (JobEvent, DatasetEvent, ModelEvent)):
+                    self._revision = cursor
+        finally:
+            if self._stream is stream:
+                self._stream = None
+                self._stream_task = None
+
+    def _on_stream_item(self, item: StreamItem) -> None:
+        if isinstance(item, JobEvent):
+            self._queue_job(item.job)
+        elif isinstance(item, DatasetEvent):
+            self.dataset_event.emit(item)
+        elif isinstance(item, ModelEvent):
+            self.model_event.emit(item)
+        elif isinstance(item, StreamOpened):
+            log.info("live updates from %s%s", self.client.base_url,
+                     "" if item.resumed_from is None else f" (resuming after revision {item.resumed_from})")
+            self.stream_error = None
+            self._stream_down_since = None
+            self._set_stream_state(StreamState.LIVE)
+            if self.last_failure is not None:
+                self._resync_soon()  # the server is back: clear the failure now, not at the next interval
+        elif isinstance(item, HelloEvent):
+            # A stream started afresh replays nothing: close the gap since the last fetch.
+            self._resync_soon()
+        elif isinstance(item, ResetEvent):
+            log.info("live updates from %s reset (%s): fetching everything again", self.client.base_url,
+                     item.reason)
+            self._revision = None
+            self.library_resync.emit()
+            self._resync_soon()
+        elif isinstance(item, StreamLost):
+            first_drop = self.stream_state is StreamState.LIVE
+            if first_drop:
+                log.info("live updates from %s interrupted: %s", self.client.base_url, item.error.message)
+            self.stream_error = item.error.message
+            if self._stream_down_since is None:
+                self._stream_down_since = time.monotonic()
+            self._set_stream_state(StreamState.RECONNECTING)
+            # Check the server at once when it may be gone (a remote one: the local server's recovery, which
+            # may start a new server, stays on the refresh schedule), or when the token may have changed.
+            if isinstance(item.error, AuthFailed) or (first_drop and self.local is None):
+                self._resync_soon()
+        elif isinstance(item, StreamUnsupported):
+            log.info("%s has no event stream (%s): polling every %g s", self.client.base_url,
+                     item.error.message, self.refresh_interval)
+            self._events_unsupported = True
+            self.stream_error = None
+            self._stream_down_since = None
+            self._set_stream_state(StreamState.POLLING)
+
+    def _resync_soon(self) -> None:
+        """A sync now, or right after the one in flight (whose answer may predate what we just learnt)."""
+        if self.is_refreshing:
+            self._resync_after = True
+        else:
+            self.request_refresh()
+
+    def _queue_job(self, job: TrainingJob) -> None:
+        pending = self._pending_jobs
+        held = pending.get(job.id)
+        if held is None or held.revision is None or job.revision is None or job.revision >= held.revision:
+            pending[job.id] = job
+        if not self._flush_timer.isActive():
+            self._flush_timer.start()
+
+    def _flush_events(self) -> None:
+        """Apply the job events of the last frame as one batch."""
+        if not self._pending_jobs or self._shut_down:
+            return
+        jobs = list(self._pending_jobs.values())
+        self._pending_jobs.clear()
+        self.model.apply_updates(jobs)
+        self._after_applied(jobs)
+        if self._changed_timer.isActive():
+            self._changed_pending = True
+        else:
+            self.jobs_changed.emit()
+            self._changed_timer.start()
+
+    def _on_changed_timer(self) -> None:
+        if self._changed_pending and not self._shut_down:
+            self._changed_pending = False
+            self.jobs_changed.emit()
+            self._changed_timer.start()
+
+    def _after_applied(self, jobs: list[TrainingJob]) -> None:
+        """Bookkeeping after jobs' fresh states reached the model outside a full snapshot."""
+        for job in jobs:
+            if job.status in TERMINAL_STATUSES:
+                self._awaiting_final.discard(job.id)
+                if job.id in self._cancelling:
+                    self._set_cancelling(job.id, False)
 
     async def _quietly(self, coro: Coroutine[Any, Any, Any]) -> None:
         try:

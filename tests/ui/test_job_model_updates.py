@@ -1,0 +1,74 @@
+"""JobListModel.apply_updates (live events and `since` deltas) and the rule that an older revision of a job
+never replaces a newer one, whatever path it comes by."""
+
+from __future__ import annotations
+
+import pytest
+
+from training_studio.contract.models import JobStatus, TrainingJob
+from training_studio.ui.jobs.model import JobListModel, JobRole
+from tests.support.faulty_server import job_json
+
+
+def job(job_id: str, revision: int | None, **fields) -> TrainingJob:
+    created = fields.pop("created_at", f"2026-01-01T00:00:0{ord(job_id[0]) % 10}.000Z")
+    return TrainingJob.model_validate(job_json(job_id, revision=revision, created_at=created, **fields))
+
+
+class Signals:
+    def __init__(self, model: JobListModel) -> None:
+        self.seen: list[str] = []
+        model.modelReset.connect(lambda: self.seen.append("reset"))
+        model.rowsInserted.connect(lambda parent, first, last: self.seen.append(f"insert {first}-{last}"))
+        model.dataChanged.connect(lambda tl, br, roles: self.seen.append(f"changed {tl.row()}-{br.row()}"))
+
+
+def shown(model: JobListModel) -> list[tuple[str, JobStatus, float]]:
+    return [(model.job_at(r).id, model.job_at(r).status, model.index(r, 0).data(JobRole.PROGRESS))
+            for r in range(model.rowCount())]
+
+
+def test_a_batch_inserts_and_updates_in_one_pass_without_a_reset(qtmodeltester):
+    model = JobListModel()
+    qtmodeltester.check(model)
+    model.apply_updates([job("a", 1), job("b", 2)])
+    signals = Signals(model)
+    model.apply_updates([job("a", 3, progress=50.0), job("c", 4), job("b", 5, progress=60.0)])
+    assert shown(model) == [("a", JobStatus.RUNNING, 50.0), ("b", JobStatus.RUNNING, 60.0),
+                            ("c", JobStatus.RUNNING, 40.0)]
+    assert "reset" not in signals.seen
+    assert signals.seen.count("insert 2-2") == 1 and len([s for s in signals.seen if s.startswith("insert")]) == 1
+
+
+def test_a_job_repeated_in_a_batch_counts_in_its_newest_state(qtmodeltester):
+    model = JobListModel()
+    qtmodeltester.check(model)
+    model.apply_updates([job("a", 7, status="completed", progress=100.0), job("a", 6, progress=90.0)])
+    assert shown(model) == [("a", JobStatus.COMPLETED, 100.0)]
+
+
+@pytest.mark.parametrize("path", ["apply_updates", "update_job", "snapshot"])
+def test_an_older_revision_never_replaces_a_newer_one(qtmodeltester, path):
+    model = JobListModel()
+    qtmodeltester.check(model)
+    model.apply_active_snapshot([job("a", 1), job("b", 1)])
+    model.apply_updates([job("a", 9, status="completed", progress=100.0)])  # an event, newer than any list
+    stale = job("a", 5, progress=70.0)  # e.g. a slow answer overtaken by the event
+    if path == "apply_updates":
+        model.apply_updates([stale])
+    elif path == "update_job":
+        model.update_job(stale)
+    else:
+        model.apply_active_snapshot([stale, job("b", 1)])
+        model.apply_active_snapshot([stale, job("b", 2, progress=41.0)])  # the positional fast path too
+    assert shown(model)[0] == ("a", JobStatus.COMPLETED, 100.0)
+    model.apply_updates([job("a", 10, status="completed", progress=100.0, name="renamed")])
+    assert model.job_at(0).name == "renamed"  # a newer one still applies
+
+
+def test_jobs_without_revisions_apply_as_before(qtmodeltester):
+    model = JobListModel()
+    qtmodeltester.check(model)
+    model.apply_updates([job("a", None, progress=10.0)])
+    model.apply_updates([job("a", None, progress=5.0)])
+    assert shown(model) == [("a", JobStatus.RUNNING, 5.0)]
