@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from training_studio.ui.app import resolve_config
+from tests.support.processes import pid_alive, stop_server_left_in
 
 
 def _args(**kwargs) -> argparse.Namespace:
@@ -40,15 +39,12 @@ def test_a_whole_run_starts_the_local_server_exits_cleanly_and_leaves_it_running
     env.pop("TRAINING_STUDIO_SERVER", None)
     result = subprocess.run([sys.executable, "-m", "training_studio", "--data-dir", str(data_dir),
                              "--quit-after", "4"], env=env, capture_output=True, timeout=90)
-    info = json.loads((data_dir / "server.json").read_text())
     try:
         assert result.returncode == 0, result.stderr.decode(errors="replace")
         stderr = result.stderr.decode(errors="replace")
         assert "Traceback" not in stderr and "Warning" not in stderr and "never awaited" not in stderr, stderr
-        os.kill(info["pid"], 0)  # the server outlives the window: jobs keep running
+        info = json.loads((data_dir / "server.json").read_text())
+        assert pid_alive(info["pid"])  # the server outlives the window: jobs keep running
         assert Path(f"/proc/{info['pid']}/cmdline").read_bytes().find(info["token"].encode()) == -1
     finally:
-        os.kill(info["pid"], signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and (data_dir / "server.json").exists():
-            time.sleep(0.1)
+        stop_server_left_in(data_dir)

@@ -151,10 +151,9 @@ def _isolated_env(tmp_path) -> dict[str, str]:
 
 
 def test_a_whole_run_logs_to_the_file_and_with_verbose_also_to_the_console(tmp_path):
-    import json
-    import os
-    import signal
     import subprocess
+
+    from tests.support.processes import stop_server_left_in
 
     data_dir = tmp_path / "data"
     env = _isolated_env(tmp_path)
@@ -174,16 +173,7 @@ def test_a_whole_run_logs_to_the_file_and_with_verbose_also_to_the_console(tmp_p
         assert "Traceback" not in stderr
         assert (tmp_path / "config" / "settings.ini").exists()  # the layout was saved, in the isolated place
     finally:
-        try:
-            info = json.loads((data_dir / "server.json").read_text())
-            os.kill(info["pid"], signal.SIGTERM)
-        except (OSError, ValueError, KeyError):
-            return
-        import time
-
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and (data_dir / "server.json").exists():
-            time.sleep(0.1)
+        stop_server_left_in(data_dir)  # never a `return` here: it would swallow the assertion above
 
 
 def test_a_fatal_error_is_logged_printed_and_shown_before_the_app_exits(qtbot, tmp_path, restore_logging, capsys):

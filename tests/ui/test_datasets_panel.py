@@ -66,16 +66,32 @@ def test_list_shows_datasets_created_through_the_api(panel, dataset_store, http,
     assert ids_in_view(panel)[0] == dogs
 
 
-def test_panel_refreshes_only_while_visible(panel, dataset_store, http, qtbot):
+def test_panel_refreshes_only_while_visible(panel, dataset_store, api_client, http, harness, qtbot):
+    from training_studio.ui.datasets.store import DatasetStore
+
     panel.show()
-    qtbot.waitUntil(lambda: dataset_store.loaded_once, timeout=10_000)
+    qtbot.waitUntil(lambda: dataset_store.loaded_once and not dataset_store.is_refreshing, timeout=30_000)
     panel.hide()
     assert not dataset_store.auto_refresh
+    polls: list[bool] = []
+    dataset_store.refreshing_changed.connect(lambda refreshing: refreshing and polls.append(refreshing))
     make_dataset(http, "while hidden", images=1)
-    qtbot.wait(800)  # several intervals of 0.3 s: a hidden panel must not poll
-    assert dataset_store.model.rowCount() == 0
+    # A store left auto-refreshing at the same interval sees the new dataset and refreshes three more
+    # times: the hidden panel's store had as many chances to poll, and took none.
+    control = DatasetStore(api_client, interval=dataset_store.interval)
+    control_polls: list[bool] = []
+    control.refresh_succeeded.connect(lambda: control_polls.append(True))
+    try:
+        control.set_auto_refresh(True)
+        qtbot.waitUntil(lambda: control.model.rowCount() == 1, timeout=30_000)
+        seen_at = len(control_polls)
+        qtbot.waitUntil(lambda: len(control_polls) >= seen_at + 3, timeout=30_000)
+    finally:
+        control.shutdown()
+        harness.run(control.wait_idle())
+    assert polls == [] and dataset_store.model.rowCount() == 0
     panel.show()
-    qtbot.waitUntil(lambda: dataset_store.model.rowCount() == 1, timeout=10_000)
+    qtbot.waitUntil(lambda: dataset_store.model.rowCount() == 1, timeout=30_000)
 
 
 def test_delete_answered_no_keeps_and_yes_deletes(panel, dataset_store, http, qtbot, monkeypatch):
@@ -86,10 +102,17 @@ def test_delete_answered_no_keeps_and_yes_deletes(panel, dataset_store, http, qt
 
     no = Answer(QMessageBox.StandardButton.No)
     monkeypatch.setattr(QMessageBox, "question", no)
+    deletes: list[str] = []
+    dataset_store.delete_started.connect(deletes.append)
     panel.delete_action.trigger()
     assert len(no.texts) == 1 and "“keep me”" in no.texts[0] and "2 files" in no.texts[0]
     assert not dataset_store.is_deleting(keep)
-    qtbot.wait(400)
+    # A whole refresh round trip started after the answer has ended: a delete task started by it would
+    # have begun (and said so) before that.
+    qtbot.waitUntil(lambda: not dataset_store.is_refreshing, timeout=30_000)
+    with qtbot.waitSignal(dataset_store.refresh_succeeded, timeout=30_000):
+        dataset_store.request_refresh()
+    assert deletes == []
     assert http.get(f"/api/datasets/{keep}").status_code == 200
     assert dataset_store.model.row_of(keep) is not None
 
@@ -340,9 +363,11 @@ def test_before_the_app_knows_its_server_the_store_waits_quietly_then_loads(serv
     store = DatasetStore(client, interval=0.3)
     failures: list[str] = []
     store.refresh_failed.connect(failures.append)
+    waits: list[bool] = []
+    store._timer.timeout.connect(lambda: waits.append(True))
     try:
         store.set_auto_refresh(True)
-        qtbot.wait(700)
+        qtbot.waitUntil(lambda: len(waits) >= 2, timeout=30_000)  # it looked twice, and waits on
         assert failures == [] and not store.loaded_once
         client.set_connection(server.url, server.token)
         qtbot.waitUntil(lambda: store.model.rowCount() == 1, timeout=10_000)

@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
 from PIL import Image
@@ -20,6 +19,7 @@ from training_studio.contract.models import JobStatus
 from training_studio.ui.jobs.model import JobColumn, JobRole
 from training_studio.ui.main_window import FailedPanel
 from tests.support.faulty_server import FaultyServer, Reply, job_json
+from tests.support.jobs import job_status, wait_job
 from tests.ui.app_fixtures import sync_client
 from tests.ui.jobs_helpers import make_dataset, make_job, wait_status
 
@@ -119,9 +119,13 @@ def test_cancel_asks_first_and_answering_no_changes_nothing(harness, qtbot, serv
     panel.table.setFocus()
     qtbot.keyClick(panel.table, Qt.Key.Key_Delete)  # the Delete key is a cancel shortcut
     assert len(asked) == 1 and "keep me" in asked[0]
-    # "No": nothing was sent and the job runs on.
-    time.sleep(0.5)
-    assert http.get("/api/training/status", params={"job_id": job["id"]}).json()["status"] == "running"
+    # "No": nothing was sent (a cancel is marked in flight before its request goes) and the job runs on:
+    # the server reports steps taken after the answer, still running.
+    assert not store.is_cancel_in_flight(job["id"])
+    assert cell(store.model, job["id"], JobColumn.STATUS, JobRole.DISPLAY_STATUS) == "Running"
+    step_at_no = job_status(http, job["id"])["currentStep"] or 0
+    later = wait_job(http, job["id"], lambda state: (state["currentStep"] or 0) > step_at_no)
+    assert later["status"] == "running"
     assert cell(store.model, job["id"], JobColumn.STATUS, JobRole.DISPLAY_STATUS) == "Running"
 
     answers[0] = QMessageBox.StandardButton.Yes

@@ -74,9 +74,6 @@ class Banner(QFrame):
     def text(self) -> str:
         return self._text.text()
 
-    def button_texts(self) -> list[str]:
-        return [button.text() for button in self._buttons]
-
     def button(self, text: str) -> QPushButton | None:
         return next((b for b in self._buttons if b.text().replace("&", "") == text.replace("&", "")), None)
 

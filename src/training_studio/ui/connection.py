@@ -196,10 +196,6 @@ class ConnectionTester(QObject):
         self._tasks = TaskSet("connection test", self._on_crash)
         self._current: asyncio.Task[Any] | None = None
 
-    @property
-    def is_testing(self) -> bool:
-        return self._current is not None and not self._current.done()
-
     def test(self, request: ConnectionRequest) -> None:
         if self._current is not None:
             self._current.cancel()

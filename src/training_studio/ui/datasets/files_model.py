@@ -82,9 +82,6 @@ class DatasetFilesModel(QAbstractListModel):
         return None
 
     # access ----------------------------------------------------------------------------------------------------
-    def file_at(self, row: int) -> DatasetFile | None:
-        return self._files[row] if 0 <= row < len(self._files) else None
-
     def row_of(self, sha256: str) -> int | None:
         return self._row_by_sha.get(sha256)
 

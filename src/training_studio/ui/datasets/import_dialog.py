@@ -44,7 +44,7 @@ from training_studio.ui.datasets.import_controller import (
     UnfinishedUploadWatcher,
 )
 from training_studio.ui.datasets.import_delegate import GRID_TILE, ImportFileDelegate
-from training_studio.ui.datasets.import_model import FileState, format_bytes
+from training_studio.ui.datasets.import_model import format_bytes
 from training_studio.ui.datasets.import_scan import TYPE_EXTENSIONS
 from training_studio.ui.datasets.uploader import UploadManifest
 from training_studio.ui.drop import DropTarget, install_drop_target
@@ -369,10 +369,6 @@ class DatasetImportPanel(QWidget):
     def _resume(self, manifest: UploadManifest) -> None:
         self.resume_banner.hide()
         self.controller.resume(manifest)
-
-    def states_summary(self) -> dict[str, int]:
-        """Count of files per state (for tests and the status bar)."""
-        return {state.value: self.controller.files.count_in(state) for state in FileState}
 
 
 def import_factory_for(client: ApiClient, data_dir: Path) -> Callable[[QWidget], DatasetImportPanel]:

@@ -274,10 +274,6 @@ class RejectedFileModel(QAbstractListModel):
         names.update({int(role): role.name.lower().encode() for role in RejectedRole})
         return names
 
-    def reason_for(self, path: str) -> str | None:
-        row = self._row_by_path.get(path)
-        return None if row is None else self._rows[row][1]
-
     def reasons(self) -> dict[str, str]:
         return {path: reason for path, reason, _ in self._rows}
 
