@@ -2,7 +2,8 @@
 
 This module owns the command line and the run order. Each figure runs in its own fresh Python process
 (`python -m benchmarks --child NAME`), so Qt, asyncio and memory state never leak from one figure into the
-next; the parent collects the children's JSON lines, re-prints them on stdout as they arrive and ends with
+next (all of them use one set of settings, log and XDG folders made for the run, never the user's:
+`common.isolate_app_dirs`); the parent collects the children's JSON lines, re-prints them on stdout as they arrive and ends with
 a human-readable table on stderr. `--smoke` runs each figure once at a small size (the test suite calls it
 so the benchmarks keep working); `--only NAME` (repeatable, or comma-separated) picks figures by name.
 A figure that fails prints one line with a null value and the reason, and the exit code is 1.
@@ -18,9 +19,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-from benchmarks.common import ROOT, Result
+from benchmarks.common import ROOT, Result, isolate_app_dirs
 
 # name -> (module, function); the order is the order.
 FIGURES: dict[str, tuple[str, str]] = {
@@ -32,6 +32,10 @@ FIGURES: dict[str, tuple[str, str]] = {
     "server-list": ("benchmarks.bench_server", "run_server_list"),
     "memory": ("benchmarks.bench_memory", "run_memory"),
     "runner-throughput": ("benchmarks.bench_runner", "run_runner_throughput"),
+    "hostile-uploads": ("benchmarks.bench_hostile", "run_hostile_uploads"),
+    "live-latency": ("benchmarks.bench_live", "run_live_latency"),
+    "live-storm": ("benchmarks.bench_live", "run_live_storm"),
+    "live-resync": ("benchmarks.bench_live", "run_live_resync"),
 }
 CHILD_TIMEOUT_S = {"smoke": 120, "full": 1800}
 
@@ -90,6 +94,7 @@ def _table(results: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
+    isolate_app_dirs()  # before any figure runs: this process and every child use the run's own folders
     if args.child:
         return _run_child(args.child, args.smoke)
 

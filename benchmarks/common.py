@@ -4,11 +4,13 @@ This module owns what every figure needs: `Result` (the one JSON object per line
 `median`/`percentile`, synthetic training jobs that look like a busy server's (as wire models and as
 rows written straight into a data dir's SQLite through `Storage`, in one transaction), and
 `BenchServer`, the real `training-studio serve` subprocess on a temp data dir, discovered through the
-server.json it writes, exactly as the GUI and the tests find it. Nothing here imports Qt.
+server.json it writes, exactly as the GUI and the tests find it, and `isolate_app_dirs`, which gives every
+benchmark process its own settings, log, data and XDG folders, never the user's. Nothing here imports Qt.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import math
 import os
@@ -16,11 +18,13 @@ import random
 import secrets
 import signal
 import sqlite3
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, MutableMapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -31,6 +35,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 60.0
 ACTIVE_STATUSES = ("pending", "queued", "running")
+BENCH_CACHE_ENV = "TRAINING_STUDIO_BENCH_CACHE"  # where generated inputs (the photo set) are kept between runs
+BENCH_HOME_ENV = "TRAINING_STUDIO_BENCH_HOME"  # the folder isolate_app_dirs made for this run
 
 
 @dataclass
@@ -159,6 +165,41 @@ def mark_running(data_dir: Path, count: int) -> None:
         conn.close()
 
 
+# -- where benchmark processes keep their files --------------------------------------------------------
+
+def bench_cache_dir(environ: MutableMapping[str, str] = os.environ) -> Path:
+    """The benchmarks' own cache of generated inputs: $TRAINING_STUDIO_BENCH_CACHE, else under the user's
+    cache dir (kept between runs on purpose: the photo set takes tens of seconds to make)."""
+    base = environ.get(BENCH_CACHE_ENV) or os.path.join(
+        environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "training-studio-benchmarks")
+    return Path(base)
+
+
+def isolate_app_dirs(environ: MutableMapping[str, str] = os.environ) -> Path:
+    """Point every place the app reads or writes for its user at a temp folder of this run's own, in `environ`
+    (by default this process's, so Qt in this process and every subprocess follow it), and return the folder.
+
+    The app's settings (TRAINING_STUDIO_CONFIG_DIR; QSettings' native file under XDG_CONFIG_HOME otherwise),
+    its log (TRAINING_STUDIO_LOG_DIR; platformdirs' user log dir under XDG_STATE_HOME otherwise), the
+    default data dir (platformdirs, XDG_DATA_HOME) and caches (XDG_CACHE_HOME) all move, so a benchmark
+    never reads the user's window layout or cleared-jobs marks and never writes into them. Idempotent: a
+    process whose environment already names such a folder (a child of `python -m benchmarks`) keeps it.
+    The folder is removed when the process that made it exits. The benchmarks' own input cache stays put
+    (`bench_cache_dir`, resolved before XDG_CACHE_HOME moves)."""
+    existing = environ.get(BENCH_HOME_ENV)
+    if existing:
+        return Path(existing)
+    environ[BENCH_CACHE_ENV] = str(bench_cache_dir(environ))
+    home = Path(tempfile.mkdtemp(prefix="training-studio-bench-home-"))
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
+    for name, folder in (("TRAINING_STUDIO_CONFIG_DIR", "config"), ("TRAINING_STUDIO_LOG_DIR", "logs"),
+                         ("XDG_CONFIG_HOME", "xdg-config"), ("XDG_STATE_HOME", "xdg-state"),
+                         ("XDG_DATA_HOME", "xdg-data"), ("XDG_CACHE_HOME", "xdg-cache")):
+        environ[name] = str(home / folder)
+    environ[BENCH_HOME_ENV] = str(home)
+    return home
+
+
 # -- start-up conditions of GUI processes --------------------------------------------------------------
 
 def compile_sources() -> None:
@@ -175,8 +216,10 @@ def compile_sources() -> None:
 
 
 def gui_process_env(**extra: str) -> dict[str, str]:
-    """The environment of a timed GUI process: offscreen, no stray server/token, and bytecode read from
-    (and, for anything new, written to) __pycache__ as an installed app would."""
+    """The environment of a timed GUI process: offscreen, no stray server/token, this run's own app folders
+    (`isolate_app_dirs`), and bytecode read from (and, for anything new, written to) __pycache__ as an
+    installed app would."""
+    isolate_app_dirs()
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     for name in ("TRAINING_STUDIO_SERVER", "TRAINING_STUDIO_TOKEN", "PYTHONDONTWRITEBYTECODE"):
         env.pop(name, None)
@@ -246,6 +289,9 @@ class BenchServer:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+        # Trainers outlive their server (runner/trainer_wrapper.py): end those this benchmark started.
+        from tests.support.trainers import end_wrappers_under
+        end_wrappers_under(self.data_dir)
 
     def __enter__(self) -> BenchServer:
         return self.start()

@@ -18,15 +18,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from benchmarks.common import bench_cache_dir
+
 WIDTH, HEIGHT = 1632, 1224
 QUALITY = 90
 GENERATOR_VERSION = 2
 
 
 def cache_root() -> Path:
-    base = os.environ.get("TRAINING_STUDIO_BENCH_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "training-studio-benchmarks")
-    return Path(base)
+    return bench_cache_dir()
 
 
 def _make_photo(seed: int) -> Image.Image:

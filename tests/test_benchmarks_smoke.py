@@ -1,8 +1,9 @@
 """The benchmarks keep working: `python -m benchmarks --smoke` runs every figure once at a small size.
 
 This checks the runner's contract, not speed: the command exits 0, every stdout line is one JSON object
-with the required keys and a real measured value, and every benchmark name appears. The figures
-themselves are never asserted (speed belongs to the benchmarks, not to tests).
+with the required keys and a real measured value, and every benchmark name appears; and no benchmark
+process wrote into the user's home (settings, logs, XDG folders): the run gets a home of its own that
+must stay empty. The figures themselves are never asserted (speed belongs to the benchmarks, not to tests).
 """
 
 from __future__ import annotations
@@ -20,16 +21,22 @@ ROOT = Path(__file__).resolve().parents[1]
 REQUIRED_KEYS = {"name", "value", "unit", "baseline", "baseline_value", "ratio", "runs", "notes"}
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(330)
 def test_smoke_run_prints_every_figure_as_json(tmp_path):
     from benchmarks.__main__ import FIGURES
 
+    user_home = tmp_path / "user-home"  # stands in for the user's: nothing may appear in it
+    user_dirs = {"HOME": user_home, "XDG_CONFIG_HOME": user_home / ".config", "XDG_STATE_HOME": user_home / ".local/state",
+                 "XDG_DATA_HOME": user_home / ".local/share", "XDG_CACHE_HOME": user_home / ".cache"}
+    for folder in user_dirs.values():
+        folder.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "TRAINING_STUDIO_BENCH_CACHE": str(tmp_path / "cache"),
-           "TMPDIR": str(tmp_path)}
-    env.pop("TRAINING_STUDIO_SERVER", None)
-    env.pop("TRAINING_STUDIO_TOKEN", None)
+           "TMPDIR": str(tmp_path), **{name: str(folder) for name, folder in user_dirs.items()}}
+    for name in ("TRAINING_STUDIO_SERVER", "TRAINING_STUDIO_TOKEN", "TRAINING_STUDIO_CONFIG_DIR",
+                 "TRAINING_STUDIO_LOG_DIR", "TRAINING_STUDIO_BENCH_HOME"):
+        env.pop(name, None)
     proc = subprocess.run([sys.executable, "-m", "benchmarks", "--smoke"], cwd=ROOT, env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=140)
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
 
     lines = [line for line in proc.stdout.splitlines() if line.strip()]
@@ -53,3 +60,6 @@ def test_smoke_run_prints_every_figure_as_json(tmp_path):
     # The human-readable table goes to stderr, with every figure in it.
     for name in names:
         assert name in proc.stderr
+    written = sorted(str(path.relative_to(user_home)) for path in user_home.rglob("*") if not path.is_dir())
+    assert written == [], f"benchmarks wrote into the user's home: {written}"
+    assert not list(tmp_path.glob("training-studio-bench-home-*"))  # the run's own folders were removed
