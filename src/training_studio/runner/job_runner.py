@@ -42,6 +42,7 @@ from training_studio.runner.process_groups import group_belongs_to_job, kill_gro
 from training_studio.runner.progress import ProgressPoint, TrainerEvent
 from training_studio.runner.registry import BUILTIN_BASE_MODEL, BUILTIN_BASE_MODEL_ID, ParamsError, validate_params
 from training_studio.runner.supervisor import (
+    DEFAULT_FLUSH_INTERVAL_S,
     OutputOffsets,
     TrainerOutcome,
     TrainerProcess,
@@ -116,7 +117,7 @@ class JobRunner:
     """Runs the embedded server's jobs as subprocesses; the server's JobExecutor."""
 
     def __init__(self, storage: Storage, data_dir: Path | str, *, concurrency: int = 1,
-                 cancel_grace: float = DEFAULT_CANCEL_GRACE_S, flush_interval: float = 0.25,
+                 cancel_grace: float = DEFAULT_CANCEL_GRACE_S, flush_interval: float = DEFAULT_FLUSH_INTERVAL_S,
                  run_new_jobs: bool = True) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")

@@ -32,23 +32,6 @@ def _linux_proc() -> bool:
     return sys.platform.startswith("linux") and _PROC.is_dir()
 
 
-def _stat_fields(pid_dir: Path) -> tuple[str, int] | None:
-    """(state, pgrp) of a process from /proc/<pid>/stat, or None if it vanished."""
-    try:
-        raw = (pid_dir / "stat").read_bytes()
-    except OSError:
-        return None
-    # comm is in parentheses and may itself contain ") "; the fields we need follow the last ')'.
-    close = raw.rfind(b")")
-    if close < 0:
-        return None
-    rest = raw[close + 2:].split()
-    try:
-        return rest[0].decode(), int(rest[2])
-    except (IndexError, ValueError):
-        return None
-
-
 def live_group_members(pgid: int) -> list[int]:
     """PIDs of the non-zombie processes in group `pgid` (Linux); [] when the group is gone."""
     if pgid <= 1:
@@ -65,10 +48,10 @@ def live_group_members(pgid: int) -> list[int]:
     for entry in _PROC.iterdir():
         if not entry.name.isdigit():
             continue
-        fields = _stat_fields(entry)
-        if fields is None:
+        record = _stat_record(entry)
+        if record is None:
             continue
-        state, pgrp = fields
+        state, _ppid, pgrp, _start = record
         if pgrp == pgid and state not in ("Z", "X"):
             members.append(int(entry.name))
     return members
@@ -127,6 +110,7 @@ def _stat_record(pid_dir: Path) -> tuple[str, int, int, int] | None:
         raw = (pid_dir / "stat").read_bytes()
     except OSError:
         return None
+    # comm is in parentheses and may itself contain ") "; the fields we need follow the last ')'.
     close = raw.rfind(b")")
     if close < 0:
         return None

@@ -89,6 +89,10 @@ MAX_CARRY_BYTES = 256 * 1024
 # trainer's last error line again (it goes nowhere else).
 ERROR_CONTEXT_BYTES = 64 * 1024
 TAIL_INTERVAL_S = 0.05
+# Progress is recorded at most this often per job (the first line after a quiet spell at once): the same
+# pace as the event stream's per-job limit (server/events.py), so a watching client sees every step
+# that a trainer prints less than ten times a second within a frame or two.
+DEFAULT_FLUSH_INTERVAL_S = 0.1
 # While the trainer has printed within ACTIVE_WINDOW_S, its files are read this often instead.
 TAIL_ACTIVE_INTERVAL_S = 0.01
 ACTIVE_WINDOW_S = 2.0
@@ -223,7 +227,7 @@ class TrainerProcess:
         progress_bar: str | None = None,
         total_steps: int | None = None,
         cancel_grace: float = 10.0,
-        flush_interval: float = 0.25,
+        flush_interval: float = DEFAULT_FLUSH_INTERVAL_S,
         log_header: str = "",
         spec_extra: dict[str, Any] | None = None,
     ) -> None:
@@ -272,7 +276,7 @@ class TrainerProcess:
                on_progress: ProgressSink | None = None, on_event: EventSink | None = None,
                on_offsets: OffsetsSink | None = None, on_phase: PhaseSink | None = None,
                on_trainer_started: TrainerSink | None = None, progress_bar: str | None = None, total_steps: int | None = None,
-               flush_interval: float = 0.25) -> "TrainerProcess":
+               flush_interval: float = DEFAULT_FLUSH_INTERVAL_S) -> "TrainerProcess":
         """Follow a trainer started by an earlier server, from where that server had recorded its output."""
         process = cls(["(re-attached)"], log_path=log_path, job_id=job_id, control_dir=control_dir,
                       progress_format=progress_format, loss_key=loss_key, on_progress=on_progress,
