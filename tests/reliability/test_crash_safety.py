@@ -30,6 +30,7 @@ from tests.reliability.helpers import (
     wait_job,
 )
 from tests.server.helpers import committed_dataset, create_dataset, png_bytes, sha256_of, upload
+from tests.support.jobs import full_log, wait_for
 from training_studio.server.executor import INTERRUPTED_JOB_ERROR
 
 
@@ -44,16 +45,6 @@ def start_partial_upload(url: str, token: str, dataset_id: str, data: bytes, sen
     return sock
 
 
-def wait_for(condition, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_sigkill_mid_upload_then_restart_resumes_the_upload(server_factory):
     server = server_factory("data", extra_args=["--no-runner"])
     small = [png_bytes(color=(seed, 90, 20)) for seed in range(2)]
@@ -66,7 +57,8 @@ def test_sigkill_mid_upload_then_restart_resumes_the_upload(server_factory):
         sock = start_partial_upload(server.url, server.token, dataset["id"], big, len(big) // 2)
         tmp_dir = server.data_dir / "tmp"
         # The server is streaming the body into its temp dir: kill it right there.
-        wait_for(lambda: [p for p in tmp_dir.iterdir() if p.stat().st_size > 0], what="the upload's temp file")
+        wait_for(lambda: [p for p in tmp_dir.iterdir() if p.stat().st_size > 0], timeout=20.0,
+                 what="the upload's temp file")
         server.kill()
         sock.close()
     assert [p for p in tmp_dir.iterdir()], "the crash should have left the partial upload behind"
@@ -153,17 +145,7 @@ def trainer_wrapper(data_dir, job_id: str) -> dict:
     """What a job's wrapper recorded about itself and its trainer (pids), once the trainer runs."""
     info_path = data_dir / "jobs" / job_id / ".training-studio" / "wrapper.json"
     return wait_for(lambda: (lambda info: info if info and info.get("trainer_pid") else None)(
-        json.loads(info_path.read_text()) if info_path.exists() else None), what="the wrapper's record")
-
-
-def full_log(client: httpx.Client, job_id: str) -> str:
-    text, offset = "", 0
-    while True:
-        chunk = client.get(f"/api/training/jobs/{job_id}/logs", params={"offset": offset}).json()
-        text += chunk["text"]
-        if chunk["next_offset"] >= chunk["size"]:
-            return text
-        offset = chunk["next_offset"]
+        json.loads(info_path.read_text()) if info_path.exists() else None), timeout=20.0, what="the wrapper's record")
 
 
 def _busy_client(url: str, token: str, dataset_id: str, stop: threading.Event, seed: int) -> None:

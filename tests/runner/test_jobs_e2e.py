@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from tests.server.helpers import committed_dataset, upload
-from tests.support.jobs import create_job, finished, job_status, wait_job
+from tests.support.jobs import create_job, finished, full_log, job_status, wait_job
 from tests.support.processes import kill_leftovers, pid_alive
 from tests.trainers.images import write_image_set
 from training_studio.runner.registry import BUILTIN_BASE_MODEL_ID
@@ -94,16 +94,6 @@ def trainer_child(client: httpx.Client, srv, job_id: str, leftover_pids: list[in
     child = int(pid_file.read_text())
     leftover_pids.append(child)
     return child
-
-
-def full_log(client: httpx.Client, job_id: str) -> str:
-    text, offset = "", 0
-    while True:
-        chunk = client.get(f"/api/training/jobs/{job_id}/logs", params={"offset": offset}).json()
-        text += chunk["text"]
-        if chunk["next_offset"] >= chunk["size"]:
-            return text
-        offset = chunk["next_offset"]
 
 
 # --- the built-in trainer, end to end ---------------------------------------------------------------

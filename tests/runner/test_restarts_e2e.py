@@ -15,14 +15,13 @@ import sqlite3
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.server.helpers import committed_dataset
-from tests.support.jobs import create_job, finished, job_status, wait_job
+from tests.support.jobs import create_job, finished, full_log, job_status, wait_for, wait_job
 from tests.support.processes import kill_leftovers, pid_alive
 from tests.support.server import ServerProcess
 from training_studio.runner.trainer_wrapper import JobFiles, read_json
@@ -79,28 +78,8 @@ def leftover_pids():
     yield from kill_leftovers()
 
 
-def full_log(client: httpx.Client, job_id: str) -> str:
-    text, offset = "", 0
-    while True:
-        chunk = client.get(f"/api/training/jobs/{job_id}/logs", params={"offset": offset}).json()
-        text += chunk["text"]
-        if chunk["next_offset"] >= chunk["size"]:
-            return text
-        offset = chunk["next_offset"]
-
-
 def job_files(srv: ServerProcess, job_id: str) -> JobFiles:
     return JobFiles.for_output_dir(srv.data_dir / "jobs" / job_id)
-
-
-def wait_for(condition, timeout: float = 60.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def stop_server(srv: ServerProcess, how: str) -> None:

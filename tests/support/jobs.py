@@ -49,3 +49,25 @@ def wait_status(http: httpx.Client, job_id: str, statuses: set[str], timeout: fl
 
 def finished(job: dict) -> bool:
     return job["status"] in ("completed", "failed", "cancelled")
+
+
+def full_log(client: httpx.Client, job_id: str) -> str:
+    """A job's whole log, read through /logs chunk by chunk."""
+    text, offset = "", 0
+    while True:
+        chunk = client.get(f"/api/training/jobs/{job_id}/logs", params={"offset": offset}).json()
+        text += chunk["text"]
+        if chunk["next_offset"] >= chunk["size"]:
+            return text
+        offset = chunk["next_offset"]
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
+    """Poll `condition` until it returns something truthy (returned); AssertionError naming `what` at the timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
