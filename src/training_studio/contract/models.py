@@ -27,6 +27,8 @@ __all__ = [
     "ModelStatus",
     "ParamType",
     "TrainingJob",
+    "Placement",
+    "QueueUpdateRequest",
     "Dataset",
     "TrainedModel",
     "DatasetFile",
@@ -109,6 +111,19 @@ class _WireModel(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
 
+class Placement(_WireModel):
+    """Where a job runs: the executor ("local" or "ray"), the host or cluster address and node, and the GPUs
+    it was given (indices or UUIDs as the executor names them; empty for CPU)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, alias_generator=to_camel)
+
+    executor: str = "local"
+    host: str | None = None
+    address: str | None = None
+    node: str | None = None
+    gpus: list[str] = Field(default_factory=list)
+
+
 class TrainingJob(_WireModel):
     """A training job; camelCase on the wire (seed type, exact names)."""
 
@@ -133,10 +148,25 @@ class TrainingJob(_WireModel):
     # What a running job is doing besides training steps ("loading image sizes 16/16", "downloading
     # config.json 45%") or another short status note; None when there is nothing to say (issue 13).
     detail: str | None = None
-    # The server's change counter when this state was written (issue 12); None from older servers.
+    # The server's change counter when this state was stored (live updates, docs/api.md "Revisions");
+    # None from older servers.
     revision: int | None = None
-    # The server's change counter when this state was stored (live updates, docs/api.md "Revisions").
-    revision: int | None = None
+    # When the server expects the job to finish (ISO 8601 UTC), from a time-weighted moving average of the
+    # recent step rate; None while estimating, when not running, or from older servers (issue 14).
+    eta_at: str | None = None
+    # Queue control (issue 16): a queued job's place (lower runs first; None when not waiting), whether the user
+    # holds it back (it stays queued), and the job it waits for with the outcome it needs ("finished": any
+    # end, "completed": only success).
+    queue_position: int | None = None
+    held: bool = False
+    after_job_id: str | None = None
+    after_condition: str | None = None
+    not_before: str | None = None  # a queued job starts no earlier than this moment (ISO 8601 UTC)
+    # Where the job runs (issue 16; the Ray executor fills it for Ray jobs); None before it starts.
+    placement: Placement | None = None
+    # What the job does (issue 17): "train" (a trainer), or "caption" (a captioning command run over its
+    # dataset, whose .txt files become the dataset's captions when it completes).
+    kind: str = "train"
 
 
 class Dataset(_WireModel):
@@ -150,7 +180,7 @@ class Dataset(_WireModel):
     updated_at: str
     error: str | None = None  # extension
     revision: int | None = None  # extension: the server's change counter (see TrainingJob.revision)
-    revision: int | None = None  # extension: see TrainingJob.revision
+    repeats: int | None = None  # extension (issue 17): kohya repeats, the `<repeats>_<name>` folder
 
 
 class TrainedModel(_WireModel):
@@ -167,7 +197,6 @@ class TrainedModel(_WireModel):
     path: str | None = None
     error: str | None = None
     revision: int | None = None  # the server's change counter (see TrainingJob.revision)
-    revision: int | None = None  # see TrainingJob.revision
 
 
 class DatasetFile(_WireModel):
@@ -177,6 +206,7 @@ class DatasetFile(_WireModel):
     width: int | None = None
     height: int | None = None
     caption: str | None = None
+    validation: bool = False  # extension (issue 17): held out for validation, not trained on
 
 
 class ParamSpec(_WireModel):
@@ -187,6 +217,11 @@ class ParamSpec(_WireModel):
     max: float | None = None
     choices: list[Any] | None = None
     description: str = ""
+    # How a control edits the value (issue 15): the increment of a spin box, the unit shown after the
+    # value ("px", "steps"), and whether the value is best edited on a log scale (learning rates).
+    step: float | None = None
+    unit: str | None = None
+    log_scale: bool = False
 
 
 class BaseModelInfo(_WireModel):
@@ -203,6 +238,9 @@ class MetricPoint(_WireModel):
     step: int
     loss: float | None = None
     time: str
+    # Other scalars the trainer reported at this step besides the loss (lr, grad_norm, …), name -> value;
+    # None when there are none or from older servers (issue 14).
+    scalars: dict[str, float] | None = None
 
 
 class JobOutputFile(_WireModel):
@@ -219,6 +257,9 @@ class LogChunk(_WireModel):
     text: str
     next_offset: int
     size: int
+    # The byte offset of `text`'s first byte: text is exactly bytes [start, next_offset) of the log (issue 14:
+    # reading a huge log from its end, backwards); None from older servers.
+    start: int | None = None
 
 
 class Health(_WireModel):
@@ -248,6 +289,23 @@ class CreateJobRequest(_WireModel):
     base_model: str
     total_steps: int = Field(ge=1, le=10_000_000)
     params: dict[str, Any] = Field(default_factory=dict)
+    # Scheduling (issue 16), all optional: start held, after another job ("finished": whatever its end;
+    # "completed": only if it succeeds), or not before a moment.
+    held: bool = False
+    after_job_id: str | None = Field(default=None, max_length=100)
+    after_condition: Literal["finished", "completed"] | None = None
+    not_before: str | None = Field(default=None, max_length=64)
+
+
+class QueueUpdateRequest(_WireModel):
+    """`PATCH /api/training/jobs/{id}/queue` (issue 16): move a waiting job and/or change how it waits."""
+
+    move: Literal["top", "up", "down", "bottom"] | None = None
+    before_job_id: str | None = Field(default=None, max_length=100)  # move just before this queued job
+    held: bool | None = None
+    after_job_id: str | None = Field(default=None, max_length=100)  # "" clears it
+    after_condition: Literal["finished", "completed"] | None = None
+    not_before: str | None = Field(default=None, max_length=64)  # "" clears it
 
 
 class CreateDatasetRequest(_WireModel):

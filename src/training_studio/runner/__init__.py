@@ -15,6 +15,10 @@ if TYPE_CHECKING:
 
 def create_executor(storage: Any, config: Any) -> "JobRunner":
     """The server's ExecutorFactory: a JobRunner configured from the serve options."""
+    if getattr(config, "executor", "local") == "ray":  # issue 18: jobs run on a Ray cluster
+        from training_studio.runner.ray_executor import ray_executor_factory
+
+        return ray_executor_factory(storage, config)  # type: ignore[return-value]
     from training_studio.runner.job_runner import job_runner_factory
 
     return job_runner_factory(storage, config)

@@ -3,8 +3,9 @@
 Owns a job's life after the row exists: pending -> queued -> running -> completed | failed | cancelled.
 At most `concurrency` trainers run at once (default 1: one GPU trains one job at a time); the others
 wait as `queued`, in creation order. Each running job is one `TrainerProcess` (see supervisor.py);
-its progress goes to Storage in batches, its checkpoint announcements register a TrainedModel, and
-its outcome ends the job. A slot frees only once every process of the job is gone.
+its progress goes to Storage in batches (with the job's ETA, runner/eta.py), its checkpoint
+announcements register a TrainedModel, and its outcome ends the job. A slot frees only once every
+process of the job is gone.
 
 Trainers outlive the server: each runs under its own wrapper process (trainer_wrapper.py), writing to
 files, so a server that is killed or restarted costs a run nothing. On start the runner applies the
@@ -28,19 +29,44 @@ import asyncio
 import contextlib
 import logging
 import shlex
+import socket
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from training_studio.contract import JobStatus, ModelStatus, TrainingJob, format_timestamp, utc_now
+from training_studio.contract import (
+    TERMINAL_STATUSES,
+    JobStatus,
+    ModelStatus,
+    TrainingJob,
+    format_timestamp,
+    parse_timestamp,
+    utc_now,
+)
 from training_studio.launcher import self_command
-from training_studio.runner.presets import Preset, PresetError, ensure_presets_file, find_preset
+from training_studio.runner.eta import EtaTracker
+from training_studio.runner.presets import (
+    Preset,
+    PresetError,
+    ensure_presets_file,
+    find_outputs,
+    find_preset,
+    output_file_allowed,
+)
 from training_studio.runner.process_groups import group_belongs_to_job, kill_group_and_wait
 from training_studio.runner.progress import ProgressPoint, TrainerEvent
-from training_studio.runner.registry import BUILTIN_BASE_MODEL, BUILTIN_BASE_MODEL_ID, ParamsError, validate_params
+from training_studio.runner.registry import (
+    BUILTIN_BASE_MODEL,
+    BUILTIN_BASE_MODEL_ID,
+    BUILTIN_CHECKPOINTS_GLOB,
+    ParamsError,
+    validate_params,
+)
 from training_studio.runner.supervisor import (
     DEFAULT_FLUSH_INTERVAL_S,
     OutputOffsets,
@@ -83,11 +109,15 @@ class TrainerPlan:
     loss_key: str | None = None
     checkpoint_glob: str | None = None
     progress_bar: str | None = None
+    # The intermediate checkpoints' pattern (presets.output_pattern): what the final model is told apart from.
+    checkpoints_glob: str | None = None
+    series: tuple[str, ...] = ()  # tqdm postfix keys that are series besides the loss (issue 14)
 
     def reading_rules(self) -> dict[str, Any]:
         """What a re-attached server needs to read this trainer's output as the starting one did."""
         return {"progress_format": self.progress_format, "loss_key": self.loss_key,
-                "checkpoint_glob": self.checkpoint_glob, "progress_bar": self.progress_bar}
+                "checkpoint_glob": self.checkpoint_glob, "progress_bar": self.progress_bar,
+                "checkpoints_glob": self.checkpoints_glob, "series": list(self.series)}
 
     @classmethod
     def from_reading_rules(cls, spec: dict[str, Any], cwd: Path) -> "TrainerPlan":
@@ -99,7 +129,8 @@ class TrainerPlan:
         return cls(argv=[str(item) for item in spec.get("argv") or []], cwd=cwd,
                    progress_format=progress_format if progress_format in ("jsonl", "tqdm") else "jsonl",
                    loss_key=text("loss_key"), checkpoint_glob=text("checkpoint_glob"),
-                   progress_bar=text("progress_bar"))
+                   progress_bar=text("progress_bar"), checkpoints_glob=text("checkpoints_glob"),
+                   series=_series_rule(spec.get("series")))
 
 
 @dataclass
@@ -111,6 +142,12 @@ class _ActiveJob:
     model_id: str | None = None
     checkpoint_path: Path | None = None
     output_dir: Path | None = None
+    # This run's ETA (issue 14): a fresh one for each start and each re-attach, so it is estimated afresh.
+    eta: EtaTracker = field(default_factory=EtaTracker)
+    eta_total: int | None = None  # the total the trainer last stated, else the job's
+
+
+TERMINAL_VALUES = frozenset(status.value for status in TERMINAL_STATUSES)
 
 
 class JobRunner:
@@ -118,7 +155,7 @@ class JobRunner:
 
     def __init__(self, storage: Storage, data_dir: Path | str, *, concurrency: int = 1,
                  cancel_grace: float = DEFAULT_CANCEL_GRACE_S, flush_interval: float = DEFAULT_FLUSH_INTERVAL_S,
-                 run_new_jobs: bool = True) -> None:
+                 run_new_jobs: bool = True, gpus: list[str] | None = None) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.storage = storage
@@ -133,6 +170,11 @@ class JobRunner:
         self._submitted_early: list[str] = []
         self._shutting_down = False
         self.run_new_jobs = run_new_jobs
+        # `serve --gpus`: the GPUs handed to jobs, and which running job holds which (issue 16).
+        self.gpus = list(gpus) if gpus else []
+        self._gpu_of: dict[str, str] = {}
+        self._host = socket.gethostname()
+        self._wake: asyncio.TimerHandle | None = None  # the next not-before moment of a waiting job
 
     # JobExecutor protocol ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -170,6 +212,7 @@ class JobRunner:
         if job_id in self._waiting:
             self._waiting.remove(job_id)
             await asyncio.to_thread(self.storage.set_job_status, job_id, JobStatus.CANCELLED)
+            self._fill_slots()  # jobs chained after this one may now start (or never will)
             return
         active = self._active.get(job_id)
         if active is not None:
@@ -214,17 +257,86 @@ class JobRunner:
         job = self.storage.get_job(job_id)
         if job is None or job.status not in (JobStatus.PENDING, JobStatus.QUEUED):
             return
-        if job.status is JobStatus.PENDING and self.storage.set_job_status(job_id, JobStatus.QUEUED) is None:
+        if self.storage.enqueue_job(job_id) is None:
             return
         self._waiting.append(job_id)
         self._fill_slots()
 
+    def queue_changed(self) -> None:
+        """The queue's order or a waiting job's schedule changed (PATCH …/queue): look again. From any thread."""
+        if self._loop is None:
+            return
+        if threading.get_ident() == self._loop_thread:
+            self._loop.call_soon(self._fill_slots)
+        else:
+            self._loop.call_soon_threadsafe(self._fill_slots)
+
     def _fill_slots(self) -> None:
-        while not self._shutting_down and self._waiting and len(self._active) < self.concurrency:
-            job_id = self._waiting.pop(0)
+        """Start waiting jobs in the stored queue order while slots are free (issue 16): a held job, one
+        waiting for another job to end, or one not due yet is passed over, never blocking those behind it."""
+        if self._shutting_down or not self._waiting or len(self._active) >= self.concurrency:
+            return
+        rows = self.storage.queue_rows(self._waiting)
+        still_waiting = {row["id"] for row in rows}
+        self._waiting = [job_id for job_id in self._waiting if job_id in still_waiting]
+        now = utc_now()
+        wake_at: datetime | None = None
+        for row in rows:
+            if len(self._active) >= self.concurrency:
+                break
+            job_id = row["id"]
+            if row["held"]:
+                continue
+            due = parse_timestamp(row["not_before"])
+            if due is not None and due > now:
+                wake_at = due if wake_at is None or due < wake_at else wake_at
+                continue
+            if row["after_job_id"]:
+                after_status = row["after_status"]  # None: that job is gone, nothing to wait for
+                if after_status is not None and after_status not in TERMINAL_VALUES:
+                    continue
+                if row["after_condition"] == "completed" and after_status not in (None, "completed"):
+                    self._waiting.remove(job_id)
+                    self.storage.set_job_status(job_id, JobStatus.CANCELLED, error=(
+                        f"not started: it was to run only if {row['after_name']!r} completed, and that job "
+                        f"{after_status}"))
+                    continue
+            self._waiting.remove(job_id)
             active = _ActiveJob(job_id)
             self._active[job_id] = active
             active.task = asyncio.get_running_loop().create_task(self._run(active), name=f"job-{job_id}")
+        self._schedule_wake(wake_at)
+
+    def _schedule_wake(self, wake_at: datetime | None) -> None:
+        if self._wake is not None:
+            self._wake.cancel()
+            self._wake = None
+        if wake_at is not None:
+            delay = max(0.0, (wake_at - utc_now()).total_seconds()) + 0.01
+            self._wake = asyncio.get_running_loop().call_later(min(delay, 3600.0), self._fill_slots)
+
+    # GPUs and placement (issue 16) ----------------------------------------------------------------
+    def gpu_jobs(self) -> dict[str, list[str]]:
+        """GPU → the running jobs given it (for /api/system)."""
+        held: dict[str, list[str]] = {}
+        for job_id, gpu in self._gpu_of.items():
+            held.setdefault(gpu, []).append(job_id)
+        return held
+
+    def _place(self, job_id: str, env: dict[str, str]) -> tuple[dict[str, str], dict[str, Any]]:
+        """The trainer's environment and the job's placement: with `--gpus`, the least busy GPU (first in
+        the list on a tie) through CUDA_VISIBLE_DEVICES, so concurrent jobs never share one while one is free."""
+        placement: dict[str, Any] = {"executor": "local", "host": self._host, "gpus": []}
+        if not self.gpus:
+            return env, placement
+        load = {gpu: 0 for gpu in self.gpus}
+        for gpu in self._gpu_of.values():
+            if gpu in load:
+                load[gpu] += 1
+        gpu = min(self.gpus, key=lambda candidate: load[candidate])
+        self._gpu_of[job_id] = gpu
+        placement["gpus"] = [gpu]
+        return {**env, "CUDA_VISIBLE_DEVICES": gpu}, placement
 
     async def _run(self, active: _ActiveJob, *, attached: bool = False) -> None:
         try:
@@ -243,6 +355,7 @@ class JobRunner:
                                    model_id=active.model_id)
         finally:
             self._active.pop(active.job_id, None)
+            self._gpu_of.pop(active.job_id, None)
             if not self._shutting_down:
                 self._fill_slots()
 
@@ -277,11 +390,13 @@ class JobRunner:
             return
 
         files = JobFiles.for_output_dir(output_dir)
+        env, placement = self._place(job_id, plan.env)
+        await asyncio.to_thread(self.storage.set_job_placement, job_id, placement)
         process = TrainerProcess(
-            plan.argv, log_path=self.storage.job_log_path(job_id), job_id=job_id, cwd=plan.cwd, env=plan.env,
+            plan.argv, log_path=self.storage.job_log_path(job_id), job_id=job_id, cwd=plan.cwd, env=env,
             control_dir=files.control_dir, progress_format=plan.progress_format,  # type: ignore[arg-type]
             loss_key=plan.loss_key, progress_bar=plan.progress_bar, total_steps=job.total_steps,
-            cancel_grace=self.cancel_grace, flush_interval=self.flush_interval,
+            series=plan.series, cancel_grace=self.cancel_grace, flush_interval=self.flush_interval,
             spec_extra=plan.reading_rules(), **self._sinks(active, job),
             log_header=f"[training-studio] {format_timestamp(utc_now())} starting: {shlex.join(plan.argv)}\n",
         )
@@ -308,7 +423,7 @@ class JobRunner:
     def _sinks(self, active: _ActiveJob, job: TrainingJob) -> dict[str, Any]:
         job_id = job.id
         return {
-            "on_progress": lambda points: self._record_progress(job_id, points),
+            "on_progress": lambda points: self._record_progress(job_id, points, active, job),
             "on_event": lambda event: self._handle_event(active, job, event),
             "on_offsets": lambda offsets: self._save_offsets(job_id, offsets),
             "on_phase": lambda text: self._record_phase(job_id, text),
@@ -323,6 +438,9 @@ class JobRunner:
             return
         active = _ActiveJob(job_id)
         self._active[job_id] = active  # it holds a slot, whatever the concurrency is now
+        job = self.storage.get_job(job_id)
+        if job is not None and job.placement is not None and job.placement.gpus:
+            self._gpu_of[job_id] = job.placement.gpus[0]  # it keeps its GPU across our restart
         active.task = asyncio.get_running_loop().create_task(self._run(active, attached=True), name=f"job-{job_id}")
 
     async def _run_attached(self, active: _ActiveJob) -> None:
@@ -358,7 +476,7 @@ class JobRunner:
             record, offsets, log_path=self.storage.job_log_path(job_id), control_dir=files.control_dir,
             job_id=job_id, progress_format=plan.progress_format,  # type: ignore[arg-type]
             loss_key=plan.loss_key, progress_bar=plan.progress_bar, total_steps=job.total_steps,
-            flush_interval=self.flush_interval, **self._sinks(active, job),
+            flush_interval=self.flush_interval, series=plan.series, **self._sinks(active, job),
         )
         active.process = process
         logger.info("job %s: re-attached to its trainer (wrapper %s, output read up to %s/%s bytes)",
@@ -383,6 +501,14 @@ class JobRunner:
         await asyncio.to_thread(self._append_log, job_id,
                                 f"[training-studio] {format_timestamp(utc_now())} the trainer ended "
                                 f"({summary}): {outcome.status}{because}\n")
+        if outcome.status == "completed" and job.kind == "caption":
+            # issue 17: the captioner's .txt files become the dataset's captions (one commit)
+            error = await self._read_back_captions(job, active)
+            if error is None:
+                await self._settle(self.storage.set_job_status, job_id, JobStatus.COMPLETED)
+            else:
+                await self._settle(self.storage.set_job_status, job_id, JobStatus.FAILED, error=error)
+            return
         if outcome.status == "completed":
             model_id = await self._settle(self._settle_model_on_success, active, job, plan)
             await self._settle(self.storage.set_job_status, job_id, JobStatus.COMPLETED, model_id=model_id)
@@ -417,11 +543,29 @@ class JobRunner:
             await asyncio.sleep(delay)
             delay = min(delay * 2, SETTLE_RETRY_MAX_S)
 
+    async def _read_back_captions(self, job: TrainingJob, active: _ActiveJob) -> str | None:
+        """A completed caption job: store the captions its command wrote; the error text, or None."""
+        from training_studio.server import dataset_ops
+
+        if job.dataset_id is None or active.output_dir is None:
+            return "the caption job has no dataset"
+        folder = active.output_dir / dataset_ops.CAPTION_INPUT_DIR
+        try:
+            changed = await dataset_ops.apply_caption_folder(self.storage, job.dataset_id, folder)
+        except LookupError:
+            return "the dataset was deleted before its captions could be stored"
+        except (RuntimeError, OSError) as exc:
+            return f"the captions could not be stored: {exc}"
+        await asyncio.to_thread(self._append_log, job.id, f"[training-studio] {changed} caption(s) stored\n")
+        return None
+
     # trainer plans -------------------------------------------------------------------------------
     def plan_for(self, job: TrainingJob, output_dir: Path) -> TrainerPlan:
         """The argv and reading rules of a job's trainer; JobSetupError says why it cannot run."""
         if not job.dataset_id:
             raise JobSetupError("the job has no dataset")
+        if job.kind == "caption":
+            return self._caption_plan(job, output_dir)
         base_model = job.base_model or BUILTIN_BASE_MODEL_ID
         total_steps = int(job.total_steps or 0)
         if total_steps < 1:
@@ -431,18 +575,48 @@ class JobRunner:
                 params = validate_params(BUILTIN_BASE_MODEL.params_schema, dict(job.params or {}))
             except ParamsError as exc:
                 raise JobSetupError(f"invalid params: {exc}") from None
-            dataset_dir = self.storage.dataset_layout_dir(job.dataset_id, "imagefolder")
+            dataset_dir = self.trainer_dataset_dir(job, "imagefolder")
             argv = [*self_command("train"), "builtin",
                     "--dataset-dir", str(dataset_dir), "--output-dir", str(output_dir),
                     "--total-steps", str(total_steps),
                     "--resolution", str(params["resolution"]), "--latent-dim", str(params["latent_dim"]),
                     "--learning-rate", repr(float(params["learning_rate"])),
-                    "--batch-size", str(params["batch_size"]), "--seed", str(params["seed"])]
-            return TrainerPlan(argv=argv, cwd=output_dir, progress_format="jsonl")
+                    "--batch-size", str(params["batch_size"]), "--seed", str(params["seed"]),
+                    "--sample-every", str(params["sample_every"]),
+                    "--checkpoint-every", str(params["checkpoint_every"])]
+            return TrainerPlan(argv=argv, cwd=output_dir, progress_format="jsonl",
+                               checkpoints_glob=BUILTIN_CHECKPOINTS_GLOB)
         preset = find_preset(self.data_dir, base_model)
         if preset is None:
             raise JobSetupError(f"the base model {base_model!r} is no longer defined in presets.toml")
         return self._preset_plan(preset, job, output_dir, total_steps)
+
+    def _caption_plan(self, job: TrainingJob, output_dir: Path) -> TrainerPlan:
+        """A caption job (issue 17): its preset's command over a folder of the dataset's images inside the
+        job's output folder ({dataset_dir}); total_steps is the number of images."""
+        from training_studio.server import dataset_ops
+
+        preset = find_preset(self.data_dir, job.base_model or "")
+        if preset is None or preset.kind != "caption":
+            raise JobSetupError(f"the caption preset {job.base_model!r} is no longer defined in presets.toml")
+        assert job.dataset_id is not None
+        try:
+            folder, count = dataset_ops.prepare_caption_folder(self.storage, job.dataset_id, output_dir)
+            run = preset.prepare(job_id=job.id, dataset_dir=folder, output_dir=output_dir,
+                                 total_steps=max(1, count), params={})
+        except PresetError as exc:
+            raise JobSetupError(f"preset {preset.id}: {exc}") from None
+        except OSError as exc:
+            raise JobSetupError(f"could not prepare the images for the captioner: {exc.strerror or exc}") from None
+        return TrainerPlan(argv=run.argv, cwd=preset.cwd or output_dir, env=dict(preset.env),
+                           progress_format=preset.progress_format, loss_key=preset.loss_key,
+                           progress_bar=run.progress_bar)
+
+    def trainer_dataset_dir(self, job: TrainingJob, layout: str) -> Path:
+        """The dataset folder (in `layout`) the trainer is given; the Ray executor (issue 18) copies it
+        into the cluster's shared folder instead."""
+        assert job.dataset_id is not None
+        return self.storage.dataset_layout_dir(job.dataset_id, layout)  # type: ignore[arg-type]
 
     def _preset_plan(self, preset: Preset, job: TrainingJob, output_dir: Path, total_steps: int) -> TrainerPlan:
         try:
@@ -450,7 +624,7 @@ class JobRunner:
         except ParamsError as exc:
             raise JobSetupError(f"invalid params for {preset.id}: {exc}") from None
         assert job.dataset_id is not None
-        dataset_dir = self.storage.dataset_layout_dir(job.dataset_id, preset.dataset_layout)  # type: ignore[arg-type]
+        dataset_dir = self.trainer_dataset_dir(job, preset.dataset_layout)
         try:
             # prepare() also renders the preset's config file (ai-toolkit) into the job's folder and fills
             # the placeholders of the training bar's label ({job_id}, ...).
@@ -462,15 +636,30 @@ class JobRunner:
             raise JobSetupError(f"preset {preset.id}: could not write its config file: {exc.strerror or exc}") from None
         return TrainerPlan(argv=run.argv, cwd=preset.cwd or output_dir, env=dict(preset.env),
                            progress_format=preset.progress_format, loss_key=preset.loss_key,
-                           checkpoint_glob=preset.checkpoint_glob, progress_bar=run.progress_bar)
+                           checkpoint_glob=preset.checkpoint_glob, progress_bar=run.progress_bar,
+                           checkpoints_glob=preset.checkpoints_glob, series=tuple(preset.series))
 
     # progress, events, models ---------------------------------------------------------------------
-    async def _record_progress(self, job_id: str, points: list[ProgressPoint]) -> None:
-        now = format_timestamp(utc_now())
-        rows = [(job_id, point.step, point.total_steps, point.loss, now) for point in points]
+    async def _record_progress(self, job_id: str, points: list[ProgressPoint], active: _ActiveJob | None = None,
+                               job: TrainingJob | None = None) -> None:
+        moment = utc_now()
+        now = format_timestamp(moment)
+        rows = [(job_id, point.step, point.total_steps, point.loss, now, point.scalars) for point in points]
+        etas: dict[str, str | None] = {}
+        if active is not None and points:
+            # The ETA rides on the progress update written anyway (no write of its own), and only when it
+            # moved enough to matter (runner/eta.py).
+            active.eta_total = next((p.total_steps for p in reversed(points) if p.total_steps), None) \
+                or active.eta_total or (job.total_steps if job is not None else None)
+            catch_up = bool(active.process is not None and active.process.reading_backlog)
+            changed, eta = active.eta.update(time.monotonic(), moment.timestamp(), max(p.step for p in points),
+                                             active.eta_total, catch_up=catch_up)
+            if changed:
+                etas[job_id] = None if eta is None else format_timestamp(
+                    datetime.fromtimestamp(eta, timezone.utc))
         # A failure (a full disk) is logged by the supervisor, which then keeps the output offsets where
         # they were: the supervision goes on, and the next batch may succeed.
-        await asyncio.to_thread(self.storage.record_progress, rows)
+        await asyncio.to_thread(self.storage.record_progress, rows, etas)
 
     async def _save_offsets(self, job_id: str, offsets: OutputOffsets) -> None:
         await asyncio.to_thread(self.storage.save_output_offsets, job_id, offsets.stdout, offsets.stderr,
@@ -514,21 +703,11 @@ class JobRunner:
         return inside_output_dir(active.output_dir, path if path.is_absolute() else active.output_dir / path)
 
     def _settle_model_on_success(self, active: _ActiveJob, job: TrainingJob, plan: TrainerPlan) -> str | None:
-        """Mark the model ready (or failed); register one found by the preset's checkpoint_glob."""
+        """Mark the model ready (or failed); for a trainer that announced no checkpoint, register the
+        final one its preset declares (final_checkpoint)."""
         checkpoint = active.checkpoint_path
-        if checkpoint is None and plan.checkpoint_glob and active.output_dir is not None:
-            # Only a match that is, once its links are resolved, a file inside the job's folder (not in
-            # our control folder): a symlink out of it must not get another file served as the model.
-            candidates = []
-            for match in active.output_dir.glob(plan.checkpoint_glob):
-                real = inside_output_dir(active.output_dir, match)
-                if real is None:
-                    logger.warning("job %s: ignoring %s: it resolves outside the job's folder", job.id, match)
-                elif real.is_file() and CONTROL_DIR_NAME not in real.relative_to(
-                        active.output_dir.resolve()).parts:
-                    candidates.append(real)
-            if candidates:
-                checkpoint = max(candidates, key=lambda p: p.stat().st_mtime)
+        if checkpoint is None and active.output_dir is not None:
+            checkpoint = final_checkpoint(active.output_dir, plan.checkpoint_glob, plan.checkpoints_glob, job.id)
         if checkpoint is None and active.model_id is None:
             return None
         if active.model_id is None:
@@ -575,7 +754,55 @@ def inside_output_dir(output_dir: Path, path: Path) -> Path | None:
     return None
 
 
+def final_checkpoint(output_dir: Path, checkpoint_glob: str | None, checkpoints_glob: str | None,
+                     job_id: str) -> Path | None:
+    """The file a preset trainer that announces nothing leaves as its trained model, or None.
+
+    The newest `checkpoint_glob` match that is not one of the intermediate checkpoints (`checkpoints_glob`,
+    e.g. kohya's `lora.safetensors`, not `lora-step00000040.safetensors`, which a `*.safetensors` glob also
+    matches); without one, the intermediate checkpoint of the highest step (a trainer whose last save is
+    a step checkpoint, or a preset that declares only `checkpoints_glob`). Only a file that is, once its
+    links are resolved, inside the job's folder (and not in our control folder) counts: a symlink out of
+    it must not get another file served as the model. Blocking.
+    """
+    root = output_dir.resolve()
+
+    def real_file(path: Path) -> Path | None:
+        real = inside_output_dir(output_dir, path)
+        if real is None:
+            logger.warning("job %s: ignoring %s: it resolves outside the job's folder", job_id, path)
+            return None
+        if CONTROL_DIR_NAME in real.relative_to(root).parts or not real.is_file():
+            return None
+        return real
+
+    finals: list[tuple[float, Path]] = []
+    if checkpoint_glob:
+        for match in output_dir.glob(checkpoint_glob):
+            name = match.relative_to(output_dir).as_posix()
+            if checkpoints_glob and output_file_allowed(checkpoints_glob, job_id, name):
+                continue  # an intermediate one: the fallback below
+            real = real_file(match)
+            if real is not None:
+                with contextlib.suppress(OSError):
+                    finals.append((real.stat().st_mtime, real))
+    if finals:
+        return max(finals, key=lambda item: item[0])[1]
+    if checkpoints_glob:
+        for output in reversed(find_outputs(output_dir, checkpoints_glob, job_id)):  # highest step first
+            real = real_file(output_dir / output.name)
+            if real is not None:
+                return real
+    return None
+
+
+def _series_rule(value: Any) -> tuple[str, ...]:
+    """The `series` reading rule as kept in spec.json (a list of postfix key patterns)."""
+    return tuple(item for item in value if isinstance(item, str)) if isinstance(value, list) else ()
+
+
 def job_runner_factory(storage: Storage, config: Any) -> JobRunner:
     """The server's ExecutorFactory: a JobRunner configured from the serve options."""
     return JobRunner(storage, config.data_dir, concurrency=int(getattr(config, "concurrency", 1)),
-                     cancel_grace=float(getattr(config, "cancel_grace_s", DEFAULT_CANCEL_GRACE_S)))
+                     cancel_grace=float(getattr(config, "cancel_grace_s", DEFAULT_CANCEL_GRACE_S)),
+                     gpus=getattr(config, "gpus", None))

@@ -20,6 +20,7 @@ Format (one `[[preset]]` table per trainer; see presets/example-presets.toml):
     checkpoint_glob = "*.safetensors" # optional: the output file registered as the trained model
     progress_bar = "steps"            # tqdm: the training bar's label (`*` any text, `?` one character,
                                       # placeholders allowed); the other bars are the job's phase
+    series = ["lr", "lr/*"]           # tqdm: postfix keys that are series besides the loss (`*`, `?`)
     config_file = "job.json"          # optional: a config rendered into the job's folder from
     config_template = '''...'''       #   config_template (text) or config_template_file (a path)
     samples_glob = "sample/*_{step}_*.png"          # optional: the sample images it writes as it trains,
@@ -28,14 +29,20 @@ Format (one `[[preset]]` table per trainer; see presets/example-presets.toml):
     name = "learning_rate"
     type = "float"
     default = 1e-4
-    min = 0.0
+    min = 1e-7
     max = 1.0
+    log_scale = true                # optional: arrows walk 1, 2, 5, 10… (or multiply by `step`)
     description = "..."
+    # optional for int/float: step = 64 (the arrows' increment), unit = "px" (shown after the value)
 
 Placeholders in `command` items, `progress_bar` and the config template: {dataset_dir},
 {dataset_images_dir} (the folder holding the images with their .txt captions), {output_dir},
-{total_steps}, {base_model}, {job_id}, {config_file} (the rendered config's path; not inside the config
-itself), {params.NAME} (NAME must be in the schema); `{{` and `}}` are literal braces. Each command item
+{total_steps}, {base_model}, {job_id}, {validation_dir} (the held-out validation files in the same layout,
+issue 17; an empty folder when none are held out), {config_file} (the rendered config's path; not inside the
+config itself), {params.NAME} (NAME must be in the schema); `{{` and `}}` are literal braces.
+`kind = "caption"` (issue 17) makes a captioning command instead of a trainer: it is not a base model; a
+dataset's caption job runs it with {dataset_dir} a folder of the dataset's images (`<sha256><ext>`) and reads
+the `<sha256>.txt` files it writes there back as the captions. Each command item
 stays one argv item whatever the values contain, and no shell is ever involved. In a config, values are
 escaped as inside a double-quoted JSON/YAML/TOML string (put text placeholders between double quotes);
 in `progress_bar` they are literal text.
@@ -48,6 +55,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -62,7 +70,13 @@ from pydantic import ValidationError
 
 from training_studio.contract import BaseModelInfo, ParamSpec
 from training_studio.runner.progress import bar_label_pattern, escape_label
-from training_studio.runner.registry import BUILTIN_BASE_MODEL_ID, ParamsError, validate_params
+from training_studio.runner.registry import (
+    BUILTIN_BASE_MODEL_ID,
+    BUILTIN_CHECKPOINTS_GLOB,
+    BUILTIN_SAMPLES_GLOB,
+    ParamsError,
+    validate_params,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -71,10 +85,13 @@ EXAMPLE_RESOURCE = "example-presets.toml"
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 _FIXED_PLACEHOLDERS = frozenset({"dataset_dir", "dataset_images_dir", "output_dir", "total_steps", "base_model",
-                                 "job_id"})
+                                 "job_id", "validation_dir"})
+PRESET_KINDS = ("train", "caption")  # issue 17: a caption preset runs over a dataset and writes .txt captions
 # Only in the command: the config cannot name its own path before it is written.
 _COMMAND_PLACEHOLDERS = frozenset({"config_file"})
 _CONFIG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+# A `series` entry: a postfix key as progress.SCALAR_NAME allows, with `*` and `?` wildcards.
+_SERIES_PATTERN = re.compile(r"^[A-Za-z0-9_./*?-]{1,64}$")
 MAX_CONFIG_TEMPLATE_BYTES = 1024 * 1024
 
 
@@ -102,6 +119,8 @@ class Preset:
     config_template_file: Path | None = None
     samples_glob: str | None = None
     checkpoints_glob: str | None = None
+    series: tuple[str, ...] = ()  # tqdm postfix keys (patterns) that are series besides the loss (issue 14)
+    kind: str = "train"  # "caption": a captioning command (issue 17), not listed as a base model
 
     @property
     def base_model(self) -> BaseModelInfo:
@@ -117,6 +136,8 @@ class Preset:
             "total_steps": str(int(total_steps)),
             "base_model": self.base_model_value or self.id,
             "job_id": job_id,
+            # issue 17: the held-out validation files, beside the training layouts (server/layouts.py)
+            "validation_dir": str(Path(dataset_dir).parent / "validation" / self.dataset_layout),
         }
         if self.config_file:
             values["config_file"] = str(Path(output_dir) / self.config_file)
@@ -240,6 +261,53 @@ def substitute(template: str, values: dict[str, str]) -> str:
     return _PLACEHOLDER.sub(replace, template)
 
 
+MAX_UNIT_LENGTH = 16
+
+
+def control_field_type_problem(raw: Any) -> str | None:
+    """What is wrong with the types of a raw [[preset.params]] table's `step`, `unit` and `log_scale`
+    (how the New job form's control edits the value, issue 15), before the schema model would coerce or
+    word it less plainly; None when they are fine or absent. See docs/api.md (ParamSpec)."""
+    if not isinstance(raw, dict):
+        return None
+    step = raw.get("step")
+    if step is not None and (isinstance(step, bool) or not isinstance(step, (int, float))):
+        return "step must be a number above 0"
+    unit = raw.get("unit")
+    if unit is not None and not isinstance(unit, str):
+        return f"unit must be a short text such as \"px\" or \"steps\" (at most {MAX_UNIT_LENGTH} characters)"
+    log_scale = raw.get("log_scale")
+    if log_scale is not None and not isinstance(log_scale, bool):
+        return "log_scale must be true or false"
+    return None
+
+
+def control_field_problem(spec: ParamSpec) -> str | None:
+    """What is wrong with a parameter's `step`, `unit` or `log_scale`, as one phrase; None when they fit.
+    The same rules hold for the built-in trainer's schema (tested)."""
+    numeric = spec.type.value in ("int", "float")
+    if spec.step is not None:
+        if not math.isfinite(spec.step) or spec.step <= 0:
+            return "step must be a number above 0"
+        if not numeric:
+            return "step and unit only apply to int and float parameters"
+        if spec.type.value == "int" and not float(spec.step).is_integer():
+            return "step must be a whole number for an int parameter"
+    if spec.unit is not None:
+        if not numeric:
+            return "step and unit only apply to int and float parameters"
+        if not spec.unit.strip() or len(spec.unit) > MAX_UNIT_LENGTH or not spec.unit.isprintable():
+            return f"unit must be a short text such as \"px\" or \"steps\" (at most {MAX_UNIT_LENGTH} characters)"
+    if spec.log_scale:
+        if spec.type.value != "float":
+            return "log_scale only applies to float parameters"
+        if spec.min is None or spec.min <= 0:
+            return "log_scale needs a min above 0 (a log scale cannot reach 0)"
+        if spec.step is not None and spec.step <= 1:
+            return "with log_scale, step is the factor one arrow press multiplies or divides by: it must be above 1"
+    return None
+
+
 def _require_str(table: dict[str, Any], key: str, *, default: str | None = None) -> str:
     value = table.get(key, default)
     if not isinstance(value, str):
@@ -271,6 +339,9 @@ def parse_preset(table: Any) -> Preset:
     if layout not in ("imagefolder", "kohya"):
         raise PresetError(f"dataset_layout must be \"imagefolder\" or \"kohya\", not {layout!r}")
     base_model_value = _require_str(table, "base_model", default="")
+    kind = _require_str(table, "kind", default="train")
+    if kind not in PRESET_KINDS:
+        raise PresetError(f"kind must be \"train\" or \"caption\", not {kind!r}")
     cwd_text = table.get("cwd")
     if cwd_text is not None and (not isinstance(cwd_text, str) or not cwd_text.strip()):
         raise PresetError("cwd must be a folder path")
@@ -286,6 +357,12 @@ def parse_preset(table: Any) -> Preset:
         raise PresetError("progress_bar must be the training bar's label (text), e.g. \"steps\"")
     if progress_bar is not None and progress != "tqdm":
         raise PresetError("progress_bar needs progress = \"tqdm\"")
+    series = table.get("series", [])
+    if not isinstance(series, list) or not all(isinstance(item, str) and _SERIES_PATTERN.match(item) for item in series):
+        raise PresetError("series must be a list of postfix keys (1-64 of letters, digits, '_', '.', '/', '-', "
+                          "with '*' and '?' as wildcards), e.g. [\"lr\", \"grad_norm\"]")
+    if series and progress != "tqdm":
+        raise PresetError("series needs progress = \"tqdm\" (JSON lines carry their series themselves)")
     config_file = table.get("config_file")
     config_template = table.get("config_template")
     config_template_file = table.get("config_template_file")
@@ -316,12 +393,19 @@ def parse_preset(table: Any) -> Preset:
         raise PresetError("params must be a list of [[preset.params]] tables")
     schema: list[ParamSpec] = []
     for index, raw in enumerate(raw_params):
+        raw_problem = control_field_type_problem(raw)
+        if raw_problem is not None:
+            label = raw.get("name") if isinstance(raw, dict) and isinstance(raw.get("name"), str) else "?"
+            raise PresetError(f"params[{index}] ({label}): {raw_problem}")
         try:
             spec = ParamSpec.model_validate(raw)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first.get("loc", ()))
             raise PresetError(f"params[{index}] {where}: {first.get('msg')}") from None
+        control_problem = control_field_problem(spec)
+        if control_problem is not None:
+            raise PresetError(f"params[{index}] ({spec.name}): {control_problem}")
         if spec.type.value == "unknown":
             raise PresetError(f"params[{index}] ({spec.name}): type must be int, float, str, bool or choice")
         if any(existing.name == spec.name for existing in schema):
@@ -340,6 +424,7 @@ def parse_preset(table: Any) -> Preset:
         loss_key=loss_key, dataset_layout=layout, base_model_value=base_model_value,
         cwd=Path(cwd_text).expanduser() if cwd_text else None, env=dict(env),
         checkpoint_glob=checkpoint_glob, params_schema=tuple(schema), progress_bar=progress_bar,
+        series=tuple(series), kind=kind,
         config_file=config_file, config_template=config_template,
         config_template_file=Path(config_template_file).expanduser() if config_template_file else None,
         samples_glob=output_globs["samples_glob"], checkpoints_glob=output_globs["checkpoints_glob"],
@@ -641,6 +726,16 @@ def find_preset(data_dir: Path, preset_id: str) -> Preset | None:
         if preset.id == preset_id:
             return preset
     return None
+
+
+def output_globs(data_dir: Path, base_model: str | None) -> tuple[str | None, str | None]:
+    """(samples_glob, checkpoints_glob) of a job's trainer: the built-in trainer's own (registry.py), else
+    its preset's as presets.toml defines it now; (None, None) for an unknown one. No base model is the
+    built-in trainer, as when the job runner starts a job."""
+    if not base_model or base_model == BUILTIN_BASE_MODEL_ID:
+        return BUILTIN_SAMPLES_GLOB, BUILTIN_CHECKPOINTS_GLOB
+    preset = find_preset(data_dir, base_model)
+    return (preset.samples_glob, preset.checkpoints_glob) if preset is not None else (None, None)
 
 
 def example_presets_text() -> str:

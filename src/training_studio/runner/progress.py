@@ -5,9 +5,11 @@ ever raising. Bytes arrive in arbitrary chunks (split anywhere, even inside a UT
 reader decodes incrementally and splits on both newlines and carriage returns (tqdm separates its
 updates with '\\r'). Each piece is one of:
 
-- a progress point: a JSON object with a `step` key (`{"step", "total_steps", "loss", "message"}`), or,
-  for third-party trainers in tqdm mode, an update of the *training* bar, whose loss comes from the
-  postfix key the preset names (`loss=`, `avr_loss=`, `step_loss=`, or ai-toolkit's `loss: 4.1e-01`);
+- a progress point: a JSON object with a `step` key (`{"step", "total_steps", "loss", "message"}`, any other
+  numeric key being one more series such as `lr` or `grad_norm`), or, for third-party trainers in tqdm mode,
+  an update of the *training* bar, whose loss comes from the postfix key the preset names (`loss=`,
+  `avr_loss=`, `step_loss=`, or ai-toolkit's `loss: 4.1e-01`) and whose other series from the postfix keys
+  the preset's `series` patterns name;
 - a phase: an update of any other tqdm bar (loading image sizes, caching latents, downloads, sample
   generation, validation pipelines). It is what the job is doing right now, shown as its `detail`,
   never progress: a 16-image bar must not make a 40-step job read 16/16;
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import logging
 import math
 import re
 import signal
@@ -36,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 ProgressFormat = Literal["jsonl", "tqdm"]
+logger = logging.getLogger(__name__)
 
 # A line longer than this without a separator is cut into pieces: a trainer that never prints a
 # newline must not make the reader hold megabytes.
@@ -44,6 +48,12 @@ MAX_LINE_CHARS = 64 * 1024
 MAX_ERROR_CHARS = 500
 # How much of a phase text a job's `detail` keeps.
 MAX_DETAIL_CHARS = 200
+# A point's other series (issue 14): at most this many, named like this; the rest is ignored (and said
+# once per stream in the server log), so a trainer cannot bloat the metrics table.
+MAX_SCALARS = 16
+SCALAR_NAME = re.compile(r"[A-Za-z0-9_./-]{1,64}")
+# Keys of a JSON progress line that are not series.
+_PROGRESS_KEYS = frozenset({"step", "total_steps", "loss", "message", "event"})
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,8 @@ class ProgressPoint:
     total_steps: int | None = None
     loss: float | None = None
     message: str | None = None
+    # Other series at this step besides the loss (lr, grad_norm…), name -> finite number; None when none.
+    scalars: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -125,8 +137,35 @@ def _to_float(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def parse_json_line(text: str) -> ProgressPoint | TrainerEvent | None:
-    """A progress point or event from one line, or None when the line is plain log text."""
+def _number(value: Any) -> float | None:
+    """A JSON number that is finite (not a bool, not a string): a series value."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond float range
+        return None
+    return number if math.isfinite(number) else None
+
+
+def collect_scalars(items: Iterable[tuple[str, float | None]], dropped: list[str] | None = None) -> dict[str, float] | None:
+    """The series among (name, value) pairs: values that are numbers, names that are SCALAR_NAME, at most
+    MAX_SCALARS of them in order; the names left out for their name or the limit go to `dropped`."""
+    kept: dict[str, float] = {}
+    for name, value in items:
+        if value is None:
+            continue
+        if len(kept) >= MAX_SCALARS or not SCALAR_NAME.fullmatch(name):
+            if dropped is not None:
+                dropped.append(name)
+            continue
+        kept[name] = value
+    return kept or None
+
+
+def parse_json_line(text: str, dropped: list[str] | None = None) -> ProgressPoint | TrainerEvent | None:
+    """A progress point or event from one line, or None when the line is plain log text. Series names
+    that were left out (see `collect_scalars`) are appended to `dropped`."""
     stripped = text.strip()
     if not stripped.startswith("{") or not stripped.endswith("}"):
         return None
@@ -144,11 +183,14 @@ def parse_json_line(text: str) -> ProgressPoint | TrainerEvent | None:
         if total is not None and total <= 0:
             total = None
         message = data.get("message")
+        scalars = collect_scalars(((key, _number(value)) for key, value in data.items() if key not in _PROGRESS_KEYS),
+                                  dropped)
         return ProgressPoint(
             step=step,
             total_steps=total,
             loss=_to_float(data.get("loss")),
             message=message[:MAX_ERROR_CHARS] if isinstance(message, str) else None,
+            scalars=scalars,
         )
     event = data.get("event")
     if isinstance(event, str) and event:
@@ -203,21 +245,34 @@ def parse_bar(text: str) -> TqdmBar | None:
     return None
 
 
-def parse_tqdm_line(text: str, loss_key: str | None) -> ProgressPoint | None:
+def parse_tqdm_line(text: str, loss_key: str | None, series: re.Pattern[str] | None = None) -> ProgressPoint | None:
     """The progress in one tqdm bar with a whole-number total, whichever bar it is."""
     bar = parse_bar(text)
     if bar is None or bar.step is None or bar.total_steps is None:
         return None
-    return _bar_point(bar, loss_key)
+    return _bar_point(bar, loss_key, series)
 
 
-def _bar_point(bar: TqdmBar, loss_key: str | None) -> ProgressPoint | None:
+def series_pattern(patterns: Iterable[str] | None) -> re.Pattern[str] | None:
+    """The preset's `series` (postfix key patterns, `*` and `?` as in bar labels) as one regex; None when
+    there are none."""
+    parts = [bar_label_pattern(pattern).pattern for pattern in patterns or () if pattern]
+    return re.compile("|".join(f"(?:{part})" for part in parts), re.DOTALL) if parts else None
+
+
+def _bar_point(bar: TqdmBar, loss_key: str | None, series: re.Pattern[str] | None = None,
+               dropped: list[str] | None = None) -> ProgressPoint | None:
     step = bar.step
     if step is None:
         return None
     total = bar.total_steps
-    loss = _to_float(bar.postfix().get(loss_key)) if loss_key else None
-    return ProgressPoint(step=step, total_steps=total if total else None, loss=loss)
+    postfix = bar.postfix()
+    loss = _to_float(postfix.get(loss_key)) if loss_key else None
+    scalars = None
+    if series is not None:
+        scalars = collect_scalars(((key, _to_float(value)) for key, value in postfix.items()
+                                   if key != loss_key and series.fullmatch(key)), dropped)
+    return ProgressPoint(step=step, total_steps=total if total else None, loss=loss, scalars=scalars)
 
 
 def looks_like_progress_bar(text: str) -> bool:
@@ -309,13 +364,15 @@ class StreamReader:
     """Incremental reader for one output stream; `feed()` bytes, `close()` at EOF.
 
     `progress_bar` is the training bar's label pattern (a compiled regex, see `bar_label_pattern`, or
-    the pattern text); `total_steps` the job's. Never raises on any input: undecodable bytes become
-    U+FFFD, unparseable lines are log text.
+    the pattern text); `total_steps` the job's; `series` the postfix keys (patterns) that are series in
+    tqdm mode. Never raises on any input: undecodable bytes become U+FFFD, unparseable lines are log text.
+    Series left out (bad names, over MAX_SCALARS) are said once per reader in the log, under `name`.
     """
 
     def __init__(self, progress_format: ProgressFormat = "jsonl", loss_key: str | None = None, *,
                  progress_bar: re.Pattern[str] | str | None = None, total_steps: int | None = None,
-                 context: PhaseContext | None = None) -> None:
+                 context: PhaseContext | None = None, series: Iterable[str] | None = None,
+                 name: str = "") -> None:
         self.progress_format = progress_format
         self.loss_key = loss_key
         if isinstance(progress_bar, str):
@@ -323,6 +380,9 @@ class StreamReader:
         self.progress_bar = progress_bar
         self.total_steps = total_steps if total_steps and total_steps > 0 else None
         self.context = context or PhaseContext()
+        self.series = series_pattern(series)
+        self.name = name
+        self._dropped: list[str] | None = []  # None once the dropped series were logged
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._pending = ""
 
@@ -355,15 +415,17 @@ class StreamReader:
     def _classify(self, piece: str) -> list[ReaderItem]:
         if not piece:
             return []
-        parsed = parse_json_line(piece)
+        parsed = parse_json_line(piece, self._dropped)
         if parsed is not None:
+            self._log_dropped()
             if isinstance(parsed, ProgressPoint):
                 return [*self._phase(None), parsed]
             return [parsed]
         bar = parse_bar(piece)
         if bar is not None:
             if self.is_training_bar(bar):
-                point = _bar_point(bar, self.loss_key)
+                point = _bar_point(bar, self.loss_key, self.series, self._dropped)
+                self._log_dropped()
                 if point is not None:
                     return [*self._phase(None), point]
             return self._phase(phase_text(bar, self.context.last_message))
@@ -372,6 +434,14 @@ class StreamReader:
             if message:
                 self.context.last_message = message[:MAX_DETAIL_CHARS]
         return [LogLine(piece)]
+
+    def _log_dropped(self) -> None:
+        if self._dropped:
+            names = ", ".join(repr(name[:80]) for name in dict.fromkeys(self._dropped))
+            logger.info("%signoring series the trainer reported beyond %d per step or with a name other than "
+                        "1-64 of [A-Za-z0-9_./-]: %s (said once)", f"job {self.name}: " if self.name else "",
+                        MAX_SCALARS, names[:500])
+            self._dropped = None
 
     def _phase(self, text: str | None) -> list[ReaderItem]:
         if text == self.context.phase:

@@ -25,18 +25,28 @@ BUILTIN_BASE_MODEL = BaseModelInfo(
     ),
     trainer="builtin",
     params_schema=[
-        ParamSpec(name="resolution", type=ParamType.INT, default=32, min=8, max=64,
+        ParamSpec(name="resolution", type=ParamType.INT, default=32, min=8, max=64, step=8, unit="px",
                   description="Side of the square training images, in pixels."),
-        ParamSpec(name="latent_dim", type=ParamType.INT, default=16, min=1, max=256,
+        ParamSpec(name="latent_dim", type=ParamType.INT, default=16, min=1, max=256, step=4,
                   description="Size of the latent space."),
-        ParamSpec(name="learning_rate", type=ParamType.FLOAT, default=0.01, min=1e-6, max=1.0,
+        ParamSpec(name="learning_rate", type=ParamType.FLOAT, default=0.01, min=1e-6, max=1.0, log_scale=True,
                   description="Step size of the optimiser."),
-        ParamSpec(name="batch_size", type=ParamType.INT, default=32, min=1, max=1024,
+        ParamSpec(name="batch_size", type=ParamType.INT, default=32, min=1, max=1024, step=8, unit="images",
                   description="Images per gradient step."),
         ParamSpec(name="seed", type=ParamType.INT, default=0, min=0, max=2**31 - 1,
                   description="Random seed, for repeatable runs."),
+        # Issue 13: what the trainer writes as it trains, listed like a preset's samples and checkpoints.
+        ParamSpec(name="sample_every", type=ParamType.INT, default=50, min=0, max=10_000_000, unit="steps",
+                  description="Write a 2×2 grid of generated samples every this many steps (0: never)."),
+        ParamSpec(name="checkpoint_every", type=ParamType.INT, default=0, min=0, max=10_000_000, unit="steps",
+                  description="Also save an intermediate checkpoint every this many steps (0: only the final one)."),
     ],
 )
+
+# Where the built-in trainer writes its step samples and intermediate checkpoints, as a preset declares
+# them (presets.py, output_pattern): the same endpoints list them. trainers/builtin.py writes these names.
+BUILTIN_SAMPLES_GLOB = "samples/step-{step}.png"
+BUILTIN_CHECKPOINTS_GLOB = "checkpoints/step-{step}.npz"
 
 
 class ParamsError(ValueError):
@@ -50,7 +60,9 @@ def list_base_models(data_dir: Path | None = None) -> list[BaseModelInfo]:
     if data_dir is not None:
         from training_studio.runner.presets import check_presets
 
-        models.extend(entry.base_model for entry in check_presets(Path(data_dir)).presets)
+        # caption presets (issue 17) are dataset tools, not base models
+        models.extend(entry.base_model for entry in check_presets(Path(data_dir)).presets
+                      if entry.preset is None or entry.preset.kind != "caption")
     return models
 
 
@@ -64,7 +76,7 @@ def find_base_model(base_model_id: str, data_dir: Path | None = None) -> BaseMod
     from training_studio.runner.presets import find_preset
 
     preset = find_preset(Path(data_dir), base_model_id)
-    return preset.base_model if preset is not None else None
+    return preset.base_model if preset is not None and preset.kind != "caption" else None
 
 
 def validate_params(schema: list[ParamSpec], params: dict[str, Any]) -> dict[str, Any]:

@@ -226,6 +226,7 @@ class TrainerProcess:
         on_trainer_started: TrainerSink | None = None,
         progress_bar: str | None = None,
         total_steps: int | None = None,
+        series: Sequence[str] = (),
         cancel_grace: float = 10.0,
         flush_interval: float = DEFAULT_FLUSH_INTERVAL_S,
         log_header: str = "",
@@ -248,6 +249,7 @@ class TrainerProcess:
         self.trainer_pid: int | None = None
         self.progress_bar = progress_bar
         self.total_steps = total_steps
+        self.series = tuple(series)
         self.cancel_grace = max(0.0, float(cancel_grace))
         self.flush_interval = flush_interval
         self._last_output_at = -float("inf")
@@ -256,6 +258,11 @@ class TrainerProcess:
         self.record: WrapperRecord | None = None
         self.offsets = OutputOffsets()
         self.latest: ProgressPoint | None = None
+        # True while the points being handed to on_progress were read in a catch-up (a read filled the
+        # whole buffer since the last flush: a re-attached server reading what the trainer printed while
+        # no server ran): their arrival times say nothing about the trainer's pace (the ETA skips them).
+        self.reading_backlog = False
+        self._backlog_since_flush = False
         self._popen: subprocess.Popen[bytes] | None = None
         self._attached = False
         self._cancel_requested = False
@@ -276,13 +283,13 @@ class TrainerProcess:
                on_progress: ProgressSink | None = None, on_event: EventSink | None = None,
                on_offsets: OffsetsSink | None = None, on_phase: PhaseSink | None = None,
                on_trainer_started: TrainerSink | None = None, progress_bar: str | None = None, total_steps: int | None = None,
-               flush_interval: float = DEFAULT_FLUSH_INTERVAL_S) -> "TrainerProcess":
+               flush_interval: float = DEFAULT_FLUSH_INTERVAL_S, series: Sequence[str] = ()) -> "TrainerProcess":
         """Follow a trainer started by an earlier server, from where that server had recorded its output."""
         process = cls(["(re-attached)"], log_path=log_path, job_id=job_id, control_dir=control_dir,
                       progress_format=progress_format, loss_key=loss_key, on_progress=on_progress,
                       on_event=on_event, on_offsets=on_offsets, on_phase=on_phase,
                       on_trainer_started=on_trainer_started, progress_bar=progress_bar,
-                      total_steps=total_steps, flush_interval=flush_interval)
+                      total_steps=total_steps, flush_interval=flush_interval, series=series)
         process.record = record or wrapper_record_from_file(process.files)
         process.offsets = offsets
         process._attached = True
@@ -442,7 +449,7 @@ class TrainerProcess:
 
     def _reader(self, context: PhaseContext | None = None) -> StreamReader:
         return StreamReader(self.progress_format, self.loss_key, progress_bar=self.progress_bar,
-                            total_steps=self.total_steps, context=context)
+                            total_steps=self.total_steps, context=context, series=self.series, name=self.job_id)
 
     def _open_log(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -473,19 +480,30 @@ class TrainerProcess:
                     stream.errors.add(item.text)
 
     async def _read_available(self) -> None:
+        full_read = False
         for stream in self._streams:
-            while True:
-                chunk = await asyncio.to_thread(stream.read_more)
-                if not chunk:
-                    break
-                self._last_output_at = time.monotonic()
-                lines = stream.take_lines(chunk)
-                if lines:
-                    await self._handle(stream, stream.reader.feed(lines), lines)
-                if len(self._pending_log) >= MAX_BUFFERED_LOG_BYTES:
-                    await self._flush()
-                if len(chunk) < READ_CHUNK_BYTES:
-                    break
+            full_read = await self._read_stream(stream) or full_read
+        if full_read:  # the rest of a catch-up, read after a flush inside it, is a catch-up too
+            self._backlog_since_flush = True
+
+    async def _read_stream(self, stream: _Stream) -> bool:
+        """Read and handle what `stream` has; whether some read filled the whole buffer (a catch-up)."""
+        full_read = False
+        while True:
+            chunk = await asyncio.to_thread(stream.read_more)
+            if not chunk:
+                break
+            self._last_output_at = time.monotonic()
+            if len(chunk) == READ_CHUNK_BYTES:
+                self._backlog_since_flush = full_read = True
+            lines = stream.take_lines(chunk)
+            if lines:
+                await self._handle(stream, stream.reader.feed(lines), lines)
+            if len(self._pending_log) >= MAX_BUFFERED_LOG_BYTES:
+                await self._flush()
+            if len(chunk) < READ_CHUNK_BYTES:
+                break
+        return full_read
 
     async def _handle(self, stream: _Stream, items: list, raw: bytes, *, final: bool = False) -> None:
         for item in items:
@@ -520,6 +538,7 @@ class TrainerProcess:
 
     async def _flush(self) -> None:
         points, self._pending_points = self._pending_points, []
+        self.reading_backlog, self._backlog_since_flush = self._backlog_since_flush, False
         log_bytes, self._pending_log = bytes(self._pending_log), bytearray()
         stdout, stderr = (stream.committed for stream in self._streams) if self._streams else (0, 0)
         if log_bytes and self._log_file is not None:

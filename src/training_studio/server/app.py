@@ -26,12 +26,12 @@ from starlette.routing import Match
 
 from training_studio import __version__
 from training_studio.server import routes_datasets, routes_events, routes_health, routes_jobs, routes_models
-from training_studio.server import routes_outputs
+from training_studio.server import routes_outputs, routes_system, routes_templates
 from training_studio.server.auth import GuardMiddleware
 from training_studio.server.config import ServerConfig
 from training_studio.server.context import ServerContext
 from training_studio.server.errors import error_response, install_error_handlers
-from training_studio.server.events import EventHub, queue_limit_from_env, send_buffer_from_env
+from training_studio.server.events import EventHub, heartbeat_from_env, queue_limit_from_env, send_buffer_from_env
 from training_studio.server.executor import ExecutorFactory, pending_only_executor
 from training_studio.server.files import sweep_temp_files
 from training_studio.server.openapi_doc import describe_server_checks
@@ -45,7 +45,8 @@ def create_app(config: ServerConfig, executor_factory: ExecutorFactory | None = 
                on_stopping: Callable[[], None] | None = None) -> FastAPI:
     storage = storage or Storage(config.data_dir)
     executor = (executor_factory or pending_only_executor)(storage, config)
-    events = EventHub(queue_limit=queue_limit_from_env(), send_buffer=send_buffer_from_env())
+    events = EventHub(queue_limit=queue_limit_from_env(), send_buffer=send_buffer_from_env(),
+                      heartbeat_s=heartbeat_from_env())
     # Pillow's bomb guard is process-wide; the server's limit is the one that matters here.
     Image.MAX_IMAGE_PIXELS = config.max_pixels
 
@@ -72,7 +73,8 @@ def create_app(config: ServerConfig, executor_factory: ExecutorFactory | None = 
                   docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.context = ServerContext(config=config, storage=storage, executor=executor, events=events)
     install_error_handlers(app)
-    for module in (routes_health, routes_jobs, routes_datasets, routes_models, routes_events, routes_outputs):
+    for module in (routes_health, routes_jobs, routes_datasets, routes_models, routes_events, routes_outputs,
+                   routes_system, routes_templates):
         app.include_router(module.router)
     app.add_exception_handler(405, _method_not_allowed)
     generate_openapi = app.openapi

@@ -50,6 +50,14 @@ class ServerConfig:
     header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
     body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
     max_connections: int = DEFAULT_MAX_CONNECTIONS
+    # GPUs the runner hands to jobs, one job per GPU through CUDA_VISIBLE_DEVICES (`--gpus 0,1`); None: it
+    # does not assign GPUs (trainers see every GPU, as before).
+    gpus: list[str] | None = None
+    # Where jobs run (issue 18): "local" subprocesses, or "ray" (jobs submitted to the Ray cluster at
+    # `ray_address` through its Jobs API, datasets and outputs in `shared_dir`, a folder every node sees).
+    executor: str = "local"
+    ray_address: str | None = None
+    shared_dir: Path | None = None
 
 
 def default_data_dir() -> Path:
@@ -76,8 +84,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"largest accepted dataset file, in bytes (default {DEFAULT_MAX_UPLOAD_BYTES})")
     parser.add_argument("--max-pixels", dest="max_pixels", type=int, default=DEFAULT_MAX_PIXELS,
                         help=f"largest accepted image, in pixels (default {DEFAULT_MAX_PIXELS})")
-    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
-                        help=f"jobs that may run at the same time (default {DEFAULT_CONCURRENCY})")
+    parser.add_argument("--concurrency", type=int, default=None,
+                        help=f"jobs that may run at the same time (default {DEFAULT_CONCURRENCY}, or the number of --gpus)")
     parser.add_argument("--cancel-grace", dest="cancel_grace", type=float, default=DEFAULT_CANCEL_GRACE_S,
                         help="seconds a cancelled trainer gets to exit before it is killed "
                              f"(default {DEFAULT_CANCEL_GRACE_S:g})")
@@ -90,6 +98,17 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-connections", dest="max_connections", type=int, default=DEFAULT_MAX_CONNECTIONS,
                         help="open connections at most (kept under half the descriptor limit; default "
                              f"{DEFAULT_MAX_CONNECTIONS})")
+    parser.add_argument("--gpus", default=None, metavar="LIST",
+                        help="GPUs to hand to jobs, e.g. 0,1: each running job gets its own through "
+                             "CUDA_VISIBLE_DEVICES, and --concurrency defaults to their count (no NVML needed)")
+    parser.add_argument("--executor", choices=("local", "ray"), default="local",
+                        help="where jobs run: local subprocesses (default) or a Ray cluster (needs the ray "
+                             "extra: pip install 'training-studio[ray]')")
+    parser.add_argument("--ray-address", dest="ray_address", default=None, metavar="URL",
+                        help="with --executor ray: the Ray dashboard / Jobs API address, e.g. http://HOST:8265")
+    parser.add_argument("--shared-dir", dest="shared_dir", default=None, metavar="PATH",
+                        help="with --executor ray: a folder every node of the cluster sees at the same path "
+                             "(e.g. NFS); datasets are copied there and jobs write their outputs there")
     parser.add_argument("--no-runner", dest="run_jobs", action="store_false",
                         help="accept and store jobs but never run them (they stay pending): for maintenance "
                              "and tests")
@@ -163,7 +182,13 @@ def resolve_config(args: argparse.Namespace, environ: dict[str, str] | None = No
     max_pixels = int(getattr(args, "max_pixels", DEFAULT_MAX_PIXELS))
     if max_pixels < 1:
         raise ConfigError("--max-pixels must be at least 1")
-    concurrency = int(getattr(args, "concurrency", DEFAULT_CONCURRENCY))
+    gpus = parse_gpu_list(getattr(args, "gpus", None))
+    concurrency_arg = getattr(args, "concurrency", None)
+    if concurrency_arg is None:
+        # One job per GPU unless told otherwise.
+        concurrency = len(gpus) if gpus else DEFAULT_CONCURRENCY
+    else:
+        concurrency = int(concurrency_arg)
     if concurrency < 1:
         raise ConfigError("--concurrency must be at least 1")
     grace = float(getattr(args, "cancel_grace", DEFAULT_CANCEL_GRACE_S))
@@ -179,8 +204,58 @@ def resolve_config(args: argparse.Namespace, environ: dict[str, str] | None = No
     if max_connections < 8:
         raise ConfigError("--max-connections must be at least 8")
 
+    executor, ray_address, shared_dir = _resolve_executor(args)
+
     return ServerConfig(data_dir=data_dir, host=host, port=port, token=token, token_generated=generated,
                         allow_remote=allow_remote, max_upload_bytes=max_upload, max_pixels=max_pixels,
                         concurrency=concurrency, cancel_grace_s=grace,
                         run_jobs=bool(getattr(args, "run_jobs", True)), header_timeout_s=header_timeout,
-                        body_timeout_s=body_timeout, max_connections=max_connections)
+                        body_timeout_s=body_timeout, max_connections=max_connections, gpus=gpus,
+                        executor=executor, ray_address=ray_address, shared_dir=shared_dir)
+
+
+def _resolve_executor(args: argparse.Namespace) -> tuple[str, str | None, Path | None]:
+    """`--executor`, `--ray-address`, `--shared-dir` checked together (issue 18)."""
+    import importlib.util
+
+    executor = str(getattr(args, "executor", None) or "local")
+    address = getattr(args, "ray_address", None)
+    shared_text = getattr(args, "shared_dir", None)
+    if executor == "local":
+        if address or shared_text:
+            raise ConfigError("--ray-address and --shared-dir only apply with --executor ray")
+        return executor, None, None
+    if executor != "ray":
+        raise ConfigError(f"--executor must be local or ray, not {executor!r}")
+    try:
+        ray_found = importlib.util.find_spec("ray") is not None
+    except (ImportError, ValueError):
+        ray_found = False
+    if not ray_found:
+        raise ConfigError("--executor ray needs the ray package: pip install 'training-studio[ray]'")
+    if not address or not str(address).strip():
+        raise ConfigError("--executor ray needs --ray-address, e.g. --ray-address http://HOST:8265")
+    address = str(address).strip()
+    if "://" not in address:
+        address = f"http://{address}"
+    if not shared_text:
+        raise ConfigError("--executor ray needs --shared-dir, a folder every node of the cluster sees at the same path")
+    shared_dir = Path(shared_text).expanduser().resolve()
+    if not shared_dir.is_dir():
+        raise ConfigError(f"--shared-dir {shared_dir} is not an existing folder")
+    return executor, address, shared_dir
+
+
+def parse_gpu_list(text: str | None) -> list[str] | None:
+    """`--gpus 0,1` → ["0", "1"]: indices or GPU UUIDs as CUDA_VISIBLE_DEVICES takes them, each once."""
+    if text is None:
+        return None
+    items = [item.strip() for item in str(text).split(",")]
+    if not text.strip() or any(not item for item in items):
+        raise ConfigError(f"--gpus {text!r}: give GPU indices or UUIDs separated by commas, e.g. --gpus 0,1")
+    for item in items:
+        if not (item.isdigit() or item.startswith(("GPU-", "MIG-"))) or len(item) > 96:
+            raise ConfigError(f"--gpus: {item!r} is neither a GPU index (0, 1, …) nor a GPU UUID (GPU-…)")
+    if len(set(items)) != len(items):
+        raise ConfigError(f"--gpus {text!r} names a GPU twice")
+    return items

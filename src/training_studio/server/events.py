@@ -29,6 +29,7 @@ import contextlib
 import heapq
 import json
 import logging
+import math
 import os
 import socket
 from collections import OrderedDict
@@ -55,6 +56,9 @@ DEFAULT_SEND_BUFFER = 256 * 1024
 MAX_CATCH_UP = 20_000
 JOB_EVENT_INTERVAL_S = 0.1
 HEARTBEAT_S = 15.0
+# For tests only (not a user setting): seconds between heartbeats, so a test can see one without waiting 15 s.
+HEARTBEAT_ENV = "TRAINING_STUDIO_EVENT_HEARTBEAT_S"
+MIN_HEARTBEAT_S = 0.05
 RETRY_MS = 3000
 # How long the last words of a stream (its end, or `reset` on overflow) may wait for a client that does
 # not read before the connection is aborted.
@@ -81,6 +85,18 @@ def queue_limit_from_env(environ: dict[str, str] | None = None) -> int:
 
 def send_buffer_from_env(environ: dict[str, str] | None = None) -> int:
     return _int_from_env(SEND_BUFFER_ENV, DEFAULT_SEND_BUFFER, 0, environ)
+
+
+def heartbeat_from_env(environ: dict[str, str] | None = None) -> float:
+    text = (os.environ if environ is None else environ).get(HEARTBEAT_ENV, "").strip()
+    try:
+        seconds = float(text) if text else HEARTBEAT_S
+    except ValueError:
+        log.warning("%s=%r is not a number; using %g", HEARTBEAT_ENV, text, HEARTBEAT_S)
+        return HEARTBEAT_S
+    if not math.isfinite(seconds):
+        return HEARTBEAT_S
+    return max(MIN_HEARTBEAT_S, seconds)
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,9 @@ class JobExecutor(Protocol):
     async def shutdown(self) -> None:
         """Stop running work (the server is exiting)."""
 
+    def queue_changed(self) -> None:
+        """The queue's order or a waiting job's schedule changed (issue 16): look again; returns at once."""
+
 
 ExecutorFactory = Callable[[Storage, ServerConfig], JobExecutor]
 
@@ -59,6 +62,8 @@ def recover_interrupted_jobs(storage: Storage) -> list[str]:
 
     reattach: list[str] = []
     for job in storage.jobs_with_status([JobStatus.RUNNING]):
+        if job.placement is not None and job.placement.executor == "ray":
+            continue  # runs on a Ray cluster (issue 18): only a server with --executor ray follows it
         files = JobFiles.for_output_dir(storage.job_output_dir(job.id))
         if storage.job_wrapper(job.id) is not None or wrapper_record_from_file(files) is not None:
             reattach.append(job.id)
@@ -104,6 +109,9 @@ class PendingOnlyExecutor:
 
     def submit(self, job_id: str) -> None:
         return None
+
+    def queue_changed(self) -> None:
+        return None  # nothing runs jobs here: the stored order waits for a server with a runner
 
     async def cancel(self, job_id: str) -> None:
         job = self.storage.get_job(job_id)

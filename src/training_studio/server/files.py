@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from training_studio.server import images
-from training_studio.server.atomicfile import write_atomically
+from training_studio.atomicfile import write_atomically
 from training_studio.server.errors import DISK_FULL_MESSAGE, ApiError, is_disk_full
 from training_studio.server.storage import BlobInfo, Storage
 

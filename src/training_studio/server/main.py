@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from training_studio import __version__
-from training_studio.server.atomicfile import write_atomically
+from training_studio.atomicfile import write_atomically
 from training_studio.server.config import ConfigError, ServerConfig, resolve_config, token_file_is_private
 from training_studio.server.executor import ExecutorFactory
 

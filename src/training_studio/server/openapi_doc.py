@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from training_studio.contract import JobStatus
+from training_studio.server.routes_jobs import CURSOR_PATTERN
 
 # files.normalise_sha256 strips and lower-cases, then wants 64 hex digits.
 SHA256_PATTERN = "^[0-9a-fA-F]{64}$"
@@ -44,12 +45,30 @@ def describe_server_checks(document: dict[str, Any]) -> dict[str, Any]:
     _string_schema(_parameter(document, "/api/training/jobs", "get", "status"))["pattern"] = JOB_STATUS_LIST_PATTERN
     # routes_jobs reads `before` as an ISO 8601 / RFC 3339 timestamp.
     _string_schema(_parameter(document, "/api/training/jobs", "get", "before"))["format"] = "date-time"
+    _string_schema(_parameter(document, "/api/training/jobs", "get", "after"))["format"] = "date-time"
+    # routes_jobs._decode_cursor: `<createdAt>~<sort key>` (issue 16 history paging).
+    _string_schema(_parameter(document, "/api/training/jobs", "get", "cursor"))["pattern"] = CURSOR_PATTERN
+    # routes_jobs._schedule_fields reads not_before as a timestamp; after_job_id must name a job (a 422
+    # otherwise, like an unknown dataset id is a 404: the document cannot know ids).
+    for component in ("CreateJobRequest", "QueueUpdateRequest"):
+        _nullable_string(schemas_of(document)[component]["properties"]["not_before"])["format"] = "date-time"
     schemas = document["components"]["schemas"]
-    for component in ("CreateJobRequest", "CreateDatasetRequest"):
+    for component in ("CreateJobRequest", "CreateDatasetRequest", "SaveJobTemplateRequest"):
         schemas[component]["properties"]["name"]["pattern"] = VISIBLE_TEXT_PATTERN
     schemas["CreateJobRequest"]["properties"]["dataset_id"]["pattern"] = PRINTABLE_ID_PATTERN
     schemas["CreateJobRequest"]["properties"]["base_model"]["pattern"] = BASE_MODEL_ID_PATTERN
     return document
+
+
+def schemas_of(document: dict[str, Any]) -> dict[str, Any]:
+    return document["components"]["schemas"]
+
+
+def _nullable_string(schema: dict[str, Any]) -> dict[str, Any]:
+    for candidate in [schema, *schema.get("anyOf", [])]:
+        if candidate.get("type") == "string":
+            return candidate
+    raise KeyError("not a string schema")
 
 
 def _string_schema(parameter: dict[str, Any]) -> dict[str, Any]:

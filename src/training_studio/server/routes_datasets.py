@@ -14,27 +14,35 @@ from collections import defaultdict
 from pathlib import Path
 
 from fastapi import APIRouter, Body, Depends, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.requests import ClientDisconnect
 
 from training_studio.contract import (
+    BucketReportResponse,
+    CaptionBatchRequest,
+    CaptionBatchResult,
+    CaptionerInfo,
     CaptionUpdate,
+    DatasetSettingsUpdate,
+    StartCaptionJobRequest,
+    TrainingJob,
     CreateDatasetRequest,
     Dataset,
     DatasetFile,
     SuccessResponse,
     to_wire,
 )
-from training_studio.server import files, layouts
+from training_studio.server import buckets, dataset_ops, files, layouts
 from training_studio.server.context import ServerContext, server_context
 from training_studio.server.errors import DISK_FULL_MESSAGE, ApiError, error_responses, is_disk_full
-from training_studio.server.storage import BlobInfo, DatasetInUse
+from training_studio.server.storage import BlobInfo, DatasetInUse, DatasetUnavailable
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["datasets"])
 
 MAX_NAME_CHARS = 200
-_dataset_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+# Shared with the job runner's caption read-back (dataset_ops.apply_caption_folder).
+_dataset_locks: defaultdict[str, asyncio.Lock] = dataset_ops.dataset_locks
 
 
 def _dataset_or_404(ctx: ServerContext, dataset_id: str) -> Dataset:
@@ -259,3 +267,201 @@ async def thumbnail(dataset_id: str, sha256: str, size: int = Query(256, ge=16, 
     except files.UnsupportedFile as exc:
         raise ApiError(415, "unsupported_file", f"No thumbnail: {exc}.") from exc
     return Response(content=data, media_type=media_type, headers={"Cache-Control": "private, max-age=86400"})
+
+
+# dataset workbench (issue 17) ----------------------------------------------------------------------
+def _selection(ctx: ServerContext, dataset: Dataset, requested: list[str] | str) -> list[tuple[str, str]]:
+    """(sha256, caption) of the selected files in dataset order; 404 naming unknown files."""
+    captions = ctx.storage.dataset_captions(dataset.id)
+    if requested == "all":
+        return captions
+    wanted: set[str] = set()
+    for text in requested:
+        wanted.add(files.normalise_sha256(text))
+    known = {sha for sha, _caption in captions}
+    unknown = sorted(wanted - known)
+    if unknown:
+        shown = ", ".join(unknown[:3]) + (f" and {len(unknown) - 3:,} more" if len(unknown) > 3 else "")
+        raise ApiError(404, "file_not_found", f"Dataset {dataset.name!r} has no file {shown}; nothing was changed.")
+    return [(sha, caption) for sha, caption in captions if sha in wanted]
+
+
+def _in_use_check(ctx: ServerContext, dataset: Dataset) -> None:
+    if dataset.status.value != "active":
+        return
+    users = dataset_ops.running_trainers(ctx.storage, dataset.id)
+    if users:
+        names = ", ".join(repr(name) for name in users[:3])
+        raise ApiError(409, "dataset_in_use", f"Dataset {dataset.name!r} is being trained on by {names}; its folders "
+                       "cannot be rebuilt until that finishes. Nothing was changed.")
+
+
+@router.post("/api/datasets/{dataset_id}/captions/batch", response_model=CaptionBatchResult,
+             responses=error_responses(400, 404, 409, 413, 422, 507))
+async def batch_captions(dataset_id: str, request: CaptionBatchRequest = Body(...),
+                         ctx: ServerContext = Depends(server_context)) -> JSONResponse:
+    """One caption operation over a selection, all or none: one database commit and, for a committed
+    dataset, one swap of the rebuilt layouts. `dry_run` only says what would change."""
+    op = dataset_ops.CaptionOp(op=request.op, text=request.text or "", find=request.find or "",
+                               replace=request.replace or "", ignore_case=request.ignore_case)
+    async with _dataset_locks[dataset_id]:
+        dataset = _dataset_or_404(ctx, dataset_id)
+        restore = None
+        if request.op == "restore":
+            restore = {files.normalise_sha256(sha): caption for sha, caption in (request.captions or {}).items()}
+            selected = _selection(ctx, dataset, list(restore))
+        else:
+            selected = _selection(ctx, dataset, request.files)
+        try:
+            changes = await asyncio.to_thread(dataset_ops.compute_caption_changes, op, selected, restore)
+        except dataset_ops.CaptionOpConflict as exc:
+            raise ApiError(409, exc.code, f"{str(exc)[:1].upper()}{str(exc)[1:]}.") from exc
+        except dataset_ops.CaptionOpError as exc:
+            raise ApiError(422, "validation_error", f"{exc}.") from exc
+        if request.dry_run:
+            shown = changes[:dataset_ops.DRY_RUN_EXAMPLES]
+            return JSONResponse(_batch_result(True, len(selected), changes, shown, len(shown) == len(changes)))
+        if changes:
+            _in_use_check(ctx, dataset)
+            try:
+                await dataset_ops.store_captions(ctx.storage, dataset, {sha: after for sha, _b, after in changes})
+            except LookupError as exc:
+                raise ApiError(404, "dataset_not_found", f"There is no dataset with id {dataset_id!r}.") from exc
+            except OSError as exc:
+                if is_disk_full(exc):
+                    raise ApiError(507, "insufficient_storage", DISK_FULL_MESSAGE) from exc
+                raise
+    shown, used = [], 0
+    for change in changes:
+        used += len(change[1]) + len(change[2])
+        if used > dataset_ops.CHANGES_CHARS_LIMIT:
+            break
+        shown.append(change)
+    return JSONResponse(_batch_result(False, len(selected), changes, shown, len(shown) == len(changes)))
+
+
+def _batch_result(dry_run: bool, selected: int, changes: list[tuple[str, str, str]],
+                  shown: list[tuple[str, str, str]], complete: bool) -> dict:
+    return {"dry_run": dry_run, "selected": selected, "changed": len(changes),
+            "files": [sha for sha, _before, _after in changes],
+            "changes": [{"sha256": sha, "before": before, "after": after} for sha, before, after in shown],
+            "changes_complete": complete}
+
+
+@router.get("/api/datasets/{dataset_id}/buckets", response_model=BucketReportResponse,
+            responses=error_responses(404, 422))
+async def dataset_buckets(dataset_id: str, resolution: int = Query(1024, ge=64, le=8192),
+                          step: int = Query(64, ge=8, le=512), batch_size: int = Query(1, ge=1, le=4096),
+                          min_bucket: int = Query(buckets.DEFAULT_MIN_BUCKET, ge=8, le=8192),
+                          max_bucket: int | None = Query(None, ge=64, le=16384),
+                          ctx: ServerContext = Depends(server_context)) -> JSONResponse:
+    """How the images fall into kohya's aspect-ratio buckets at `resolution` (server/buckets.py)."""
+    _dataset_or_404(ctx, dataset_id)
+    top = max_bucket if max_bucket is not None else max(buckets.DEFAULT_MAX_BUCKET, resolution)
+    min_bucket = min(min_bucket, top)  # as kohya would have it: no bucket side below the smallest allowed
+    sizes = ctx.storage.dataset_sizes(dataset_id)
+    report = buckets.bucket_report(sizes, resolution=resolution, step=step, batch_size=batch_size,
+                                   min_size=min_bucket, max_size=top)
+    return JSONResponse({
+        "resolution": resolution, "step": report.step, "batch_size": batch_size, "min_bucket": min_bucket,
+        "max_bucket": top, "image_count": len(sizes),
+        "buckets": [{"width": b.width, "height": b.height, "count": b.count, "small": b.count < batch_size,
+                     "files": b.files} for b in report.buckets],
+        "upscaled": report.upscaled, "unsized": report.unsized,
+    })
+
+
+@router.patch("/api/datasets/{dataset_id}", response_model=Dataset,
+              responses=error_responses(400, 404, 409, 413, 422, 507))
+async def update_dataset(dataset_id: str, update: DatasetSettingsUpdate = Body(...),
+                         ctx: ServerContext = Depends(server_context)) -> JSONResponse:
+    """Repeats and the validation split; a committed dataset's layouts are rebuilt and swapped in."""
+    async with _dataset_locks[dataset_id]:
+        dataset = _dataset_or_404(ctx, dataset_id)
+        validation = None
+        if update.validation is not None:
+            split = update.validation  # files win over percent; neither: the split stays as it is
+            if split.files is not None:
+                validation = {sha for sha, _caption in _selection(ctx, dataset, split.files)}
+            elif split.percent is not None:
+                hashes = [sha for sha, _caption in ctx.storage.dataset_captions(dataset_id)]
+                validation = dataset_ops.validation_pick(hashes, float(split.percent or 0))
+        _in_use_check(ctx, dataset)
+        built = None
+        if dataset.status.value == "active":
+            # Built first with the new settings, then stored, then swapped in: a full disk changes nothing.
+            planned = dataset.model_copy(update={"repeats": update.repeats or dataset.repeats})
+
+            def planned_rows() -> list:
+                rows = ctx.storage.dataset_layout_rows(dataset_id)
+                if validation is None:
+                    return rows
+                return [row._replace(validation=row.sha256 in validation) for row in rows]
+
+            try:
+                built = await asyncio.to_thread(lambda: layouts.build(ctx.storage, planned, planned_rows()))
+            except OSError as exc:
+                if is_disk_full(exc):
+                    raise ApiError(507, "insufficient_storage", DISK_FULL_MESSAGE) from exc
+                raise ApiError(500, "internal_error", f"could not rebuild the dataset folders: {exc}") from exc
+        try:
+            changed = ctx.storage.set_dataset_training_split(dataset_id, repeats=update.repeats, validation=validation)
+        except BaseException:
+            if built is not None:
+                layouts.discard_build(built)
+            raise
+        if changed is None:
+            if built is not None:
+                layouts.discard_build(built)
+            raise ApiError(404, "dataset_not_found", f"There is no dataset with id {dataset_id!r}.")
+        if built is not None:
+            await asyncio.to_thread(layouts.swap_in, ctx.storage, dataset_id, built)
+    return JSONResponse(to_wire(changed))
+
+
+@router.get("/api/datasets/{dataset_id}/export",
+            responses={200: {"content": {"application/zip": {}}, "description": "The dataset as a zip"},
+                       **error_responses(404, 409, 422)})
+async def export_dataset(dataset_id: str, layout: str = Query("kohya", pattern="^(kohya|imagefolder)$"),
+                         ctx: ServerContext = Depends(server_context)) -> StreamingResponse:
+    dataset = _dataset_or_404(ctx, dataset_id)
+    name = f"{layouts.safe_folder_name(dataset.name)}-{layout}.zip"
+    return StreamingResponse(dataset_ops.export_zip(ctx.storage, dataset, layout), media_type="application/zip",
+                             headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@router.get("/api/captioners", response_model=list[CaptionerInfo], responses=error_responses())
+async def list_captioners(ctx: ServerContext = Depends(server_context)) -> JSONResponse:
+    """The `kind = "caption"` presets of presets.toml (issue 17)."""
+    from training_studio.runner.presets import load_presets
+
+    presets = await asyncio.to_thread(load_presets, ctx.config.data_dir)
+    return JSONResponse([{"id": p.id, "name": p.name, "description": p.description}
+                         for p in presets if p.kind == "caption"])
+
+
+@router.post("/api/datasets/{dataset_id}/caption", status_code=201, response_model=TrainingJob,
+             responses=error_responses(400, 404, 409, 413, 422))
+async def start_caption_job(dataset_id: str, request: StartCaptionJobRequest = Body(...),
+                            ctx: ServerContext = Depends(server_context)) -> JSONResponse:
+    """A job of kind `caption`: the preset's command runs over the dataset's images through the normal
+    runner; when it completes, the `.txt` files it wrote become the captions (one commit)."""
+    from training_studio.runner.presets import find_preset
+
+    dataset = _dataset_or_404(ctx, dataset_id)
+    preset = await asyncio.to_thread(find_preset, ctx.config.data_dir, request.preset)
+    if preset is None or preset.kind != "caption":
+        raise ApiError(404, "unknown_captioner", f"There is no caption preset {request.preset[:100]!r} in presets.toml "
+                       "(a [[preset]] with kind = \"caption\").")
+    if dataset.status.value != "active":
+        raise ApiError(409, "dataset_not_active", f"Dataset {dataset.name!r} is {dataset.status.value}; commit it first.")
+    name = files.clean_display_text(request.name, "") if request.name else ""
+    name = name or f"Captions for {dataset.name} ({preset.name})"[:200]
+    count = max(1, dataset.image_count or len(ctx.storage.dataset_captions(dataset_id)))
+    try:
+        job = ctx.storage.create_job(name, dataset.id, preset.id, count, {}, require_active_dataset=True,
+                                     kind="caption")
+    except DatasetUnavailable as exc:
+        raise ApiError(409, "dataset_not_active", f"Dataset {dataset.name!r} is {exc.status or 'gone'}.") from exc
+    ctx.executor.submit(job.id)
+    return JSONResponse(to_wire(ctx.storage.get_job(job.id) or job), status_code=201)

@@ -1,24 +1,27 @@
-"""Trained-model endpoints: list, delete, sample sheet and checkpoint download.
+"""Trained-model endpoints: list, delete, sample sheet and checkpoint download, intermediate checkpoints.
 
 Models are rows the job runner creates; their files live under the data dir. Deleting a model only
 ever removes files inside the data dir, whatever path the row holds, and a model's checkpoint and sample
 sheet are served only from its training job's folder, links resolved (served_files.py): 403
-`outside_job_folder` otherwise.
+`outside_job_folder` otherwise. A model's intermediate checkpoints are its training job's (issue 13):
+listed and served by routes_outputs.py's code, so the same names, patterns and confinement apply.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 from pathlib import Path
 from typing import BinaryIO
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
 
-from training_studio.contract import ModelStatus, SuccessResponse, TrainedModel, to_wire
+from training_studio.contract import JobOutputFile, ModelStatus, SuccessResponse, TrainedModel, to_wire
 from training_studio.server.context import ServerContext, server_context
 from training_studio.server.errors import ApiError, error_responses
+from training_studio.server.routes_outputs import list_outputs, open_output
 from training_studio.server.served_files import OpenFileResponse, OutsideFolder, open_confined
 
 router = APIRouter(tags=["models"])
@@ -59,14 +62,15 @@ async def delete_model(model_id: str, ctx: ServerContext = Depends(server_contex
                     path.unlink()
 
         await asyncio.to_thread(unlink)
+    # The folder it was given when its training job was deleted (issue 16), if any: nobody else uses it.
+    await asyncio.to_thread(shutil.rmtree, ctx.storage.model_dir(model_id), True)
     return {"success": True}
 
 
 def _model_folder(ctx: ServerContext, model: TrainedModel) -> Path:
-    """The folder a model's files must lie in: its training job's output folder (else the data dir)."""
-    if model.training_job_id:
-        return ctx.storage.job_output_dir(model.training_job_id)
-    return ctx.config.data_dir
+    """The folder a model's files must lie in: its own once its training job was deleted, else the job's
+    output folder (else the data dir)."""
+    return ctx.storage.model_folder(model) or ctx.config.data_dir
 
 
 async def _open_model_file(ctx: ServerContext, model: TrainedModel, path: Path, what: str,
@@ -108,3 +112,28 @@ async def model_checkpoint(model_id: str, ctx: ServerContext = Depends(server_co
     path = Path(model.path)
     handle, size = await _open_model_file(ctx, model, path, "checkpoint", missing)
     return OpenFileResponse(handle, size, "application/octet-stream", download_name=path.name)
+
+
+@router.get("/api/models/{model_id}/checkpoints", response_model=list[JobOutputFile],
+            responses=error_responses(404))
+async def model_checkpoints(model_id: str, ctx: ServerContext = Depends(server_context)) -> JSONResponse:
+    """The intermediate checkpoints its trainer saved on the way (those of its training job), by step."""
+    model = _model_or_404(ctx, model_id)
+    if not model.training_job_id:
+        return JSONResponse([])
+    return JSONResponse(await asyncio.to_thread(list_outputs, ctx, model.base_model, model.training_job_id,
+                                                "checkpoints", _model_folder(ctx, model)))
+
+
+@router.get("/api/models/{model_id}/checkpoints/{name:path}",
+            responses={200: {"content": {"application/octet-stream": {}},
+                             "description": "An intermediate checkpoint file"}, **error_responses(403, 404)})
+async def model_intermediate_checkpoint(model_id: str, name: str,
+                                        ctx: ServerContext = Depends(server_context)) -> Response:
+    model = _model_or_404(ctx, model_id)
+    owner = f"model {model.name!r}"
+    if not model.training_job_id:
+        raise ApiError(404, "checkpoint_not_found", f"Model {model.name!r} has no checkpoint named {name!r}.")
+    handle, size = await open_output(ctx, model.base_model, model.training_job_id, "checkpoints", name, owner,
+                                     "its training job's folder", _model_folder(ctx, model))
+    return OpenFileResponse(handle, size, "application/octet-stream", download_name=name.rsplit("/", 1)[-1])

@@ -19,12 +19,12 @@ import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from training_studio.contract import (
     ACTIVE_STATUSES,
@@ -43,6 +43,7 @@ from training_studio.contract import (
 LOCAL_USER = "local"
 PROGRESS_CAP_BEFORE_COMPLETION = 99.9
 MAX_DETAIL_CHARS = 200  # a job's `detail`: one short line
+DEFAULT_REPEATS = 10  # a dataset's kohya repeats unless set (issue 17); what the app has always used
 LayoutName = Literal["kohya", "imagefolder"]
 _TERMINAL = frozenset(status.value for status in TERMINAL_STATUSES)
 _ACTIVE = sorted(status.value for status in ACTIVE_STATUSES)
@@ -85,6 +86,14 @@ class DatasetInUse(RuntimeError):
         self.job_names = job_names
 
 
+class JobNotFinished(RuntimeError):
+    """A job cannot be deleted: it is still pending, queued or running."""
+
+    def __init__(self, job_id: str, name: str, status: str) -> None:
+        super().__init__(f"job {job_id} is {status}")
+        self.job_id, self.name, self.status = job_id, name, status
+
+
 class DatasetUnavailable(RuntimeError):
     """A job cannot be created on this dataset: it is gone (`status` None) or not active."""
 
@@ -93,6 +102,15 @@ class DatasetUnavailable(RuntimeError):
         self.dataset_id = dataset_id
         self.name = name
         self.status = status
+
+
+class LayoutRow(NamedTuple):
+    """One file of a dataset as its materialised layouts need it (issue 17)."""
+
+    sha256: str
+    ext: str
+    caption: str
+    validation: bool
 
 
 @dataclass(frozen=True)
@@ -220,8 +238,68 @@ _MIGRATIONS: list[str] = [
     ALTER TABLE jobs ADD COLUMN stderr_offset INTEGER;
     ALTER TABLE jobs ADD COLUMN log_offset INTEGER;
     """,
+    # version 5: how a job trains, not only that it does (issue 14). A metric point's other scalars besides
+    # the loss (JSON object of name -> number: lr, grad_norm, …; null when there are none), and the moment
+    # the server expects the job to finish (ISO 8601 UTC, from the recent step rate; null while estimating).
+    """
+    ALTER TABLE metrics ADD COLUMN scalars TEXT;
+    ALTER TABLE jobs ADD COLUMN eta_at TEXT;
+    """,
+    # version 6: history, queue control, templates, placement (issue 16). A queued job's place in the queue
+    # (lower runs first; null = by creation), whether the user holds it back, an optional job it waits for
+    # (and on which outcome: 'finished' or 'completed'), where it runs (JSON), and named job templates.
+    """
+    ALTER TABLE jobs ADD COLUMN queue_position REAL;
+    ALTER TABLE jobs ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN after_job_id TEXT;
+    ALTER TABLE jobs ADD COLUMN after_condition TEXT;
+    ALTER TABLE jobs ADD COLUMN placement TEXT;
+    CREATE INDEX jobs_name_nocase ON jobs(name COLLATE NOCASE, created_at);
+    CREATE TABLE job_templates (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        settings TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    """,
+    # version 7: a queued job may wait for a set time before it starts (issue 16, advanced scheduling); and
+    # one index per history order (HISTORY_ORDERS: the same expressions, then created_at), so a page in any
+    # order walks an index and stops after `limit` rows instead of sorting 100,000.
+    """
+    ALTER TABLE jobs ADD COLUMN not_before TEXT;
+    CREATE INDEX jobs_started_order ON jobs(COALESCE(started_at, ''), created_at);
+    CREATE INDEX jobs_finished_order ON jobs(COALESCE(finished_at, ''), created_at);
+    CREATE INDEX jobs_progress_order ON jobs(progress, created_at);
+    CREATE INDEX jobs_loss_order ON jobs(COALESCE(current_loss, -1e308), created_at);
+    """,
+    # version 8: the dataset workbench (issue 17). A dataset's kohya repeats (null: the default,
+    # layouts.KOHYA_REPEATS), which of its files are held out for validation, and a job's kind ('train' when
+    # null, or 'caption': a captioning command run over a dataset).
+    """
+    ALTER TABLE datasets ADD COLUMN repeats INTEGER;
+    ALTER TABLE dataset_files ADD COLUMN validation INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN kind TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+# What the history can be sorted by: wire field name -> the SQL expression sorted on (NULLs as '' or -1 so
+# keyset comparisons work; names without regard to case, through the jobs_name_nocase index).
+HISTORY_ORDERS: dict[str, str] = {
+    "createdAt": "created_at",
+    "name": "name COLLATE NOCASE",
+    "status": "status",
+    "startedAt": "COALESCE(started_at, '')",
+    "finishedAt": "COALESCE(finished_at, '')",
+    "progress": "progress",
+    "currentLoss": "COALESCE(current_loss, -1e308)",
+}
+
+
+# A name search matching fewer jobs than this goes through the trigram index; a commoner one walks the order.
+RARE_NAME_MATCHES = 2000
 
 
 def new_id() -> str:
@@ -255,6 +333,35 @@ class Storage:
         self._change_listener: Callable[[list[Change]], None] | None = None
         self._migrate()
         self._prune_tombstones()
+        self._name_search = self._ensure_name_search()
+
+    def _ensure_name_search(self) -> bool:
+        """A trigram full-text index of job names (issue 16: the history's search over 100,000 jobs must not
+        scan them all), kept by triggers. It is an optional extra, not a migration: an SQLite without FTS5's
+        trigram tokenizer (before 3.34) keeps working with a plain LIKE scan. Built from the jobs table the
+        first time (one pass; later starts find it there)."""
+        statements = [
+            "CREATE VIRTUAL TABLE jobs_name_fts USING fts5(name, content='jobs', content_rowid='rowid', "
+            "tokenize='trigram')",
+            "CREATE TRIGGER jobs_name_fts_insert AFTER INSERT ON jobs BEGIN "
+            "INSERT INTO jobs_name_fts(rowid, name) VALUES (new.rowid, new.name); END",
+            "CREATE TRIGGER jobs_name_fts_delete AFTER DELETE ON jobs BEGIN "
+            "INSERT INTO jobs_name_fts(jobs_name_fts, rowid, name) VALUES ('delete', old.rowid, old.name); END",
+            "CREATE TRIGGER jobs_name_fts_update AFTER UPDATE OF name ON jobs BEGIN "
+            "INSERT INTO jobs_name_fts(jobs_name_fts, rowid, name) VALUES ('delete', old.rowid, old.name); "
+            "INSERT INTO jobs_name_fts(rowid, name) VALUES (new.rowid, new.name); END",
+            "INSERT INTO jobs_name_fts(jobs_name_fts) VALUES ('rebuild')",
+        ]
+        try:
+            with self._transaction() as conn:
+                if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'jobs_name_fts'").fetchone():
+                    return True
+                for statement in statements:
+                    conn.execute(statement)
+            return True
+        except sqlite3.OperationalError as exc:  # no FTS5 or no trigram tokenizer in this SQLite
+            log.info("job name search without an index (%s)", exc)
+            return False
 
     # plumbing --------------------------------------------------------------------------------
     @contextmanager
@@ -454,10 +561,24 @@ class Storage:
     def job_output_dir(self, job_id: str) -> Path:
         return self.data_dir / "jobs" / job_id
 
+    def model_dir(self, model_id: str) -> Path:
+        """Where a model's files go when its training job is deleted (issue 16): `models/<model id>/`."""
+        return self.data_dir / "models" / model_id
+
+    def model_folder(self, model: TrainedModel) -> Path | None:
+        """The folder holding a model's files: its own once its job was deleted, else its job's."""
+        own = self.model_dir(model.id)
+        if own.is_dir():
+            return own
+        if model.training_job_id:
+            return self.job_output_dir(model.training_job_id)
+        return None
+
     def model_samples_path(self, model: TrainedModel) -> Path | None:
         """Where a model's trainer leaves its sample sheet: samples.png beside the checkpoint."""
-        if model.training_job_id:
-            return self.job_output_dir(model.training_job_id) / "samples.png"
+        folder = self.model_folder(model)
+        if folder is not None:
+            return folder / "samples.png"
         if model.path:
             return Path(model.path).parent / "samples.png"
         return None
@@ -476,7 +597,8 @@ class Storage:
         return format_timestamp(moment)
 
     def create_job(self, name: str, dataset_id: str | None, base_model: str | None, total_steps: int | None,
-                   params: dict[str, Any] | None, *, require_active_dataset: bool = False) -> TrainingJob:
+                   params: dict[str, Any] | None, *, require_active_dataset: bool = False,
+                   kind: str | None = None) -> TrainingJob:
         """Insert a pending job. With `require_active_dataset`, DatasetUnavailable unless its dataset exists
         and is active, checked in the same transaction as the insert: a concurrent `delete_dataset` either
         sees this job (and refuses) or has removed the dataset first (and this refuses)."""
@@ -488,10 +610,10 @@ class Storage:
                     raise DatasetUnavailable(dataset_id, row["name"] if row else None, row["status"] if row else None)
             created = self._next_job_timestamp()
             conn.execute(
-                "INSERT INTO jobs (id, name, status, progress, total_steps, created_at, dataset_id, base_model, params)"
-                " VALUES (?, ?, 'pending', 0, ?, ?, ?, ?, ?)",
+                "INSERT INTO jobs (id, name, status, progress, total_steps, created_at, dataset_id, base_model, params,"
+                " kind) VALUES (?, ?, 'pending', 0, ?, ?, ?, ?, ?, ?)",
                 (job_id, name, total_steps, created, dataset_id, base_model,
-                 json.dumps(params) if params is not None else None),
+                 json.dumps(params) if params is not None else None, kind),
             )
             self._changed(conn, "job", job_id)
         job = self.get_job(job_id)
@@ -530,6 +652,67 @@ class Storage:
                            [*args, int(limit)])
         return [_job_from_row(row) for row in rows]
 
+    def job_history(self, statuses: Iterable[str | JobStatus] | None, *, limit: int, order: str = "-createdAt",
+                    before: str | None = None, after: str | None = None, query: str | None = None,
+                    cursor: tuple[Any, str] | None = None) -> tuple[list[TrainingJob], tuple[Any, str] | None]:
+        """One page of the history, sorted and filtered here so paging stays correct whatever the order.
+
+        `order` is a wire field name (HISTORY_ORDERS), `-` first for descending; ties go by createdAt (distinct
+        per job), so the page after the one ending at (key, createdAt) is exactly the rows beyond that pair
+        (keyset paging: no OFFSET, so the 1,000th page costs what the first does). `before`/`after` bound
+        createdAt (after < createdAt < before); `query` matches names containing it, case-insensitively.
+        Returns the page and the cursor of its last row when more may follow."""
+        descending = order.startswith("-")
+        key = HISTORY_ORDERS[order.lstrip("-")]
+        clauses: list[str] = []
+        args: list[Any] = []
+        if statuses is not None:
+            wanted = [str(s) for s in statuses]
+            if not wanted:
+                return [], None
+            # Finished jobs are most of a long history: then walking the order's index and skipping the
+            # few rows of other statuses beats collecting all matches through the status index and
+            # sorting them ("+status" keeps SQLite off that index). Only active statuses are rare enough
+            # for the status index to win.
+            walk_order = key != "status" and any(status in _TERMINAL for status in wanted)
+            column = "+status" if walk_order else "status"
+            clauses.append(f"{column} IN ({','.join('?' * len(wanted))})")
+            args.extend(wanted)
+        if before is not None:
+            clauses.append("created_at < ?")
+            args.append(before)
+        if after is not None:
+            clauses.append("created_at > ?")
+            args.append(after)
+        phrase = '"' + query.replace('"', '""') + '"' if query else ""
+        if query and self._name_search and len(query) >= 3 and (not query.isascii() or self._rare_name(phrase)):
+            # A trigram phrase is a substring match (any case, Unicode folded) answered by the index without
+            # reading every name. For a text that many names contain, walking the order's index with LIKE
+            # finds a page's worth sooner than collecting every match (below).
+            clauses.append("rowid IN (SELECT rowid FROM jobs_name_fts WHERE jobs_name_fts MATCH ?)")
+            args.append(phrase)
+        elif query:
+            escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            clauses.append("name LIKE ? ESCAPE '\\'")
+            args.append(f"%{escaped}%")
+        if cursor is not None:
+            clauses.append(f"({key}, created_at) {'<' if descending else '>'} (?, ?)")
+            args.extend(cursor)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        direction = "DESC" if descending else "ASC"
+        rows = self._query(f"SELECT *, {key} AS sort_key FROM jobs {where} "
+                           f"ORDER BY {key} {direction}, created_at {direction} LIMIT ?", [*args, int(limit) + 1])
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = (rows[-1]["sort_key"], rows[-1]["created_at"]) if more and rows else None
+        return [_job_from_row(row) for row in rows], next_cursor
+
+    def _rare_name(self, phrase: str) -> bool:
+        """Whether fewer than RARE_NAME_MATCHES names contain the phrase (the index stops counting there)."""
+        rows = self._query("SELECT count(*) AS n FROM (SELECT 1 FROM jobs_name_fts WHERE jobs_name_fts MATCH ? "
+                           "LIMIT ?)", (phrase, RARE_NAME_MATCHES))
+        return rows[0]["n"] < RARE_NAME_MATCHES
+
     def set_job_status(self, job_id: str, status: str | JobStatus, *, started_at: str | None = None,
                        finished_at: str | None = None, error: str | None = None, model_id: str | None = None,
                        progress: float | None = None) -> TrainingJob | None:
@@ -550,6 +733,8 @@ class Storage:
             if started_at is not None or (status == "running" and row["started_at"] is None):
                 sets.append("started_at = ?")
                 args.append(started_at or now_text())
+            if status != "running":
+                sets.append("eta_at = NULL")  # an ETA only exists while the job runs (issue 14)
             if status in _TERMINAL:
                 sets.append("finished_at = ?")
                 args.append(finished_at or now_text())
@@ -573,6 +758,104 @@ class Storage:
             conn.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE id = ?", [*args, job_id])
             self._changed(conn, "job", job_id)
         return self.get_job(job_id)
+
+    def delete_job(self, job_id: str) -> TrainingJob | None:
+        """Remove a finished job's row and metrics, leaving a tombstone (clients drop its row). None if
+        unknown; JobNotFinished if it is pending, queued or running. Its files are the caller's business."""
+        with self._transaction() as conn:
+            row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                return None
+            if row["status"] not in _TERMINAL:
+                raise JobNotFinished(job_id, row["name"], row["status"])
+            conn.execute("DELETE FROM metrics WHERE job_id = ?", (job_id,))
+            conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+            self._deleted(conn, "job", job_id)
+        return _job_from_row(row)
+
+    # queue control (issue 16) ----------------------------------------------------------------
+    def enqueue_job(self, job_id: str) -> TrainingJob | None:
+        """pending → queued, at the end of the queue (a job queued before keeps its place: a restart does
+        not reorder). None if the job is unknown or no longer pending/queued."""
+        with self._transaction() as conn:
+            row = conn.execute("SELECT status, queue_position FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None or row["status"] not in ("pending", "queued"):
+                return None
+            if row["status"] == "queued" and row["queue_position"] is not None:
+                return self.get_job(job_id)
+            position = row["queue_position"]
+            if position is None:
+                last = conn.execute("SELECT MAX(queue_position) AS last FROM jobs "
+                                    "WHERE status IN ('pending', 'queued')").fetchone()["last"]
+                position = (last or 0) + 1
+            conn.execute("UPDATE jobs SET status = 'queued', queue_position = ? WHERE id = ?", (position, job_id))
+            self._changed(conn, "job", job_id)
+        return self.get_job(job_id)
+
+    def queue_rows(self, job_ids: Iterable[str]) -> list[sqlite3.Row]:
+        """The waiting jobs among `job_ids` in run order (position, then creation), with what each waits
+        for: `after_status` is the status of the job it waits for (None when that job is gone)."""
+        ids = list(job_ids)
+        if not ids:
+            return []
+        return self._query(
+            "SELECT j.id, j.name, j.status, j.held, j.after_job_id, j.after_condition, j.not_before, "
+            "a.status AS after_status, a.name AS after_name FROM jobs j LEFT JOIN jobs a ON a.id = j.after_job_id "
+            f"WHERE j.id IN ({','.join('?' * len(ids))}) AND j.status IN ('pending', 'queued') "
+            "ORDER BY j.queue_position IS NULL, j.queue_position, j.created_at", ids)
+
+    def move_in_queue(self, job_id: str, *, to: str | None = None, before_job_id: str | None = None) -> bool:
+        """Reorder the queue: `to` top/up/down/bottom, or just before another queued job (None = last).
+        Every waiting job is renumbered 1..n in one transaction. False if the job is not waiting."""
+        with self._transaction() as conn:
+            order = [row["id"] for row in conn.execute(
+                "SELECT id FROM jobs WHERE status IN ('pending', 'queued') "
+                "ORDER BY queue_position IS NULL, queue_position, created_at")]
+            if job_id not in order:
+                return False
+            index = order.index(job_id)
+            order.pop(index)
+            if to == "top":
+                order.insert(0, job_id)
+            elif to == "up":
+                order.insert(max(0, index - 1), job_id)
+            elif to == "down":
+                order.insert(min(len(order), index + 1), job_id)
+            elif to == "bottom":
+                order.append(job_id)
+            elif before_job_id is not None and before_job_id in order:
+                order.insert(order.index(before_job_id), job_id)
+            else:
+                order.append(job_id)
+            current = {row["id"]: row["queue_position"] for row in conn.execute(
+                f"SELECT id, queue_position FROM jobs WHERE id IN ({','.join('?' * len(order))})", order)}
+            for position, moved_id in enumerate(order, start=1):
+                if current.get(moved_id) != position:
+                    conn.execute("UPDATE jobs SET queue_position = ? WHERE id = ?", (position, moved_id))
+                    self._changed(conn, "job", moved_id)
+        return True
+
+    def set_job_schedule(self, job_id: str, **fields: Any) -> TrainingJob | None:
+        """Set any of held, after_job_id, after_condition, not_before on a waiting job; None if it is not
+        waiting (running and finished jobs cannot be rescheduled)."""
+        allowed = {"held", "after_job_id", "after_condition", "not_before"}
+        assert set(fields) <= allowed, fields
+        with self._transaction() as conn:
+            row = conn.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None or row["status"] not in ("pending", "queued"):
+                return None
+            if fields:
+                sets = ", ".join(f"{name} = ?" for name in fields)
+                values = [int(v) if isinstance(v, bool) else v for v in fields.values()]
+                conn.execute(f"UPDATE jobs SET {sets} WHERE id = ?", [*values, job_id])
+                self._changed(conn, "job", job_id)
+        return self.get_job(job_id)
+
+    def set_job_placement(self, job_id: str, placement: dict[str, Any] | None) -> None:
+        with self._transaction() as conn:
+            conn.execute("UPDATE jobs SET placement = ? WHERE id = ?",
+                         (json.dumps(placement) if placement is not None else None, job_id))
+            self._changed(conn, "job", job_id)
 
     def set_job_process(self, job_id: str, pid: int | None, pgid: int | None) -> None:
         with self._transaction() as conn:
@@ -607,31 +890,42 @@ class Storage:
             return None
         return rows[0]["pid"], rows[0]["pgid"]
 
-    def record_progress(self, points: Sequence[tuple[str, int, int | None, float | None, str]]) -> None:
+    def record_progress(self, points: Sequence[tuple[Any, ...]],
+                        etas: Mapping[str, str | None] | None = None) -> None:
         """Append metric points and move each job's live fields to its latest point, in one transaction.
 
-        A point is (job_id, step, total_steps, loss, iso_time). Jobs already terminal keep their fields.
-        The stored step and progress never go backwards (a late or repeated point cannot undo progress);
-        the total changes only when a point states a different one (logged); a point without a loss
-        never replaces the loss already stored for its step.
+        A point is (job_id, step, total_steps, loss, iso_time) or (..., iso_time, scalars) with scalars a
+        dict name -> number (the trainer's other series: lr, grad_norm...) or None. Jobs already terminal
+        keep their fields. The stored step and progress never go backwards (a late or repeated point cannot
+        undo progress); the total changes only when a point states a different one (logged); a point without
+        a loss never replaces the loss already stored for its step, nor one without scalars its scalars.
+        `etas`: job id -> its new `eta_at` (ISO text, or None to clear it), written with the same update;
+        a job not in it keeps its ETA.
         """
         if not points:
             return
         latest: dict[str, tuple[int, int | None, float | None]] = {}
-        for job_id, step, total, loss, _time in points:
+        rows = []
+        for point in points:
+            job_id, step, total, loss, time = point[:5]
             step, loss = int(step), _finite_or_none(loss)
+            rows.append((job_id, step, loss, time, _scalars_text(point[5] if len(point) > 5 else None)))
             before = latest.get(job_id)
             if before is not None:
                 step = max(step, before[0])
                 total = total or before[1]
                 loss = loss if loss is not None else before[2]
             latest[job_id] = (step, total, loss)
+        etas = dict(etas or {})
         with self._transaction() as conn:
             conn.executemany(
-                "INSERT INTO metrics (job_id, step, loss, time) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (job_id, step) DO UPDATE SET loss = excluded.loss, time = excluded.time"
-                " WHERE excluded.loss IS NOT NULL OR metrics.loss IS NULL",
-                [(job_id, int(step), _finite_or_none(loss), time) for job_id, step, _total, loss, time in points],
+                "INSERT INTO metrics (job_id, step, loss, time, scalars) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (job_id, step) DO UPDATE SET loss = COALESCE(excluded.loss, metrics.loss),"
+                " scalars = COALESCE(excluded.scalars, metrics.scalars),"
+                " time = CASE WHEN excluded.loss IS NOT NULL OR metrics.loss IS NULL THEN excluded.time"
+                " ELSE metrics.time END"
+                " WHERE excluded.loss IS NOT NULL OR metrics.loss IS NULL OR excluded.scalars IS NOT NULL",
+                rows,
             )
             for job_id, (step, total, loss) in latest.items():
                 row = conn.execute("SELECT status, current_step, total_steps, current_loss, progress FROM jobs"
@@ -649,10 +943,12 @@ class Storage:
                 if total_steps:
                     progress = min(100.0 * step / total_steps, PROGRESS_CAP_BEFORE_COMPLETION)
                 progress = max(progress, row["progress"] or 0.0)
-                conn.execute(
-                    "UPDATE jobs SET current_step = ?, total_steps = ?, current_loss = ?, progress = ? WHERE id = ?",
-                    (step, total_steps, current_loss, max(0.0, progress), job_id),
-                )
+                sets = "current_step = ?, total_steps = ?, current_loss = ?, progress = ?"
+                args: list[Any] = [step, total_steps, current_loss, max(0.0, progress)]
+                if job_id in etas:
+                    sets += ", eta_at = ?"
+                    args.append(etas[job_id])
+                conn.execute(f"UPDATE jobs SET {sets} WHERE id = ?", [*args, job_id])
                 self._changed(conn, "job", job_id)
 
     def set_job_detail(self, job_id: str, detail: str | None) -> TrainingJob | None:
@@ -670,15 +966,53 @@ class Storage:
 
     def metrics(self, job_id: str, since_step: int = -1, stride: int = 1) -> list[MetricPoint]:
         """Points with step > since_step, ascending; every stride-th one plus always the latest."""
+        return [MetricPoint.model_validate(point) for point in self.metrics_wire(job_id, since_step, stride)]
+
+    def metrics_wire(self, job_id: str, since_step: int = -1, stride: int = 1) -> list[dict[str, Any]]:
+        """`metrics()` as wire dicts: `{step, loss, time}` plus `scalars` only for a point that has some."""
+        points: list[dict[str, Any]] = []
+        for step, loss, time, scalars in self._metric_rows(job_id, since_step, stride):
+            point: dict[str, Any] = {"step": step, "loss": loss, "time": time}
+            parsed = _scalars_from_text(scalars) if scalars else None
+            if parsed:
+                point["scalars"] = parsed
+            points.append(point)
+        return points
+
+    def metrics_json(self, job_id: str, since_step: int = -1, stride: int = 1) -> str:
+        """`metrics_wire()` as the JSON text of the answer, built without parsing each point's stored
+        series again (a job may have a million points): the stored text is JSON this class wrote itself
+        (a flat object of finite numbers, see `_scalars_text`)."""
+        parts = []
+        for step, loss, time, scalars in self._metric_rows(job_id, since_step, stride):
+            loss_text = "null" if loss is None else float.__repr__(float(loss))
+            scalars_text = f',"scalars":{scalars}' if scalars and scalars.startswith("{") and scalars != "{}" else ""
+            parts.append(f'{{"step":{int(step)},"loss":{loss_text},"time":{_json_text(time)}{scalars_text}}}')
+        return "[" + ",".join(parts) + "]"
+
+    def _metric_rows(self, job_id: str, since_step: int, stride: int) -> list[sqlite3.Row]:
+        """(step, loss, time, scalars text) with step > since_step, ascending; every stride-th one plus
+        always the latest."""
         stride = max(1, int(stride))
-        rows = self._query(
-            "SELECT step, loss, time FROM ("
-            " SELECT step, loss, time, ROW_NUMBER() OVER (ORDER BY step) - 1 AS rn, COUNT(*) OVER () AS n"
-            " FROM metrics WHERE job_id = ? AND step > ?"
-            ") WHERE rn % ? = 0 OR rn = n - 1 ORDER BY step",
-            (job_id, int(since_step), stride),
-        )
-        return [MetricPoint(step=row["step"], loss=row["loss"], time=row["time"]) for row in rows]
+        if stride == 1:  # the common case (live updates): no window over the whole series
+            rows = self._query("SELECT step, loss, time, scalars FROM metrics WHERE job_id = ? AND step > ?"
+                               " ORDER BY step", (job_id, int(since_step)))
+        else:
+            # The steps alone come from the primary key's b-tree (no row reads); only the chosen rows are read
+            # after that. A window function over every row cost ten times as much at 100,000 points.
+            with self._lock:
+                steps = [row[0] for row in self._conn.execute(
+                    "SELECT step FROM metrics WHERE job_id = ? AND step > ? ORDER BY step", (job_id, int(since_step)))]
+                chosen = steps[::stride]
+                if steps and chosen[-1] != steps[-1]:
+                    chosen.append(steps[-1])
+                rows = []
+                for start in range(0, len(chosen), 500):
+                    part = chosen[start:start + 500]
+                    rows.extend(self._conn.execute(
+                        f"SELECT step, loss, time, scalars FROM metrics WHERE job_id = ? AND step IN "
+                        f"({','.join('?' * len(part))}) ORDER BY step", (job_id, *part)))
+        return rows
 
     # models ----------------------------------------------------------------------------------
     def create_model(self, name: str, base_model: str, training_job_id: str | None, status: str = "processing",
@@ -734,6 +1068,38 @@ class Storage:
                 self._changed(conn, "job", job_id)  # their modelId is gone
         return _model_from_row(row)
 
+    # job templates (issue 16) ----------------------------------------------------------------
+    def save_template(self, name: str, settings: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Create the template `name`, or replace the settings of the one already called that (names are
+        unique without regard to case). Returns the stored row as a dict and whether it was created."""
+        now = now_text()
+        with self._transaction() as conn:
+            row = conn.execute("SELECT * FROM job_templates WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                template_id = new_id()
+                conn.execute("INSERT INTO job_templates (id, name, settings, created_at, updated_at) "
+                             "VALUES (?, ?, ?, ?, ?)", (template_id, name, json.dumps(settings), now, now))
+                created = True
+            else:
+                template_id = row["id"]
+                conn.execute("UPDATE job_templates SET name = ?, settings = ?, updated_at = ? WHERE id = ?",
+                             (name, json.dumps(settings), now, template_id))
+                created = False
+            stored = conn.execute("SELECT * FROM job_templates WHERE id = ?", (template_id,)).fetchone()
+        return _template_from_row(stored), created
+
+    def list_templates(self) -> list[dict[str, Any]]:
+        rows = self._query("SELECT * FROM job_templates ORDER BY name COLLATE NOCASE")
+        return [_template_from_row(row) for row in rows]
+
+    def get_template(self, template_id: str) -> dict[str, Any] | None:
+        rows = self._query("SELECT * FROM job_templates WHERE id = ?", (template_id,))
+        return _template_from_row(rows[0]) if rows else None
+
+    def delete_template(self, template_id: str) -> bool:
+        with self._transaction() as conn:
+            return conn.execute("DELETE FROM job_templates WHERE id = ?", (template_id,)).rowcount > 0
+
     # datasets --------------------------------------------------------------------------------
     def create_dataset(self, name: str, dataset_type: str) -> Dataset:
         dataset_id = new_id()
@@ -776,19 +1142,19 @@ class Storage:
 
     def dataset_files(self, dataset_id: str) -> list[DatasetFile]:
         rows = self._query(
-            "SELECT f.sha256, f.filename, f.caption, b.size, b.width, b.height FROM dataset_files f"
+            "SELECT f.sha256, f.filename, f.caption, f.validation, b.size, b.width, b.height FROM dataset_files f"
             " JOIN blobs b ON b.sha256 = f.sha256 WHERE f.dataset_id = ? ORDER BY f.position", (dataset_id,))
         return [_file_from_row(row) for row in rows]
 
     def dataset_file_entries(self, dataset_id: str) -> list[tuple[DatasetFile, BlobInfo]]:
         rows = self._query(
-            "SELECT f.filename, f.caption, b.* FROM dataset_files f JOIN blobs b ON b.sha256 = f.sha256"
+            "SELECT f.filename, f.caption, f.validation, b.* FROM dataset_files f JOIN blobs b ON b.sha256 = f.sha256"
             " WHERE f.dataset_id = ? ORDER BY f.position", (dataset_id,))
         return [(_file_from_row(row), _blob_from_row(row)) for row in rows]
 
     def get_dataset_file(self, dataset_id: str, sha256: str) -> DatasetFile | None:
         rows = self._query(
-            "SELECT f.sha256, f.filename, f.caption, b.size, b.width, b.height FROM dataset_files f"
+            "SELECT f.sha256, f.filename, f.caption, f.validation, b.size, b.width, b.height FROM dataset_files f"
             " JOIN blobs b ON b.sha256 = f.sha256 WHERE f.dataset_id = ? AND f.sha256 = ?", (dataset_id, sha256))
         return _file_from_row(rows[0]) if rows else None
 
@@ -867,6 +1233,56 @@ class Storage:
                     orphans.append(sha)
         return orphans
 
+    # dataset workbench (issue 17) -----------------------------------------------------------------
+    def dataset_captions(self, dataset_id: str) -> list[tuple[str, str]]:
+        """(sha256, caption or "") of every file of a dataset, in dataset order: what a batch edit reads."""
+        rows = self._query("SELECT sha256, caption FROM dataset_files WHERE dataset_id = ? ORDER BY position",
+                           (dataset_id,))
+        return [(row["sha256"], row["caption"] or "") for row in rows]
+
+    def dataset_layout_rows(self, dataset_id: str) -> list[LayoutRow]:
+        """What the layouts are built from (server/layouts.py), in dataset order; plain tuples, because a
+        batch caption edit rebuilds 10,000 of them within its second."""
+        rows = self._query("SELECT f.sha256, b.ext, f.caption, f.validation FROM dataset_files f"
+                           " JOIN blobs b ON b.sha256 = f.sha256 WHERE f.dataset_id = ? ORDER BY f.position",
+                           (dataset_id,))
+        return [LayoutRow(row[0], row[1], row[2] or "", bool(row[3])) for row in rows]
+
+    def dataset_sizes(self, dataset_id: str) -> list[tuple[str, int | None, int | None]]:
+        """(sha256, width, height) of every file of a dataset, in dataset order (bucket statistics)."""
+        rows = self._query("SELECT f.sha256, b.width, b.height FROM dataset_files f JOIN blobs b ON b.sha256 = f.sha256"
+                           " WHERE f.dataset_id = ? ORDER BY f.position", (dataset_id,))
+        return [(row[0], row[1], row[2]) for row in rows]
+
+    def set_captions(self, dataset_id: str, captions: Mapping[str, str]) -> bool:
+        """Set many captions in one transaction (all or none); False if the dataset is gone. Files of other
+        datasets are untouched: the caller checked that every hash belongs to this one."""
+        with self._transaction() as conn:
+            if conn.execute("SELECT 1 FROM datasets WHERE id = ?", (dataset_id,)).fetchone() is None:
+                return False
+            conn.executemany("UPDATE dataset_files SET caption = ? WHERE dataset_id = ? AND sha256 = ?",
+                             [(caption, dataset_id, sha) for sha, caption in captions.items()])
+            conn.execute("UPDATE datasets SET updated_at = ? WHERE id = ?", (now_text(), dataset_id))
+            self._changed(conn, "dataset", dataset_id)
+        return True
+
+    def set_dataset_training_split(self, dataset_id: str, *, repeats: int | None = None,
+                                   validation: Iterable[str] | None = None) -> Dataset | None:
+        """Change a dataset's repeats and/or its validation files (the given hashes; the others train) in one
+        transaction; None if the dataset is gone."""
+        with self._transaction() as conn:
+            if conn.execute("SELECT 1 FROM datasets WHERE id = ?", (dataset_id,)).fetchone() is None:
+                return None
+            if repeats is not None:
+                conn.execute("UPDATE datasets SET repeats = ? WHERE id = ?", (repeats, dataset_id))
+            if validation is not None:
+                conn.execute("UPDATE dataset_files SET validation = 0 WHERE dataset_id = ?", (dataset_id,))
+                conn.executemany("UPDATE dataset_files SET validation = 1 WHERE dataset_id = ? AND sha256 = ?",
+                                 [(dataset_id, sha) for sha in validation])
+            conn.execute("UPDATE datasets SET updated_at = ? WHERE id = ?", (now_text(), dataset_id))
+            self._changed(conn, "dataset", dataset_id)
+        return self.get_dataset(dataset_id)
+
     def referenced_blobs(self) -> set[str]:
         return {row["sha256"] for row in self._query("SELECT sha256 FROM blobs")}
 
@@ -925,6 +1341,30 @@ def _finite_or_none(value: float | None) -> float | None:
     return number if number == number and abs(number) != float("inf") else None
 
 
+def _scalars_text(scalars: Mapping[str, Any] | None) -> str | None:
+    """A point's other series as stored (JSON object text), only its finite numbers; None when none."""
+    if not scalars:
+        return None
+    kept = {str(name): number for name, value in scalars.items()
+            if (number := _finite_or_none(value)) is not None and not isinstance(value, bool)}
+    return json.dumps(kept, separators=(",", ":")) if kept else None
+
+
+def _json_text(value: str) -> str:
+    return json.encoder.encode_basestring_ascii(value)  # type: ignore[attr-defined]
+
+
+def _scalars_from_text(text: str) -> dict[str, float] | None:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    return {name: float(value) for name, value in data.items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool)} or None
+
+
 def _job_from_row(row: sqlite3.Row) -> TrainingJob:
     params = json.loads(row["params"]) if row["params"] else None
     return TrainingJob(
@@ -934,7 +1374,29 @@ def _job_from_row(row: sqlite3.Row) -> TrainingJob:
         dataset_id=row["dataset_id"], base_model=row["base_model"], params=params, error=row["error"],
         model_id=row["model_id"], revision=_revision_of(row),
         detail=row["detail"] if "detail" in row.keys() else None,
+        eta_at=row["eta_at"] if "eta_at" in row.keys() else None,
+        kind=(row["kind"] if "kind" in row.keys() else None) or "train",
+        **_queue_fields(row),
     )
+
+
+def _queue_fields(row: sqlite3.Row) -> dict[str, Any]:
+    """Queue control and placement (issue 16): the position only while the job waits to run."""
+    keys = row.keys()
+    if "held" not in keys:
+        return {}
+    waiting = row["status"] in ("pending", "queued")
+    position = row["queue_position"]
+    placement = json.loads(row["placement"]) if row["placement"] else None
+    return {"queue_position": int(position) if waiting and position is not None else None,
+            "held": bool(row["held"]) and waiting, "after_job_id": row["after_job_id"],
+            "after_condition": row["after_condition"], "placement": placement,
+            "not_before": row["not_before"] if "not_before" in keys else None}
+
+
+def _template_from_row(row: sqlite3.Row) -> dict[str, Any]:
+    return {"id": row["id"], "name": row["name"], "settings": json.loads(row["settings"]),
+            "created_at": row["created_at"], "updated_at": row["updated_at"]}
 
 
 def _revision_of(row: sqlite3.Row) -> int | None:
@@ -942,9 +1404,11 @@ def _revision_of(row: sqlite3.Row) -> int | None:
 
 
 def _dataset_from_row(row: sqlite3.Row) -> Dataset:
+    repeats = row["repeats"] if "repeats" in row.keys() else None
     return Dataset(id=row["id"], user_id=LOCAL_USER, name=row["name"], type=row["type"],
                    image_count=row["image_count"], status=row["status"], created_at=row["created_at"],
-                   updated_at=row["updated_at"], error=row["error"], revision=_revision_of(row))
+                   updated_at=row["updated_at"], error=row["error"], revision=_revision_of(row),
+                   repeats=repeats if repeats is not None else DEFAULT_REPEATS)
 
 
 def _model_from_row(row: sqlite3.Row) -> TrainedModel:
@@ -966,4 +1430,5 @@ def _blob_from_row(row: sqlite3.Row) -> BlobInfo:
 
 def _file_from_row(row: sqlite3.Row) -> DatasetFile:
     return DatasetFile(sha256=row["sha256"], filename=row["filename"], size=row["size"], width=row["width"],
-                       height=row["height"], caption=row["caption"])
+                       height=row["height"], caption=row["caption"],
+                       validation=bool(row["validation"]) if "validation" in row.keys() else False)

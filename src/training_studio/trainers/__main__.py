@@ -21,6 +21,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="training-studio train", description="Run a built-in trainer.")
     sub = parser.add_subparsers(dest="trainer", required=True)
@@ -33,6 +40,10 @@ def _build_parser() -> argparse.ArgumentParser:
     builtin.add_argument("--learning-rate", type=float, default=0.01)
     builtin.add_argument("--batch-size", type=_positive_int, default=32)
     builtin.add_argument("--seed", type=int, default=0)
+    builtin.add_argument("--sample-every", type=_non_negative_int, default=0,
+                         help="write samples/step-NNNNNN.png every N steps (0: never)")
+    builtin.add_argument("--checkpoint-every", type=_non_negative_int, default=0,
+                         help="write checkpoints/step-NNNNNN.npz every N steps (0: never)")
     return parser
 
 
@@ -54,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             learning_rate=args.learning_rate,
             batch_size=args.batch_size,
             seed=args.seed,
+            sample_every=args.sample_every,
+            checkpoint_every=args.checkpoint_every,
         ))
     return 2
 

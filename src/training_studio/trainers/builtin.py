@@ -5,7 +5,10 @@ layout, or any folder of images), downscaling them to `resolution` px, holding o
 fitting a linear VAE by mini-batch gradient steps (Adam, analytic gradients), reporting progress in the
 JSON-lines trainer protocol every step, and writing a checkpoint (.npz) and a PNG grid of generated
 samples. The checkpoint announcements and the final evaluation are JSON lines with an `event` key (see
-docs/api.md, "Trainer progress protocol").
+docs/api.md, "Trainer progress protocol"). As it trains it can also write a small sample grid every
+`sample_every` steps (`samples/step-NNNNNN.png`) and an intermediate checkpoint every `checkpoint_every`
+steps (`checkpoints/step-NNNNNN.npz`): the names runner/registry.py declares as the built-in trainer's
+samples and checkpoints globs, so the server lists them as it lists a preset's.
 
 The model (Lucas et al., 2019, "Don't blame the ELBO"): decoder p(x|z) = N(W z + mu, sigma^2 I),
 encoder q(z|x) = N(V (x - mu), diag(s^2)), prior N(0, I). With a linear decoder the expected
@@ -35,6 +38,10 @@ SAMPLES_NAME = "samples.png"
 HELD_OUT_FRACTION = 0.1
 SAMPLE_GRID = 4  # 4x4 samples
 SAMPLE_TILE_MIN_PX = 64
+# The step files (matching registry.BUILTIN_SAMPLES_GLOB / BUILTIN_CHECKPOINTS_GLOB).
+STEP_SAMPLE_NAME = "samples/step-{step:06d}.png"
+STEP_CHECKPOINT_NAME = "checkpoints/step-{step:06d}.npz"
+STEP_SAMPLE_GRID = 2  # 2x2 tiles of at least SAMPLE_TILE_MIN_PX: cheap to draw and encode every few steps
 
 
 class DatasetError(Exception):
@@ -51,6 +58,8 @@ class TrainConfig:
     learning_rate: float = 0.01
     batch_size: int = 32
     seed: int = 0
+    sample_every: int = 0  # steps between step sample grids; 0: none
+    checkpoint_every: int = 0  # steps between intermediate checkpoints; 0: none
 
 
 class _Stop:
@@ -160,7 +169,10 @@ class LinearVAE:
         return self.mu + (centered @ self.V.T) @ self.W.T
 
     def sample(self, count: int, rng: np.random.Generator) -> np.ndarray:
-        z = rng.standard_normal((count, self.W.shape[1]))
+        return self.decode(rng.standard_normal((count, self.W.shape[1])))
+
+    def decode(self, z: np.ndarray) -> np.ndarray:
+        """Images (rows in [0, 1]) the decoder makes of the latent points `z`."""
         return np.clip(self.mu + z @ self.W.T, 0.0, 1.0)
 
 
@@ -204,6 +216,7 @@ def train(config: TrainConfig) -> int:
           f"({len(held_out)} held out), latent_dim={config.latent_dim}", file=sys.stderr, flush=True)
 
     model = LinearVAE(train_set.mean(axis=0), config.latent_dim, rng)
+    step_outputs = StepOutputs(config)
     batch_size = min(config.batch_size, len(train_set))
     total = config.total_steps
     order = rng.permutation(len(train_set))
@@ -223,6 +236,7 @@ def train(config: TrainConfig) -> int:
             return 1
         model.adam_step(grads, lr)
         emit({"step": step, "total_steps": total, "loss": round(mse, 8), "elbo_loss": round(loss, 6)})
+        step_outputs.after_step(step, model)
 
     evaluation_set = held_out if len(held_out) else train_set
     heldout_mse = float(((model.reconstruct(evaluation_set) - evaluation_set) ** 2).mean())
@@ -240,16 +254,60 @@ def train(config: TrainConfig) -> int:
     emit({"event": "checkpoint", "state": "writing"})
     checkpoint = config.output_dir / CHECKPOINT_NAME
     samples_path = config.output_dir / SAMPLES_NAME
-    _atomic_write(checkpoint, lambda tmp: np.savez(
-        tmp, kind="linear-vae", mu=model.mu, W=model.W, V=model.V, log_s2=model.log_s2,
-        log_sigma2=model.log_sigma2, resolution=config.resolution, latent_dim=config.latent_dim,
-    ))
+    _atomic_write(checkpoint, lambda tmp: save_checkpoint(tmp, model, config))
     grid = samples_grid(model.sample(SAMPLE_GRID * SAMPLE_GRID, rng), config.resolution, SAMPLE_GRID)
     _atomic_write(samples_path, lambda tmp: grid.save(tmp, format="PNG"))
     emit({"event": "checkpoint", "state": "written", "checkpoint": str(checkpoint), "samples": str(samples_path)})
     print(f"done in {time.monotonic() - started:.1f}s: held-out MSE {heldout_mse:.5f} vs mean-image "
           f"{baseline_mse:.5f}", file=sys.stderr, flush=True)
     return 0
+
+
+def save_checkpoint(handle, model: LinearVAE, config: TrainConfig) -> None:
+    np.savez(handle, kind="linear-vae", mu=model.mu, W=model.W, V=model.V, log_s2=model.log_s2,
+             log_sigma2=model.log_sigma2, resolution=config.resolution, latent_dim=config.latent_dim)
+
+
+class StepOutputs:
+    """The sample grids and intermediate checkpoints written as training goes.
+
+    The grid decodes the same four latent points every time (drawn from their own generator, seeded by
+    the run's seed, so sampling never changes the training itself): one sees those four images form as
+    the model learns. Each file is written through a temp file and a rename, so a listing never shows
+    half of one. A step file that cannot be written (a full disk) is a warning, not the end of the run:
+    the final checkpoint is what matters, and its failure is the run's.
+    """
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+        self.sample_every = max(0, int(config.sample_every))
+        self.checkpoint_every = max(0, int(config.checkpoint_every))
+        self._latents: np.ndarray | None = None
+
+    def after_step(self, step: int, model: LinearVAE) -> None:
+        if self.sample_every and step % self.sample_every == 0:
+            # compress_level 1: a quarter of the default's time, for a file hardly bigger (~17 KB)
+            self._write(STEP_SAMPLE_NAME.format(step=step),
+                        lambda tmp: self.grid(model).save(tmp, format="PNG", compress_level=1), "sample_every")
+        if self.checkpoint_every and step % self.checkpoint_every == 0:
+            self._write(STEP_CHECKPOINT_NAME.format(step=step), lambda tmp: save_checkpoint(tmp, model, self.config),
+                        "checkpoint_every")
+
+    def grid(self, model: LinearVAE) -> Image.Image:
+        if self._latents is None:
+            tiles = STEP_SAMPLE_GRID * STEP_SAMPLE_GRID
+            self._latents = np.random.default_rng([self.config.seed, 1]).standard_normal((tiles, model.W.shape[1]))
+        return samples_grid(model.decode(self._latents), self.config.resolution, STEP_SAMPLE_GRID)
+
+    def _write(self, name: str, write, setting: str) -> None:
+        path = self.config.output_dir / name
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _atomic_write(path, write)
+        except (OSError, OutputError) as exc:
+            # Stop trying: on a full disk every later one would fail the same way.
+            setattr(self, setting, 0)
+            print(f"warning: {exc}; no more files of {setting} are written", file=sys.stderr, flush=True)
 
 
 class OutputError(Exception):

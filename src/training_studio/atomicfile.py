@@ -1,8 +1,9 @@
 """Writing a file so that readers see either the old content or the new, never half of it.
 
-Used for everything the server rewrites in place: server.json, captions and metadata.jsonl in the
-dataset layouts, cached thumbnails. The temp file sits beside the target (same filesystem, so the
-rename is atomic) and is removed if anything fails, a full disk included.
+Shared by the server and the app (no Qt, no HTTP): the server rewrites server.json, captions and
+metadata.jsonl in the dataset layouts and cached thumbnails; the app writes exported CSV files. The temp
+file sits beside the target (same filesystem, so the rename is atomic) and is removed if anything fails,
+a full disk included.
 """
 
 from __future__ import annotations
