@@ -41,11 +41,19 @@ from training_studio.contract.models import (
     DatasetFile,
     Health,
     JobStatus,
+    LogChunk,
+    MetricPoint,
     TrainedModel,
     TrainingJob,
 )
 
-__all__ = ["ApiClient", "ActiveJobs", "DEFAULT_TIMEOUT_S", "REVISION_HEADER"]
+from training_studio.contract.models import JobOutputFile  # a job's samples (and models' checkpoints)
+from training_studio.contract.models import QueueUpdateRequest
+from training_studio.contract.system import SystemInfo
+from training_studio.contract.templates import JobTemplate, JobTemplateSettings, SaveJobTemplateRequest
+from training_studio.contract.datasets_ext import BucketReportResponse, CaptionBatchResult, CaptionerInfo
+
+__all__ = ["ApiClient", "ActiveJobs", "HistoryPage", "DEFAULT_TIMEOUT_S", "REVISION_HEADER", "NEXT_CURSOR_HEADER"]
 
 # The GUI refreshes every 5 s; a request must give up before the next one is due.
 DEFAULT_TIMEOUT_S = 4.0
@@ -53,9 +61,19 @@ DEFAULT_TIMEOUT_S = 4.0
 # Every answer of GET /api/training/jobs from a server with revisions carries it (docs/api.md); its
 # presence is how a client learns that the server understands `since=`.
 REVISION_HEADER = "X-Training-Studio-Revision"
+NEXT_CURSOR_HEADER = "X-Training-Studio-Next-Cursor"  # history paging (docs/api.md)
 
 _T = TypeVar("_T")
 _ADAPTERS: dict[Any, TypeAdapter[Any]] = {}
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    """One page of `job_history()`: the jobs, and the cursor of the next page (None: the last one)."""
+
+    jobs: list[TrainingJob]
+    next_cursor: str | None
+    sorted_by_server: bool = True
 
 
 @dataclass(frozen=True)
@@ -224,6 +242,52 @@ class ApiClient:
     async def list_models(self) -> list[TrainedModel]:
         return self._parse(list[TrainedModel], await self._request("GET", "/api/models"))
 
+    # history, queue, templates, the machine (issue 16) ------------------------------------------------
+    async def job_history(self, statuses: Iterable[JobStatus | str] | None = None, *, limit: int = 100,
+                          query: str | None = None, order: str | None = None, after: str | None = None,
+                          before: str | None = None, cursor: str | None = None) -> HistoryPage:
+        """One page of the server's jobs, sorted and filtered by the server; `next_cursor` asks for the page
+        after it (None: this was the last). A server without history queries answers the plain list in
+        newest-first order: then there is no cursor, and `sorted_by_server` is False."""
+        params: dict[str, Any] = {"status": ",".join(str(s) for s in statuses) if statuses else "all",
+                                  "limit": limit}
+        for key, value in (("q", query), ("order", order), ("after", after), ("before", before),
+                           ("cursor", cursor)):
+            if value:
+                params[key] = value
+        response = await self._send("GET", "/api/training/jobs", params=params)
+        try:
+            data = response.json() if response.content else None
+        except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
+            raise BadResponse("The server answered GET /api/training/jobs with something that is not JSON.",
+                              status_code=response.status_code) from exc
+        jobs = self._parse(list[TrainingJob], data)
+        return HistoryPage(jobs, response.headers.get(NEXT_CURSOR_HEADER) or None,
+                           sorted_by_server=REVISION_HEADER in response.headers)
+
+    async def update_queue(self, job_id: str, **changes: Any) -> TrainingJob:
+        """PATCH …/queue: `move` top/up/down/bottom or `before_job_id`, `held`, `after_job_id` (""
+        clears), `after_condition`, `not_before` ("" clears)."""
+        body = QueueUpdateRequest(**changes).model_dump(mode="json", exclude_unset=True)
+        data = await self._request("PATCH", f"/api/training/jobs/{_segment(job_id)}/queue", json_body=body)
+        return self._parse(TrainingJob, data)
+
+    async def delete_job(self, job_id: str) -> None:
+        await self._request("DELETE", f"/api/training/jobs/{_segment(job_id)}")
+
+    async def list_templates(self) -> list[JobTemplate]:
+        return self._parse(list[JobTemplate], await self._request("GET", "/api/training/templates"))
+
+    async def save_template(self, name: str, settings: JobTemplateSettings | dict[str, Any]) -> JobTemplate:
+        body = SaveJobTemplateRequest(name=name, settings=settings).model_dump(mode="json")
+        return self._parse(JobTemplate, await self._request("POST", "/api/training/templates", json_body=body))
+
+    async def delete_template(self, template_id: str) -> None:
+        await self._request("DELETE", f"/api/training/templates/{_segment(template_id)}")
+
+    async def system(self) -> SystemInfo:
+        return self._parse(SystemInfo, await self._request("GET", "/api/system"))
+
     # for the event stream (client.events), which opens its own streaming request ---------------------
     @property
     def timeout(self) -> httpx.Timeout:
@@ -374,6 +438,17 @@ class ApiClient:
         """The PNG of the images the model generated; NotFound when its trainer made none."""
         return await self._request_bytes(f"/api/models/{_segment(model_id)}/samples")
 
+    # a job's samples (issue 14's details pane) -------------------------------------------------------
+    async def job_samples(self, job_id: str) -> list[JobOutputFile]:
+        """The sample images the job's trainer wrote so far, ascending step (docs/api.md)."""
+        data = await self._request("GET", f"/api/training/jobs/{_segment(job_id)}/samples")
+        return self._parse(list[JobOutputFile], data)
+
+    async def job_sample_image(self, job_id: str, name: str) -> bytes:
+        """The encoded image of one sample; `name` is its path inside the job's output folder."""
+        path = "/".join(_segment(part) for part in name.split("/"))
+        return await self._request_bytes(f"/api/training/jobs/{_segment(job_id)}/samples/{path}")
+
     async def download_checkpoint(self, model_id: str, write: Callable[[bytes], Awaitable[None]],
                                   progress: Callable[[int, int | None], None] | None = None) -> int:
         """Stream a model's checkpoint, handing each chunk to `write` (which should push the disk write
@@ -381,7 +456,28 @@ class ApiClient:
 
         The timeout applies to each read, not to the whole download, so big checkpoints are fine.
         """
-        url = self._prepare(f"/api/models/{_segment(model_id)}/checkpoint")
+        return await self._download(f"/api/models/{_segment(model_id)}/checkpoint", write, progress)
+
+    # a model's intermediate checkpoints (issue 13) -------------------------------------------------
+    async def model_checkpoints(self, model_id: str) -> list[JobOutputFile]:
+        """The intermediate checkpoints its trainer saved on the way, ascending step (docs/api.md);
+        `name` is the path inside its training job's output folder. NotFound for an unknown model."""
+        data = await self._request("GET", f"/api/models/{_segment(model_id)}/checkpoints")
+        return self._parse(list[JobOutputFile], data)
+
+    async def download_model_checkpoint_file(self, model_id: str, name: str,
+                                             write: Callable[[bytes], Awaitable[None]],
+                                             progress: Callable[[int, int | None], None] | None = None) -> int:
+        """Stream one intermediate checkpoint (a `name` from model_checkpoints) as download_checkpoint
+        does; NotFound when it is gone, RequestRejected (code `outside_job_folder`) when it leads out of
+        its training job's folder."""
+        path = "/".join(_segment(part) for part in name.split("/"))
+        return await self._download(f"/api/models/{_segment(model_id)}/checkpoints/{path}", write, progress)
+
+    async def _download(self, path: str, write: Callable[[bytes], Awaitable[None]],
+                        progress: Callable[[int, int | None], None] | None) -> int:
+        """Stream a file download (see download_checkpoint); errors mapped as `_request` maps them."""
+        url = self._prepare(path)
         headers = self._headers(accept="application/octet-stream")
         sent_at = time.time()
         done = 0
@@ -406,6 +502,39 @@ class ApiClient:
             raise CannotConnect(f"The connection to the server at {self._base_url} broke during the "
                                 f"checkpoint download.") from exc
         return done
+
+    # --- job details (issue 14): metrics with their other series, log ranges --------------------------
+    async def job_metrics(self, job_id: str, since_step: int = -1, stride: int = 1) -> list[MetricPoint]:
+        """The job's metric points with step > since_step, ascending, every stride-th (the latest always);
+        each point's `scalars` holds its other series (lr, grad_norm…) or None."""
+        params: dict[str, Any] = {"since_step": since_step}
+        if stride > 1:
+            params["stride"] = stride
+        data = await self._request("GET", f"/api/training/jobs/{_segment(job_id)}/metrics", params=params)
+        return self._parse(list[MetricPoint], data)
+
+    async def job_log(self, job_id: str, offset: int = 0, limit: int | None = None) -> LogChunk:
+        """Log text from byte `offset` forward (at most `limit` bytes; the server's default 64 KiB)."""
+        params: dict[str, Any] = {"offset": offset}
+        if limit is not None:
+            params["limit"] = limit
+        return await self._log_chunk(job_id, params)
+
+    async def job_log_tail(self, job_id: str, max_bytes: int) -> LogChunk:
+        """The end of the log: at most `max_bytes` (1..1 MiB), beginning at a line start. `start` is where
+        it begins (read older text with `job_log_before(start)`), `next_offset` where to follow from.
+        RequestRejected (422) from a server without log ranges."""
+        return await self._log_chunk(job_id, {"offset": -max_bytes})
+
+    async def job_log_before(self, job_id: str, before: int, limit: int) -> LogChunk:
+        """The log text that ends at byte `before` (at most `limit` bytes, beginning at a line start):
+        text is exactly bytes [start, before); start == 0 at the beginning of the log. A chunk whose
+        `start` is None comes from a server without log ranges (it read forward from 0 instead)."""
+        return await self._log_chunk(job_id, {"before": before, "limit": limit})
+
+    async def _log_chunk(self, job_id: str, params: dict[str, Any]) -> LogChunk:
+        data = await self._request("GET", f"/api/training/jobs/{_segment(job_id)}/logs", params=params)
+        return self._parse(LogChunk, data)
 
     def _prepare(self, path: str) -> str:
         if not self._base_url:
@@ -472,6 +601,58 @@ class ApiClient:
             raise BadResponse("The server answered the upload with something that is not JSON.",
                               status_code=response.status_code) from exc
         return self._parse(DatasetFile, data), response.status_code == 201
+
+    # dataset workbench (issue 17) --------------------------------------------------------------------
+    async def batch_captions(self, dataset_id: str, op: str, *, files: list[str] | str = "all",
+                             text: str | None = None, find: str | None = None, replace: str | None = None,
+                             ignore_case: bool = False, captions: dict[str, str] | None = None,
+                             dry_run: bool = False) -> CaptionBatchResult:
+        """One caption operation over a selection (docs/api.md "Dataset workbench"); all or none.
+        ValidationFailed (422) for a bad or too slow regular expression, NotFound for an unknown file."""
+        body: dict[str, Any] = {"op": op, "files": files, "ignore_case": ignore_case, "dry_run": dry_run}
+        for key, value in (("text", text), ("find", find), ("replace", replace), ("captions", captions)):
+            if value is not None:
+                body[key] = value
+        data = await self._request("POST", f"/api/datasets/{_segment(dataset_id)}/captions/batch", json_body=body)
+        return self._parse(CaptionBatchResult, data)
+
+    async def dataset_buckets(self, dataset_id: str, *, resolution: int = 1024, step: int = 64,
+                              batch_size: int = 1) -> BucketReportResponse:
+        data = await self._request("GET", f"/api/datasets/{_segment(dataset_id)}/buckets",
+                                   params={"resolution": resolution, "step": step, "batch_size": batch_size})
+        return self._parse(BucketReportResponse, data)
+
+    async def update_dataset(self, dataset_id: str, *, repeats: int | None = None,
+                             validation_percent: float | None = None,
+                             validation_files: list[str] | None = None) -> Dataset:
+        """Repeats and/or the validation split (a percentage or the files); the layouts are rebuilt."""
+        body: dict[str, Any] = {}
+        if repeats is not None:
+            body["repeats"] = repeats
+        if validation_percent is not None:
+            body["validation"] = {"percent": validation_percent}
+        elif validation_files is not None:
+            body["validation"] = {"files": validation_files}
+        data = await self._request("PATCH", f"/api/datasets/{_segment(dataset_id)}", json_body=body)
+        return self._parse(Dataset, data)
+
+    async def export_dataset(self, dataset_id: str, write: Callable[[bytes], Awaitable[None]], *,
+                             layout: str = "kohya",
+                             progress: Callable[[int, int | None], None] | None = None) -> int:
+        """Stream the dataset as a zip (kohya or imagefolder layout) into `write`; the byte count."""
+        return await self._download(f"/api/datasets/{_segment(dataset_id)}/export?layout={_segment(layout)}",
+                                    write, progress)
+
+    async def captioners(self) -> list[CaptionerInfo]:
+        return self._parse(list[CaptionerInfo], await self._request("GET", "/api/captioners"))
+
+    async def start_caption_job(self, dataset_id: str, preset: str, name: str | None = None) -> TrainingJob:
+        body: dict[str, Any] = {"preset": preset}
+        if name:
+            body["name"] = name
+        data = await self._request("POST", f"/api/datasets/{_segment(dataset_id)}/caption", json_body=body)
+        return self.parse_job(data)
+
 
 
 def _tls_verify(base_url: str) -> ssl.SSLContext | bool:
