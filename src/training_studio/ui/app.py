@@ -16,6 +16,9 @@ answers are fetched in the background from the very start (`ui.warm_start`) whil
 load; httpx's command-line extras are not loaded; the Datasets and Models tabs are built when first shown,
 the dialogs when first opened, the keyring when a token is first needed; and the window-wide import entry
 points come once the first refresh has been painted.
+
+One app runs per settings and data dir (`ui.single_instance`): a later launch hands its file and folder
+arguments to it and exits, and the running app raises its window and opens the import window with them.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from training_studio.ui.single_instance import absolute_paths, wants_new_instance  # stdlib only, no Qt
 
 if TYPE_CHECKING:
     from training_studio.ui.warm_start import LocalPrefetch
@@ -47,6 +52,8 @@ class GuiConfig:
     verbose: bool
     data_dir_explicit: bool = False
     tab: str | None = None  # --tab: the panel to open on ("jobs", "datasets", "models")  # --data-dir or TRAINING_STUDIO_DATA_DIR: use that local server
+    paths: tuple[str, ...] = ()  # files and folders to import (absolute), from `training-studio PATH…`
+    new_instance: bool = False  # never hand over to a running app, never listen for later launches
 
 
 def default_data_dir() -> Path:
@@ -70,6 +77,8 @@ def resolve_config(args: Any, environ: Mapping[str, str]) -> GuiConfig:
         verbose=bool(getattr(args, "verbose", False)),
         data_dir_explicit=bool(data_dir),
         tab=getattr(args, "tab", None),
+        paths=tuple(absolute_paths(getattr(args, "paths", None) or [])),
+        new_instance=wants_new_instance(args, environ),
     )
 
 
@@ -83,6 +92,8 @@ def _configure_logging(config: GuiConfig) -> Path | None:
 def run_gui(args: Any, environ: Mapping[str, str] = os.environ) -> int:
     """Run the desktop app until its window closes; returns the process exit code."""
     config = resolve_config(args, environ)
+    if _handed_over(config, environ):
+        return 0  # the running app raised its window and took the paths
 
     prefetch = _start_warm_start(config)
     _skip_httpx_command_line()
@@ -182,6 +193,7 @@ async def _main(app: Any, config: GuiConfig, log_file: Path | None = None,
     window: MainWindow | None = None
     library: Any = None  # the Datasets and Models panels' stores (ui.datasets.wiring.LibraryPanels)
     desktop: Any = None  # ui.desktop.DesktopIntegration
+    instance: Any = None  # ui.single_instance's listener for later launches
     reporter = CrashReporter(
         log_file, parent=lambda: window,
         on_error=lambda summary: window.statusBar().showMessage(
@@ -193,16 +205,27 @@ async def _main(app: Any, config: GuiConfig, log_file: Path | None = None,
         if server_url is None:
             local = LocalServerManager(config.data_dir, client.http, notify=lambda text: _notify(store, text))
         store = JobStore(client, local=local)
+        theme = _install_theme(app, settings, environ_theme=os.environ.get("TRAINING_STUDIO_THEME"))
         window = MainWindow(store)
+        _install_theme_menu(window, theme)
         from training_studio.ui.datasets.wiring import install_library_panels
 
         # The Datasets and Models tabs are built when first shown; the window-wide import entry points
         # (drops, unfinished uploads) come once the first screen is up: start-up pays for the Jobs tab only.
         library = install_library_panels(window, client, store, data_dir=config.data_dir, lazy=True,
                                          defer_entry_points=True)
+        from training_studio.ui.history.wiring import install_history_panel
+
+        install_history_panel(window, client, store, settings=settings,
+                              on_train_again=lambda job: _train_again(window, job),
+                              on_save_template=lambda job: _save_as_template(window, job))
+        from training_studio.ui.system.wiring import install_system_status
+
+        install_system_status(window, client, store)
         desktop = install_desktop(window, store, client, settings=settings, tokens=tokens,
                                   data_dir=config.data_dir, log_file=log_file, ca_file=ca_file)
         window.closing.connect(quit_requested.set)
+        instance = _listen_for_launches(config, window, library)
         store.start()
         if config.tab is not None:
             window.show_panel(config.tab.capitalize())
@@ -212,6 +235,8 @@ async def _main(app: Any, config: GuiConfig, log_file: Path | None = None,
             if prefetch is not None:
                 prefetch.discard()  # an answer not used by now is of no use
             library.install_entry_points()
+            if config.paths:
+                _open_import(window, library, list(config.paths), "command line")
 
         _after_first_screen(store, after_first_screen)
 
@@ -239,6 +264,8 @@ async def _main(app: Any, config: GuiConfig, log_file: Path | None = None,
 
         await quit_requested.wait()
     finally:
+        if instance is not None:
+            instance.close()  # a launch from now on starts its own window
         if desktop is not None:
             desktop.save_state()  # also when quitting without a close (--quit-after, session end)
             desktop.shutdown()
@@ -291,6 +318,90 @@ def _after_first_screen(store: Any, work: Callable[[], None]) -> None:
     QTimer.singleShot(FIRST_SCREEN_FALLBACK_MS, run)
 
 
+def _install_theme(app: Any, settings: Any, *, environ_theme: str | None = None) -> Any:
+    """Light or dark from the start (View › Theme, remembered; TRAINING_STUDIO_THEME=light|dark|system
+    overrides it for one run, e.g. for screenshots), following the desktop's scheme live."""
+    from training_studio.ui.theme import ThemeChoice, ThemeController
+
+    theme = ThemeController(app, settings, parent=app)
+    if environ_theme:
+        try:
+            theme.choice = ThemeChoice(environ_theme.strip().lower())
+        except ValueError:
+            log.warning("ignoring TRAINING_STUDIO_THEME=%r (use system, light or dark)", environ_theme)
+    theme.apply()
+    return theme
+
+
+def _install_theme_menu(window: Any, theme: Any) -> None:
+    from training_studio.ui.theme import install_theme_menu
+
+    install_theme_menu(window, theme)
+
+
+def _handed_over(config: GuiConfig, environ: Mapping[str, str]) -> bool:
+    """One app per settings and data dir (ui.single_instance): True when a running one took this launch."""
+    if config.new_instance:
+        return False
+    from training_studio.ui.single_instance import hand_over, instance_name
+
+    if not hand_over(instance_name(config.data_dir, config.server_url, environ), list(config.paths)):
+        return False
+    if sys.stderr is not None:
+        print("training-studio: already running for this data folder; its window was brought to the front"
+              + (" with the files to import." if config.paths else "."), file=sys.stderr)
+    return True
+
+
+def _listen_for_launches(config: GuiConfig, window: Any, library: Any) -> Any:
+    """Listen for later launches with the same key; each raises the window and imports its paths."""
+    if config.new_instance:
+        return None
+    from training_studio.ui.single_instance import instance_name, make_instance_server
+
+    instance = make_instance_server(instance_name(config.data_dir, config.server_url, os.environ), window)
+    instance.handover.connect(lambda paths: _on_handover(window, library, paths))
+    instance.listen()
+    return instance
+
+
+def _on_handover(window: Any, library: Any, paths: list[str]) -> None:
+    from PySide6.QtCore import Qt
+
+    if window.windowState() & Qt.WindowState.WindowMinimized:
+        window.setWindowState(window.windowState() & ~Qt.WindowState.WindowMinimized)
+    window.show()
+    window.raise_()
+    window.activateWindow()
+    log.info("handover: another launch asked for the window; raised and activated (active: %s)",
+             window.isActiveWindow())
+    if paths:
+        _open_import(window, library, paths, "another launch")
+
+
+def _open_import(window: Any, library: Any, paths: list[str], source: str) -> None:
+    """Open the import window with `paths` (files and folders given on a command line)."""
+    library.install_entry_points()  # at once if the first screen is not up yet
+    entry = library.entry_points
+    widget = entry.open_with(paths, []) if entry is not None else None
+    log.info("handover: import window %s with %d path(s) from %s: %s",
+             "open" if widget is not None and widget.isVisible() else "NOT open", len(paths), source,
+             ", ".join(paths))
+
+
+def _train_again(window: Any, job: Any) -> None:
+    # Imported on first use: start-up does not load the Train dialog.
+    from training_studio.ui.datasets.train_again import open_train_again
+
+    open_train_again(window, job)
+
+
+def _save_as_template(window: Any, job: Any) -> None:
+    from training_studio.ui.datasets.train_again import save_job_as_template
+
+    save_job_as_template(window, job)
+
+
 def _notify(store: Any, text: str) -> None:
     if store is not None:
-        store.server_message.emit(text)
+        store.connection_note.emit(text)

@@ -3,7 +3,8 @@
 `Banner` shows one message at a time with a severity (info, warning, error), optional action buttons
 (e.g. "Retry now", "Reconnect") and a close button. Severity is said in words and an icon-like glyph, not
 by colour alone, and the bar is announced to screen readers through its accessible name/description. It
-holds no logic: whoever owns it decides what the buttons do.
+holds no logic: whoever owns it decides what the buttons do. Its tint follows the app's theme (light or
+dark) when that changes.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QToolButton, QWidget
+from PySide6.QtWidgets import QApplication, QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QToolButton, QWidget
 
 __all__ = ["Banner", "BannerLevel"]
 
@@ -80,18 +81,36 @@ class Banner(QFrame):
     def show_message(self, text: str, level: BannerLevel = BannerLevel.INFO,
                      actions: list[tuple[str, Callable[[], None]]] | None = None) -> None:
         self.level = level
-        prefix, light, dark = _LEVEL_STYLE[level]
+        prefix = _LEVEL_STYLE[level][0]
         self._prefix.setText(f"{prefix}:")
         self._text.setText(text)
-        palette = self.palette()
-        is_dark = palette.color(QPalette.ColorRole.Window).lightness() < 128
-        palette.setColor(QPalette.ColorRole.Window, QColor(dark if is_dark else light))
-        palette.setColor(QPalette.ColorRole.WindowText, QColor("#ffffff" if is_dark else "#000000"))
-        self.setPalette(palette)
+        self._apply_colours()
         self._set_actions(actions or [])
         self.setAccessibleName(f"{prefix} message")
         self.setAccessibleDescription(text)
         self.show()
+
+    def _apply_colours(self) -> None:
+        """The level's tint for the surrounding palette (light or dark): from the parent, since this
+        widget's own palette holds the tint. Re-run when the app's theme changes."""
+        _, light, dark = _LEVEL_STYLE[self.level]
+        parent = self.parentWidget()
+        around = parent.palette() if parent is not None else QApplication.palette()
+        is_dark = around.color(QPalette.ColorRole.Window).lightness() < 128
+        palette = QPalette(around)
+        palette.setColor(QPalette.ColorRole.Window, QColor(dark if is_dark else light))
+        palette.setColor(QPalette.ColorRole.WindowText, QColor("#ffffff" if is_dark else "#000000"))
+        palette.setColor(QPalette.ColorRole.ButtonText, around.color(QPalette.ColorRole.ButtonText))
+        self._restyling = True
+        try:
+            self.setPalette(palette)
+        finally:
+            self._restyling = False
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt name)
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange and not getattr(self, "_restyling", False):
+            self._apply_colours()  # the theme changed (light ↔ dark): the tint follows
 
     def update_text(self, text: str) -> None:
         """Change the text only (e.g. the "N s ago" counter) without rebuilding the buttons."""

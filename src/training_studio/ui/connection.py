@@ -8,11 +8,22 @@ and says in one sentence what worked) and `ConnectionSwitcher` (points the app's
 `JobStore` at the chosen server, or back at the embedded local server, and forgets the old server's rows).
 It also makes the app's HTTP client for the local server (`make_local_http_client`), whose
 `WarmStartTransport` hands out the answers `ui.warm_start` fetched while the GUI was loading.
+
+One truth about the connection: `ConnectionState` is the one object that says what the app's connection
+is (connecting, connected and how updates arrive, unreachable, token rejected, failing, stopped by the
+user) as an immutable `ConnectionSnapshot`, with ONE signal, `changed(snapshot)`. The status bar, the
+connection banner, the Server menu and the tray all render the same snapshot through the plain functions
+`status_bar_text`, `menu_status_text`, `tray_tooltip` and `banner_for`, so no two of them can disagree and a
+new banner always replaces the one before. It follows the `JobStore`'s signals, and is also the way to
+restart or stop the local server (`restart_local()`, `stop_local()`), so "Restarting…" or "Stopping…" shows
+the moment the user asks. A note about the server ("The local server was restarted…") is shown until the
+state changes or `NOTE_SECONDS` pass, never beside a banner that contradicts it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import ipaddress
 import logging
 import ssl
@@ -23,13 +34,22 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from training_studio.client import DEFAULT_TIMEOUT_S, ApiClient, ApiError, AuthFailed, CannotConnect, LocalServerManager
 from training_studio.ui.tasks import TaskSet
 from training_studio.ui.warm_start import LocalPrefetch, is_fresh
 
 __all__ = [
+    "ConnectionPhase",
+    "ConnectionSnapshot",
+    "ConnectionState",
+    "BannerSpec",
+    "banner_for",
+    "menu_status_text",
+    "status_bar_text",
+    "tray_tooltip",
+    "NOTE_SECONDS",
     "ConnectionRequest",
     "ConnectionSwitcher",
     "ConnectionTester",
@@ -265,7 +285,7 @@ class ConnectionSwitcher(QObject):
                 store.start()
                 return
             store.local = LocalServerManager(self.data_dir, self.client.http, extra_args=self.local_args,
-                                             notify=lambda text: store.server_message.emit(text))
+                                             notify=lambda text: store.connection_note.emit(text))
             self.client.set_connection("", None)
         for job_id in store.model.job_ids():
             store.model.remove_job(job_id)
@@ -293,3 +313,254 @@ class ConnectionSwitcher(QObject):
 
     async def wait_idle(self) -> None:
         await self._tasks.wait_idle()
+
+
+# One truth about the connection ------------------------------------------------------------------------------
+
+NOTE_SECONDS = 10.0  # how long a note about the server ("… was restarted") stays, unless the state changes
+
+
+class ConnectionPhase(str, enum.Enum):
+    CONNECTING = "connecting"    # starting, connecting, restarting, stopping, reconnecting: `activity` says which
+    CONNECTED = "connected"      # the last refresh worked
+    UNREACHABLE = "unreachable"  # no answer (retrying automatically)
+    AUTH = "auth"                # the token was rejected
+    FAILING = "failing"          # the server answers, badly (HTTP 500, not the contract…; retrying)
+    STOPPED = "stopped"          # the user stopped the local server
+
+
+_FAILURE_PHASES = {"unreachable": ConnectionPhase.UNREACHABLE, "auth": ConnectionPhase.AUTH,
+                   "stopped": ConnectionPhase.STOPPED}
+
+
+@dataclass(frozen=True)
+class ConnectionSnapshot:
+    """What the connection is, everything its four views need; equal snapshots render the same."""
+
+    phase: ConnectionPhase
+    is_local: bool
+    activity: str = ""          # while CONNECTING: "Starting local server…", "Restarting local server…"
+    url: str = ""
+    version: str = ""
+    stream: str = "off"         # the store's StreamState value: how changes arrive while connected
+    refresh_interval: float = 5.0
+    failure: str = ""           # the store's sentence for a failed refresh
+    age_s: int | None = None    # while failing: seconds since the last good data (None: none yet)
+    stream_trouble: str = ""    # while connected: live updates have been down for a while
+    note: str = ""              # a passing remark about the server (restarted, replaced)
+
+
+@dataclass(frozen=True)
+class BannerSpec:
+    """The connection banner: its text, level ("info", "warning", "error") and actions by key
+    ("start", "reconnect", "retry", "retry_stream"), which the window maps to the store's methods."""
+
+    text: str
+    level: str
+    actions: tuple[tuple[str, str], ...] = ()  # (button label, action key)
+
+
+def _where(snapshot: ConnectionSnapshot) -> str:
+    return "Local server" if snapshot.is_local else "Server"
+
+
+def _updates_words(snapshot: ConnectionSnapshot) -> str:
+    if snapshot.stream == "live":
+        return "live updates"
+    if snapshot.stream == "reconnecting":
+        return "reconnecting live updates…"
+    if snapshot.stream == "polling":
+        return f"refreshed every {snapshot.refresh_interval:g} s"
+    return ""
+
+
+_PHASE_WORDS = {ConnectionPhase.UNREACHABLE: "unreachable", ConnectionPhase.AUTH: "token rejected",
+                ConnectionPhase.FAILING: "error", ConnectionPhase.STOPPED: "stopped"}
+
+
+def status_bar_text(snapshot: ConnectionSnapshot) -> str:
+    """The status bar's permanent text: "Local server: URL (version 1.2) — live updates"."""
+    if snapshot.phase is ConnectionPhase.CONNECTING:
+        return snapshot.activity or ("Starting local server…" if snapshot.is_local else "Connecting…")
+    if snapshot.phase is ConnectionPhase.STOPPED:
+        return f"{_where(snapshot)}: stopped"
+    head = f"{_where(snapshot)}: {snapshot.url or '—'}"
+    if snapshot.version:
+        head += f" (version {snapshot.version})"
+    if snapshot.phase is ConnectionPhase.CONNECTED:
+        words = _updates_words(snapshot)
+        return f"{head} — {words}" if words else head
+    return f"{head} — {_PHASE_WORDS[snapshot.phase]}"
+
+
+def menu_status_text(snapshot: ConnectionSnapshot) -> str:
+    """The Server menu's status entry, without the "Local server:" prefix."""
+    if snapshot.phase is ConnectionPhase.CONNECTING:
+        return snapshot.activity or "Connecting…"
+    return {ConnectionPhase.CONNECTED: "Connected", ConnectionPhase.UNREACHABLE: "Unreachable",
+            ConnectionPhase.AUTH: "Token rejected", ConnectionPhase.FAILING: "Error",
+            ConnectionPhase.STOPPED: "Stopped"}[snapshot.phase]
+
+
+def tray_tooltip(snapshot: ConnectionSnapshot) -> str:
+    """The tray icon's tooltip: the app's name and the same status as the menu."""
+    status = menu_status_text(snapshot)
+    words = _updates_words(snapshot) if snapshot.phase is ConnectionPhase.CONNECTED else ""
+    return f"Training Studio\n{_where(snapshot)}: {status}" + (f" ({words})" if words else "")
+
+
+def banner_for(snapshot: ConnectionSnapshot) -> BannerSpec | None:
+    """The connection banner for this state, or None for no banner."""
+    phase = snapshot.phase
+    if phase is ConnectionPhase.STOPPED:
+        return BannerSpec("The local server is stopped. Jobs that were running keep running and are "
+                          "re-attached when it starts again.", "info", (("S&tart local server", "start"),))
+    if phase in (ConnectionPhase.UNREACHABLE, ConnectionPhase.AUTH, ConnectionPhase.FAILING):
+        message = snapshot.failure
+        if phase is ConnectionPhase.AUTH:
+            message += (" Reconnect re-reads the local server's token." if snapshot.is_local
+                        else " Check the token (--token or TRAINING_STUDIO_TOKEN), then Reconnect.")
+        freshness = ("No data loaded yet." if snapshot.age_s is None
+                     else f"Showing the last good data, updated {snapshot.age_s} s ago.")
+        text = f"{message} {freshness}"
+        if phase is ConnectionPhase.AUTH:
+            return BannerSpec(text, "error", (("Reconn&ect", "reconnect"),))
+        text += " Retrying automatically."
+        if snapshot.stream == "reconnecting":
+            text += " Live updates are reconnecting."
+        level = "warning" if phase is ConnectionPhase.UNREACHABLE else "error"
+        return BannerSpec(text, level, (("Retry &now", "retry"),))
+    if phase is ConnectionPhase.CONNECTED:
+        if snapshot.stream_trouble:
+            return BannerSpec(snapshot.stream_trouble, "warning", (("Retry &now", "retry_stream"),))
+        if snapshot.note:
+            return BannerSpec(snapshot.note, "info")
+    return None
+
+
+class ConnectionState(QObject):
+    """The connection as one snapshot with one signal; see the module docstring.
+
+    `store` is the app's `JobStore` (typed loosely: this module does not import the jobs package).
+    """
+
+    changed = Signal(object)  # ConnectionSnapshot
+
+    def __init__(self, store: Any, parent: QObject | None = None, *, note_seconds: float = NOTE_SECONDS) -> None:
+        super().__init__(parent)
+        self.store = store
+        self._phase = ConnectionPhase.CONNECTING
+        self._activity = "Starting local server…" if store.is_local else "Connecting…"
+        self._url = ""
+        self._version = ""
+        self._failure = ""
+        self._note = ""
+        self._note_timer = QTimer(self)
+        self._note_timer.setSingleShot(True)
+        self._note_timer.setInterval(int(note_seconds * 1000))
+        self._note_timer.timeout.connect(self._clear_note)
+        self.snapshot = self._build()
+        store.connecting.connect(self._on_connecting)
+        store.connection_changed.connect(self._on_connection_changed)
+        store.refresh_failed.connect(self._on_refresh_failed)
+        store.refreshing_changed.connect(self._on_refreshing_changed)
+        store.connection_restored.connect(self._on_success)
+        store.jobs_changed.connect(self._on_success)
+        store.stream_state_changed.connect(lambda _state: self._update())
+        store.ticked.connect(self._update)
+        connection_note = getattr(store, "connection_note", None)
+        if connection_note is not None:
+            connection_note.connect(self.show_note)
+
+    # intent ---------------------------------------------------------------------------------------------
+    def restart_local(self) -> None:
+        """Restart the local server (the user confirmed); "Restarting local server…" shows at once."""
+        if not self.store.is_local:
+            return
+        self._enter_connecting("Restarting local server…")
+        self.store.restart_local_server()
+
+    def stop_local(self) -> None:
+        """Stop the local server (the user confirmed); "Stopping local server…" shows at once."""
+        if not self.store.is_local:
+            return
+        self._enter_connecting("Stopping local server…")
+        self.store.stop_local_server()
+
+    def start_local(self) -> None:
+        """Start the stopped local server again (the banner's button)."""
+        if not self.store.is_local:
+            return
+        self._enter_connecting("Starting local server…")
+        self.store.restart_local_server()
+
+    def show_note(self, text: str) -> None:
+        """A passing remark about the server; it goes when the state changes or after a few seconds."""
+        self._note = text
+        self._note_timer.start()
+        self._update()
+
+    # reactions ------------------------------------------------------------------------------------------
+    def _enter_connecting(self, activity: str, *, keep_note: bool = False) -> None:
+        self._phase = ConnectionPhase.CONNECTING
+        self._activity = activity
+        if not keep_note:
+            self._note = ""
+        self._update()
+
+    def _on_connecting(self, text: str) -> None:
+        # The store reconnects right after saying the server was restarted: that remark stays.
+        self._enter_connecting(text, keep_note=True)
+
+    def _on_connection_changed(self, url: str, version: str) -> None:
+        self._url, self._version = url, version
+        self._update()
+
+    def _on_refresh_failed(self, kind: str, message: str) -> None:
+        self._phase = _FAILURE_PHASES.get(kind, ConnectionPhase.FAILING)
+        self._failure = message
+        self._note = ""  # a remark about the server never sits beside a problem
+        self._update()
+
+    def _on_refreshing_changed(self, refreshing: bool) -> None:
+        if not refreshing:
+            self._on_success()
+
+    def _on_success(self) -> None:
+        store = self.store
+        # A refresh that was cancelled (a reconnect or a restart began) or failed does not count.
+        if store.last_failure is not None or not store.connected or store.last_success_at is None:
+            return
+        if self._phase is ConnectionPhase.CONNECTING and self._activity.startswith("Stopping"):
+            return  # a refresh that began before Stop was asked for
+        self._phase = ConnectionPhase.CONNECTED
+        self._failure = ""
+        if store.client.base_url and not self._url:
+            self._url, self._version = store.client.base_url, store.server_version
+        self._update()
+
+    def _clear_note(self) -> None:
+        self._note = ""
+        self._update()
+
+    def _build(self) -> ConnectionSnapshot:
+        store = self.store
+        age = store.seconds_since_success() if self._phase in (
+            ConnectionPhase.UNREACHABLE, ConnectionPhase.AUTH, ConnectionPhase.FAILING) else None
+        trouble = store.stream_trouble() if self._phase is ConnectionPhase.CONNECTED else None
+        stream = getattr(store.stream_state, "value", str(store.stream_state))
+        return ConnectionSnapshot(
+            phase=self._phase, is_local=store.is_local, activity=self._activity, url=self._url,
+            version=self._version, stream=stream, refresh_interval=store.refresh_interval, failure=self._failure,
+            age_s=None if age is None else int(age), stream_trouble=trouble or "", note=self._note)
+
+    def _update(self) -> None:
+        snapshot = self._build()
+        if snapshot != self.snapshot:
+            self.snapshot = snapshot
+            self.changed.emit(snapshot)
+
+    def refresh_now(self) -> None:
+        """Re-read the store (after a server switch reset it) and tell the views."""
+        self._url, self._version = self.store.client.base_url, self.store.server_version
+        self._update()

@@ -7,7 +7,8 @@ we substitute a concrete colour before rendering, so one file serves every statu
 theme. Pixmaps are rendered at the device pixel ratio they will be painted at (crisp at 200%) and
 cached per (name, colour, size, ratio): painting code calls `pixmap()` freely without building
 anything after the first call. A missing or unreadable icon logs once and yields a transparent
-pixmap, never an exception in a paint handler.
+pixmap, never an exception in a paint handler. Toolbars get their icons from the same set through
+`decorate_toolbar()` (text beside the icon, in the palette's colours, re-rendered when the theme changes).
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import logging
 from functools import lru_cache
 from importlib import resources
 
-from PySide6.QtCore import QByteArray, QRectF, Qt
-from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
+from PySide6.QtCore import QByteArray, QEvent, QObject, QRectF, QSize, Qt
+from PySide6.QtGui import QAction, QColor, QIcon, QPainter, QPalette, QPixmap
+from PySide6.QtWidgets import QToolBar
 from PySide6.QtSvg import QSvgRenderer
 
 from training_studio.contract.models import JobStatus
@@ -31,6 +33,9 @@ __all__ = [
     "icon",
     "status_icon_name",
     "clear_cache",
+    "themed_icon",
+    "decorate_toolbar",
+    "TOOLBAR_ICON_SIZE",
 ]
 
 _log = logging.getLogger(__name__)
@@ -134,6 +139,50 @@ def icon(name: str, colour: QColor | str | None = None) -> QIcon:
             result.addPixmap(pixmap(name, size, ratio, colour))
     _icons[key] = result
     return result
+
+
+TOOLBAR_ICON_SIZE = 18  # logical pixels; rendered at the screen's ratio (crisp at 200%)
+
+
+def themed_icon(name: str, palette: QPalette) -> QIcon:
+    """Icon `name` in the palette's button-text colour (normal) and its disabled colour (greyed)."""
+    result = QIcon()
+    normal = palette.color(QPalette.ColorGroup.Active, QPalette.ColorRole.ButtonText)
+    disabled = palette.color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.ButtonText)
+    for size in (16, TOOLBAR_ICON_SIZE, 20, 24, 32):
+        for ratio in (1.0, 1.5, 2.0, 3.0):
+            result.addPixmap(pixmap(name, size, ratio, normal), QIcon.Mode.Normal)
+            result.addPixmap(pixmap(name, size, ratio, disabled), QIcon.Mode.Disabled)
+    return result
+
+
+class _ToolbarIcons(QObject):
+    """Keeps a toolbar's action icons in the current palette's colours (re-rendered on a theme change)."""
+
+    def __init__(self, toolbar: QToolBar, names: dict[QAction, str]) -> None:
+        super().__init__(toolbar)
+        self.toolbar = toolbar
+        self.names = names
+        self.apply()
+        toolbar.installEventFilter(self)
+
+    def apply(self) -> None:
+        palette = self.toolbar.palette()
+        for action, name in self.names.items():
+            action.setIcon(themed_icon(name, palette))
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt name)
+        if watched is self.toolbar and event.type() == QEvent.Type.PaletteChange:
+            self.apply()
+        return False
+
+
+def decorate_toolbar(toolbar: QToolBar, names: dict[QAction, str]) -> None:
+    """Give a toolbar's actions icons from this set (`names`: action -> icon name), with the text beside
+    them, sized for HiDPI, in the palette's colours (light or dark, following theme changes)."""
+    toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+    toolbar.setIconSize(QSize(TOOLBAR_ICON_SIZE, TOOLBAR_ICON_SIZE))
+    _ToolbarIcons(toolbar, names)
 
 
 def clear_cache() -> None:

@@ -4,12 +4,14 @@
 "Jobs" panel now; "Datasets" and "Models" panels plug in the same way), and a panel whose factory raises
 is replaced by a "Failed to load …" page with a Retry button while the other tabs keep working. A panel
 added with `lazy=True` is built when its tab is first shown (or `panel(title)` asks for it), so that
-start-up pays only for the tab on screen; `panel_built` then announces it. It turns
-the store's connection signals into the non-modal banner ("last updated N s ago", Retry, Reconnect) and
-the status-bar text, owns the menus (File, View with F5, Server, Help), and stops the store's timers and
-tasks when it closes. The status bar names how changes arrive (the store's `stream_state`: live updates,
-reconnecting, or polling), and live updates that stay interrupted while the server otherwise answers get
-the banner too (`JobStore.stream_trouble()`), cleared by themselves when the stream is back.
+start-up pays only for the tab on screen; `panel_built` then announces it. It owns the app's one
+`ConnectionState` (ui.connection) and renders its snapshot as the status-bar text and the one non-modal
+connection banner ("last updated N s ago", Retry, Reconnect, Start local server); the Server menu and the
+tray render the same snapshot, so they never disagree. Passing notices (a job finished, a job was
+created, a status-bar message) go to its `NoticeArea` in the status bar, where they cover and push nothing.
+It owns the menus (File; View with F5, Ctrl+1…4 for the tabs and Ctrl+Tab / Ctrl+Shift+Tab to cycle
+them from anywhere; Server; Help), gives the Jobs toolbar its icons, and stops the store's timers and tasks
+when it closes.
 """
 
 from __future__ import annotations
@@ -26,13 +28,17 @@ from PySide6.QtWidgets import (
     QPushButton,
     QTabBar,
     QTabWidget,
+    QToolBar,
     QVBoxLayout,
     QWidget,
 )
 
 from training_studio import __version__
 from training_studio.ui.banner import Banner, BannerLevel
-from training_studio.ui.jobs.store import FailureKind, JobStore, StreamState
+from training_studio.ui.icons import decorate_toolbar
+from training_studio.ui.connection import ConnectionSnapshot, ConnectionState, banner_for, status_bar_text
+from training_studio.ui.jobs.store import JobStore
+from training_studio.ui.notifications import NoticeArea
 from training_studio.ui.server_menu import ServerMenu
 
 __all__ = ["MainWindow", "FailedPanel"]
@@ -40,6 +46,7 @@ __all__ = ["MainWindow", "FailedPanel"]
 log = logging.getLogger(__name__)
 
 PanelFactory = Callable[[], QWidget]
+TAB_TITLES = ("Jobs", "Datasets", "Models", "History")  # Ctrl+1 … Ctrl+4
 
 
 class FailedPanel(QWidget):
@@ -86,8 +93,6 @@ class MainWindow(QMainWindow):
         self._panels: dict[str, QWidget] = {}
         self._pending: dict[str, _PendingPanel] = {}  # lazy tabs not built yet
         self._swapping = False  # a tab is being replaced: its intermediate tab changes are not "shown"
-        self._server_text = ""  # "Server: URL (version …)", before the state suffix
-        self._banner_for_stream = False  # the banner shows stream_trouble(), not a failed refresh
 
         central = QWidget(self)
         layout = QVBoxLayout(central)
@@ -107,19 +112,21 @@ class MainWindow(QMainWindow):
         self.server_label.setAccessibleName("Connected server")
         self.server_label.setText("Starting local server…" if store.is_local else "Connecting…")
         self.statusBar().addPermanentWidget(self.server_label)
+        # Notices (job finished, job created…) live in the status bar: they never cover content.
+        self.notices = NoticeArea(self.statusBar())
 
+        # The one truth about the connection: the status bar, the banner, the Server menu and the tray
+        # all render its snapshot.
+        self.connection = ConnectionState(store, self)
         self._build_menus()
-        store.connecting.connect(self._on_connecting)
-        store.connection_changed.connect(self._on_connection_changed)
-        store.refresh_failed.connect(self._on_refresh_failed)
-        store.connection_restored.connect(self._on_restored)
-        store.jobs_changed.connect(self._on_jobs_changed)
-        store.ticked.connect(self._update_banner_age)
-        store.stream_state_changed.connect(self._on_stream_state)
+        self.connection.changed.connect(self._render_connection)
+        self._render_connection(self.connection.snapshot)
 
+        from training_studio.ui.jobs.details.links import wire_jobs_panel
         from training_studio.ui.jobs.panel import JobsPanel
 
-        self.add_panel("Jobs", lambda: JobsPanel(store))
+        # The details pane's links reach the Datasets and Models tabs; its toggle joins the View menu.
+        self.add_panel("Jobs", lambda: wire_jobs_panel(self, JobsPanel(store)))
 
     # panels ------------------------------------------------------------------------------------
     @property
@@ -146,6 +153,12 @@ class MainWindow(QMainWindow):
             return False
         self.tabs.setCurrentWidget(panel)
         return True
+
+    def cycle_tabs(self, step: int) -> None:
+        """Show the next (step 1) or previous (-1) tab, wrapping around."""
+        count = self.tabs.count()
+        if count:
+            self.tabs.setCurrentIndex((self.tabs.currentIndex() + step) % count)
 
     def current_title(self) -> str | None:
         current = self.tabs.currentWidget()
@@ -217,6 +230,8 @@ class MainWindow(QMainWindow):
             failed.retry_requested.connect(lambda: self.retry_panel(title))
             widget = failed
         self._panels[title] = widget
+        if title == "Jobs":
+            _decorate_jobs_toolbar(widget)
         return widget
 
     # menus -------------------------------------------------------------------------------------
@@ -227,7 +242,7 @@ class MainWindow(QMainWindow):
         quit_action.triggered.connect(self.close)
         file_menu.addAction(quit_action)
 
-        view_menu = self.menuBar().addMenu("&View")
+        view_menu = self.view_menu = self.menuBar().addMenu("&View")
         self.refresh_action = QAction("&Refresh", self)
         shortcuts = [QKeySequence(Qt.Key.Key_F5)]
         # The platform's Refresh key is F5 on most desktops; a duplicate would make F5 "ambiguous".
@@ -239,7 +254,29 @@ class MainWindow(QMainWindow):
         view_menu.addAction(self.refresh_action)
         self.addAction(self.refresh_action)
 
-        self.server_menu = ServerMenu(self.store, self)
+        # Tabs from anywhere in the window: Ctrl+1…4, and Ctrl+Tab / Ctrl+Shift+Tab to cycle.
+        view_menu.addSeparator()
+        self.tab_actions: list[QAction] = []
+        for number, title in enumerate(TAB_TITLES, start=1):
+            action = QAction(f"&{number} {title}", self)
+            action.setShortcut(QKeySequence(f"Ctrl+{number}"))
+            action.triggered.connect(lambda _checked=False, title=title: self.show_panel(title))
+            view_menu.addAction(action)
+            self.addAction(action)
+            self.tab_actions.append(action)
+        self.next_tab_action = QAction("&Next tab", self)
+        self.next_tab_action.setShortcuts([QKeySequence("Ctrl+Tab"), QKeySequence("Ctrl+PgDown")])
+        self.next_tab_action.triggered.connect(lambda: self.cycle_tabs(1))
+        self.previous_tab_action = QAction("&Previous tab", self)
+        self.previous_tab_action.setShortcuts([QKeySequence("Ctrl+Shift+Tab"), QKeySequence("Ctrl+Shift+Backtab"),
+                                               QKeySequence("Ctrl+PgUp")])
+        self.previous_tab_action.triggered.connect(lambda: self.cycle_tabs(-1))
+        for action in (self.next_tab_action, self.previous_tab_action):
+            view_menu.addAction(action)
+            self.addAction(action)
+        self.view_menu = view_menu
+
+        self.server_menu = ServerMenu(self.store, self, connection=self.connection)
         self.menuBar().addMenu(self.server_menu)
 
         help_menu = self.menuBar().addMenu("&Help")
@@ -252,92 +289,19 @@ class MainWindow(QMainWindow):
                           f"Training Studio {__version__}\n\nWatch AI training jobs live and build training "
                           f"datasets.\nConnected to: {self.server_label.text()}")
 
-    # connection feedback -----------------------------------------------------------------------
-    def _on_connecting(self, text: str) -> None:
-        self.server_label.setText(text)
-
-    def _on_connection_changed(self, url: str, version: str) -> None:
-        where = "Local server" if self.store.is_local else "Server"
-        suffix = f" (version {version})" if version else ""
-        self._server_text = f"{where}: {url}{suffix}"
-        self._render_server_label()
-        self.server_label.setToolTip(f"Connected to {url}")
-
-    def _render_server_label(self) -> None:
-        """The connection in the status bar: where, and how changes arrive (" — live updates"...)."""
-        if not self._server_text:
+    # connection feedback: everything rendered from the one ConnectionState -----------------------------
+    def _render_connection(self, snapshot: ConnectionSnapshot) -> None:
+        self.server_label.setText(status_bar_text(snapshot))
+        self.server_label.setToolTip(f"Connected to {snapshot.url}" if snapshot.url else "")
+        spec = banner_for(snapshot)
+        if spec is None:
+            self.banner.hide()
             return
-        state = _stream_words(self.store)
-        self.server_label.setText(f"{self._server_text} — {state}" if state else self._server_text)
-
-    def _on_stream_state(self, state: str) -> None:
-        failure = self.store.last_failure
-        if failure is None or failure[0] not in (FailureKind.UNREACHABLE, FailureKind.AUTH, FailureKind.STOPPED):
-            self._render_server_label()
-        if self.banner.isVisible() and failure is not None:
-            self.banner.update_text(self._banner_text())
-        elif state == StreamState.LIVE.value and self._banner_for_stream:
-            self.banner.hide()
-            self._banner_for_stream = False
-
-    def _on_jobs_changed(self) -> None:
-        if self.store.last_failure is None and self.banner.isVisible() and self.store.stream_trouble() is None:
-            self.banner.hide()
-            self._banner_for_stream = False
-
-    def _on_restored(self) -> None:
-        self.banner.hide()
-        self._banner_for_stream = False
-        self._on_connection_changed(self.store.client.base_url, self.store.server_version)
-
-    def _on_refresh_failed(self, kind: str, message: str) -> None:
-        actions: list[tuple[str, Callable[[], None]]]
-        if kind == FailureKind.AUTH.value:
-            actions = [("Reconn&ect", self.store.reconnect)]
-        elif kind == FailureKind.STOPPED.value:
-            actions = [("S&tart local server", self.store.restart_local_server)]
-        else:
-            actions = [("Retry &now", self.store.request_refresh)]
-        level = BannerLevel.WARNING if kind == FailureKind.UNREACHABLE.value else BannerLevel.ERROR
-        self.banner.show_message(self._banner_text(), level, actions)
-        self._banner_for_stream = False
-        if kind in (FailureKind.UNREACHABLE.value, FailureKind.AUTH.value, FailureKind.STOPPED.value):
-            self.server_label.setText(f"{self.server_label.text().split(' — ')[0]} — {_short(kind)}")
-
-    def _banner_text(self) -> str:
-        failure = self.store.last_failure
-        if failure is None:
-            return ""
-        kind, message = failure
-        if kind is FailureKind.AUTH:
-            hint = (" Reconnect re-reads the local server's token." if self.store.is_local
-                    else " Check the token (--token or TRAINING_STUDIO_TOKEN), then Reconnect.")
-            message = f"{message}{hint}"
-        age = self.store.seconds_since_success()
-        if age is None:
-            freshness = "No data loaded yet."
-        else:
-            freshness = f"Showing the last good data, updated {int(age)} s ago."
-        retry = "" if kind in (FailureKind.AUTH, FailureKind.STOPPED) else " Retrying automatically."
-        stream = (" Live updates are reconnecting." if self.store.stream_state is StreamState.RECONNECTING
-                  and kind not in (FailureKind.AUTH, FailureKind.STOPPED) else "")
-        return f"{message} {freshness}{retry}{stream}"
-
-    def _update_banner_age(self) -> None:
-        if self.store.last_failure is not None:
-            if self.banner.isVisible():
-                self.banner.update_text(self._banner_text())
-            return
-        trouble = self.store.stream_trouble()
-        if trouble is not None:
-            if not (self.banner.isVisible() and self._banner_for_stream):
-                self.banner.show_message(trouble, BannerLevel.WARNING, [("Retry &now", self.store.reconnect_stream)])
-                self._banner_for_stream = True
-            else:
-                self.banner.update_text(trouble)
-        elif self._banner_for_stream and self.banner.isVisible():
-            self.banner.hide()
-            self._banner_for_stream = False
+        actions = {"start": self.connection.start_local, "reconnect": self.store.reconnect,
+                   "retry": self.store.request_refresh, "retry_stream": self.store.reconnect_stream}
+        # One banner: a new state's message replaces the one before (same buttons: only the text changes).
+        self.banner.show_message(spec.text, BannerLevel(spec.level),
+                                 [(label, actions[key]) for label, key in spec.actions])
 
     # lifecycle ---------------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:
@@ -346,17 +310,15 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
 
-def _stream_words(store: JobStore) -> str:
-    """How changes arrive, in a few words for the status bar ("" before it is known)."""
-    state = store.stream_state
-    if state is StreamState.LIVE:
-        return "live updates"
-    if state is StreamState.RECONNECTING:
-        return "reconnecting live updates…"
-    if state is StreamState.POLLING:
-        return f"refreshed every {store.refresh_interval:g} s"
-    return ""
+# The Jobs panel's toolbar actions and their icons (the panel builds them; the window gives them icons).
+_JOBS_TOOLBAR_ICONS = {"refresh_action": "refresh-cw", "cancel_action": "circle-stop", "clear_action": "list-x",
+                       "details_action": "panel-bottom", "export_action": "file-down"}
 
 
-def _short(kind: str) -> str:
-    return {"unreachable": "unreachable", "auth": "token rejected", "stopped": "stopped"}.get(kind, "error")
+def _decorate_jobs_toolbar(panel: QWidget) -> None:
+    toolbar = getattr(panel, "toolbar", None)
+    if not isinstance(toolbar, QToolBar):
+        return
+    names = {getattr(panel, attribute): name for attribute, name in _JOBS_TOOLBAR_ICONS.items()
+             if isinstance(getattr(panel, attribute, None), QAction)}
+    decorate_toolbar(toolbar, names)

@@ -6,8 +6,13 @@ or running to completed or failed (a cancel is the user's own doing and is not a
 finished when first seen are not news). `job_notice()` turns such a transition into the words shown.
 `Notifier` shows them: where `QSystemTrayIcon.isSystemTrayAvailable()` it owns a tray icon (which also
 restores the window) and shows a desktop notification whose click brings up the window with the job
-selected — it works while the window is minimised; elsewhere the same notice appears inside the window
-as a non-modal toast with a "Show job" button, and the taskbar entry is flagged for attention.
+selected — it works while the window is minimised; elsewhere the same notice appears in the window's
+`NoticeArea`, and the taskbar entry is flagged for attention. The tray's tooltip renders the app's one
+connection state (ui.connection), like the status bar and the Server menu.
+
+Notices come and go (`NoticeArea`, in the status bar, so they never cover or push content): information
+goes by itself after `NOTICE_SECONDS`, failures stay until dismissed, and several of a kind are coalesced
+("3 jobs completed") instead of piling up. `post_notice(widget, text)` lets any panel post one.
 """
 
 from __future__ import annotations
@@ -16,9 +21,10 @@ import logging
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, QSize, Qt, Signal
+from PySide6.QtCore import QObject, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QApplication,
@@ -26,23 +32,22 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMenu,
-    QPushButton,
+    QSizePolicy,
+    QStatusBar,
     QSystemTrayIcon,
     QToolButton,
-    QVBoxLayout,
     QWidget,
 )
 
 from training_studio.contract.models import ACTIVE_STATUSES, JobStatus, TrainingJob
 
-__all__ = ["JobNotice", "job_notice", "JobFinishWatcher", "Notifier", "ToastArea", "app_icon", "show_job"]
+__all__ = ["JobNotice", "job_notice", "JobFinishWatcher", "Notifier", "Notice", "NoticeArea", "NoticeGroup",
+           "coalesced_text", "notice_area_of", "post_notice", "app_icon", "show_job", "NOTICE_SECONDS"]
 
 log = logging.getLogger(__name__)
 
 MAX_REASON_CHARS = 300
-MAX_TOASTS = 4
 TRAY_MESSAGE_MS = 10_000
-TOAST_WIDTH = 380
 
 
 @dataclass(frozen=True)
@@ -137,118 +142,237 @@ def show_job(window: Any, job_id: str) -> bool:
     return bool(panel.select_job(job_id))
 
 
-class Toast(QFrame):
-    """One in-window notice: text, "Show job" and dismiss."""
+NOTICE_SECONDS = 6.0  # how long an information notice stays (failures stay until dismissed)
+NOTICE_TEXT_WIDTH = 420  # a notice's text is elided beyond this (the whole text is its tooltip)
 
-    show_requested = Signal(str)
+
+@dataclass
+class NoticeGroup:
+    """What one notice in the status bar stands for: notices of the same `key` are coalesced."""
+
+    key: str
+    failed: bool
+    messages: list[str]
+    job_ids: list[str]
+    noun: str = ""  # "completed" / "failed": "3 jobs completed"; "": the newest message replaces the others
+    # A button of its own instead of "Show job" (label, what it does), e.g. ("&Undo", …) after Clear finished.
+    action: tuple[str, Callable[[], None]] | None = None
+
+
+def coalesced_text(group: NoticeGroup) -> str:
+    """One line for a group: its only message, or "3 jobs completed"."""
+    if len(group.messages) == 1 or not group.noun:
+        return group.messages[-1]
+    return f"{len(group.messages)} jobs {group.noun}"
+
+
+class _ElidedLabel(QLabel):
+    """A one-line label that elides its text to the width it is given (the whole text is its tooltip)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._full = ""
+        self.setTextFormat(Qt.TextFormat.PlainText)
+        self.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Preferred)
+
+    def set_full_text(self, text: str) -> None:
+        self._full = text
+        self._elide()
+
+    def full_text(self) -> str:
+        return self._full
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt name)
+        hint = super().sizeHint()
+        return QSize(min(self.fontMetrics().horizontalAdvance(self._full) + 4, NOTICE_TEXT_WIDTH), hint.height())
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt name)
+        return QSize(min(self.sizeHint().width(), 120), super().minimumSizeHint().height())
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 (Qt name)
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        width = max(20, self.width())
+        self.setText(self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, width))
+
+
+class Notice(QFrame):
+    """One notice in the status bar: a glyph and words (never colour alone), "Show job", dismiss.
+
+    An information notice dismisses itself after `seconds`; a failure stays until the user dismisses it.
+    `dismissed` is emitted when it goes, either way, before it is deleted.
+    """
+
+    show_requested = Signal(str)  # job id
     dismissed = Signal()
 
-    def __init__(self, notice: JobNotice, parent: QWidget | None = None) -> None:
+    def __init__(self, group: NoticeGroup, seconds: float, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.notice = notice
-        self.setObjectName("jobToast")
-        self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setAutoFillBackground(True)
-        self.setAccessibleName(notice.title)
-        self.setAccessibleDescription(notice.message)
+        self.group = group
+        self.setObjectName("notice")
+        self.setFrameShape(QFrame.Shape.NoFrame)
         layout = QHBoxLayout(self)
-        layout.setContentsMargins(10, 8, 6, 8)
-        texts = QVBoxLayout()
-        self.title_label = QLabel(("✕ " if notice.failed else "✓ ") + notice.title, self)
-        font = self.title_label.font()
-        font.setBold(True)
-        self.title_label.setFont(font)
-        self.message_label = QLabel(notice.message, self)
-        self.message_label.setTextFormat(Qt.TextFormat.PlainText)
-        self.message_label.setWordWrap(True)
-        self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        texts.addWidget(self.title_label)
-        texts.addWidget(self.message_label)
-        layout.addLayout(texts, 1)
-        self.show_button = QPushButton("Show &job", self)
-        self.show_button.setAccessibleName(f"Show job {notice.job_id}")
-        self.show_button.clicked.connect(lambda: self.show_requested.emit(notice.job_id))
+        layout.setContentsMargins(6, 0, 0, 0)
+        layout.setSpacing(4)
+        self.message_label = _ElidedLabel(self)
+        layout.addWidget(self.message_label)
+        self.show_button = QToolButton(self)
+        self.show_button.setAutoRaise(True)
+        self.show_button.clicked.connect(self._on_show)
+        layout.addWidget(self.show_button)
         self.close_button = QToolButton(self)
         self.close_button.setText("✕")
         self.close_button.setAutoRaise(True)
         self.close_button.setToolTip("Dismiss")
         self.close_button.setAccessibleName("Dismiss notice")
         self.close_button.clicked.connect(self.dismiss)
-        layout.addWidget(self.show_button, 0, Qt.AlignmentFlag.AlignVCenter)
-        layout.addWidget(self.close_button, 0, Qt.AlignmentFlag.AlignTop)
-        self.setFixedWidth(TOAST_WIDTH)
-        accent = "#b91c1c" if notice.failed else "#15803d"
-        # The accent is backed by the ✓/✕ glyph and the title's words: colour is never the only signal.
-        self.setStyleSheet(f"#jobToast {{ background: palette(base); border: 1px solid palette(mid); "
-                           f"border-left: 4px solid {accent}; border-radius: 4px; }}")
+        layout.addWidget(self.close_button)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(max(1, int(seconds * 1000)))
+        self._timer.timeout.connect(self.dismiss)
+        self._gone = False
+        self.refresh()
+
+    @property
+    def text(self) -> str:
+        return coalesced_text(self.group)
+
+    def refresh(self) -> None:
+        """Show the group's current words, and (information only) start the countdown again."""
+        group = self.group
+        text = coalesced_text(group)
+        glyph = "⚠" if group.failed else "✓" if group.noun else "ℹ"
+        self.message_label.set_full_text(f"{glyph} {text}")
+        self.message_label.setToolTip("\n".join(group.messages[-10:]))
+        self.setAccessibleName("Problem" if group.failed else "Notice")
+        self.setAccessibleDescription(text)
+        if group.action is not None:
+            self.show_button.setVisible(True)
+            self.show_button.setText(group.action[0])
+            self.show_button.setAccessibleName(group.action[0].replace("&", ""))
+        else:
+            self.show_button.setVisible(bool(group.job_ids))
+            self.show_button.setText("Show &jobs" if len(group.job_ids) > 1 else "Show &job")
+            self.show_button.setAccessibleName("Show the job" if len(group.job_ids) <= 1 else "Show the newest job")
+        if group.failed:
+            self._timer.stop()
+        else:
+            self._timer.start()
+
+    def _on_show(self) -> None:
+        if self.group.action is not None:
+            callback = self.group.action[1]
+            self.dismiss()  # an action is done once
+            callback()
+            return
+        if self.group.job_ids:
+            self.show_requested.emit(self.group.job_ids[-1])
 
     def dismiss(self) -> None:
+        if self._gone:
+            return
+        self._gone = True
+        self._timer.stop()
         self.hide()
         self.dismissed.emit()
         self.deleteLater()
 
 
-class ToastArea(QWidget):
-    """A column of toasts floating over the bottom-right corner of `host`; keeps itself placed on resize.
+class NoticeArea(QWidget):
+    """The notices of the window, in its status bar: a fixed place that covers and pushes nothing.
 
-    Toasts stay until dismissed (the user may be away or the window minimised); the oldest go when more
-    than MAX_TOASTS pile up.
+    `post()` adds a notice or coalesces it with the visible one of the same group ("3 jobs completed");
+    information notices go after `seconds`, failures stay until dismissed. Temporary status-bar messages
+    (`QStatusBar.showMessage`, used across the app) become information notices too, so they neither
+    hide the notices nor linger.
     """
 
-    show_requested = Signal(str)
+    show_requested = Signal(str)  # job id
+    posted = Signal(object)  # the Notice shown or updated
 
-    def __init__(self, host: QWidget) -> None:
-        super().__init__(host)
-        self.setObjectName("toastArea")
-        self.host = host
-        self._layout = QVBoxLayout(self)
+    def __init__(self, status_bar: QStatusBar, *, seconds: float = NOTICE_SECONDS) -> None:
+        super().__init__(status_bar)
+        self.setObjectName("noticeArea")
+        self.setAccessibleName("Notices")
+        self.seconds = seconds
+        self._layout = QHBoxLayout(self)
         self._layout.setContentsMargins(0, 0, 0, 0)
-        self._layout.setSpacing(6)
-        self.toasts: list[Toast] = []
-        host.installEventFilter(self)
-        self.hide()
+        self._layout.setSpacing(8)
+        self._layout.addStretch(1)
+        self.notices: list[Notice] = []
+        status_bar.addWidget(self, 1)
+        # The status bar keeps the height a notice needs, so one appearing never moves the content above.
+        probe = QToolButton()
+        probe.setAutoRaise(True)
+        probe.setText("Show job")
+        status_bar.setMinimumHeight(max(status_bar.minimumHeight(), probe.sizeHint().height() + 4))
+        probe.deleteLater()
+        self._status_bar = status_bar
+        status_bar.messageChanged.connect(self._on_status_message)
 
-    def add(self, notice: JobNotice) -> Toast:
-        toast = Toast(notice, self)
-        toast.show_requested.connect(self._on_show)
-        toast.dismissed.connect(lambda: self._forget(toast))
-        self.toasts.append(toast)
-        self._layout.addWidget(toast)
-        while len(self.toasts) > MAX_TOASTS:
-            self.toasts[0].dismiss()
-        self.show()
-        self.raise_()
-        self._place()
-        return toast
-
-    def _on_show(self, job_id: str) -> None:
-        self.show_requested.emit(job_id)
-
-    def _forget(self, toast: Toast) -> None:
-        if toast in self.toasts:
-            self.toasts.remove(toast)
-            self._layout.removeWidget(toast)
-        if not self.toasts:
-            self.hide()
+    def post(self, message: str, *, failed: bool = False, key: str | None = None, noun: str = "",
+             job_id: str | None = None, action: tuple[str, Callable[[], None]] | None = None) -> Notice:
+        """Show `message`; notices of the same `key` coalesce (with `noun`: "N jobs <noun>")."""
+        key = key or ("failure" if failed else "info")
+        notice = next((n for n in self.notices if n.group.key == key), None)
+        if notice is None:
+            group = NoticeGroup(key, failed, [message], [job_id] if job_id else [], noun, action)
+            notice = Notice(group, self.seconds, self)
+            notice.show_requested.connect(self.show_requested)
+            notice.dismissed.connect(lambda: self._forget(notice))
+            # Failures first (they stay), then the rest, newest last; the stretch stays at the end.
+            failures = sum(1 for other in self.notices if other.group.failed)
+            self._layout.insertWidget(failures if failed else self._layout.count() - 1, notice)
+            self.notices.append(notice)
         else:
-            self._place()
+            group = notice.group
+            if noun:
+                group.messages.append(message)
+            else:
+                group.messages[:] = [message]
+            if job_id:
+                group.job_ids.append(job_id)
+            group.action = action
+            notice.refresh()
+        notice.show()
+        self.posted.emit(notice)
+        return notice
 
-    def _place(self) -> None:
-        # Word-wrapped labels only know their height for a given width: ask the layout for that width.
-        width = TOAST_WIDTH
-        heights = [max(toast.heightForWidth(width), toast.minimumSizeHint().height()) for toast in self.toasts]
-        for toast, toast_height in zip(self.toasts, heights):
-            toast.setFixedHeight(toast_height)
-        height = sum(heights) + self._layout.spacing() * max(0, len(heights) - 1)
-        margin = 12
-        x = max(0, self.host.width() - width - margin)
-        y = max(0, self.host.height() - height - margin)
-        self.setGeometry(x, y, width, height)
+    def post_job(self, notice: JobNotice) -> Notice:
+        noun = "failed" if notice.failed else "completed"
+        return self.post(notice.message, failed=notice.failed, key=f"jobs {noun}", noun=noun,
+                         job_id=notice.job_id)
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt name)
-        if watched is self.host and event.type() == QEvent.Type.Resize and self.isVisible():
-            self._place()
+    def _forget(self, notice: Notice) -> None:
+        if notice in self.notices:
+            self.notices.remove(notice)
+            self._layout.removeWidget(notice)
+
+    def _on_status_message(self, text: str) -> None:
+        if text:
+            self._status_bar.clearMessage()
+            self.post(text, key="status")
+
+
+def notice_area_of(widget: QWidget) -> NoticeArea | None:
+    """The notice area of the window `widget` is in, if it has one."""
+    window = widget.window()
+    area = getattr(window, "notices", None)
+    return area if isinstance(area, NoticeArea) else None
+
+
+def post_notice(widget: QWidget, message: str, *, failed: bool = False, key: str | None = None,
+                action: tuple[str, Callable[[], None]] | None = None) -> bool:
+    """Post `message` in the notice area of `widget`'s window (with an optional button of its own);
+    False when there is none."""
+    area = notice_area_of(widget)
+    if area is None:
         return False
+    area.post(message, failed=failed, key=key, action=action)
+    return True
 
 
 class Notifier(QObject):
@@ -269,12 +393,13 @@ class Notifier(QObject):
         self.watcher.job_finished.connect(self.notify)
         self.uses_tray = QSystemTrayIcon.isSystemTrayAvailable() if tray_available is None else tray_available
         self.tray: QSystemTrayIcon | None = None
-        self.toasts: ToastArea | None = None
+        self.toasts: NoticeArea | None = None  # the window's notice area, where there is no tray
         self.last_notice: JobNotice | None = None
         if self.uses_tray:
             self._build_tray()
         else:
-            self.toasts = ToastArea(window.centralWidget() or window)
+            area = getattr(window, "notices", None)
+            self.toasts = area if isinstance(area, NoticeArea) else NoticeArea(window.statusBar())
             self.toasts.show_requested.connect(self.show_job)
 
     def _build_tray(self) -> None:
@@ -292,7 +417,20 @@ class Notifier(QObject):
         self.tray.setContextMenu(menu)
         self.tray.activated.connect(self._on_tray_activated)
         self.tray.messageClicked.connect(self._on_message_clicked)
+        # The tray says what the status bar, the banner and the Server menu say: one connection state.
+        connection = getattr(self.window, "connection", None)
+        if connection is not None:
+            from training_studio.ui.connection import tray_tooltip
+
+            self.tray.setToolTip(tray_tooltip(connection.snapshot))
+            connection.changed.connect(self._on_connection_changed)
         self.tray.show()
+
+    def _on_connection_changed(self, snapshot: Any) -> None:
+        from training_studio.ui.connection import tray_tooltip
+
+        if self.tray is not None:
+            self.tray.setToolTip(tray_tooltip(snapshot))
 
     def notify(self, notice: JobNotice) -> None:
         if not self.enabled:
@@ -304,7 +442,7 @@ class Notifier(QObject):
                     else QSystemTrayIcon.MessageIcon.Information)
             self.tray.showMessage(notice.title, notice.message, icon, TRAY_MESSAGE_MS)
         elif self.toasts is not None:
-            self.toasts.add(notice)
+            self.toasts.post_job(notice)
             if not self.window.isActiveWindow():
                 QApplication.alert(self.window)  # flag the taskbar entry of a minimised/background window
         self.shown.emit(notice)

@@ -4,8 +4,8 @@
 model (`row_of`, `RecordRole`): the Delete and Refresh actions and the toolbar holding them, the notice
 bar, the table (sorted through a proxy on `RecordRole.SORT`, one row selected at a time, fixed row
 height) stacked with the label that says why it is empty (loading, failed, none yet), auto-refresh while
-the panel is shown, selecting a record by id, asking before a delete (from a plain slot, never inside a
-coroutine) and handing it to the store, the refresh-failed warning with "Retry now" (hidden again
+the panel is shown, selecting a record by id, asking before a delete (a non-blocking `ConfirmBox` with
+"Delete …" / "Keep it", the safe answer the default) and handing it to the store, the refresh-failed warning with "Retry now" (hidden again
 by the next good refresh), and the context menu on a row. Each tab adds its own actions, side widget and
 reactions; it names its columns in a `TableLayout` and its texts in `ListTexts`.
 """
@@ -23,7 +23,6 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QMenu,
-    QMessageBox,
     QStackedWidget,
     QTableView,
     QToolBar,
@@ -31,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from training_studio.ui.banner import Banner, BannerLevel
+from training_studio.ui.confirm import ConfirmBox, ask_to_confirm
 from training_studio.ui.datasets.keyed_model import RecordRole
 
 __all__ = ["ListTexts", "ROW_HEIGHT", "RecordListPanel", "TableLayout"]
@@ -72,6 +72,7 @@ class RecordListPanel(QWidget):
         self.store = store
         self.model = store.model
         self._texts = texts
+        self.pending_question: ConfirmBox | None = None  # the open delete confirmation, if any
 
     # building blocks ---------------------------------------------------------------------------------------------
     def _build_delete_and_refresh_actions(self) -> None:
@@ -107,6 +108,7 @@ class RecordListPanel(QWidget):
         self.table.setObjectName(object_name)
         self.table.setAccessibleName(accessible_name)
         self.table.setModel(self.proxy)
+        self.table.setTabKeyNavigation(False)  # one Tab stop: arrows move within, Tab leaves
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setSortingEnabled(True)
@@ -159,14 +161,26 @@ class RecordListPanel(QWidget):
         self.table.scrollTo(index)
         return True
 
-    def _confirm_delete(self, record_id: str, title: str, question: str) -> None:
-        """Ask `question`; on Yes announce the delete and hand it to the store (unless it is already running)."""
+    def _confirm_delete(self, record_id: str, title: str, question: str) -> ConfirmBox | None:
+        """Ask `question` without blocking, with verbs on the buttons ("Delete dataset" / "Keep it", the
+        safe one the default); when confirmed, announce the delete and hand it to the store."""
         if self.store.is_deleting(record_id):
-            return
-        answer = QMessageBox.question(
-            self, title, question,
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
-        if answer != QMessageBox.StandardButton.Yes:
+            return None
+        if self.pending_question is not None:
+            self.pending_question.close()
+        text, _, informative = question.partition("\n\n")
+        box = ask_to_confirm(self, title, text, informative, confirm=f"&{title}", keep="&Keep it",
+                             on_confirm=lambda: self._delete_confirmed(record_id))
+        self.pending_question = box
+        box.finished.connect(lambda _result: self._forget_question(box))
+        return box
+
+    def _forget_question(self, box: ConfirmBox) -> None:
+        if self.pending_question is box:
+            self.pending_question = None
+
+    def _delete_confirmed(self, record_id: str) -> None:
+        if self.store.is_deleting(record_id):
             return
         self.delete_requested.emit(record_id)
         self.store.request_delete(record_id)

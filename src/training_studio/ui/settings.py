@@ -2,8 +2,10 @@
 
 It keeps the main window's geometry and dock/toolbar state, every splitter's sizes and every table
 header's column state (widths, order, sort) found in the window, the last folder used per purpose
-(e.g. "import", "download"), the refresh interval, whether desktop notifications are shown, when
-"Clear finished" was last used per server (so cleared jobs stay cleared at the next launch), and the
+(e.g. "import", "download"), the refresh interval, whether desktop notifications are shown, the theme
+(View › Theme: system, light or dark), when
+"Clear finished" was last used per server (so cleared jobs stay cleared at the next launch), whether the
+jobs tab's details pane is open and its height, and the
 server profiles (URL, TLS choice; most recently used first, so they double as "recent servers"). Tokens
 are NOT here: they live in the OS keyring (`training_studio.ui.secrets`). Values are validated on the
 way out, because the settings file is user-editable and may hold anything: a bad value reads back as
@@ -33,6 +35,7 @@ __all__ = [
     "MAX_REFRESH_INTERVAL_S",
     "MAX_PROFILES",
     "MAX_CLEARED_SERVERS",
+    "THEME_CHOICES",
     "normalise_server_url",
     "widget_path",
     "set_shared_settings",
@@ -49,6 +52,7 @@ DEFAULT_REFRESH_INTERVAL_S = 5.0
 MIN_REFRESH_INTERVAL_S = 1.0
 MAX_REFRESH_INTERVAL_S = 300.0
 MAX_PROFILES = 10
+THEME_CHOICES = ("system", "light", "dark")
 MAX_CLEARED_SERVERS = 50  # servers whose "Clear finished" moment is remembered; the least recent go first
 
 
@@ -306,6 +310,18 @@ class AppSettings:
     def set_notifications_enabled(self, enabled: bool) -> None:
         self.qsettings.setValue("notifications/enabled", bool(enabled))
 
+    # theme (View › Theme) ----------------------------------------------------------------------
+    @property
+    def theme(self) -> str:
+        """"system" (follow the desktop's light or dark scheme), "light" or "dark"."""
+        value = self._str("appearance/theme", "system").lower()
+        return value if value in THEME_CHOICES else "system"
+
+    def set_theme(self, choice: str) -> None:
+        if choice not in THEME_CHOICES:
+            raise ValueError(f"The theme must be one of {', '.join(THEME_CHOICES)}.")
+        self.qsettings.setValue("appearance/theme", choice)
+
     # server profiles ---------------------------------------------------------------------------
     def server_profiles(self) -> list[ServerProfile]:
         """Known remote servers, most recently used first."""
@@ -381,3 +397,31 @@ class AppSettings:
 
     def set_active_server(self, url: str) -> None:
         self.qsettings.setValue("servers/active", url)
+
+    # the jobs tab's details pane (issue 14) ----------------------------------------------------
+    @property
+    def details_pane_visible(self) -> bool:
+        """Whether the job details pane was open (below the jobs table); closed by default."""
+        value = self.qsettings.value("jobs/details_visible", False)
+        if isinstance(value, str):
+            return value.lower() in ("true", "1", "yes")
+        return bool(value) if isinstance(value, (bool, int)) else False
+
+    def set_details_pane_visible(self, visible: bool) -> None:
+        self.qsettings.setValue("jobs/details_visible", bool(visible))
+
+    @property
+    def details_pane_sizes(self) -> list[int] | None:
+        """The jobs table's and the details pane's heights when the pane was last open; None if unknown."""
+        try:
+            sizes = json.loads(self._str("jobs/details_sizes", ""))
+        except ValueError:
+            return None
+        if (isinstance(sizes, list) and len(sizes) == 2
+                and all(isinstance(size, int) and not isinstance(size, bool) and 0 < size < 100_000
+                        for size in sizes)):
+            return sizes
+        return None
+
+    def set_details_pane_sizes(self, sizes: list[int]) -> None:
+        self.qsettings.setValue("jobs/details_sizes", json.dumps([int(size) for size in sizes]))

@@ -4,7 +4,12 @@
 viewed and the thumbnails shown for them. Thumbnails are fetched lazily: the first time a view asks for a
 row's thumbnail the model emits `thumbnail_needed(sha256)` once, and the store answers with
 `set_thumbnail()`, which announces exactly that row's thumbnail role. A caption saved on the server is
-applied with `set_caption()` (that row's caption and tooltip only). Custom data goes through `FileRole`.
+applied with `set_caption()` (that row's caption and tooltip only), a bulk edit's captions with
+`set_captions()` (one dataChanged over the rows it touched); `captions_of()` is the copy a bulk edit's undo
+falls back on. A one-line caption is editable in place (F2 in the grid): `setData` changes nothing itself
+but asks for the save with `caption_edit_requested`; the saved caption comes back through `set_caption()`.
+Custom data goes through `FileRole`. `FileFilterProxy` narrows the grid to files whose name or caption
+contains a text, or to the uncaptioned ones.
 """
 
 from __future__ import annotations
@@ -12,13 +17,21 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import Any
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+    Signal,
+)
 from PySide6.QtGui import QPixmap
 
 from training_studio.contract.models import DatasetFile
 from training_studio.ui.datasets.format import format_bytes
 
-__all__ = ["FileRole", "DatasetFilesModel"]
+__all__ = ["FileRole", "DatasetFilesModel", "FileFilterProxy"]
 
 _ModelIndex = QModelIndex | QPersistentModelIndex
 
@@ -34,6 +47,7 @@ class FileRole(IntEnum):
 
 class DatasetFilesModel(QAbstractListModel):
     thumbnail_needed = Signal(str)  # sha256, emitted once per row and dataset
+    caption_edit_requested = Signal(str, str)  # sha256, new caption typed in place (not yet saved)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -51,7 +65,10 @@ class DatasetFilesModel(QAbstractListModel):
     def flags(self, index: _ModelIndex) -> Qt.ItemFlag:
         if not index.isValid():
             return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
+        flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
+        if index.row() < len(self._files) and "\n" not in (self._files[index.row()].caption or ""):
+            flags |= Qt.ItemFlag.ItemIsEditable  # one line fits the in-place editor; several: the side editor
+        return flags
 
     def data(self, index: _ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or index.column() != 0 or not 0 <= index.row() < len(self._files):
@@ -59,7 +76,7 @@ class DatasetFilesModel(QAbstractListModel):
         file = self._files[index.row()]
         if role in (Qt.ItemDataRole.DisplayRole, FileRole.FILENAME):
             return file.filename
-        if role == FileRole.CAPTION:
+        if role in (FileRole.CAPTION, Qt.ItemDataRole.EditRole):
             return file.caption or ""
         if role == FileRole.SHA256:
             return file.sha256
@@ -81,9 +98,25 @@ class DatasetFilesModel(QAbstractListModel):
             return f"{file.filename}, caption: {file.caption}" if file.caption else f"{file.filename}, no caption"
         return None
 
+    def setData(self, index: _ModelIndex, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:
+        """An in-place edit: ask for the save; the row changes only once the server stored it."""
+        if role != Qt.ItemDataRole.EditRole or not index.isValid() or not 0 <= index.row() < len(self._files):
+            return False
+        file = self._files[index.row()]
+        if str(value) != (file.caption or ""):
+            self.caption_edit_requested.emit(file.sha256, str(value))
+        return False
+
     # access ----------------------------------------------------------------------------------------------------
     def row_of(self, sha256: str) -> int | None:
         return self._row_by_sha.get(sha256)
+
+    def captions_of(self, shas: list[str] | None = None) -> dict[str, str]:
+        """sha256 -> caption ("" when none) of these files (all when None); unknown files are left out."""
+        if shas is None:
+            return {f.sha256: f.caption or "" for f in self._files}
+        rows = (self._row_by_sha.get(sha) for sha in shas)
+        return {self._files[row].sha256: self._files[row].caption or "" for row in rows if row is not None}
 
     def thumbnail_requested(self, sha256: str) -> bool:
         """Whether a view has asked for this file's thumbnail yet (rows never painted are never fetched)."""
@@ -137,3 +170,59 @@ class DatasetFilesModel(QAbstractListModel):
         index = self.index(row, 0)
         self.dataChanged.emit(index, index, [FileRole.CAPTION, FileRole.FILE, Qt.ItemDataRole.ToolTipRole,
                                              Qt.ItemDataRole.AccessibleTextRole])
+
+    def set_captions(self, captions: dict[str, str]) -> None:
+        """Many captions at once (a bulk edit or its undo): one dataChanged from the first to the last row
+        that changed, not one signal per file."""
+        rows: list[int] = []
+        for sha256, caption in captions.items():
+            row = self._row_by_sha.get(sha256)
+            if row is None or (self._files[row].caption or "") == caption:
+                continue
+            self._files[row] = self._files[row].model_copy(update={"caption": caption})
+            rows.append(row)
+        if rows:
+            self.dataChanged.emit(self.index(min(rows), 0), self.index(max(rows), 0),
+                                  [FileRole.CAPTION, FileRole.FILE, Qt.ItemDataRole.ToolTipRole,
+                                   Qt.ItemDataRole.AccessibleTextRole])
+
+
+class FileFilterProxy(QSortFilterProxyModel):
+    """The grid's filter: name or caption contains `text` (ignoring case), and/or no caption at all. It
+    re-filters as captions change (dynamic filter), e.g. a captioned file leaves "uncaptioned only"."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._text = ""
+        self._uncaptioned_only = False
+        self.setDynamicSortFilter(True)
+
+    def set_text(self, text: str) -> None:
+        self._refilter(lambda: setattr(self, "_text", text.strip().casefold()))
+
+    def set_uncaptioned_only(self, on: bool) -> None:
+        self._refilter(lambda: setattr(self, "_uncaptioned_only", on))
+
+    def _refilter(self, change: Any) -> None:
+        # Qt >= 6.9 wants begin/endFilterChange around the change; older Qt has invalidateRowsFilter.
+        if hasattr(self, "beginFilterChange"):
+            self.beginFilterChange()
+            change()
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:
+            change()
+            self.invalidateRowsFilter()
+
+    @property
+    def filtering(self) -> bool:
+        return bool(self._text) or self._uncaptioned_only
+
+    def filterAcceptsRow(self, source_row: int, source_parent: _ModelIndex) -> bool:
+        index = self.sourceModel().index(source_row, 0, source_parent)
+        caption = str(index.data(FileRole.CAPTION) or "")
+        if self._uncaptioned_only and caption.strip():
+            return False
+        if self._text:
+            name = str(index.data(FileRole.FILENAME) or "")
+            return self._text in caption.casefold() or self._text in name.casefold()
+        return True

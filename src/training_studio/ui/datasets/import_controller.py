@@ -12,6 +12,11 @@ The flow: EDITING (files are added and checked in the background, in batches tha
 stored or rejected; the user commits) → committed, `dataset_created(id)`, back to an empty EDITING.
 An upload that stops early (cancel, server gone) goes to INTERRUPTED with the manifest kept; so does one
 found at start-up from an earlier run: both offer Resume (send only what the server lacks) or Delete.
+For image datasets the scan also pairs caption files with their images (import_captions.py, in the worker
+thread) and reads a kohya `<repeats>_<name>` folder's repeats; both go into the manifest and are sent just
+before the commit (PATCH repeats, then the captions as batch `restore` requests under the body limit), so
+the commit materialises the layouts once, with them. Kohya folders with other repeats than the first one
+found are set aside (`next_datasets`) and offered one by one, each as its own dataset, after a commit.
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ import asyncio
 import contextlib
 import enum
 import gc
+import json
 import logging
 import os
 import time
+import weakref
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,6 +41,7 @@ from training_studio.ui.tasks import TaskSet
 from training_studio.client import ApiClient
 from training_studio.client.errors import ApiError, CannotConnect, Conflict, NotFound
 from training_studio.contract.models import DatasetStatus
+from training_studio.ui.datasets.import_captions import ORDER_TEXT, CaptionConflict, split_captions
 from training_studio.ui.datasets.import_model import FileState, ImportFileModel, RejectedFileModel
 from training_studio.ui.datasets.import_scan import (
     DEFAULT_LIMITS,
@@ -54,13 +62,18 @@ from training_studio.ui.datasets.uploader import (
     save_manifest,
 )
 
-__all__ = ["DatasetImportController", "ImportPhase", "UnfinishedUploadWatcher", "DATASET_TYPES", "SCAN_BATCH"]
+__all__ = ["DatasetImportController", "ImportPhase", "UnfinishedUploadWatcher", "DATASET_TYPES", "SCAN_BATCH",
+           "uploads_in_progress"]
 
 log = logging.getLogger(__name__)
 
 DATASET_TYPES = ("image", "audio", "video", "text")
 SCAN_BATCH = 64  # files per executor hop: small enough to show progress, large enough to be cheap
 FLUSH_INTERVAL_S = 0.3
+# Captions go to the server as batch `restore` requests of at most this much JSON (the body limit is 1 MiB).
+CAPTION_CHUNK_BYTES = 512 * 1024
+CONFLICTS_SHOWN = 5       # conflicts spelled out in the caption line; all of them are in its tooltip
+CONFLICTS_IN_TOOLTIP = 200
 
 
 _gc_holds = 0  # scans and uploads (of any controller) under way that keep the older objects frozen
@@ -96,6 +109,17 @@ class ImportPhase(str, enum.Enum):
     COMMITTING = "committing"
 
 
+_LIVE_CONTROLLERS: weakref.WeakSet[DatasetImportController] = weakref.WeakSet()
+
+
+def uploads_in_progress() -> list[str]:
+    """The names of the datasets being uploaded now in this process (for the app's "quit during an
+    upload?" question), from the moment Upload is pressed until the commit is answered."""
+    return [controller.manifest.dataset_name if controller.manifest is not None else controller.name.strip()
+            for controller in list(_LIVE_CONTROLLERS)
+            if not controller._closed and controller.phase in (ImportPhase.UPLOADING, ImportPhase.COMMITTING)]
+
+
 class DatasetImportController(QObject):
     """See the module docstring."""
 
@@ -109,6 +133,7 @@ class DatasetImportController(QObject):
     dataset_deleted = Signal(str)            # an unfinished dataset was deleted on request
     resume_available = Signal(object)        # UploadManifest of an unfinished upload, or None
     form_changed = Signal(str, str)          # name, type: the controller changed them (resume)
+    captions_changed = Signal(str, str)      # one line about captions/repeats ("" = none), its tooltip
 
     def __init__(self, client: ApiClient, data_dir: Path, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -142,6 +167,13 @@ class DatasetImportController(QObject):
         self.uploader.progress_changed.connect(self.upload_progress)
         self.uploader.interrupted.connect(self._on_interrupted)
         self._stop_reason = ""
+        self._removed: set[str] = set()     # paths the user took out: a re-check (type change) skips them
+        self._captions: dict[str, str] = {}  # image path -> caption found beside it
+        self._caption_conflicts: list[CaptionConflict] = []
+        self._kohya_folders: list[tuple[str, int]] = []  # (folder, repeats) of dropped kohya folders
+        self.files.use_captions(self._captions)  # the same dict: tooltips follow it
+        self._next_folders: list[tuple[str, int]] = []  # kohya folders with other repeats: datasets to come
+        _LIVE_CONTROLLERS.add(self)
 
     # state ---------------------------------------------------------------------------------------------
     @property
@@ -167,6 +199,51 @@ class DatasetImportController(QObject):
     @property
     def pending_uploads(self) -> list[UploadManifest]:
         return list(self._pending)
+
+    @property
+    def captions(self) -> dict[str, str]:
+        """Image path -> the caption that will be sent with it."""
+        return dict(self._captions)
+
+    @property
+    def caption_conflicts(self) -> list[CaptionConflict]:
+        return list(self._caption_conflicts)
+
+    @property
+    def repeats(self) -> int | None:
+        """The dataset's repeats from the first kohya `<repeats>_<name>` folder added, or None (server default)."""
+        return self._kohya_folders[0][1] if self._kohya_folders else None
+
+    @property
+    def next_datasets(self) -> list[tuple[str, int]]:
+        """Kohya folders (path, repeats) set aside to be offered as their own datasets after this commit."""
+        return list(self._next_folders)
+
+    def caption_summary(self) -> tuple[str, str]:
+        """The caption/repeats line of the window and its tooltip (every conflict, with the one chosen)."""
+        parts: list[str] = []
+        if self._captions:
+            count = len(self._captions)
+            parts.append(f"{count:,} caption{'s' if count != 1 else ''} found beside the images.")
+        conflicts = self._caption_conflicts
+        if conflicts:
+            shown = "; ".join(conflict.describe() for conflict in conflicts[:CONFLICTS_SHOWN])
+            more = f"; and {len(conflicts) - CONFLICTS_SHOWN:,} more" if len(conflicts) > CONFLICTS_SHOWN else ""
+            parts.append(f"{len(conflicts):,} with several captions ({ORDER_TEXT}): {shown}{more}.")
+        if self._kohya_folders:
+            folder, repeats = self._kohya_folders[0]
+            parts.append(f"Repeats {repeats:,} from the folder {display_name(folder)}.")
+        if self._next_folders:
+            others = ", ".join(f"{display_name(f)} (repeats {r:,})" for f, r in self._next_folders[:3])
+            more = f" and {len(self._next_folders) - 3:,} more" if len(self._next_folders) > 3 else ""
+            parts.append(f"Offered next, each as its own dataset after this one is committed: {others}{more}.")
+        details = "\n".join(conflict.describe() for conflict in conflicts[:CONFLICTS_IN_TOOLTIP])
+        if len(conflicts) > CONFLICTS_IN_TOOLTIP:
+            details += f"\n…and {len(conflicts) - CONFLICTS_IN_TOOLTIP:,} more"
+        return " ".join(parts), details
+
+    def _emit_captions(self) -> None:
+        self.captions_changed.emit(*self.caption_summary())
 
     @property
     def limits(self) -> ScanLimits:
@@ -207,10 +284,11 @@ class DatasetImportController(QObject):
         if kind not in DATASET_TYPES or kind == self._type or self._phase != ImportPhase.EDITING:
             return
         self._type = kind
-        roots = list(self._roots)
+        roots, removed = list(self._roots), set(self._removed)
         self.clear()
+        self._removed = removed  # what the user took out stays out
         if roots:
-            self.add_paths(roots)
+            self._scan_roots(roots)
 
     def add_paths(self, paths: list[str], refused_urls: list[str] | None = None) -> None:
         """Add files and folders (checked in the background); URLs that are not local files are listed."""
@@ -223,6 +301,13 @@ class DatasetImportController(QObject):
             self.error_occurred.emit("Files cannot be added to a dataset that is being uploaded; "
                                      "commit or delete it first.")
             return
+        # Adding a file (or its folder) again brings back what the user had removed.
+        added = [os.path.abspath(path).rstrip(os.sep) for path in paths]
+        self._removed = {path for path in self._removed
+                         if not any(path == root or path.startswith(root + os.sep) for root in added)}
+        self._scan_roots(paths)
+
+    def _scan_roots(self, paths: list[str]) -> None:
         self._roots.extend(paths)
         self._scan_stopped = False
         task = self._tasks.spawn(self._scan(list(paths), self._generation))
@@ -231,15 +316,34 @@ class DatasetImportController(QObject):
         if len(self._scan_tasks) == 1:
             self.scanning_changed.emit(True)
 
+    def remove_files(self, paths: list[str]) -> int:
+        """Take files out of the import (only while editing); how many were removed."""
+        if self._phase != ImportPhase.EDITING or not paths:
+            return 0
+        removed = self.files.remove_paths(paths)
+        self._removed.update(file.path for file in removed)
+        if removed:
+            count = len(removed)
+            ready = self.files.count_in(FileState.READY)
+            self.status_message.emit(f"{count:,} file{'s' if count != 1 else ''} removed; {ready:,} ready.")
+            self.phase_changed.emit(self._phase.value)  # Upload depends on what is left
+        return len(removed)
+
     def clear(self) -> None:
         """Forget every file (only while editing)."""
         if self._phase != ImportPhase.EDITING:
             return
+        self._removed.clear()
         self._generation += 1
         for task in list(self._scan_tasks):
             task.cancel()
         self._roots.clear()
         self._checked = self._found = 0
+        self._captions.clear()
+        self._caption_conflicts.clear()
+        self._kohya_folders.clear()
+        self._next_folders.clear()
+        self._emit_captions()
         self.files.clear()
         self.rejected.clear()
         self.thumbnails.clear()
@@ -271,7 +375,23 @@ class DatasetImportController(QObject):
         if generation != self._generation:
             return
         self.rejected.add(rejected)
-        candidates = [path for path in candidates if not self.files.has_path(path)]
+        if kind == "image":
+            # Caption files are read here, off the GUI thread; they are not checked as images.
+            captions = await loop.run_in_executor(self._executor, split_captions, candidates)
+            if generation != self._generation:
+                return
+            # Folders set aside for datasets to come contribute nothing (not even notes) to this one.
+            self._take_kohya_folders(captions.kohya_folders)
+            candidates = [path for path in captions.media if not self._set_aside(path)]
+            self.rejected.add([note for note in captions.notes if not self._set_aside(note.path)])
+            for path, caption in captions.captions.items():
+                if not self._set_aside(path):
+                    self._captions.setdefault(path, caption)
+            known = {conflict.image for conflict in self._caption_conflicts}
+            self._caption_conflicts.extend(c for c in captions.conflicts
+                                           if c.image not in known and not self._set_aside(c.image))
+            self._emit_captions()
+        candidates = [path for path in candidates if not self.files.has_path(path) and path not in self._removed]
         self._found += len(candidates)
         self.scan_progress.emit(self._checked, self._found)
         # Results reach the models at most every FLUSH_INTERVAL_S: each insert makes the grid lay out again,
@@ -298,6 +418,34 @@ class DatasetImportController(QObject):
         for duplicate, earlier in self.files.add_files(accepted):
             refused.append(RejectedFile(duplicate.path, f"duplicate of {display_name(earlier)} (same content)"))
         self.rejected.add(refused)
+
+    def _take_kohya_folders(self, found: list[tuple[str, int]]) -> None:
+        """The first repeats found is this dataset's; folders with other repeats become datasets to come."""
+        seen = {folder for folder, _ in self._kohya_folders + self._next_folders}
+        for folder, repeats in found:
+            if folder in seen:
+                continue
+            seen.add(folder)
+            if not self._kohya_folders or repeats == self._kohya_folders[0][1]:
+                self._kohya_folders.append((folder, repeats))
+            else:
+                self._next_folders.append((folder, repeats))
+
+    def _set_aside(self, path: str) -> bool:
+        return any(path.startswith(folder + os.sep) for folder, _ in self._next_folders)
+
+    def _offer_next_dataset(self, folders: list[tuple[str, int]]) -> None:
+        """After a commit: the next kohya folder set aside becomes the new import, named after it."""
+        if not folders:
+            return
+        (folder, repeats), rest = folders[0], folders[1:]
+        self._next_folders = list(rest)
+        base = os.path.basename(folder)
+        self._name = base.split("_", 1)[1] if "_" in base else base
+        self.form_changed.emit(self._name, self._type)
+        self.add_paths([folder])
+        self.status_message.emit(f"Next: the folder {display_name(folder)} (repeats {repeats:,}) as its own "
+                                 "dataset; check it, then upload.")
 
     async def _fetch_limits(self) -> ScanLimits:
         if self._limits is None:
@@ -332,7 +480,9 @@ class DatasetImportController(QObject):
         manifest = UploadManifest(
             dataset_id=dataset.id, dataset_name=dataset.name, dataset_type=kind, server_url=self.client.base_url,
             files=[ManifestFile(path=e.file.path, filename=os.path.basename(e.file.path), size=e.file.size,
-                                mtime_ns=e.file.mtime_ns, sha256=e.file.sha256) for e in entries])
+                                mtime_ns=e.file.mtime_ns, sha256=e.file.sha256,
+                                caption=self._captions.get(e.file.path)) for e in entries],
+            repeats=self.repeats if kind == "image" else None)
         try:
             await loop.run_in_executor(self._executor, save_manifest, self.data_dir, manifest)
         except OSError as exc:
@@ -426,6 +576,11 @@ class DatasetImportController(QObject):
                          kind=manifest.dataset_type,
                          format=(os.path.splitext(file.path)[1].lstrip(".").upper() or manifest.dataset_type))
             for file in manifest.files])
+        self._captions.update({file.path: file.caption for file in manifest.files if file.caption})
+        if manifest.repeats is not None:
+            self._kohya_folders = [(os.path.dirname(manifest.files[0].path) if manifest.files else "",
+                                    manifest.repeats)]
+        self._emit_captions()
         self._set_phase(ImportPhase.INTERRUPTED)
 
     def discard(self, manifest: UploadManifest | None = None) -> None:
@@ -471,8 +626,35 @@ class DatasetImportController(QObject):
         self._set_phase(ImportPhase.COMMITTING)
         self._tasks.spawn(self._commit(self._manifest))
 
+    async def _send_settings(self, manifest: UploadManifest) -> None:
+        """Repeats and the captions of the stored files, before the commit (retried by committing again)."""
+        if manifest.repeats is not None:
+            await self.client.update_dataset(manifest.dataset_id, repeats=manifest.repeats)
+        stored = {entry.file.sha256 for entry in self.files.entries() if entry.state == FileState.STORED}
+        chunk: dict[str, str] = {}
+        chunk_bytes = 0
+        for file in manifest.files:
+            if not file.caption or file.sha256 not in stored:
+                continue
+            # Escaped ASCII is the longest the client's JSON can be (\uXXXX per character at worst).
+            size = len(json.dumps(file.caption)) + 72  # + the quoted sha256 key and separators
+            if chunk and chunk_bytes + size > CAPTION_CHUNK_BYTES:
+                await self.client.batch_captions(manifest.dataset_id, "restore", captions=chunk)
+                chunk, chunk_bytes = {}, 0
+            chunk[file.sha256] = file.caption
+            chunk_bytes += size
+        if chunk:
+            await self.client.batch_captions(manifest.dataset_id, "restore", captions=chunk)
+
     async def _commit(self, manifest: UploadManifest) -> None:
         loop = asyncio.get_running_loop()
+        try:
+            await self._send_settings(manifest)
+        except ApiError as exc:
+            self._set_phase(ImportPhase.REVIEW)
+            self.error_occurred.emit(f"The captions and repeats could not be saved: {exc.message} "
+                                     "Commit again to retry.")
+            return
         try:
             dataset = await self.client.commit_dataset(manifest.dataset_id)
         except Conflict as exc:
@@ -492,8 +674,11 @@ class DatasetImportController(QObject):
             await loop.run_in_executor(self._executor, remove_manifest, self.data_dir, manifest.dataset_id)
         except OSError as exc:
             log.warning("could not remove the manifest of %s: %s", manifest.dataset_id, exc)
-        self._reset_after(f"Dataset “{dataset.name}” is ready with {dataset.image_count:,} files.")
+        count = dataset.image_count
+        next_folders = list(self._next_folders)
+        self._reset_after(f"Dataset “{dataset.name}” is ready with {count:,} file{'s' if count != 1 else ''}.")
         self.dataset_created.emit(dataset.id)
+        self._offer_next_dataset(next_folders)
 
     # unfinished uploads from earlier runs -----------------------------------------------------------------
     def check_unfinished(self) -> None:

@@ -8,6 +8,12 @@ per-file states in the grid, and Upload / Cancel / Commit. It also accepts drops
 what the user asks to the controller and never does file or network work itself; file dialogs and the
 delete confirmation open from plain slots (never inside a coroutine). `dataset_created(id)` re-emits the
 controller's signal after a commit, for the lead's wiring and the datasets browser.
+
+Files can be taken out before the upload (Delete, or "Remove from this dataset" in the grid's context
+menu). The window opens centred over the main window. After a commit it closes and the main window says
+what was made (or, with no main window to tell, the window shows that summary itself); the progress bar
+shows only while there is something to measure. `QuitDuringUploadGuard` (installed on the main window
+with the entry points) asks before the app quits while an upload runs, saying it will resume next time.
 """
 
 from __future__ import annotations
@@ -15,10 +21,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QAbstractItemModel, QObject, QSize, Qt, Signal, SignalInstance
-from PySide6.QtGui import QCloseEvent
+from PySide6.QtCore import QAbstractItemModel, QEvent, QObject, QPoint, QSize, Qt, Signal, SignalInstance
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QMenu,
     QComboBox,
     QFileDialog,
     QFormLayout,
@@ -42,15 +49,17 @@ from training_studio.ui.datasets.import_controller import (
     DatasetImportController,
     ImportPhase,
     UnfinishedUploadWatcher,
+    uploads_in_progress,
 )
 from training_studio.ui.datasets.import_delegate import GRID_TILE, ImportFileDelegate
-from training_studio.ui.datasets.import_model import format_bytes
+from training_studio.ui.datasets.import_model import ImportRole, format_bytes
 from training_studio.ui.datasets.import_scan import TYPE_EXTENSIONS
 from training_studio.ui.datasets.uploader import UploadManifest
 from training_studio.ui.drop import DropTarget, install_drop_target
+from training_studio.ui.notifications import post_notice
 
 __all__ = ["DatasetImportPanel", "FILE_FILTERS", "import_factory_for", "ImportEntryPoints",
-           "install_import_entry_points"]
+           "install_import_entry_points", "QuitDuringUploadGuard"]
 
 FILE_FILTERS = {
     "image": "Images (*.png *.jpg *.jpeg *.webp *.bmp *.gif)",
@@ -148,6 +157,13 @@ class DatasetImportPanel(QWidget):
         self.file_view.setBatchSize(500)
         self.file_view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.file_view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.remove_action = QAction("&Remove from this dataset", self.file_view)
+        self.remove_action.setShortcuts([QKeySequence(QKeySequence.StandardKey.Delete),
+                                         QKeySequence(Qt.Key.Key_Backspace)])
+        self.remove_action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        self.remove_action.setToolTip("Leave the selected files out of the new dataset (Delete)")
+        self.file_view.addAction(self.remove_action)
+        self.file_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.grid_delegate = ImportFileDelegate(self.file_view, grid=True)
         self.list_delegate = ImportFileDelegate(self.file_view, grid=False)
 
@@ -165,6 +181,14 @@ class DatasetImportPanel(QWidget):
         self.status_label.setWordWrap(True)
         self.status_label.setAccessibleName("Import status")
         layout.addWidget(self.status_label)
+        # Captions found beside the images, each conflict with the caption chosen, a kohya folder's repeats.
+        self.captions_label = QLabel("", self)
+        self.captions_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.captions_label.setWordWrap(True)
+        self.captions_label.setAccessibleName("Captions found")
+        self.captions_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.captions_label.hide()
+        layout.addWidget(self.captions_label)
         bottom = QHBoxLayout()
         self.progress_bar = QProgressBar(self)
         self.progress_bar.setAccessibleName("Upload progress")
@@ -192,6 +216,9 @@ class DatasetImportPanel(QWidget):
         self.upload_button.clicked.connect(self._on_upload_clicked)
         self.cancel_button.clicked.connect(self._on_cancel_clicked)
         self.commit_button.clicked.connect(c.commit)
+        self.remove_action.triggered.connect(self.remove_selected)
+        self.file_view.customContextMenuRequested.connect(self._show_file_menu)
+        self.file_view.selectionModel().selectionChanged.connect(self._update_buttons)
         c.phase_changed.connect(self._on_phase_changed)
         c.scanning_changed.connect(self._on_scanning_changed)
         c.scan_progress.connect(self._on_scan_progress)
@@ -201,10 +228,16 @@ class DatasetImportPanel(QWidget):
         c.dataset_created.connect(self._on_created)
         c.resume_available.connect(self._offer_resume)
         c.form_changed.connect(self._on_form_changed)
+        c.captions_changed.connect(self._on_captions_changed)
         c.files.rowsInserted.connect(self._update_counts)
         c.files.rowsRemoved.connect(self._update_counts)
         c.rejected.rowsInserted.connect(self._update_counts)
         c.rejected.rowsRemoved.connect(self._update_counts)
+
+    def _on_captions_changed(self, summary: str, details: str) -> None:
+        self.captions_label.setText(summary)
+        self.captions_label.setToolTip(details)
+        self.captions_label.setVisible(bool(summary))
 
     # intent ----------------------------------------------------------------------------------------------
     def choose_files(self) -> None:
@@ -227,6 +260,37 @@ class DatasetImportPanel(QWidget):
         """Target of drops on this panel (and of the window-wide drop target the app installs)."""
         self.message_banner.hide()
         self.controller.add_paths(paths, refused_urls)
+
+    def selected_paths(self) -> list[str]:
+        return [index.data(ImportRole.PATH) for index in self.file_view.selectionModel().selectedIndexes()]
+
+    def remove_selected(self) -> int:
+        """Take the selected files out of the import (before the upload only); how many went."""
+        return self.controller.remove_files(self.selected_paths())
+
+    def _show_file_menu(self, position: QPoint) -> None:
+        index = self.file_view.indexAt(position)
+        if index.isValid() and not self.file_view.selectionModel().isSelected(index):
+            self.file_view.setCurrentIndex(index)  # right-click on an unselected tile acts on that tile
+        if not self.remove_action.isEnabled():
+            return
+        self.file_menu = QMenu(self.file_view)
+        self.file_menu.addAction(self.remove_action)
+        self.file_menu.popup(self.file_view.viewport().mapToGlobal(position))
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not event.spontaneous() and self.isWindow():
+            self._centre_over_main_window()
+
+    def _centre_over_main_window(self) -> None:
+        parent = self.parentWidget()
+        host = parent.window() if parent is not None else None
+        if host is None or host is self or not host.isVisible():
+            return
+        frame = self.frameGeometry()
+        frame.moveCenter(host.frameGeometry().center())
+        self.move(frame.topLeft())
 
     def confirm_discard(self, manifest: UploadManifest | None = None) -> None:
         manifest = manifest or self.controller.manifest
@@ -322,6 +386,11 @@ class DatasetImportPanel(QWidget):
         else:
             self.cancel_button.setToolTip("Stop checking or uploading")
         self.commit_button.setEnabled(c.can_commit())
+        has_selection = self.file_view.selectionModel() is not None and \
+            self.file_view.selectionModel().hasSelection()
+        self.remove_action.setEnabled(editing and has_selection)
+        # An empty form has nothing to measure: no bar standing at 0%.
+        self.progress_bar.setVisible(not editing or c.is_scanning or c.files.rowCount() > 0)
 
     def _update_counts(self) -> None:
         c = self.controller
@@ -352,7 +421,14 @@ class DatasetImportPanel(QWidget):
 
     def _on_created(self, dataset_id: str) -> None:
         self.message_banner.hide()
+        summary = self.status_label.text()  # "Dataset “…” is ready with N files."
         self.dataset_created.emit(dataset_id)
+        host = self.parentWidget()
+        if self.isWindow() and host is not None and post_notice(host, f"{summary} It is selected in the "
+                                                                      "Datasets tab."):
+            self.close()  # done: the main window says what was made
+        else:
+            self.message_banner.show_message(summary, BannerLevel.INFO)
 
     def _offer_resume(self, manifest: UploadManifest | None) -> None:
         if manifest is None:
@@ -396,6 +472,7 @@ class ImportEntryPoints(QObject):
         self.drop_target = install_drop_target(window, self.open_with)
         self.watcher = UnfinishedUploadWatcher(client, data_dir, self)
         self.watcher.found.connect(self._on_unfinished_found)
+        self.quit_guard = QuitDuringUploadGuard(window, self)
         if connected is not None:
             connected.connect(self._on_connected)
 
@@ -414,6 +491,55 @@ class ImportEntryPoints(QObject):
 
     def shutdown(self) -> None:
         self.watcher.shutdown()
+
+
+class QuitDuringUploadGuard(QObject):
+    """Asks before the main window closes (Quit, Ctrl+Q, the window's close button) while an upload runs.
+    Quitting stops the upload, keeps its manifest and resumes it at the next start; the safe answer,
+    "Keep uploading", is the default (Enter, Escape). The question is opened with `open()`, never exec()."""
+
+    def __init__(self, window: QWidget, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.window = window
+        self.prompt: QMessageBox | None = None
+        self._confirmed = False
+        window.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
+        if watched is self.window and event.type() == QEvent.Type.Close and not self._confirmed:
+            running = uploads_in_progress()
+            if running:
+                event.ignore()
+                self._ask(running)
+                return True
+        return False
+
+    def _ask(self, running: list[str]) -> None:
+        if self.prompt is not None and self.prompt.isVisible():
+            self.prompt.raise_()
+            return
+        if not self.window.isVisible():
+            self.window.show()  # quit from the tray: the question needs its window on screen
+        others = f" (and {len(running) - 1} more)" if len(running) > 1 else ""
+        box = QMessageBox(QMessageBox.Icon.Question, "Quit during an upload?",
+                          f"The upload of “{running[0]}”{others} is not finished.", parent=self.window)
+        box.setInformativeText("If you quit now, it stops here and resumes the next time you open Training "
+                               "Studio: files already sent are not sent again.")
+        box.setTextFormat(Qt.TextFormat.PlainText)
+        quit_button = box.addButton("&Quit and resume later", QMessageBox.ButtonRole.DestructiveRole)
+        keep_button = box.addButton("&Keep uploading", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(keep_button)
+        box.setEscapeButton(keep_button)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.buttonClicked.connect(lambda button: self._answered(button is quit_button))
+        self.prompt = box
+        box.open()
+
+    def _answered(self, quit_now: bool) -> None:
+        self.prompt = None
+        if quit_now:
+            self._confirmed = True
+            self.window.close()
 
 
 def install_import_entry_points(window: QWidget, client: ApiClient, data_dir: Path,

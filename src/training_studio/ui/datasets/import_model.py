@@ -4,7 +4,8 @@
 and progress; rows are appended in batches as the background scan reports them, and state changes emit
 `dataChanged` for one row and only the roles that changed. Its decoration comes from a
 `ThumbnailCache` that loads lazily: only rows a view actually paints are ever asked for. Rows are keyed
-by SHA-256, since that is how the server names files. `RejectedFileModel` owns the list of files that
+by SHA-256, since that is how the server names files. A row's tooltip shows the caption found beside
+the file (from the controller's mapping, `use_captions`). `RejectedFileModel` owns the list of files that
 will not be uploaded, each with its reason (local checks, duplicates, or the server's answer).
 Views read both through the named roles of `ImportRole` and `RejectedRole`.
 """
@@ -25,6 +26,7 @@ __all__ = ["FileState", "ImportRole", "RejectedRole", "ImportEntry", "ImportFile
            "format_bytes"]
 
 _ModelIndex = QModelIndex | QPersistentModelIndex
+CAPTION_TOOLTIP_CHARS = 300
 
 
 class FileState(str, enum.Enum):
@@ -85,6 +87,7 @@ class ImportFileModel(QAbstractListModel):
         self._row_by_sha: dict[str, int] = {}
         self._row_by_path: dict[str, int] = {}
         self._thumbnails = thumbnails
+        self._captions: dict[str, str] = {}  # path -> caption found beside it (the controller's mapping)
         if thumbnails is not None:
             thumbnails.thumbnail_ready.connect(self._on_thumbnail_ready)
 
@@ -108,6 +111,10 @@ class ImportFileModel(QAbstractListModel):
                      f"{file.format}, {format_bytes(file.size)}" + (f", {file.width}×{file.height}"
                                                                     if file.width else ""),
                      entry.state.label + (f": {entry.reason}" if entry.reason else "")]
+            caption = self._captions.get(file.path)
+            if caption:
+                shown = caption if len(caption) <= CAPTION_TOOLTIP_CHARS else caption[:CAPTION_TOOLTIP_CHARS] + "…"
+                lines.append("Caption: " + shown.replace("\n", " "))
             return "\n".join(lines)
         if role == Qt.ItemDataRole.AccessibleTextRole:
             return f"{file.name}, {entry.state.label}" + (f": {entry.reason}" if entry.reason else "")
@@ -140,6 +147,11 @@ class ImportFileModel(QAbstractListModel):
         names = dict(super().roleNames())
         names.update({int(role): role.name.lower().encode() for role in ImportRole})
         return names
+
+    def use_captions(self, captions: dict[str, str]) -> None:
+        """Show captions from this mapping (path -> caption) in the tooltips; the caller keeps it current
+        and fills it before the files are added."""
+        self._captions = captions
 
     # queries -------------------------------------------------------------------------------------------
     def entries(self) -> list[ImportEntry]:
@@ -195,6 +207,23 @@ class ImportFileModel(QAbstractListModel):
         self._row_by_sha.clear()
         self._row_by_path.clear()
         self.endRemoveRows()
+
+    def remove_paths(self, paths: list[str]) -> list[AcceptedFile]:
+        """Take these files out (the user removed them); one removal signal per contiguous run of rows."""
+        rows = sorted({self._row_by_path[path] for path in paths if path in self._row_by_path}, reverse=True)
+        removed: list[AcceptedFile] = []
+        while rows:
+            last = first = rows.pop(0)
+            while rows and rows[0] == first - 1:
+                first = rows.pop(0)
+            self.beginRemoveRows(QModelIndex(), first, last)
+            removed.extend(entry.file for entry in self._entries[first:last + 1])
+            del self._entries[first:last + 1]
+            self.endRemoveRows()
+        if removed:
+            self._row_by_sha = {entry.file.sha256: row for row, entry in enumerate(self._entries)}
+            self._row_by_path = {entry.file.path: row for row, entry in enumerate(self._entries)}
+        return removed
 
     def set_state(self, sha256: str, state: FileState, reason: str = "", progress: float | None = None) -> None:
         row = self._row_by_sha.get(sha256)

@@ -3,11 +3,13 @@
 This module owns deciding, before anything is uploaded, which local paths can go into a dataset of a
 given type and why the others cannot. `walk_paths()` expands files and folders recursively (following
 symbolic links to folders, but never around a loop, and listing broken links and loops with their
-reason); `check_file()` reads an image's header with QImageReader (format and size, never the whole
-image), or an audio/video/text file's extension and content, checks the server's limits, and hashes the
-file (SHA-256, streamed in 1 MiB chunks). Every function here blocks on disk I/O and is meant to run in
-a worker thread: nothing here touches widgets, and QImageReader is safe outside the GUI thread.
-The server's full decode stays authoritative; these checks only catch what is cheap to catch early.
+reason); `check_file()` reads an image's header with QImageReader (format and size), checks the server's
+limits, then reads the image to its end with Pillow so a file that ends early (damaged, or still being
+copied) is refused here with a plain reason instead of by the server; or it checks an audio/video/text
+file's extension and content; and it hashes the file (SHA-256, streamed in 1 MiB chunks). Every function
+here blocks on disk I/O and is meant to run in a worker thread: nothing here touches widgets, and
+QImageReader and Pillow are safe outside the GUI thread. The server's full decode stays authoritative;
+these checks catch what can be caught early at a bounded cost (see `_check_complete`).
 """
 
 from __future__ import annotations
@@ -17,10 +19,17 @@ import errno
 import hashlib
 import os
 import stat
+import struct
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from PIL import Image, ImageFile
 from PySide6.QtGui import QImageReader
+
+# Pillow warns above ~89 Mpx; the pixel limit here is the server's (checked from the header first), so
+# the warning is noise. Set once at import: warnings.catch_warnings is not thread-safe.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 __all__ = [
     "ScanLimits",
@@ -47,6 +56,11 @@ TYPE_EXTENSIONS: dict[str, frozenset[str]] = {
                        ".yml", ".xml", ".html", ".rst"}),
 }
 _M4A_BRANDS = {b"M4A ", b"M4B ", b"M4P ", b"F4A ", b"F4B "}
+ENDS_EARLY = "the file ends early: it is damaged or still being copied"
+# GIF, BMP and WebP have no cheap partial decode: they are decoded in full up to this many pixels (about
+# 160 MB of RGBA at most per worker); bigger ones are left to the server. JPEG is decoded at 1/8 scale
+# (the whole stream is still read) and PNG checked chunk by chunk, so their cost stays small at any size.
+FULL_DECODE_MAX_PIXELS = 40_000_000
 
 
 @dataclass(frozen=True)
@@ -260,7 +274,49 @@ def _check_image(path: str, head: bytes, limits: ScanLimits) -> tuple[str, int |
     if width * height > limits.max_pixels:
         raise _Rejected(f"too many pixels: {width:,}×{height:,} = {width * height:,}, over the server's limit of "
                         f"{limits.max_pixels:,}")
+    _check_complete(path, IMAGE_FORMATS[qt_format], width * height)
     return IMAGE_FORMATS[qt_format], width, height
+
+
+def _check_complete(path: str, format_name: str, pixels: int) -> None:
+    """Read the image to its end, so a truncated file is refused with ENDS_EARLY. Pillow's
+    LOAD_TRUNCATED_IMAGES must be (and by default is) off, or it would pad a short file with grey.
+    The header check above has already bounded the pixel count by the server's limit."""
+    if ImageFile.LOAD_TRUNCATED_IMAGES:
+        ImageFile.LOAD_TRUNCATED_IMAGES = False  # nothing in the app wants half images accepted
+    try:
+        if format_name == "WebP" and _riff_is_short(path):
+            raise _Rejected(ENDS_EARLY)
+        with Image.open(path, formats=[format_name.upper()]) as image:
+            if format_name == "PNG":
+                image.verify()  # every chunk's CRC up to IEND, without decoding pixels
+            elif format_name == "JPEG":
+                image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
+                image.load()  # the whole entropy-coded stream, into an image 64 times smaller
+            elif pixels <= FULL_DECODE_MAX_PIXELS:
+                image.load()
+    except _Rejected:
+        raise
+    except Image.DecompressionBombError:
+        return  # over Pillow's own ceiling but within the server's: the server decides
+    except (EOFError, struct.error) as exc:
+        raise _Rejected(ENDS_EARLY) from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        if "truncated" in str(exc).lower():
+            raise _Rejected(ENDS_EARLY) from exc
+        raise _Rejected("damaged image: it cannot be decoded") from exc
+    except MemoryError:
+        return  # not enough memory to check it here: the server decides
+
+
+def _riff_is_short(path: str) -> bool:
+    """A WebP (RIFF) file shorter than its header says: Pillow reports it only as 'cannot decode'."""
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+        size = os.fstat(handle.fileno()).st_size
+    if len(head) < 12 or head[:4] != b"RIFF":
+        return False
+    return size < struct.unpack("<I", head[4:8])[0] + 8
 
 
 def _check_media(kind: str, head: bytes) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import Any
 
-from PySide6.QtGui import QPixmap
+from PySide6.QtGui import QGuiApplication, QPalette, QPixmap
 
 from training_studio.contract.models import Dataset, DatasetType
 from training_studio.ui import icons
@@ -63,5 +63,8 @@ class DatasetListModel(KeyedTableModel[Dataset]):
 
     def decoration(self, record: Dataset, column: int) -> QPixmap | None:
         if column == DatasetColumn.STATUS:
-            return icons.pixmap(status_icon(record.status), 16)
+            # In the theme's text colour (the word beside it says the status; colour is not the signal).
+            colour = QGuiApplication.palette().color(QPalette.ColorRole.Text)
+            return icons.pixmap(status_icon(record.status), 16, QGuiApplication.instance().devicePixelRatio(),
+                                colour=colour)
         return None

@@ -2,28 +2,38 @@
 
 `DatasetsPanel` is a view: a toolbar (New dataset…, Train…, Delete…, Refresh), a notice bar for errors and
 results (never a modal box for routine trouble), the dataset table over `DatasetListModel` (sortable
-through a proxy, selection kept across refreshes), and the `DatasetViewer` of the selected dataset below.
+through a proxy, selection kept across refreshes), and the `DatasetViewer` of the selected dataset below,
+with the `DatasetWorkbench` settings side panel beside it (issue 17: buckets, repeats, validation, export;
+its `WorkbenchStore` owns those client calls).
 It turns auto-refresh on while it is visible. Delete asks for confirmation naming the dataset, from a
 plain slot (never inside a coroutine); Train… opens the `TrainDialog` with `open()`; New dataset… opens
 the import flow built by `import_factory` (a widget or dialog with a `dataset_created(str)` signal). When
 the server accepts a job, `job_created(job_id)` is emitted for the app to show that job in the monitor.
+`open_train_again(job)` opens the same dialog filled from a finished job (ui.datasets.train_again calls it
+from other tabs); the dialog gets the app's `template_store` for its Template combo.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QDialog, QSplitter, QVBoxLayout, QWidget
 
-from training_studio.contract.models import Dataset, DatasetStatus
+from training_studio.contract.models import Dataset, DatasetStatus, TrainingJob
 from training_studio.ui.banner import BannerLevel
+from training_studio.ui.datasets.files_model import FileRole
 from training_studio.ui.datasets.list_model import DatasetColumn
 from training_studio.ui.datasets.store import DatasetStore
+from training_studio.ui.datasets.template_store import TemplateStore
 from training_studio.ui.datasets.train_dialog import TrainDialog
 from training_studio.ui.datasets.viewer import DatasetViewer
+from training_studio.ui.datasets.workbench import DatasetWorkbench
+from training_studio.ui.datasets.workbench_store import WorkbenchStore
+from training_studio.ui.icons import decorate_toolbar
+from training_studio.ui.notifications import post_notice
 from training_studio.ui.record_panel import ROW_HEIGHT, ListTexts, RecordListPanel, TableLayout
 
 __all__ = ["DatasetsPanel", "ImportFactory"]
@@ -52,6 +62,10 @@ class DatasetsPanel(RecordListPanel):
         super().__init__(store, texts=DATASET_TEXTS, parent=parent)
         self.import_factory = import_factory
         self.train_dialog: TrainDialog | None = None
+        # The names of existing jobs (set by ui.datasets.wiring from the jobs store), for unique default names.
+        self.taken_job_names: Callable[[], Iterable[str]] | None = None
+        # The server's job templates (set by ui.datasets.wiring): the Train dialog's Template combo.
+        self.template_store: TemplateStore | None = None
         self.import_widget: QWidget | None = None
         self._select_when_listed: str | None = None
         self.setObjectName("datasetsPanel")
@@ -69,6 +83,8 @@ class DatasetsPanel(RecordListPanel):
         self.delete_action.triggered.connect(self.confirm_delete_selected)
         self.refresh_action.setToolTip("Refresh the dataset list now")
         toolbar = self._build_toolbar((self.new_action, self.train_action, self.delete_action))
+        decorate_toolbar(toolbar, {self.new_action: "folder-plus", self.train_action: "play",
+                                   self.delete_action: "trash-2", self.refresh_action: "refresh-cw"})
         self._build_notice("datasetsNotice")
 
         # table ----------------------------------------------------------------------------------------------
@@ -76,9 +92,22 @@ class DatasetsPanel(RecordListPanel):
         self.table.doubleClicked.connect(lambda index: self.open_train_dialog())
 
         self.viewer = DatasetViewer(store, self)
+        # Issue 17: the settings side panel (buckets, repeats, validation, export) beside the file grid.
+        self.workbench_store = WorkbenchStore(store.client, self)
+        self.workbench = DatasetWorkbench(self.workbench_store, self)
+        self.workbench_store.update_succeeded.connect(lambda *_: store.request_refresh())
+        self.workbench_store.unexpected_error.connect(
+            lambda text: self.notice.show_message(text, BannerLevel.ERROR))
+        store.files_loaded.connect(self._on_files_loaded)
+        files_and_settings = QSplitter(Qt.Orientation.Horizontal, self)
+        files_and_settings.addWidget(self.viewer)
+        files_and_settings.addWidget(self.workbench)
+        files_and_settings.setStretchFactor(0, 3)
+        files_and_settings.setStretchFactor(1, 1)
+        files_and_settings.setChildrenCollapsible(False)
         splitter = QSplitter(Qt.Orientation.Vertical, self)
         splitter.addWidget(self.table_stack)
-        splitter.addWidget(self.viewer)
+        splitter.addWidget(files_and_settings)
         splitter.setStretchFactor(0, 2)
         splitter.setStretchFactor(1, 3)
         splitter.setChildrenCollapsible(False)
@@ -125,9 +154,21 @@ class DatasetsPanel(RecordListPanel):
         dataset = self.selected_dataset()
         if dataset is None or dataset.status is not DatasetStatus.ACTIVE:
             return None
+        return self._open_dialog(dataset)
+
+    def open_train_again(self, job: TrainingJob) -> TrainDialog:
+        """The Train dialog filled from a finished job (issue 16: Train again); its dataset is chosen in the
+        dialog, which says so when the job's one is gone."""
+        dataset = self.store.dataset(job.dataset_id)
+        if dataset is not None and dataset.status is not DatasetStatus.ACTIVE:
+            dataset = None
+        return self._open_dialog(dataset, again=job)
+
+    def _open_dialog(self, dataset: Dataset | None, *, again: TrainingJob | None = None) -> TrainDialog:
         if self.train_dialog is not None:
             self.train_dialog.close()
-        dialog = TrainDialog(self.store, dataset, self)
+        dialog = TrainDialog(self.store, dataset, self, taken_names=self.taken_job_names,
+                             templates=self.template_store, again=again)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.job_created.connect(self._on_job_created)
         dialog.destroyed.connect(lambda *_: self._forget_train_dialog(dialog))
@@ -172,8 +213,10 @@ class DatasetsPanel(RecordListPanel):
     def _on_job_created(self, job_id: str) -> None:
         dialog = self.train_dialog
         name = dialog.created_job.name if dialog is not None and dialog.created_job is not None else job_id
-        self.notice.show_message(f"Training job “{name}” created; it is selected in the Jobs tab.",
-                                 BannerLevel.INFO)
+        # A passing notice in the status bar (it goes by itself), not a banner that would stay on this tab.
+        text = f"Training job “{name}” created; it is selected in the Jobs tab."
+        if not post_notice(self, text):
+            self.notice.show_message(text, BannerLevel.INFO)
         self.job_created.emit(job_id)
 
     def _on_dataset_created(self, dataset_id: str) -> None:
@@ -185,7 +228,14 @@ class DatasetsPanel(RecordListPanel):
         new_id = dataset.id if dataset is not None else None
         if new_id != self.store.files_model.dataset_id:
             self.viewer.show_dataset(new_id)
+        self.workbench.show_dataset(dataset)
         self._update_actions()
+
+    def _on_files_loaded(self, dataset_id: str) -> None:
+        model = self.store.files_model
+        if model.dataset_id == dataset_id:
+            files = [model.index(row, 0).data(FileRole.FILE) for row in range(model.rowCount())]
+            self.workbench.show_held_out(dataset_id, sum(1 for f in files if f.validation), len(files))
 
     def _on_datasets_changed(self) -> None:
         if self._select_when_listed is not None and self.select_dataset(self._select_when_listed):
@@ -195,9 +245,12 @@ class DatasetsPanel(RecordListPanel):
         selected = self.selected_dataset()
         if selected is None and self.store.files_model.dataset_id is not None:
             self.viewer.show_dataset(None)
+        self.workbench.show_dataset(selected)
 
     def _on_delete_succeeded(self, dataset_id: str, name: str) -> None:
-        self.notice.show_message(f"Deleted the dataset “{name}”.", BannerLevel.INFO)
+        text = f"Deleted the dataset “{name}”."
+        if not post_notice(self, text):  # a passing notice of the window; the banner only without one
+            self.notice.show_message(text, BannerLevel.INFO)
         self._update_actions()
 
     def _on_delete_failed(self, dataset_id: str, message: str) -> None:

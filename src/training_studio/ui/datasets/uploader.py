@@ -11,7 +11,8 @@ that the others are unchanged on disk (same size and mtime), and streams them, a
 bytes as signals, progress at most every PROGRESS_INTERVAL_S (per-chunk signals would repaint the panel
 hundreds of times a second on the GUI thread); a server rejection marks that file only, while losing the
 server, a conflict or a cancel stops the run and keeps the manifest. Committing is not its business: the
-user commits once every file is stored or rejected.
+user commits once every file is stored or rejected. The manifest also keeps the captions found beside the
+files and a kohya folder's repeats (issue 17), so a resumed upload still sends them before its commit.
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ class ManifestFile:
     size: int
     mtime_ns: int
     sha256: str
+    caption: str | None = None  # found beside the file at import; sent before the commit
 
 
 @dataclass
@@ -90,13 +92,20 @@ class UploadManifest:
     server_url: str
     files: list[ManifestFile] = field(default_factory=list)
     created_at: str = field(default_factory=lambda: format_timestamp(utc_now()))
+    repeats: int | None = None  # from a dropped kohya `<repeats>_<name>` folder; set before the commit
 
     @property
     def total_bytes(self) -> int:
         return sum(file.size for file in self.files)
 
     def to_json(self) -> dict[str, Any]:
-        return {"version": MANIFEST_VERSION, **asdict(self)}
+        data = asdict(self)
+        # Optional fields are written only when set, so a manifest without captions reads as before.
+        data["files"] = [{key: value for key, value in file.items() if key != "caption" or value is not None}
+                         for file in data["files"]]
+        if data["repeats"] is None:
+            del data["repeats"]
+        return {"version": MANIFEST_VERSION, **data}
 
     @classmethod
     def from_json(cls, data: Any) -> UploadManifest:
@@ -104,15 +113,22 @@ class UploadManifest:
             if not isinstance(data, dict) or data.get("version") != MANIFEST_VERSION:
                 raise ManifestError("not an upload manifest of this app version")
             files = [ManifestFile(path=str(item["path"]), filename=str(item["filename"]), size=int(item["size"]),
-                                  mtime_ns=int(item["mtime_ns"]), sha256=str(item["sha256"]))
+                                  mtime_ns=int(item["mtime_ns"]), sha256=str(item["sha256"]),
+                                  caption=_optional_str(item.get("caption")))
                      for item in data["files"]]
+            repeats = data.get("repeats")
             return cls(dataset_id=str(data["dataset_id"]), dataset_name=str(data["dataset_name"]),
                        dataset_type=str(data["dataset_type"]), server_url=str(data.get("server_url", "")),
-                       files=files, created_at=str(data.get("created_at", "")))
+                       files=files, created_at=str(data.get("created_at", "")),
+                       repeats=int(repeats) if repeats is not None else None)
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, ManifestError):
                 raise
             raise ManifestError(f"the manifest is incomplete or damaged ({exc})") from exc
+
+
+def _optional_str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 # manifest files (blocking: run them in an executor) ------------------------------------------------------
@@ -236,7 +252,7 @@ class DatasetUploader(QObject):
             except AuthFailed as exc:
                 raise _StopRun(f"{exc.message} The upload is paused; reconnect, then resume it.") from exc
             except ApiError as exc:
-                raise _StopRun(f"The upload stopped: {exc.message}") from exc
+                raise _StopRun(f"The upload stopped: {plain_server_message(exc.message)}.") from exc
             todo: list[ManifestFile] = []
             for file in manifest.files:
                 if file.sha256 in on_server:
@@ -317,11 +333,12 @@ class DatasetUploader(QObject):
                 except NotFound as exc:
                     raise _StopRun("The dataset was deleted on the server; the upload stopped.") from exc
                 except Conflict as exc:
-                    raise _StopRun(f"The server no longer takes files for this dataset: {exc.message}") from exc
+                    raise _StopRun("The server no longer takes files for this dataset: "
+                                   f"{plain_server_message(exc.message)}.") from exc
                 except AuthFailed as exc:
                     raise _StopRun(f"{exc.message} The upload is paused; reconnect, then resume it.") from exc
                 except ApiError as exc:  # 5xx (507 disk full…) or a malformed answer
-                    raise _StopRun(f"The upload stopped: {exc.message}") from exc
+                    raise _StopRun(f"The upload stopped: {plain_server_message(exc.message)}.") from exc
                 except BaseException:
                     self._rewind(file)
                     raise
@@ -382,11 +399,30 @@ def _first_leaf(group: BaseExceptionGroup) -> BaseException:
 
 
 def _server_reason(error: ApiError, filename: str) -> str:
-    """The server's sentence without our client's generic prefix or a repeat of the file's name."""
-    message = error.message
-    marker = "): "
-    if message.startswith("The server refused the request (HTTP") and marker in message:
-        message = message.split(marker, 1)[1]
-    if message.startswith(f"{filename}: "):
-        message = message[len(filename) + 2:]
-    return f"refused by the server: {message.rstrip('.')}"
+    """What the server said about one file, as a plain phrase for the Left-out list ("refused by the
+    server: the file ends early: …"), not the raw nested message of a client error."""
+    return f"refused by the server: {plain_server_message(error.message, filename)}"
+
+
+_CLIENT_PREFIX = re.compile(r"^The server refused the request \(HTTP \d+\):?\s*")
+_TRUNCATED_HINTS = ("truncated", "ends early", "end of file", "premature end")
+
+
+def plain_server_message(message: str, filename: str | None = None) -> str:
+    """A server's refusal as plain text: without our client's "The server refused the request (HTTP n)"
+    prefix, a repeat of the file's name, or the decoder's own nested wording in parentheses; a file cut
+    short reads as ENDS_EARLY, like the local check says it."""
+    from training_studio.ui.datasets.import_scan import ENDS_EARLY
+
+    text = _CLIENT_PREFIX.sub("", message.strip())
+    if filename and text.startswith(f"{filename}: "):
+        text = text[len(filename) + 2:]
+    lowered = text.lower()
+    if any(hint in lowered for hint in _TRUNCATED_HINTS):
+        return ENDS_EARLY
+    # "the image is damaged or truncated (cannot identify image file <_io.BufferedReader …>)": the part in
+    # parentheses is the decoder's exception, which helps no one.
+    if text.startswith(("the image is damaged", "the image is damaged or truncated")) and " (" in text:
+        return "the image is damaged: the server cannot decode it"
+    text = text.rstrip(".").strip()
+    return text or "no reason given"

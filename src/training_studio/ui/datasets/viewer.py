@@ -2,17 +2,28 @@
 
 `DatasetViewer` shows the store's `files_model` in an icon-mode list (uniform cells painted by
 `FileTileDelegate` from `FileRole` data: thumbnail, file name, first line of the caption) and, for the
-selected file, its details and an editor for its caption with Save/Revert. It holds no data of its own and
+selected file, its details and an editor for its caption with Save (also Ctrl+S)/Revert. It holds no data of its own and
 never calls HTTP: Save asks `DatasetStore.save_caption()`, and the saved caption comes back through the
 model. Loading, empty and error states are said in words.
+
+Bulk caption edits (issue 17): the grid selects many files (Ctrl/Shift-click, Ctrl+A); a toolbar over it
+and the grid's context menu offer Add prefix…, Add suffix…, Find and replace…, Set caption…, Clear
+captions… (each opens a `BulkCaptionDialog` on the selection) and Undo/Redo (Ctrl+Z / Ctrl+Shift+Z) of
+every caption edit, the editor's saves included; `CaptionOps` owns those requests and the undo stack.
+A filter box finds files by caption or name, "Uncaptioned only" shows what is missing (the grid shows the
+files model through `FileFilterProxy`; bulk actions act on the selected files that are shown).
+F2 edits a one-line caption in place (the model asks `CaptionOps` to save it, undoable too).
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QPainter, QPalette
+from PySide6.QtGui import QAction, QColor, QFont, QKeySequence, QPainter, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
+    QLineEdit,
+    QToolBar,
     QHBoxLayout,
     QLabel,
     QListView,
@@ -29,8 +40,11 @@ from PySide6.QtWidgets import (
 
 from training_studio.contract.models import DatasetFile
 from training_studio.ui.banner import Banner, BannerLevel
-from training_studio.ui.datasets.files_model import FileRole
+from training_studio.ui.datasets.caption_dialog import BulkCaptionDialog
+from training_studio.ui.datasets.caption_ops import CaptionOps
+from training_studio.ui.datasets.files_model import FileFilterProxy, FileRole
 from training_studio.ui.datasets.format import format_bytes
+from training_studio.ui.jobs.format import dimmed_text_colour
 from training_studio.ui.datasets.store import THUMBNAIL_SIZE, DatasetStore
 
 __all__ = ["DatasetViewer", "FileTileDelegate"]
@@ -46,6 +60,13 @@ class FileTileDelegate(QStyledItemDelegate):
     def sizeHint(self, option: QStyleOptionViewItem, index: _ModelIndex) -> QSize:
         line = option.fontMetrics.height()
         return QSize(THUMBNAIL_SIZE + 2 * TILE_PADDING, THUMBNAIL_SIZE + 2 * TILE_PADDING + TEXT_LINES * line + 4)
+
+    def updateEditorGeometry(self, editor: QWidget, option: QStyleOptionViewItem, index: _ModelIndex) -> None:
+        # The in-place caption editor (F2) covers the caption line under the thumbnail, not the picture.
+        rect = option.rect
+        line = option.fontMetrics.height()
+        top = rect.y() + TILE_PADDING + THUMBNAIL_SIZE + 4 + line
+        editor.setGeometry(QRect(rect.x() + 2, top - 2, rect.width() - 4, max(line + 6, editor.sizeHint().height())))
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: _ModelIndex) -> None:
         painter.save()
@@ -89,9 +110,9 @@ class FileTileDelegate(QStyledItemDelegate):
                 text = painter.fontMetrics().elidedText(caption[0], Qt.TextElideMode.ElideRight, caption_rect.width())
             else:
                 text = "no caption"
-                colour = QColor(text_colour)
-                colour.setAlphaF(0.6)
-                text_colour = colour
+                # Dimmer than a caption, but still WCAG AA on the tile (selected or not, light or dark).
+                background = palette.color(QPalette.ColorRole.Highlight if selected else QPalette.ColorRole.Base)
+                text_colour = QColor(dimmed_text_colour(text_colour.name(), background.name()))
             painter.setPen(text_colour)
             painter.drawText(caption_rect, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignVCenter, text)
             if option.state & QStyle.StateFlag.State_HasFocus:
@@ -108,9 +129,14 @@ class DatasetViewer(QWidget):
         super().__init__(parent)
         self.store = store
         self.model = store.files_model
+        self.proxy = FileFilterProxy(self)
+        self.proxy.setSourceModel(self.model)
         self.setObjectName("datasetViewer")
         self.setAccessibleName("Dataset files")
         self._editing_sha: str | None = None
+        self._shown_caption = ""  # the saved caption the editor was loaded with (not what is typed)
+        self.caption_ops = CaptionOps(store, self)
+        self.bulk_dialog: BulkCaptionDialog | None = None
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -124,9 +150,13 @@ class DatasetViewer(QWidget):
         self.banner.hide()
         layout.addWidget(self.banner)
 
+        self.caption_toolbar = self._build_caption_actions()
+        layout.addWidget(self.caption_toolbar)
+
         splitter = QSplitter(Qt.Orientation.Horizontal, self)
         self.stack = QStackedWidget(splitter)
         self.grid = QListView(self.stack)
+        self.grid.setTabKeyNavigation(False)  # one Tab stop: arrows move within, Tab leaves
         self.grid.setObjectName("fileGrid")
         self.grid.setAccessibleName("Files of the dataset")
         self.grid.setViewMode(QListView.ViewMode.IconMode)
@@ -134,10 +164,13 @@ class DatasetViewer(QWidget):
         self.grid.setMovement(QListView.Movement.Static)
         self.grid.setUniformItemSizes(True)
         self.grid.setSpacing(4)
-        self.grid.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.grid.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.grid.setMouseTracking(True)
         self.grid.setItemDelegate(FileTileDelegate(self.grid))
-        self.grid.setModel(self.model)
+        self.grid.setModel(self.proxy)
+        self.grid.setEditTriggers(QAbstractItemView.EditTrigger.EditKeyPressed)  # F2
+        self.grid.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        self.grid.addActions(self._bulk_actions + [self._separator(), self.undo_action, self.redo_action])
         self.state_label = QLabel(self.stack)
         self.state_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.state_label.setWordWrap(True)
@@ -180,9 +213,26 @@ class DatasetViewer(QWidget):
         layout.addWidget(splitter, 1)
 
         self.grid.selectionModel().currentChanged.connect(self._on_current_changed)
+        self.grid.selectionModel().selectionChanged.connect(self._update_bulk_actions)
+        self.model.modelReset.connect(self._update_bulk_actions)
+        self.model.rowsInserted.connect(self._update_bulk_actions)
+        self.model.rowsRemoved.connect(self._update_bulk_actions)
+        self._bulk_error: str | None = None
+        self.caption_ops.failed.connect(self._on_bulk_failed)
+        self.model.caption_edit_requested.connect(self._save_in_place)
+        self.caption_ops.applied.connect(self._dismiss_bulk_error)
+        self.caption_ops.undo_stack.indexChanged.connect(self._dismiss_bulk_error)
+        self.caption_ops.busy_changed.connect(self._update_bulk_actions)
         self.caption_edit.textChanged.connect(self._update_editor_buttons)
         self.save_button.clicked.connect(self.save_caption)
         self.revert_button.clicked.connect(self.revert_caption)
+        # Ctrl+S saves the caption being edited (while the editor has focus, as in any text editor).
+        self.save_caption_action = QAction("Save caption", self)
+        self.save_caption_action.setShortcut(QKeySequence.StandardKey.Save)
+        self.save_caption_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.save_caption_action.triggered.connect(self._save_if_changed)
+        self.caption_edit.addAction(self.save_caption_action)
+        self.save_button.setToolTip("Save the caption (Ctrl+S)")
         self.model.modelReset.connect(self._on_files_reset)
         self.model.dataChanged.connect(self._on_files_data_changed)
         store.files_loading.connect(self._on_loading)
@@ -192,6 +242,111 @@ class DatasetViewer(QWidget):
         store.caption_failed.connect(self._on_caption_failed)
         self._show_state("Select a dataset to see its files.")
         self._load_file(None)
+        self._update_bulk_actions()
+
+    def _build_caption_actions(self) -> QToolBar:
+        toolbar = QToolBar("Captions", self)
+        toolbar.setObjectName("captionToolbar")
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.bulk_actions: dict[str, QAction] = {}
+        for mode, text, tip in (
+                ("prefix", "Add &prefix…", "Put text (e.g. a trigger word) before the selected captions"),
+                ("suffix", "Add su&ffix…", "Put text after the captions of the selected files"),
+                ("replace", "Find and &replace…", "Replace text or a regular expression in the selected captions"),
+                ("set", "Set capt&ion…", "Give the selected files the same caption"),
+                ("clear", "C&lear captions…", "Remove the captions of the selected files")):
+            action = QAction(text, self)
+            action.setToolTip(tip)
+            action.triggered.connect(lambda checked=False, m=mode: self.open_bulk_dialog(m))
+            self.bulk_actions[mode] = action
+            toolbar.addAction(action)
+        self._bulk_actions = list(self.bulk_actions.values())
+        toolbar.addSeparator()
+        stack = self.caption_ops.undo_stack
+        self.undo_action = QAction("&Undo", self)
+        self.undo_action.setShortcut(QKeySequence.StandardKey.Undo)
+        self.redo_action = QAction("Re&do", self)
+        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence.StandardKey.Redo])
+        for action in (self.undo_action, self.redo_action):
+            # Inside the viewer only; the caption editor keeps its own Ctrl+Z for the text being typed.
+            action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            self.addAction(action)
+            toolbar.addAction(action)
+        self.undo_action.triggered.connect(self.caption_ops.undo)
+        self.redo_action.triggered.connect(self.caption_ops.redo)
+        stack.indexChanged.connect(self._update_bulk_actions)
+        stack.cleanChanged.connect(self._update_bulk_actions)
+        toolbar.addSeparator()
+        self._add_filter(toolbar)  # last: on a narrow window it is what overflows, not Undo/Redo
+        return toolbar
+
+    def _add_filter(self, toolbar: QToolBar) -> None:
+        self.filter_edit = QLineEdit(toolbar)
+        self.filter_edit.setObjectName("fileFilter")
+        self.filter_edit.setPlaceholderText("Filter by caption or name")
+        self.filter_edit.setAccessibleName("Filter files by caption or name")
+        self.filter_edit.setClearButtonEnabled(True)
+        self.filter_edit.setMaximumWidth(220)
+        self.filter_edit.textChanged.connect(self.proxy.set_text)
+        self.uncaptioned_check = QCheckBox("Uncaptioned &only", toolbar)
+        self.uncaptioned_check.setToolTip("Show only the files that have no caption yet")
+        self.uncaptioned_check.toggled.connect(self.proxy.set_uncaptioned_only)
+        toolbar.addWidget(self.filter_edit)
+        toolbar.addWidget(self.uncaptioned_check)
+
+    def _separator(self) -> QAction:
+        separator = QAction(self)
+        separator.setSeparator(True)
+        return separator
+
+    # bulk captions -----------------------------------------------------------------------------------------
+    def selected_shas(self) -> list[str]:
+        rows = sorted(self.proxy.mapToSource(index).row() for index in self.grid.selectionModel().selectedIndexes())
+        return [self.model.index(row, 0).data(FileRole.SHA256) for row in rows]  # in dataset order
+
+    def bulk_selection(self) -> list[str] | str:
+        """What a bulk request carries: "all" when every file is selected, else the selected sha256."""
+        shas = self.selected_shas()
+        return "all" if shas and len(shas) == self.model.rowCount() else shas
+
+    def open_bulk_dialog(self, mode: str) -> BulkCaptionDialog | None:
+        """Plain slot: opens the operation's dialog non-modally on the current selection."""
+        shas = self.selected_shas()
+        if not shas or self.model.dataset_id is None:
+            return None
+        if self.bulk_dialog is not None:
+            self.bulk_dialog.close()
+        dialog = BulkCaptionDialog(self.caption_ops, mode, self.bulk_selection(), len(shas), self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.destroyed.connect(lambda *_: self._forget_bulk_dialog(dialog))
+        self.bulk_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def _forget_bulk_dialog(self, dialog: object) -> None:
+        if self.bulk_dialog is dialog:
+            self.bulk_dialog = None
+
+    def _on_bulk_failed(self, token: int, message: str) -> None:
+        self.banner.show_message(message, BannerLevel.ERROR)
+        self._bulk_error = message
+
+    def _dismiss_bulk_error(self, *args: object) -> None:
+        # A caption edit that went through makes an earlier refusal old news.
+        if self._bulk_error is not None and self.banner.text == self._bulk_error:
+            self.banner.hide()
+        self._bulk_error = None
+
+    def _update_bulk_actions(self, *args: object) -> None:
+        count = len(self.grid.selectionModel().selectedIndexes()) if self.grid.selectionModel() else 0
+        for action in self._bulk_actions:
+            action.setEnabled(count > 0 and not self.caption_ops.busy)
+        stack = self.caption_ops.undo_stack
+        idle = not self.caption_ops.busy
+        self.undo_action.setEnabled(idle and stack.canUndo())
+        self.redo_action.setEnabled(idle and stack.canRedo())
+        self.undo_action.setToolTip(f"Undo {stack.undoText()} (Ctrl+Z)" if stack.canUndo() else "Nothing to undo")
+        self.redo_action.setToolTip(f"Redo {stack.redoText()} (Ctrl+Shift+Z)" if stack.canRedo() else "Nothing to redo")
 
     # intents -------------------------------------------------------------------------------------------------
     def show_dataset(self, dataset_id: str | None) -> None:
@@ -218,7 +373,15 @@ class DatasetViewer(QWidget):
         self._editing_sha = file.sha256
         self.caption_status.setText("Saving…")
         self.save_button.setEnabled(False)
-        self.store.save_caption(dataset_id, file.sha256, self.caption_edit.toPlainText())
+        self.caption_ops.edit_caption(dataset_id, file.sha256, self.caption_edit.toPlainText())  # undoable
+
+    def _save_in_place(self, sha256: str, caption: str) -> None:
+        if self.model.dataset_id is not None:
+            self.caption_ops.edit_caption(self.model.dataset_id, sha256, caption)
+
+    def _save_if_changed(self) -> None:
+        if self.save_button.isEnabled():
+            self.save_caption()
 
     def revert_caption(self) -> None:
         file = self.selected_file()
@@ -239,8 +402,8 @@ class DatasetViewer(QWidget):
             self._show_state("This dataset has no files yet.")
         else:
             self.stack.setCurrentWidget(self.grid)
-            if not self.grid.currentIndex().isValid():
-                self.grid.setCurrentIndex(self.model.index(0, 0))
+            if not self.grid.currentIndex().isValid() and self.proxy.rowCount() > 0:
+                self.grid.setCurrentIndex(self.proxy.index(0, 0))
 
     def _on_failed(self, dataset_id: str, message: str) -> None:
         self.banner.show_message(message, BannerLevel.ERROR)
@@ -255,7 +418,7 @@ class DatasetViewer(QWidget):
         self._load_file(file if isinstance(file, DatasetFile) else None)
 
     def _on_files_data_changed(self, top_left: QModelIndex, bottom_right: QModelIndex, roles: list[int]) -> None:
-        current = self.grid.currentIndex()
+        current = self.proxy.mapToSource(self.grid.currentIndex())
         if not current.isValid() or not top_left.row() <= current.row() <= bottom_right.row():
             return
         if roles and FileRole.CAPTION not in roles:
@@ -270,6 +433,7 @@ class DatasetViewer(QWidget):
         self.caption_edit.blockSignals(True)
         self.caption_edit.setPlainText(file.caption or "" if file else "")
         self.caption_edit.blockSignals(False)
+        self._shown_caption = file.caption or "" if file else ""
         if file is None:
             self.file_label.setText("No file selected.")
         else:
@@ -279,7 +443,9 @@ class DatasetViewer(QWidget):
         self._update_editor_buttons()
 
     def _has_unsaved_edit(self, file: DatasetFile) -> bool:
-        return self.caption_edit.toPlainText() != (file.caption or "") and self._editing_sha != file.sha256
+        # Typed text differs from the caption the editor was loaded with (an undo changing the caption under
+        # an unchanged editor is no edit of the user's).
+        return self.caption_edit.toPlainText() != self._shown_caption and self._editing_sha != file.sha256
 
     def _update_editor_buttons(self) -> None:
         file = self.selected_file()
@@ -292,6 +458,7 @@ class DatasetViewer(QWidget):
             self._editing_sha = None
             file = self.selected_file()
             if file is not None and file.sha256 == sha256:
+                self._shown_caption = file.caption or ""
                 self.caption_status.setText("Caption saved.")
         self._update_editor_buttons()
 

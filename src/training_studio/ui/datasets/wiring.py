@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWidget
 
 from training_studio.client import ApiClient
@@ -30,6 +31,7 @@ from training_studio.contract.models import TrainingJob
 if TYPE_CHECKING:
     from training_studio.ui.datasets.panel import DatasetsPanel
     from training_studio.ui.datasets.store import DatasetStore
+    from training_studio.ui.datasets.template_store import TemplateStore
     from training_studio.ui.models.panel import ModelsPanel
     from training_studio.ui.models.store import ModelStore
 
@@ -72,6 +74,7 @@ class LibraryPanels:
         self.entry_points: Any = None  # ui.datasets.import_dialog.ImportEntryPoints, once installed
         self._datasets: DatasetStore | None = None
         self._models: ModelStore | None = None
+        self._templates: TemplateStore | None = None
         self._closed = False
 
     @property
@@ -85,6 +88,17 @@ class LibraryPanels:
             if self._closed:
                 self._datasets.shutdown()
         return self._datasets
+
+    @property
+    def templates(self) -> TemplateStore:
+        """The server's job templates (issue 16), for the Train dialog and the History tab."""
+        if self._templates is None:
+            from training_studio.ui.datasets.template_store import TemplateStore
+
+            self._templates = TemplateStore(self.client, parent=self.window)
+            if self._closed:
+                self._templates.shutdown()
+        return self._templates
 
     @property
     def models(self) -> ModelStore:
@@ -124,20 +138,32 @@ class LibraryPanels:
 
     def shutdown(self) -> None:
         self._closed = True
-        for store in (self._datasets, self._models):
+        for store in (self._datasets, self._models, self._templates):
             if store is not None:
                 store.shutdown()
         panel = self.window.built_panel(DATASETS_TITLE)  # a panel never shown has nothing to stop
         controller = getattr(getattr(panel, "import_widget", None), "controller", None)
         if controller is not None and hasattr(controller, "shutdown"):
             controller.shutdown()  # the import flow's uploads and scans
+        workbench_store = getattr(panel, "workbench_store", None)
+        if workbench_store is not None:
+            workbench_store.shutdown()  # issue 17: an export in flight removes its .part file
+        caption_ops = getattr(getattr(panel, "viewer", None), "caption_ops", None)
+        if caption_ops is not None:
+            caption_ops.shutdown()  # issue 17: bulk caption edits and their undo/redo requests
         if self.entry_points is not None:
             self.entry_points.shutdown()
 
     async def wait_idle(self) -> None:
-        for store in (self._datasets, self._models):
+        for store in (self._datasets, self._models, self._templates):
             if store is not None:
                 await store.wait_idle()
+        workbench_store = getattr(self.window.built_panel(DATASETS_TITLE), "workbench_store", None)
+        if workbench_store is not None:
+            await workbench_store.wait_idle()
+        caption_ops = getattr(getattr(self.window.built_panel(DATASETS_TITLE), "viewer", None), "caption_ops", None)
+        if caption_ops is not None:
+            await caption_ops.wait_idle()
 
     # live updates (from the jobs store's event stream); a store not made yet loads fresh when it is
     def on_dataset_event(self, event: Any) -> None:
@@ -163,7 +189,12 @@ def show_job_in_monitor(window: Any, job_store: Any, job: TrainingJob) -> bool:
     if panel is None:
         return False
     window.tabs.setCurrentWidget(panel)
-    return bool(panel.select_job(job.id))
+    if not panel.select_job(job.id):
+        return False
+    # Focus follows the selection, so Delete cancels this job at once (issue 15); set while the Train
+    # dialog is still closing, it is where focus lands when the window is active again.
+    panel.table.setFocus(Qt.FocusReason.OtherFocusReason)
+    return True
 
 
 def install_library_panels(window: Any, client: ApiClient, job_store: Any, *, data_dir: Path | None = None,
@@ -174,6 +205,7 @@ def install_library_panels(window: Any, client: ApiClient, job_store: Any, *, da
     `lazy`: build each tab when first shown. `defer_entry_points`: the caller installs the window-wide
     import entry points later with `install_entry_points()`."""
     library = LibraryPanels(window, client, job_store, Path(data_dir) if data_dir is not None else None)
+    window.library_panels = library  # for ui.datasets.train_again (Train again / Save as template from any tab)
 
     def build_datasets_panel() -> QWidget:
         factory = import_factory
@@ -181,7 +213,10 @@ def install_library_panels(window: Any, client: ApiClient, job_store: Any, *, da
             from training_studio.ui.datasets.import_dialog import import_factory_for
 
             factory = import_factory_for(client, Path(data_dir))
-        return _panel_class("DatasetsPanel")(library.datasets, import_factory=factory)
+        panel = _panel_class("DatasetsPanel")(library.datasets, import_factory=factory)
+        panel.taken_job_names = lambda: _job_names(job_store)  # the Train dialog's default name avoids them
+        panel.template_store = library.templates
+        return panel
 
     window.add_panel(DATASETS_TITLE, build_datasets_panel, lazy=lazy)
     window.add_panel(MODELS_TITLE, lambda: _panel_class("ModelsPanel")(library.models), lazy=lazy)
@@ -196,6 +231,11 @@ def install_library_panels(window: Any, client: ApiClient, job_store: Any, *, da
     if not defer_entry_points:
         library.install_entry_points()
     return library
+
+
+def _job_names(job_store: Any) -> list[str]:
+    model = job_store.model
+    return [job.name for job in (model.job(job_id) for job_id in model.job_ids()) if job is not None]
 
 
 def _refresh_visible(window: Any, library: LibraryPanels) -> None:

@@ -15,7 +15,9 @@ ratio); a bar's fill is the left part of its full-bar pixmap, so a moving progre
 no new pixmap. After the first frame a cell costs one model read, the style's background and a
 few drawPixmap calls. Font metrics are cached per font. Painter state is saved and restored
 (try/finally) wherever paint() changes it. `TextCellDelegate` draws the plain text cells exactly
-as Qt's default delegate does, from one `JobRole.TEXT_LOOK` read instead of seven role reads.
+as Qt's default delegate does, from one `JobRole.TEXT_LOOK` read instead of seven role reads; a Name
+cell whose job the details pane compares gets a swatch of the job's chart colour before its text
+(`TextLook.swatch`), so the table says which curve is which.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ _TEXT_LOOK = int(JobRole.TEXT_LOOK)
 _MAX_CACHED_WIDTHS = 4096
 _ALIGN_RIGHT_CENTRE = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 _ALIGN_LEFT_CENTRE = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+SWATCH_SIZE = 10  # the compare colour's square in a Name cell
+_SWATCH_SPACE = SWATCH_SIZE + 6  # what the text moves right by
 
 
 _darkness: dict[int, bool] = {}
@@ -367,15 +371,29 @@ class TextCellDelegate(QStyledItemDelegate):
         look = index.data(_TEXT_LOOK)
         if (not isinstance(look, TextLook) or option.state.value & _HAS_FOCUS
                 or option.direction != _LEFT_TO_RIGHT):
-            super().paint(painter, option, index)  # focus frame, mirrored layout, other models
+            swatch = look.swatch if isinstance(look, TextLook) else None
+            if swatch is None:
+                super().paint(painter, option, index)  # focus frame, mirrored layout, other models
+                return
+            _draw_cell_background(option, painter)
+            self._paint_swatch(painter, option, swatch)
+            shifted = QStyleOptionViewItem(option)
+            if option.direction == _LEFT_TO_RIGHT:
+                shifted.rect = option.rect.adjusted(_SWATCH_SPACE, 0, 0, 0)
+            else:
+                shifted.rect = option.rect.adjusted(0, 0, -_SWATCH_SPACE, 0)
+            super().paint(painter, shifted, index)
             return
         _draw_cell_background(option, painter)
+        if look.swatch is not None:
+            self._paint_swatch(painter, option, look.swatch)
         if not look.text:
             return
         widget = option.widget
         margin = self._margin(widget.style() if widget is not None else QApplication.style(),
                               widget)
-        rect = option.rect.adjusted(margin, 0, -margin, 0)
+        rect = option.rect.adjusted(margin + (_SWATCH_SPACE if look.swatch is not None else 0), 0,
+                                    -margin, 0)
         fonts = self._fonts
         metrics = fonts.use(option.font)
         text = look.text
@@ -386,6 +404,25 @@ class TextCellDelegate(QStyledItemDelegate):
             painter.setFont(option.font)
             painter.setPen(_text_colour(option, look.foreground))
             painter.drawText(rect, look.alignment, text)
+        finally:
+            painter.restore()
+
+    @staticmethod
+    def _paint_swatch(painter: QPainter, option: QStyleOptionViewItem, colour: QColor) -> None:
+        """A rounded square of the compare colour at the cell's leading edge, outlined in the text
+        colour at low alpha so that a pale swatch still shows on a pale row."""
+        rect = option.rect
+        left = rect.left() + 5 if option.direction == _LEFT_TO_RIGHT else rect.right() - 5 - SWATCH_SIZE
+        top = rect.top() + (rect.height() - SWATCH_SIZE) / 2
+        selected = option.state.value & _SELECTED
+        outline = QColor(option.palette.color(_HIGHLIGHTED_TEXT_ROLE if selected else _TEXT_ROLE))
+        outline.setAlpha(230 if selected else 90)  # on the selection colour the swatch needs a clear edge
+        painter.save()
+        try:
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            painter.setPen(outline)
+            painter.setBrush(colour)
+            painter.drawRoundedRect(QRectF(left + 0.5, top + 0.5, SWATCH_SIZE - 1, SWATCH_SIZE - 1), 2, 2)
         finally:
             painter.restore()
 

@@ -6,13 +6,18 @@ palettes of the status badges and progress bars for light and dark themes. The p
 to meet WCAG 2.x contrast: badge text against badge background at least 4.5:1 (AA for normal text),
 bar fill against bar track at least 3:1 (AA for graphical objects). `contrast_ratio()` is the WCAG
 formula, so tests and callers can check any pair, and `dimmed_text_colour()` fades the text of
-finished rows only as far as AA allows.
+finished rows only as far as AA allows. It also owns the ETA texts (`eta_cell_text`, `eta_overview_text`:
+"estimating…", "in 12 min", a local clock time; computed from timestamps, never negative), and the CSV text
+of a table (`table_csv`).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
 
 from training_studio.contract.models import JobStatus
 
@@ -38,10 +43,18 @@ __all__ = [
     "is_dark_background",
     "AA_TEXT_RATIO",
     "AA_GRAPHICS_RATIO",
+    "ESTIMATING",
+    "format_remaining",
+    "eta_cell_text",
+    "eta_clock_text",
+    "eta_overview_text",
+    "table_csv",
 ]
 
 NO_VALUE = "—"  # shown where a job has no value yet (no loss before the first progress line)
 CANCELLING_LABEL = "Cancelling…"
+HELD_LABEL = "Held"  # a queued job the user holds back (issue 16)
+ESTIMATING = "estimating…"  # a running job whose server has no ETA yet (too few steps, or an older server)
 AA_TEXT_RATIO = 4.5
 AA_GRAPHICS_RATIO = 3.0
 
@@ -287,3 +300,87 @@ def dimmed_text_colour(text: str, background: str, *, min_ratio: float = AA_TEXT
         else:
             high = middle
     return mix(low)
+
+
+# ---------------------------------------------------------------------------------------------
+# ETA: the server sends when it expects a running job to finish (`etaAt`); these turn that moment and
+# the current time (both epoch seconds, the server's clock) into text. Never negative: a moment already
+# passed reads "any moment now".
+
+
+def format_remaining(seconds: float) -> str:
+    """A countdown in words: "in 45 s" under a minute, "in 12 min" under an hour, "in 1 h 05 min" beyond;
+    "any moment now" when nothing (or less than nothing) is left."""
+    if not math.isfinite(seconds) or seconds < 1:
+        return "any moment now"
+    if seconds < 60:
+        return f"in {int(seconds)} s"
+    minutes = int(round(seconds / 60.0))
+    if minutes < 60:
+        return f"in {minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours >= 48:
+        return f"in {hours // 24} days"
+    return f"in {hours} h {minutes:02d} min"
+
+
+def _eta_applies(status: JobStatus | str | None) -> bool:
+    return known_status(status) is JobStatus.RUNNING
+
+
+def eta_cell_text(status: JobStatus | str | None, eta_at: float | None, now: float) -> str:
+    """The ETA column: "—" unless running; "estimating…" while the server has no ETA; else the countdown."""
+    if not _eta_applies(status):
+        return NO_VALUE
+    if eta_at is None or not math.isfinite(eta_at):
+        return ESTIMATING
+    return format_remaining(eta_at - now)
+
+
+def eta_clock_text(eta_at: float, now: float, tz: tzinfo | None = None) -> str:
+    """The finishing moment as a local clock time ("14:32"), with the day when it is not today
+    ("tomorrow 09:10", "Mon 7 Dec 09:10"). `tz` None: the machine's local time zone."""
+    moment = datetime.fromtimestamp(max(eta_at, now), tz=tz) if tz else \
+        datetime.fromtimestamp(max(eta_at, now)).astimezone()
+    today = datetime.fromtimestamp(now, tz=tz) if tz else datetime.fromtimestamp(now).astimezone()
+    clock = moment.strftime("%H:%M")
+    if moment.date() == today.date():
+        return clock
+    if moment.date() == (today + timedelta(days=1)).date():
+        return f"tomorrow {clock}"
+    return f"{moment.strftime('%a')} {moment.day} {moment.strftime('%b')} {clock}"
+
+
+def eta_overview_text(status: JobStatus | str | None, eta_at: float | None, now: float,
+                      tz: tzinfo | None = None) -> str:
+    """The overview's ETA line: "14:32 (in 12 min)", "estimating…" or "—" (see `eta_cell_text`)."""
+    if not _eta_applies(status):
+        return NO_VALUE
+    if eta_at is None or not math.isfinite(eta_at):
+        return ESTIMATING
+    return f"{eta_clock_text(eta_at, now, tz)} ({format_remaining(eta_at - now)})"
+
+
+# ---------------------------------------------------------------------------------------------
+# CSV
+
+
+def table_csv(headers: list[str], rows: list[list[str]]) -> str:
+    """A table as CSV text (RFC 4180 quoting, "\\r\\n" line ends), header row first. Cells that a
+    spreadsheet would run as a formula (starting with =, +, -, @) get a leading apostrophe, unless they
+    read as a number ("-0.5")."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow([_csv_cell(cell) for cell in headers])
+    for row in rows:
+        writer.writerow([_csv_cell(cell) for cell in row])
+    return buffer.getvalue()
+
+
+def _csv_cell(text: str) -> str:
+    if text and text[0] in "=+-@\t\r":
+        try:
+            float(text)
+        except ValueError:
+            return "'" + text
+    return text

@@ -1,7 +1,7 @@
 """The table model of training jobs, keyed by job id, and its filter proxy.
 
 This module owns the rows the jobs monitor shows: one row per job, in `createdAt` order, columns
-Name, Status, Progress, Step, Loss and Elapsed. Refreshes are applied as diffs: new jobs are
+Name, Status, Progress, Step, Loss, Elapsed and ETA. Refreshes are applied as diffs: new jobs are
 inserted with begin/endInsertRows at their `createdAt` position (an existing row never moves),
 changed jobs emit `dataChanged` for exactly the cells whose shown value changed (adjacent cells
 and rows coalesced into ranges of at most 200 cells: above that, Qt's views repaint their whole
@@ -13,7 +13,10 @@ of signals. Whatever the path, a job whose server `revision` is older than the o
 Elapsed time is `(finishedAt or now) - startedAt`, with `now` the local wall clock corrected by
 the server's clock offset; it is computed from timestamps on every read, never by counting
 ticks, and never negative. `tick()` (driven by a 1 s timer) only announces that the Elapsed cells
-of running rows changed. Custom data goes through the named roles of `JobRole`; delegates and the
+of running rows changed (and the ETA cells of those with an `etaAt`: the countdown is `etaAt - now`, from
+timestamps too). The compare set of the details pane (`set_compare_colours`) is shown as a colour swatch
+in the Name cell (`JobRole.COMPARE_COLOUR`, `TextLook.swatch`); a job's `detail` (its current phase) is in the
+Status cell's tooltip. Custom data goes through the named roles of `JobRole`; delegates and the
 proxy read those, never column numbers. Jobs handed to the model are treated as immutable.
 
 Performance (10,000 rows): a refresh listing the same ids in the same order as the last one (the
@@ -32,6 +35,7 @@ from __future__ import annotations
 import math
 import time
 from bisect import bisect_right
+from functools import lru_cache
 from itertools import compress, count, repeat
 from operator import attrgetter, is_not, itemgetter, ne
 from collections.abc import Iterable, Sequence
@@ -71,6 +75,7 @@ class JobColumn(IntEnum):
     STEP = 3
     LOSS = 4
     ELAPSED = 5
+    ETA = 6  # when the server expects a running job to finish, as a countdown
 
 
 _COLUMN_TITLES = {
@@ -80,6 +85,7 @@ _COLUMN_TITLES = {
     JobColumn.STEP: "Step",
     JobColumn.LOSS: "Loss",
     JobColumn.ELAPSED: "Elapsed",
+    JobColumn.ETA: "ETA",
 }
 _COLUMN_COUNT = len(JobColumn)
 _LAST_COLUMN = _COLUMN_COUNT - 1
@@ -105,6 +111,9 @@ class JobRole(IntEnum):
     # proxy costs two Python calls; a delegate reading five roles per cell paid ten).
     LOOK = Qt.ItemDataRole.UserRole + 11
     TEXT_LOOK = Qt.ItemDataRole.UserRole + 12  # TextLook: a text cell's display, in one read
+    ETA_AT = Qt.ItemDataRole.UserRole + 13  # float epoch seconds (server clock) of the job's etaAt, or None
+    # QColor of the job in the details pane's comparison (its curve's colour), or None when not compared
+    COMPARE_COLOUR = Qt.ItemDataRole.UserRole + 14
 
 
 class CellLook(NamedTuple):
@@ -124,6 +133,7 @@ class TextLook(NamedTuple):
     text: str
     alignment: int
     foreground: QColor | None
+    swatch: QColor | None = None  # the Name cell of a compared job: its colour, painted before the text
 
 
 _DISPLAY = Qt.ItemDataRole.DisplayRole
@@ -138,7 +148,7 @@ _CHANGE_ROLES = [
     int(_DISPLAY), int(_ACCESSIBLE), int(_TOOLTIP), int(_FOREGROUND),
     int(JobRole.JOB), int(JobRole.STATUS), int(JobRole.PROGRESS), int(JobRole.ELAPSED_SECONDS),
     int(JobRole.IS_FINISHED), int(JobRole.IS_CANCELLING), int(JobRole.DISPLAY_STATUS),
-    int(JobRole.SORT_KEY), int(JobRole.LOOK), int(JobRole.TEXT_LOOK),
+    int(JobRole.SORT_KEY), int(JobRole.LOOK), int(JobRole.TEXT_LOOK), int(JobRole.ETA_AT),
 ]
 _CHANGE_ROLES_WITH_FILTER = _CHANGE_ROLES + [int(JobRole.FILTER_KEY)]
 _TICK_ROLES = [int(_DISPLAY), int(_ACCESSIBLE), int(JobRole.ELAPSED_SECONDS),
@@ -169,7 +179,8 @@ _id_of = attrgetter("id")
 # base model, params, createdAt) never change after creation: a job whose shown fields are equal
 # is not a change, even if its object (or an unshown field) is new.
 _shown_fields = itemgetter("id", "name", "status", "progress", "current_step", "total_steps",
-                           "current_loss", "started_at", "finished_at", "error", "model_id")
+                           "current_loss", "started_at", "finished_at", "error", "model_id", "detail",
+                           "eta_at", "held", "queue_position")
 # Stands in for the job of an id we do not hold: its empty field dict equals no job's.
 _ABSENT = SimpleNamespace()
 
@@ -177,6 +188,12 @@ _ABSENT = SimpleNamespace()
 def _epoch(text: str | None) -> float | None:
     moment = parse_timestamp(text)
     return None if moment is None else moment.timestamp()
+
+
+@lru_cache(maxsize=4096)
+def _eta_epoch(text: str | None) -> float | None:
+    """etaAt as epoch seconds; cached, as the ETA cells of running rows are read at every tick."""
+    return _epoch(text)
 
 
 def _same_number(a: float | None, b: float | None) -> bool:
@@ -229,6 +246,7 @@ class JobListModel(QAbstractTableModel):
         self._clock_offset = 0.0
         self._sequence = 0  # tie-breaker keeping arrival order among equal createdAt
         self._dimmed_cache: tuple[tuple[int, int], QColor] | None = None
+        self._compare_colours: dict[str, QColor] = {}  # job id -> its colour in the details pane's chart
 
     # -- Qt model API ------------------------------------------------------------------------
 
@@ -282,7 +300,9 @@ class JobListModel(QAbstractTableModel):
         if role == JobRole.TEXT_LOOK:
             return TextLook(self._display_text(row, column),
                             _TEXT_ALIGNMENT if column <= JobColumn.PROGRESS else _NUMERIC_ALIGNMENT,
-                            self._dimmed_colour() if row.finished else None)
+                            self._dimmed_colour() if row.finished else None,
+                            self._compare_colours.get(job.id) if column == JobColumn.NAME
+                            and self._compare_colours else None)
         if role == JobRole.LOOK:
             return CellLook(fmt.known_status(job.status), self._display_status(row),
                             fmt.clamp_progress(job.progress), self._is_cancelling(row),
@@ -307,6 +327,10 @@ class JobListModel(QAbstractTableModel):
             return (job.name.casefold(), job.status)
         if role == JobRole.SORT_KEY:
             return self._sort_value(row, column)
+        if role == JobRole.ETA_AT:
+            return _eta_epoch(job.eta_at)
+        if role == JobRole.COMPARE_COLOUR:
+            return self._compare_colours.get(job.id)
         return None
 
     # -- reading ----------------------------------------------------------------------------
@@ -545,6 +569,20 @@ class JobListModel(QAbstractTableModel):
         if self._is_cancelling(row) != was:
             self._emit_changes([(index, JobColumn.STATUS, JobColumn.STATUS)])
 
+    def set_compare_colours(self, colours: dict[str, QColor]) -> None:
+        """The jobs the details pane compares, each with its colour (empty: no comparison); their
+        Name cells show it as a swatch."""
+        old = self._compare_colours
+        new = {job_id: QColor(colour) for job_id, colour in colours.items()}
+        changed = [job_id for job_id in old.keys() | new.keys()
+                   if old.get(job_id) != new.get(job_id)]
+        self._compare_colours = new
+        rows = [self._row_of[job_id] for job_id in changed if job_id in self._row_of]
+        self._emit_changes([(row, JobColumn.NAME, JobColumn.NAME) for row in rows])
+
+    def compare_colours(self) -> dict[str, QColor]:
+        return dict(self._compare_colours)
+
     def set_clock_offset(self, seconds: float) -> None:
         """Server clock minus local clock, e.g. from an HTTP `Date` header."""
         if not math.isfinite(seconds) or seconds == self._clock_offset:
@@ -577,6 +615,15 @@ class JobListModel(QAbstractTableModel):
         column = JobColumn.ELAPSED
         for first, last in ranges:
             self._emit_range(first, last, column, column, _TICK_ROLES)
+        # The ETA countdowns of the running rows that have one (usually a handful).
+        rows_with_eta = [row for row in rows if self._rows[row].job.eta_at is not None]
+        if rows_with_eta:
+            start = previous = rows_with_eta[0]
+            for row in rows_with_eta[1:] + [-2]:
+                if row != previous + 1:
+                    self._emit_range(start, previous, JobColumn.ETA, JobColumn.ETA, _TICK_ROLES)
+                    start = row
+                previous = row
 
     # -- internals: diffs -------------------------------------------------------------------
 
@@ -628,10 +675,15 @@ class JobListModel(QAbstractTableModel):
             old.current_step != job.current_step or old.total_steps != job.total_steps,
             not _same_number(old.current_loss, job.current_loss),
             old_elapsed != self._elapsed(row, now) or old.started_at != job.started_at,
+            old.status != job.status or old.eta_at != job.eta_at,
         ]
         if old.error != job.error and not changed[JobColumn.NAME]:
             changed[JobColumn.NAME] = True  # the name cell's tooltip carries the error
             changed[JobColumn.STATUS] = True
+        if old.detail != job.detail or old.held != job.held:
+            changed[JobColumn.STATUS] = True  # the status cell's tooltip carries the detail; "Held" its badge
+        if not any(changed):
+            changed[JobColumn.NAME] = True  # e.g. the model it produced: JobRole.JOB readers must hear it
         column = 0
         while column < _COLUMN_COUNT:
             if not changed[column]:
@@ -763,6 +815,8 @@ class JobListModel(QAbstractTableModel):
     def _display_status(self, row: _Row) -> str:
         if self._is_cancelling(row):
             return fmt.CANCELLING_LABEL
+        if row.job.held and row.job.status in (JobStatus.QUEUED, JobStatus.PENDING):
+            return fmt.HELD_LABEL  # waits in the queue until released (issue 16)
         return fmt.status_label(row.job.status)
 
     def _display_text(self, row: _Row, column: int) -> str:
@@ -777,6 +831,8 @@ class JobListModel(QAbstractTableModel):
             return fmt.format_step(job.current_step, job.total_steps)
         if column == JobColumn.LOSS:
             return fmt.format_loss(job.current_loss)
+        if column == JobColumn.ETA:
+            return self._eta_text(row)
         return fmt.format_elapsed(self._elapsed(row))
 
     def _accessible_text(self, row: _Row, column: int) -> str:
@@ -793,15 +849,24 @@ class JobListModel(QAbstractTableModel):
             if job.current_loss is None:
                 return "no loss yet"
             return f"loss {fmt.format_loss(job.current_loss)}"
+        if column == JobColumn.ETA:
+            text = self._eta_text(row)
+            return "no estimate" if text == fmt.NO_VALUE else f"finishes {text}"
         return f"elapsed {fmt.spoken_elapsed(self._elapsed(row))}"
 
     def _tooltip(self, row: _Row, column: int) -> str | None:
         job = row.job
         if column in (JobColumn.NAME, JobColumn.STATUS):
             label = self._display_status(row)
-            if job.error:
-                return f"{job.name}\n{label}: {job.error}"
-            return f"{job.name}\n{label}"
+            lines = [job.name, f"{label}: {job.error}" if job.error else label]
+            if job.detail and not row.finished:
+                lines.append(job.detail)
+            return "\n".join(lines)
+        if column == JobColumn.ETA:
+            eta = _eta_epoch(job.eta_at)
+            if eta is not None and job.status == JobStatus.RUNNING:
+                now = self.server_now()
+                return f"Expected to finish at {fmt.eta_clock_text(eta - self._clock_offset, now - self._clock_offset)}"
         return None
 
     def _sort_value(self, row: _Row, column: int) -> Any:
@@ -817,8 +882,15 @@ class JobListModel(QAbstractTableModel):
         if column == JobColumn.LOSS:
             loss = job.current_loss
             return math.inf if loss is None or math.isnan(loss) else loss
+        if column == JobColumn.ETA:
+            eta = _eta_epoch(job.eta_at) if job.status == JobStatus.RUNNING else None
+            return math.inf if eta is None else eta
         elapsed = self._elapsed(row)
         return -1.0 if elapsed is None else elapsed
+
+    def _eta_text(self, row: _Row) -> str:
+        job = row.job
+        return fmt.eta_cell_text(job.status, _eta_epoch(job.eta_at), self.server_now())
 
     def _dimmed_colour(self) -> QColor:
         palette = QGuiApplication.palette()

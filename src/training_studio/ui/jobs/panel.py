@@ -1,26 +1,41 @@
 """The jobs panel: the widget that shows the store's jobs and forwards the user's intent.
 
-It owns the view side of the monitor only: the toolbar (Refresh, Cancel job, Clear finished), the filter
-box (text over names, and a status choice), the table (through `JobFilterProxyModel`, with the
-progress-bar, status-badge and text-cell delegates), the empty/starting state, a notice bar for cancel failures and
-server messages, and the counts/"updated N s ago" line. It never calls HTTP: Cancel asks the user for
-confirmation here (a plain slot, never inside a coroutine) and then calls `JobStore.request_cancel()`.
+It owns the view side of the monitor only: the toolbar (Refresh, Cancel, Clear finished, Details, Export),
+the filter box (text over names, and a status choice), the table (through `JobFilterProxyModel`, with the
+progress-bar, status-badge and text-cell delegates; several rows can be selected), the empty/starting
+state, a notice bar for cancel failures and server messages, the counts/"updated N s ago" line, and the
+job details pane (`details.pane.JobDetailsPane`) below the table in a splitter.
+
+The details pane shows the table's current job; with several jobs selected its chart compares them (at most
+`MAX_COMPARED`), each in a colour that the table shows as a swatch in the job's Name cell. It opens with
+the Details toggle (also in the main window's View menu), Enter or a double-click on a row; whether it is
+open and the splitter's sizes are remembered in the app's settings (`AppSettings.details_pane_*`). It is
+built when first opened, so a start-up with it closed pays nothing for it.
+
+It never calls HTTP: Cancel asks the user once for every selected active job, in a window-modal message box
+opened with `open()` (never a nested event loop), and the answer's slot calls `JobStore.request_cancel()`
+for each. "Export table as CSV…" writes the rows and columns the table shows, atomically.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, Signal
+from pathlib import Path
+
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
+    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
     QMenu,
     QMessageBox,
+    QPushButton,
     QSizePolicy,
+    QSplitter,
     QStackedWidget,
     QTableView,
     QToolBar,
@@ -29,12 +44,23 @@ from PySide6.QtWidgets import (
 )
 
 from training_studio.contract.models import ACTIVE_STATUSES, TERMINAL_STATUSES, JobStatus, TrainingJob
+from training_studio.ui.notifications import post_notice
+from training_studio.atomicfile import write_atomically
 from training_studio.ui.banner import Banner, BannerLevel
-from training_studio.ui.jobs.delegates import ProgressBarDelegate, StatusBadgeDelegate, TextCellDelegate
+from training_studio.ui.jobs import format as fmt
+from training_studio.ui.jobs.delegates import (
+    ProgressBarDelegate,
+    StatusBadgeDelegate,
+    TextCellDelegate,
+    palette_is_dark,
+)
+from training_studio.ui.jobs.details.colours import assign_colours, compare_colour
 from training_studio.ui.jobs.model import JobColumn, JobFilterProxyModel, JobRole
 from training_studio.ui.jobs.store import JobStore
+from training_studio.ui.settings import AppSettings, remember_folder, remembered_folder
 
-__all__ = ["JobsPanel", "STATUS_FILTERS"]
+__all__ = ["JobsPanel", "STATUS_FILTERS", "MAX_COMPARED", "MAX_LISTED_IN_CONFIRMATION"]
+
 
 # (label, statuses or None for all): what the status filter offers.
 STATUS_FILTERS: list[tuple[str, set[JobStatus] | None]] = [
@@ -51,12 +77,17 @@ STATUS_FILTERS: list[tuple[str, set[JobStatus] | None]] = [
 EMPTY_TEXT = "No active training jobs"
 EMPTY_HINT = "Jobs you start on this server appear here and update live."
 NO_MATCH_TEXT = "No jobs match the filter"
+FINISHED_EMPTY_TEXT = ("No finished jobs in this list.\n\nCleared and older jobs are in the History tab (Ctrl+4), "
+                       "which lists every job of the server.")
 ROW_HEIGHT = 28
+MAX_COMPARED = 8  # jobs the chart compares at once (one palette's worth of distinguishable colours)
+MAX_LISTED_IN_CONFIRMATION = 10  # job names the cancel confirmation lists; the rest are counted
+DEFAULT_DETAILS_SHARE = 0.6  # of the panel's height the details pane takes when first opened
 
 
 # Preferred widths of the fixed columns; Name stretches over the rest.
 PREFERRED_WIDTHS = {JobColumn.STATUS: 130, JobColumn.PROGRESS: 150, JobColumn.STEP: 110, JobColumn.LOSS: 80,
-                    JobColumn.ELAPSED: 90}
+                    JobColumn.ELAPSED: 90, JobColumn.ETA: 100}
 MIN_NAME_WIDTH = 120
 MIN_COLUMN_WIDTH = 48
 
@@ -80,16 +111,35 @@ class JobsTableView(QTableView):
 class JobsPanel(QWidget):
     """The "Jobs" tab; see the module docstring."""
 
-    cancel_requested = Signal(str)  # job id, after the user confirmed
+    cancel_requested = Signal(str)  # job id, after the user confirmed (once per job)
+    dataset_requested = Signal(str)  # dataset id: the user asked to see it (the Overview's link)
+    model_requested = Signal(str)    # trained model id: the user asked to see it
+    details_visibility_changed = Signal(bool)
+    train_again_requested = Signal(object)  # TrainingJob: open the Train dialog filled from it (issue 16)
+    save_template_requested = Signal(object)  # TrainingJob: save its settings as a named template
 
-    def __init__(self, store: JobStore, parent: QWidget | None = None) -> None:
+    def __init__(self, store: JobStore, parent: QWidget | None = None, *,
+                 settings: AppSettings | None = None) -> None:
+        """`settings`: where the details pane's state is remembered; the store's (the app's) by default."""
         super().__init__(parent)
         self.store = store
         self.model = store.model
+        self.settings = settings if settings is not None else store.settings
         self.setObjectName("jobsPanel")
         self.setAccessibleName("Training jobs")
         self.setMinimumSize(420, 240)
         self._connected_once = False
+        self.details = None  # JobDetailsPane, built when first opened
+        self.cancel_confirmation: QMessageBox | None = None  # the open cancel question, if any
+        self._compare_slots: dict[str, int] = {}  # job id -> palette slot, kept while compared
+        self._details_timer = QTimer(self)  # coalesces a burst of selection changes into one update
+        self._details_timer.setSingleShot(True)
+        self._details_timer.setInterval(0)
+        self._details_timer.timeout.connect(self._update_details)
+        self._sizes_timer = QTimer(self)  # saves the splitter's sizes once a drag pauses
+        self._sizes_timer.setSingleShot(True)
+        self._sizes_timer.setInterval(300)
+        self._sizes_timer.timeout.connect(self.save_layout)
 
         # actions ---------------------------------------------------------------------------------
         self.refresh_action = QAction("&Refresh", self)
@@ -98,15 +148,50 @@ class JobsPanel(QWidget):
         self.cancel_action = QAction("&Cancel job…", self)
         self.cancel_action.setShortcut(QKeySequence(Qt.Key.Key_Delete))
         self.cancel_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-        self.cancel_action.setToolTip("Cancel the selected training job (Delete)")
+        self.cancel_action.setToolTip("Cancel the selected training jobs (Delete)")
         self.cancel_action.triggered.connect(self.confirm_cancel_selected)
         self.clear_action = QAction("Clear finishe&d", self)
         self.clear_action.setToolTip("Remove completed, failed and cancelled jobs from the list; "
                                      "they stay cleared when the app starts again")
-        self.clear_action.triggered.connect(store.clear_finished)
+        self.clear_action.triggered.connect(self.clear_finished)
         self.copy_id_action = QAction("Copy job &ID", self)
         self.copy_id_action.triggered.connect(self._copy_selected_id)
         self.addAction(self.cancel_action)
+        self.details_action = QAction("Job &details", self)
+        self.details_action.setObjectName("toggleJobDetails")
+        self.details_action.setCheckable(True)
+        self.details_action.setToolTip("Show or hide the details of the selected job: overview, loss chart, "
+                                       "logs and samples (Enter or double-click on a job opens them)")
+        self.details_action.toggled.connect(self.set_details_visible)
+        self.open_details_action = QAction("Open details", self)
+        self.open_details_action.setShortcuts([QKeySequence(Qt.Key.Key_Return), QKeySequence(Qt.Key.Key_Enter)])
+        self.open_details_action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        self.open_details_action.triggered.connect(self.open_details)
+        # Queue control and "again" (issue 16): the store sends them; the new order arrives as job events.
+        self.move_top_action = QAction("Move to &top of queue", self)
+        self.move_top_action.triggered.connect(lambda: self._move_selected("top"))
+        self.move_up_action = QAction("Move &up in queue", self)
+        self.move_up_action.setShortcut(QKeySequence("Ctrl+Up"))
+        self.move_up_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.move_up_action.triggered.connect(lambda: self._move_selected("up"))
+        self.move_down_action = QAction("Move do&wn in queue", self)
+        self.move_down_action.setShortcut(QKeySequence("Ctrl+Down"))
+        self.move_down_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.move_down_action.triggered.connect(lambda: self._move_selected("down"))
+        self.hold_action = QAction("&Hold in queue", self)
+        self.hold_action.setCheckable(True)
+        self.hold_action.setToolTip("A held job stays queued and is passed over until you release it")
+        self.hold_action.triggered.connect(self._hold_selected)
+        for action in (self.move_up_action, self.move_down_action):
+            self.addAction(action)
+        self.train_again_action = QAction("&Train again…", self)
+        self.train_again_action.setToolTip("Open the Train dialog filled with this job's settings")
+        self.train_again_action.triggered.connect(lambda: self._emit_for_selected(self.train_again_requested))
+        self.save_template_action = QAction("Save as te&mplate…", self)
+        self.save_template_action.triggered.connect(lambda: self._emit_for_selected(self.save_template_requested))
+        self.export_action = QAction("E&xport table as CSV…", self)
+        self.export_action.setToolTip("Save the rows and columns the table shows as a CSV file")
+        self.export_action.triggered.connect(self.choose_export_target)
 
         # widgets ---------------------------------------------------------------------------------
         self.toolbar = QToolBar("Jobs", self)
@@ -115,6 +200,9 @@ class JobsPanel(QWidget):
         self.toolbar.addAction(self.refresh_action)
         self.toolbar.addAction(self.cancel_action)
         self.toolbar.addAction(self.clear_action)
+        self.toolbar.addSeparator()
+        self.toolbar.addAction(self.details_action)
+        self.toolbar.addAction(self.export_action)
 
         self.filter_edit = QLineEdit(self)
         self.filter_edit.setPlaceholderText("Filter by name")
@@ -135,8 +223,11 @@ class JobsPanel(QWidget):
         self.table.setAccessibleName("Training jobs table")
         self.table.setAccessibleDescription("One row per job: name, status, progress, step, loss and elapsed time.")
         self.table.setModel(self.proxy)
+        self.table.setTabKeyNavigation(False)  # one Tab stop: arrows move within, Tab leaves (issue 15)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.table.addAction(self.open_details_action)  # Enter/Return on the table (WidgetShortcut)
+        self.table.doubleClicked.connect(lambda index: self.open_details())
         self.table.setSortingEnabled(False)
         self.table.setWordWrap(False)
         self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
@@ -174,6 +265,13 @@ class JobsPanel(QWidget):
         self.stack = QStackedWidget(self)
         self.stack.addWidget(self.table)
         self.stack.addWidget(self.empty_label)
+        # The details pane goes below the table: the chart and logs want width, and so does the table; at
+        # 700 px wide, side by side would squeeze both.
+        self.splitter = QSplitter(Qt.Orientation.Vertical, self)
+        self.splitter.setObjectName("jobsSplitter")
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.addWidget(self.stack)
+        self.splitter.splitterMoved.connect(lambda *args: self._sizes_timer.start())
 
         self.notice = Banner(self)
         self.counts_label = QLabel(self)
@@ -197,7 +295,7 @@ class JobsPanel(QWidget):
         layout.setContentsMargins(6, 6, 6, 4)
         layout.addLayout(top)
         layout.addWidget(self.notice)
-        layout.addWidget(self.stack, 1)
+        layout.addWidget(self.splitter, 1)
         layout.addLayout(bottom)
         self.setTabOrder(self.filter_edit, self.status_combo)
         self.setTabOrder(self.status_combo, self.table)
@@ -206,6 +304,8 @@ class JobsPanel(QWidget):
         self.filter_edit.textChanged.connect(self._on_filter_text)
         self.status_combo.currentIndexChanged.connect(self._on_status_filter)
         self.table.selectionModel().selectionChanged.connect(self._update_actions)
+        self.table.selectionModel().selectionChanged.connect(self._schedule_details)
+        self.table.selectionModel().currentRowChanged.connect(self._schedule_details)
         for signal in (self.model.rowsInserted, self.model.rowsRemoved, self.model.modelReset,
                        self.proxy.rowsInserted, self.proxy.rowsRemoved, self.proxy.modelReset):
             signal.connect(self._update_state)
@@ -213,6 +313,7 @@ class JobsPanel(QWidget):
         store.jobs_changed.connect(self._on_jobs_changed)
         store.cancel_started.connect(self._update_actions)
         store.cancel_failed.connect(self._on_cancel_failed)
+        store.queue_update_failed.connect(self._on_cancel_failed)  # same place: a refused action on a job
         store.cancel_succeeded.connect(self._update_actions)
         store.ticked.connect(self._update_freshness)
         store.stream_state_changed.connect(lambda state: self._update_freshness())
@@ -221,17 +322,25 @@ class JobsPanel(QWidget):
         store.server_message.connect(lambda text: self.notice.show_message(text, BannerLevel.INFO))
         self._update_state()
         self._update_actions()
+        if self._remembered_visible():
+            self.details_action.setChecked(True)  # builds and shows the pane
 
     # user intent -----------------------------------------------------------------------------------
     def selected_job(self) -> TrainingJob | None:
-        indexes = self.table.selectionModel().selectedRows()
-        if not indexes:
-            current = self.table.currentIndex()
-            if not current.isValid() or not self.table.selectionModel().isSelected(current):
-                return None
-            indexes = [current]
-        job = indexes[0].data(JobRole.JOB)
-        return job if isinstance(job, TrainingJob) else None
+        """The table's current job if it is selected, else the first selected one; None without a selection."""
+        selection = self.table.selectionModel()
+        current = self.table.currentIndex()
+        if current.isValid() and selection.isRowSelected(current.row(), current.parent()):
+            job = current.siblingAtColumn(0).data(JobRole.JOB)
+            return job if isinstance(job, TrainingJob) else None
+        jobs = self.selected_jobs()
+        return jobs[0] if jobs else None
+
+    def selected_jobs(self) -> list[TrainingJob]:
+        """Every selected job, in the table's order."""
+        rows = sorted(index.row() for index in self.table.selectionModel().selectedRows())
+        jobs = [self.proxy.index(row, 0).data(JobRole.JOB) for row in rows]
+        return [job for job in jobs if isinstance(job, TrainingJob)]
 
     def select_job(self, job_id: str) -> bool:
         row = self.model.row_of(job_id)
@@ -251,21 +360,202 @@ class JobsPanel(QWidget):
         cancelling = bool(self.model.index(row, 0).data(JobRole.IS_CANCELLING)) if row is not None else False
         return not cancelling and not self.store.is_cancel_in_flight(job.id)
 
+    def cancellable_selected_jobs(self) -> list[TrainingJob]:
+        return [job for job in self.selected_jobs() if self.can_cancel(job)]
+
     def confirm_cancel_selected(self) -> None:
-        """Plain slot (never a coroutine): ask, then hand the cancel to the store."""
-        job = self.selected_job()
-        if not self.can_cancel(job):
+        """Plain slot (never a coroutine): ask once for every selected active job, in a window-modal box
+        opened with open(); `_on_cancel_answer` hands the cancels to the store."""
+        jobs = self.cancellable_selected_jobs()
+        if not jobs or self.cancel_confirmation is not None:
             return
-        assert job is not None
-        answer = QMessageBox.question(
-            self, "Cancel training job",
-            f"Cancel the training job “{job.name}”?\n\nIts progress so far will be lost.",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
-        if answer != QMessageBox.StandardButton.Yes:
+        count = len(jobs)
+        box = QMessageBox(self)
+        box.setObjectName("cancelConfirmation")
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("Cancel training job" if count == 1 else "Cancel training jobs")
+        if count == 1:
+            box.setText(f"Cancel the training job “{jobs[0].name}”?")
+        else:
+            listed = "\n".join(f"• {job.name}" for job in jobs[:MAX_LISTED_IN_CONFIRMATION])
+            more = count - MAX_LISTED_IN_CONFIRMATION
+            if more > 0:
+                listed += f"\n… and {more} more"
+            box.setText(f"Cancel these {count} training jobs?\n\n{listed}")
+        box.setInformativeText("Their progress so far will be lost." if count > 1
+                               else "Its progress so far will be lost.")
+        cancel_button = box.addButton("Cancel job" if count == 1 else f"Cancel {count} jobs",
+                                      QMessageBox.ButtonRole.DestructiveRole)
+        keep_button = box.addButton("Keep running", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(keep_button)  # Enter must not cancel anything
+        box.setEscapeButton(keep_button)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        job_ids = [job.id for job in jobs]
+        box.finished.connect(lambda _result: self._on_cancel_answer(box, cancel_button, job_ids))
+        self.cancel_confirmation = box
+        box.open()
+
+    def confirmation_button(self, text: str) -> QPushButton | None:
+        """The open cancel confirmation's button labelled `text` ("Keep running", "Cancel 3 jobs")."""
+        box = self.cancel_confirmation
+        if box is None:
+            return None
+        return next((button for button in box.buttons()
+                     if isinstance(button, QPushButton) and button.text() == text), None)
+
+    def _on_cancel_answer(self, box: QMessageBox, cancel_button: QPushButton, job_ids: list[str]) -> None:
+        if self.cancel_confirmation is box:
+            self.cancel_confirmation = None
+        confirmed = box.clickedButton() is cancel_button
+        box.deleteLater()
+        if not confirmed:
             return
-        self.cancel_requested.emit(job.id)
-        self.store.request_cancel(job.id)
+        for job_id in job_ids:
+            job = self.model.job(job_id)
+            if not self.can_cancel(job):  # it finished (or is being cancelled) while the question was open
+                continue
+            self.cancel_requested.emit(job_id)
+            self.store.request_cancel(job_id)
         self._update_actions()
+
+    # details pane --------------------------------------------------------------------------------
+    def details_visible(self) -> bool:
+        return self.details is not None and not self.details.isHidden()
+
+    def set_details_visible(self, visible: bool) -> None:
+        """Show or hide the details pane (building it the first time), and remember it."""
+        visible = bool(visible)
+        if self.details_action.isChecked() != visible:
+            self.details_action.setChecked(visible)  # comes back here through toggled
+            return
+        if visible == self.details_visible():
+            return
+        if visible:
+            if self.details is None:
+                self._build_details()
+            assert self.details is not None
+            self.details.show()
+            self._apply_sizes()
+            self._update_details()
+        else:
+            self.save_layout()  # the sizes it had while open
+            assert self.details is not None
+            self.details.suspend()
+            self.details.hide()
+            self._update_details()  # the swatches go with the chart
+        self._remember_visible(visible)
+        self.details_visibility_changed.emit(visible)
+
+    def open_details(self) -> None:
+        """Enter or double-click on a row: show the pane for the current job."""
+        if self.table.currentIndex().isValid():
+            self.set_details_visible(True)
+
+    def _build_details(self) -> None:
+        from training_studio.ui.jobs.details.pane import JobDetailsPane
+
+        pane = JobDetailsPane(self.store, self.splitter)
+        pane.dataset_activated.connect(self.dataset_requested)
+        pane.model_activated.connect(self.model_requested)
+        pane.close_requested.connect(lambda: self.set_details_visible(False))
+        self.splitter.addWidget(pane)
+        self.splitter.setCollapsible(0, False)
+        self.splitter.setCollapsible(1, False)
+        self.details = pane
+
+    def _schedule_details(self, *args: object) -> None:
+        if self.details_visible():
+            self._details_timer.start()
+        elif self._compare_slots:  # a comparison's swatches must not outlive its selection
+            self._details_timer.start()
+
+    def _update_details(self) -> None:
+        """Tell the pane which jobs to show, and the model which rows wear a compare swatch."""
+        selected = self.selected_jobs()
+        current = self.selected_job()
+        if len(selected) > 1:  # the current job first: the chart's primary (its CSV export) is the one in view
+            others = [job for job in selected if current is None or job.id != current.id]
+            compared = ([current] if current is not None else []) + others
+            compared = compared[:MAX_COMPARED]
+        else:
+            compared = [current] if current is not None else []
+        if not self.details_visible():
+            compared = []
+        self._compare_slots = assign_colours([job.id for job in compared], self._compare_slots)
+        dark = palette_is_dark(self.table.palette())
+        colours = {job_id: compare_colour(slot, dark=dark) for job_id, slot in self._compare_slots.items()}
+        # Swatches only when comparing: one job's curve needs no key.
+        self.model.set_compare_colours(colours if len(compared) > 1 else {})
+        if self.details is None or not self.details_visible():
+            return
+        from training_studio.ui.jobs.details.pane import ComparedJob
+
+        self.details.show_jobs(current.id if current is not None else None,
+                               [ComparedJob(job.id, job.name, colours[job.id]) for job in compared],
+                               more=max(0, len(selected) - MAX_COMPARED))
+
+    # remembered layout ---------------------------------------------------------------------------
+    def _remembered_visible(self) -> bool:
+        return self.settings is not None and self.settings.details_pane_visible
+
+    def _remember_visible(self, visible: bool) -> None:
+        if self.settings is not None:
+            self.settings.set_details_pane_visible(visible)
+
+    def save_layout(self) -> None:
+        """Remember the splitter's sizes (while the pane is open: a closed pane has no size to keep)."""
+        if self.settings is None or not self.details_visible():
+            return
+        sizes = self.splitter.sizes()
+        if len(sizes) == 2 and min(sizes) > 0:
+            self.settings.set_details_pane_sizes(sizes)
+
+    def _apply_sizes(self) -> None:
+        sizes = self.settings.details_pane_sizes if self.settings is not None else None
+        if not sizes:
+            total = max(self.splitter.height(), 400)
+            pane = int(total * DEFAULT_DETAILS_SHARE)
+            sizes = [total - pane, pane]
+        self.splitter.setSizes(list(sizes))
+
+    def shutdown(self) -> None:
+        """Stop the details views (at quit); the layout is remembered first."""
+        self.save_layout()
+        if self.details is not None:
+            self.details.shutdown()
+
+    # export --------------------------------------------------------------------------------------
+    def table_as_csv(self) -> str:
+        """The table as shown: its visible columns in their on-screen order, its filtered rows in order."""
+        header = self.table.horizontalHeader()
+        columns = [header.logicalIndex(visual) for visual in range(header.count())]
+        columns = [column for column in columns if not header.isSectionHidden(column)]
+        titles = [str(self.proxy.headerData(column, Qt.Orientation.Horizontal) or "") for column in columns]
+        rows = [[str(self.proxy.index(row, column).data(Qt.ItemDataRole.DisplayRole) or "")
+                 for column in columns] for row in range(self.proxy.rowCount())]
+        return fmt.table_csv(titles, rows)
+
+    def export_csv(self, path: str | Path) -> bool:
+        """Write `table_as_csv()` to `path` atomically; on failure say why in the notice bar. True if written."""
+        target = Path(path)
+        try:
+            write_atomically(target, self.table_as_csv().encode("utf-8"))
+        except OSError as error:
+            reason = error.strerror or str(error)
+            self.notice.show_message(f"Could not save the jobs table to {target}: {reason}.", BannerLevel.ERROR)
+            return False
+        remember_folder("export", target)
+        self.notice.show_message(f"Saved the jobs table ({self.proxy.rowCount()} rows) to {target}.",
+                                 BannerLevel.INFO)
+        return True
+
+    def choose_export_target(self) -> None:
+        """Plain slot (a nested loop is fine here, never in a coroutine): ask where, then export."""
+        suggested = Path(remembered_folder("export", str(Path.home()))) / "training-jobs.csv"
+        path, _filter = QFileDialog.getSaveFileName(self, "Export the jobs table", str(suggested),
+                                                    "CSV files (*.csv);;All files (*)")
+        if path:
+            self.export_csv(path)
 
     # reactions -------------------------------------------------------------------------------------
     def _on_filter_text(self, text: str) -> None:
@@ -284,8 +574,8 @@ class JobsPanel(QWidget):
         self._update_freshness()
 
     def _on_model_data_changed(self, top_left: QModelIndex, bottom_right: QModelIndex, roles: list[int]) -> None:
-        # The 1 s tick only touches ELAPSED: skip the bookkeeping for it.
-        if top_left.column() == bottom_right.column() == int(JobColumn.ELAPSED):
+        # The 1 s tick only touches ELAPSED and ETA: skip the bookkeeping for it.
+        if top_left.column() >= int(JobColumn.ELAPSED) and bottom_right.column() <= int(JobColumn.ETA):
             return
         # Only a status or "Cancelling…" change affects the counts and the actions, and both always
         # include the Status column; progress/step/loss updates skip this.
@@ -308,25 +598,71 @@ class JobsPanel(QWidget):
 
     def _show_context_menu(self, pos: QPoint) -> None:
         index = self.table.indexAt(pos)
-        if index.isValid():
-            self.table.selectionModel().setCurrentIndex(
+        selection = self.table.selectionModel()
+        if index.isValid() and not selection.isRowSelected(index.row(), index.parent()):
+            selection.setCurrentIndex(
                 index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
+        elif index.isValid():  # inside the selection: act on all of it
+            selection.setCurrentIndex(index, QItemSelectionModel.SelectionFlag.NoUpdate)
         menu = QMenu(self)
         menu.addAction(self.cancel_action)
         menu.addAction(self.copy_id_action)
+        menu.addAction(self.open_details_action)
+        job = self.selected_job()
+        if job is not None and job.status in (JobStatus.PENDING, JobStatus.QUEUED):
+            menu.addSeparator()
+            for action in (self.move_top_action, self.move_up_action, self.move_down_action, self.hold_action):
+                menu.addAction(action)
+        if job is not None:
+            menu.addSeparator()
+            menu.addAction(self.train_again_action)
+            menu.addAction(self.save_template_action)
         menu.addSeparator()
         menu.addAction(self.refresh_action)
         menu.addAction(self.clear_action)
+        menu.addAction(self.export_action)
         menu.popup(self.table.viewport().mapToGlobal(pos))
+
+    def _move_selected(self, where: str) -> None:
+        job = self.selected_job()
+        if job is not None and job.status in (JobStatus.PENDING, JobStatus.QUEUED):
+            self.store.request_queue_update(job.id, move=where)
+
+    def _hold_selected(self, held: bool) -> None:
+        job = self.selected_job()
+        if job is not None and job.status in (JobStatus.PENDING, JobStatus.QUEUED):
+            self.store.request_queue_update(job.id, held=held)
+
+    def _emit_for_selected(self, signal: Signal) -> None:
+        job = self.selected_job()
+        if job is not None:
+            signal.emit(job)
 
     def _copy_selected_id(self) -> None:
         job = self.selected_job()
         if job is not None:
             QGuiApplication.clipboard().setText(job.id)
 
+    def clear_finished(self) -> int:
+        """Clear the finished rows, with an Undo in the notice that says so (issue 15: cleared jobs stay
+        reachable: the notice names the History tab, which lists every job of the server)."""
+        removed = self.store.clear_finished()
+        if removed:
+            noun = "1 finished job" if removed == 1 else f"{removed:,} finished jobs"
+            post_notice(self, f"Cleared {noun} (all of them stay in the History tab)", key="cleared",
+                        action=("&Undo", self.store.undo_clear_finished))
+        return removed
+
+    def _finished_filter(self) -> bool:
+        statuses = self.proxy.statuses()
+        return bool(statuses) and all(status in TERMINAL_STATUSES for status in statuses)
+
     def _update_state(self, *args: object) -> None:
         total = self.model.rowCount()
-        if total == 0:
+        if (total == 0 or self.proxy.rowCount() == 0) and self._finished_filter() and not self.proxy.text():
+            self.empty_label.setText(FINISHED_EMPTY_TEXT)
+            self.stack.setCurrentWidget(self.empty_label)
+        elif total == 0:
             if self._connected_once:
                 self.empty_label.setText(f"{EMPTY_TEXT}\n\n{EMPTY_HINT}")
             self.stack.setCurrentWidget(self.empty_label)
@@ -341,8 +677,21 @@ class JobsPanel(QWidget):
 
     def _update_actions(self, *args: object) -> None:
         job = self.selected_job()
-        self.cancel_action.setEnabled(self.can_cancel(job))
+        selected = self.table.selectionModel().selectedRows()
+        if len(selected) > 1:
+            count = len(self.cancellable_selected_jobs())
+            self.cancel_action.setText(f"&Cancel {count} jobs…" if count > 1 else "&Cancel job…")
+            self.cancel_action.setEnabled(count > 0)
+        else:
+            self.cancel_action.setText("&Cancel job…")
+            self.cancel_action.setEnabled(self.can_cancel(job))
         self.copy_id_action.setEnabled(job is not None)
+        waiting = job is not None and job.status in (JobStatus.PENDING, JobStatus.QUEUED)
+        for action in (self.move_top_action, self.move_up_action, self.move_down_action, self.hold_action):
+            action.setEnabled(waiting)
+        self.hold_action.setChecked(bool(waiting and job is not None and job.held))
+        self.train_again_action.setEnabled(job is not None)
+        self.save_template_action.setEnabled(job is not None)
 
     def _update_freshness(self) -> None:
         if self.store.stream_state.value == "live":  # changes arrive as they happen: nothing is "N s old"

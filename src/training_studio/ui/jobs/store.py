@@ -22,16 +22,19 @@ is keyed by its URL, except the embedded local server, which gets a new port at 
 by its data folder.
 
 Live updates: once connected, the store follows the server's event stream (`client.events.EventStream`, one
-task) and applies the `job` events to the model coalesced per frame: events are gathered for `FRAME_MS` and
-applied as one batch (`JobListModel.apply_updates`), never a reset, never a state older than the one held
-(per-job `revision`). `dataset` and `model` events are passed on (`dataset_event`, `model_event`) to the
-Datasets and Models stores. While the stream is live the refresh timer only runs a cheap delta resync
-(`?since=` the last revision seen: normally an empty answer); while it reconnects (jittered backoff,
-`Last-Event-ID`) the timer polls, with deltas when the server supports `since` (its answers carry the
-revision header), and against a server without an event stream (404) it polls as before, the whole
-active list. `stream_state` (off, connecting, live, reconnecting, polling) says which, for the views; a
-stream down longer than `stream_grace` while the server otherwise answers is `stream_trouble()`, for the
-banner. A `reset` from the server, or a `since` it no longer knows (409 `revision_unknown`), means one full
+task; it decodes and validates events on a thread of its own and hands them over in lists) and applies the
+`job` events to the model coalesced per frame: events are gathered for `FRAME_MS` and applied as one batch
+(`JobListModel.apply_updates`), never a reset, never a state older than the one held (per-job `revision`).
+A backlog (a catch-up, a busy moment) is applied in slices of what fits in `FRAME_BUDGET_S`, one after the
+other as the loop allows, so no frame waits long. While events come in storms, `ui.gc_pacing.GcPacing` keeps
+the garbage collector (its full collections take 100+ ms at 10,000 jobs) from running in the middle of them.
+`dataset` and `model` events are passed on (`dataset_event`, `model_event`) to the Datasets and Models stores.
+While the stream is live the refresh timer only runs a cheap delta resync (`?since=` the last revision seen:
+normally an empty answer); while it reconnects (jittered backoff, `Last-Event-ID`) the timer polls, with
+deltas when the server supports `since` (its answers carry the revision header), and against a server without
+an event stream (404) it polls as before, the whole active list. `stream_state` (off, connecting, live,
+reconnecting, polling) says which, for the views; a stream down longer than `stream_grace` while the server
+otherwise answers is `stream_trouble()`, for the banner. A `reset` from the server, or a `since` it no longer knows (409 `revision_unknown`), means one full
 fetch. A job that starts and finishes between two refreshes still shows with its final state: through its
 events, or through the next delta.
 """
@@ -54,6 +57,7 @@ from training_studio.client.events import (
     DatasetEvent,
     EventStream,
     HelloEvent,
+    JobDeleted,
     JobEvent,
     ModelEvent,
     ResetEvent,
@@ -74,6 +78,7 @@ from training_studio.client import (
     ServerError,
 )
 from training_studio.contract.models import TERMINAL_STATUSES, JobStatus, TrainingJob, parse_timestamp
+from training_studio.ui.gc_pacing import GcPacing
 from training_studio.ui.jobs.model import JobListModel
 from training_studio.ui.settings import AppSettings, shared_settings
 
@@ -97,6 +102,8 @@ MAX_LOGGED_NAMES = 10  # job names listed in the log line about recently finishe
 _NOT_HELD: tuple[None, None] = (None, None)  # an id the last refresh did not list
 STOPPED_MESSAGE = "The local server is stopped. Start it again with Server > Restart local server."
 FRAME_MS = 16  # live job events are applied to the model at most once per frame (60 Hz)
+FRAME_BUDGET_S = 0.008  # at most this long applying live events at a time; a backlog is applied in slices
+MIN_SLICE_JOBS = 64  # ...but at least this many jobs per slice, so a backlog always drains
 STREAM_GRACE_INTERVALS = 2.0  # refresh intervals a stream may stay down, the server answering, before the banner
 # `jobs_changed` after live events: at most this often (leading and trailing edge). Its listeners look at the
 # whole list (finished-job notifications scan every row): per frame, at 10,000 rows, that would be most of
@@ -179,13 +186,17 @@ class JobStore(QObject):
     jobs_changed = Signal()                  # a snapshot, a delta or live events were applied (events: paced)
     refresh_failed = Signal(str, str)        # FailureKind value, human message
     connection_restored = Signal()           # first success after failures
-    server_message = Signal(str)             # something the user should know (server restarted, replaced)
+    server_message = Signal(str)             # something the user should know
+    connection_note = Signal(str)            # a remark about the connection (server restarted, replaced): the
+                                             # connection banner shows it (ui.connection.ConnectionState)
     refreshing_changed = Signal(bool)
     cancel_started = Signal(str)             # job id
     cancel_succeeded = Signal(str)
     cancel_failed = Signal(str, str)         # job id, human message
+    queue_update_failed = Signal(str, str)   # job id, human message (move, hold, release refused)
     ticked = Signal()                        # every second, for "last updated N s ago" texts
     stream_state_changed = Signal(str)       # StreamState value
+    job_deleted = Signal(str)  # a finished job was deleted on the server (its row is gone)
     dataset_event = Signal(object)           # client.events.DatasetEvent, for the Datasets store
     model_event = Signal(object)             # client.events.ModelEvent, for the Models store
     library_resync = Signal()                # the server reset the stream: those stores should refetch
@@ -226,6 +237,8 @@ class JobStore(QObject):
         self._history_loaded_for: str | None = None  # the server_key they were fetched from
         self._until_finished_check: float = FINISHED_CHECK_EVERY  # refreshes; inf: this server has no history
         self._cleared_through: dict[str, float] = {}  # server_key -> moment, also without settings
+        # The last Clear finished, for its Undo: the rows it removed and the cleared-through moment before it.
+        self._last_clear: tuple[list[TrainingJob], float | None] | None = None
 
         # Live updates (see the module docstring).
         self.live_updates = live_updates  # False: never open the event stream (polling only)
@@ -243,6 +256,8 @@ class JobStore(QObject):
         self._since_supported = False  # the last list answer carried the revision header
         self._resync_after = False  # sync again as soon as the refresh in flight ends
         self._pending_jobs: dict[str, TrainingJob] = {}
+        self._apply_cost = 20e-6  # seconds per job applied to the model, smoothed (see _flush_events)
+        self._gc_pacing = GcPacing()
         self._flush_timer = QTimer(self)
         self._flush_timer.setSingleShot(True)
         self._flush_timer.setInterval(FRAME_MS)
@@ -323,15 +338,62 @@ class JobStore(QObject):
         self._begin_cancel(job_id)
         self._tasks.spawn(self._send_cancel(job_id))
 
+    def request_queue_update(self, job_id: str, **changes: Any) -> None:
+        """Move a waiting job in the server's queue or change how it waits (issue 16: `move` top/up/down/
+        bottom, `before_job_id`, `held`, `after_job_id`, `after_condition`, `not_before`). The new order
+        comes back through the job events like any change; a refusal is `queue_update_failed`."""
+        if self._shut_down:
+            return
+        self._tasks.spawn(self._send_queue_update(job_id, changes))
+
+    async def _send_queue_update(self, job_id: str, changes: dict[str, Any]) -> None:
+        try:
+            job = await self.client.update_queue(job_id, **changes)
+        except ApiError as error:
+            self.queue_update_failed.emit(job_id, f"“{self._job_name(job_id)}” was not changed: {error.message}")
+            return
+        self._queue_job(job)  # at once, not only when its event arrives
+
     def clear_finished(self) -> int:
         """Remove the finished rows, and remember for this server (across launches, given settings)
-        the moment they finished by, so the next launch's fetch of recent jobs leaves them out."""
+        the moment they finished by, so the next launch's fetch of recent jobs leaves them out. The
+        last clear can be undone (`undo_clear_finished`) until the next one."""
         through = self._finished_rows_end()
-        removed = self.model.clear_finished()
+        model = self.model
+        cleared = [job for job in (model.job(job_id) for job_id in model.job_ids())
+                   if job is not None and job.status in TERMINAL_STATUSES]
+        before = self.finished_cleared_through()
+        removed = model.clear_finished()
         if removed:
+            self._last_clear = (cleared, before)
             self._remember_cleared(through)
             self.jobs_changed.emit()
         return removed
+
+    def can_undo_clear(self) -> bool:
+        return bool(self._last_clear and self._last_clear[0])
+
+    def undo_clear_finished(self) -> int:
+        """Bring back the rows of the last Clear finished (as they were) and forget that clear."""
+        if not self._last_clear:
+            return 0
+        jobs, before = self._last_clear
+        self._last_clear = None
+        back = [job for job in jobs if self.model.row_of(job.id) is None]
+        if back:
+            self.model.apply_updates(back)
+        key = self.server_key
+        if before is None:
+            self._cleared_through.pop(key, None)
+        else:
+            self._cleared_through[key] = before
+        if self.settings is not None:
+            try:
+                self.settings.set_finished_cleared_through(key, before if before is not None else 0.0)
+            except ValueError as error:
+                log.warning("could not forget the clear of finished jobs: %s", error)
+        self.jobs_changed.emit()
+        return len(back)
 
     def reconnect(self) -> None:
         """Re-read the connection (server.json for the local server) and refresh; used after a 401."""
@@ -360,6 +422,7 @@ class JobStore(QObject):
         self._flush_timer.stop()
         self._changed_timer.stop()
         self._pending_jobs.clear()
+        self._gc_pacing.release()
         self._stop_stream()
         self._tasks.cancel_all()
 
@@ -688,7 +751,8 @@ class JobStore(QObject):
         except ApiError as error:
             self._on_failure(FailureKind.UNREACHABLE, error.message)
             return
-        self.server_message.emit("The local server was restarted.")
+        self.connection_note.emit("The local server was restarted; jobs that were running keep running and "
+                                  "were re-attached.")
         await self._reconnect()
 
     async def _stop_local(self) -> None:
@@ -750,6 +814,7 @@ class JobStore(QObject):
 
     def _on_tick(self) -> None:
         self.model.tick()
+        self._gc_pacing.tick()
         self.ticked.emit()
 
     # live updates -----------------------------------------------------------------------------------
@@ -799,15 +864,30 @@ class JobStore(QObject):
 
     async def _follow_stream(self, stream: EventStream) -> None:
         try:
-            async for item in stream.run():
+            # Lists of items: everything the stream's decoder thread finished since the last list (in a
+            # storm, dozens of jobs already validated off this thread), queued for the next frame at once.
+            async for batch in stream.run_batches():
                 if self._stream is not stream:
                     return  # shut down or replaced meanwhile
-                self._on_stream_item(item)
+                pending = self._pending_jobs
+                changes = False
+                for item in batch:
+                    if item.__class__ is JobEvent:
+                        job = item.job  # type: ignore[union-attr]
+                        held = pending.get(job.id)
+                        if held is None or held.revision is None or job.revision is None \
+                                or job.revision >= held.revision:
+                            pending[job.id] = job
+                        changes = True
+                    else:
+                        self._on_stream_item(item)
+                        changes = changes or isinstance(item, (DatasetEvent, ModelEvent, JobDeleted))
+                if pending and not self._flush_timer.isActive():
+                    self._flush_timer.start(FRAME_MS)
                 # The stream's cursor (an event's id, not its entity's revision: the server may hold a
                 # trailing event back and send later ones with a lower id) is how far changes are known.
                 cursor = stream.last_event_id
-                if self._revision is not None and cursor is not None and cursor > self._revision \
-                        and isinstance(item, (JobEvent, DatasetEvent, ModelEvent)):
+                if changes and self._revision is not None and cursor is not None and cursor > self._revision:
                     self._revision = cursor
         finally:
             if self._stream is stream:
@@ -817,6 +897,10 @@ class JobStore(QObject):
     def _on_stream_item(self, item: StreamItem) -> None:
         if isinstance(item, JobEvent):
             self._queue_job(item.job)
+        elif isinstance(item, JobDeleted):
+            self._pending_jobs.pop(item.job_id, None)
+            self.model.remove_job(item.job_id)
+            self.job_deleted.emit(item.job_id)
         elif isinstance(item, DatasetEvent):
             self.dataset_event.emit(item)
         elif isinstance(item, ModelEvent):
@@ -871,16 +955,30 @@ class JobStore(QObject):
         if held is None or held.revision is None or job.revision is None or job.revision >= held.revision:
             pending[job.id] = job
         if not self._flush_timer.isActive():
-            self._flush_timer.start()
+            self._flush_timer.start(FRAME_MS)
 
     def _flush_events(self) -> None:
-        """Apply the job events of the last frame as one batch."""
-        if not self._pending_jobs or self._shut_down:
+        """Apply the job events of the last frame as one batch, or as much of it as fits in
+        `FRAME_BUDGET_S` (a backlog, e.g. after a catch-up: the rest follows as soon as the loop has
+        handled what else is waiting, so no frame is held up for long)."""
+        pending = self._pending_jobs
+        if not pending or self._shut_down:
             return
-        jobs = list(self._pending_jobs.values())
-        self._pending_jobs.clear()
+        fits = max(MIN_SLICE_JOBS, int(FRAME_BUDGET_S / self._apply_cost))
+        if len(pending) <= fits:
+            jobs = list(pending.values())
+            pending.clear()
+        else:
+            entries = list(pending.items())
+            jobs = [job for _id, job in entries[:fits]]
+            self._pending_jobs = dict(entries[fits:])
+            self._flush_timer.start(0)
+        started = time.perf_counter()
         self.model.apply_updates(jobs)
         self._after_applied(jobs)
+        # Seconds per job, smoothed: how many fit in the next frame's budget on this machine, as loaded now.
+        self._apply_cost = max(1e-6, 0.7 * self._apply_cost + 0.3 * (time.perf_counter() - started) / len(jobs))
+        self._gc_pacing.applied(len(jobs))
         if self._changed_timer.isActive():
             self._changed_pending = True
         else:
@@ -895,6 +993,8 @@ class JobStore(QObject):
 
     def _after_applied(self, jobs: list[TrainingJob]) -> None:
         """Bookkeeping after jobs' fresh states reached the model outside a full snapshot."""
+        if not self._awaiting_final and not self._cancelling:
+            return  # the usual case, in a storm too: nothing waits for a job to finish
         for job in jobs:
             if job.status in TERMINAL_STATUSES:
                 self._awaiting_final.discard(job.id)

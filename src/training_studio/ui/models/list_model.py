@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import Any
 
-from PySide6.QtGui import QPixmap
+from PySide6.QtGui import QGuiApplication, QPalette, QPixmap
 
 from training_studio.contract.models import TrainedModel
 from training_studio.ui import icons
@@ -60,5 +60,8 @@ class TrainedModelListModel(KeyedTableModel[TrainedModel]):
 
     def decoration(self, record: TrainedModel, column: int) -> QPixmap | None:
         if column == ModelColumn.STATUS:
-            return icons.pixmap(status_icon(record.status), 16)
+            # In the theme's text colour (the word beside it says the status; colour is not the signal).
+            colour = QGuiApplication.palette().color(QPalette.ColorRole.Text)
+            return icons.pixmap(status_icon(record.status), 16, QGuiApplication.instance().devicePixelRatio(),
+                                colour=colour)
         return None

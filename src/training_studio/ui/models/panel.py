@@ -29,6 +29,8 @@ from PySide6.QtWidgets import (
 from training_studio.contract.models import ModelStatus, TrainedModel
 from training_studio.ui.banner import BannerLevel
 from training_studio.ui.datasets.format import format_bytes, format_created, status_text
+from training_studio.ui.icons import decorate_toolbar
+from training_studio.ui.notifications import post_notice
 from training_studio.ui.models.list_model import ModelColumn
 from training_studio.ui.models.store import ModelStore
 from training_studio.ui.record_panel import ListTexts, RecordListPanel, TableLayout
@@ -107,6 +109,8 @@ class ModelsPanel(RecordListPanel):
         self._build_delete_and_refresh_actions()
         self.delete_action.triggered.connect(self.confirm_delete_selected)
         toolbar = self._build_toolbar(self._menu_actions())
+        decorate_toolbar(toolbar, {self.save_action: "download", self.folder_action: "folder-open",
+                                   self.delete_action: "trash-2", self.refresh_action: "refresh-cw"})
         self._build_notice("modelsNotice")
         self.progress = QProgressBar(self)
         self.progress.setObjectName("checkpointProgress")
@@ -162,6 +166,7 @@ class ModelsPanel(RecordListPanel):
             lambda _id, name: self._say(f"Deleted the model “{name}”.", BannerLevel.INFO))
         store.delete_failed.connect(lambda _id, message: self._say(message, BannerLevel.ERROR))
         store.samples_loaded.connect(self._on_samples_loaded)
+        store.job_name_known.connect(self._on_job_name_known)
         store.samples_missing.connect(self._on_samples_missing)
         store.samples_failed.connect(self._on_samples_failed)
         store.checkpoint_started.connect(self._on_checkpoint_started)
@@ -212,7 +217,9 @@ class ModelsPanel(RecordListPanel):
 
     # reactions ---------------------------------------------------------------------------------------------------
     def _say(self, text: str, level: BannerLevel) -> None:
-        self.notice.show_message(text, level)
+        # Information is a passing notice of the window (it goes by itself); problems stay in the banner.
+        if level is not BannerLevel.INFO or not post_notice(self, text):
+            self.notice.show_message(text, level)
         self._update_actions()
 
     def _on_selection_changed(self, *args: object) -> None:
@@ -233,7 +240,16 @@ class ModelsPanel(RecordListPanel):
         lines = [model.name, f"Base model: {model.base_model}", f"Status: {status_text(model.status)}",
                  f"Size: {format_bytes(model.size_bytes)}", f"Created: {format_created(model.created_at)}"]
         if model.training_job_id:
-            lines.append(f"Job: {model.training_job_id}")
+            # The job by its name, as the Jobs tab shows it; the id only while the name is being asked for.
+            name = self.store.job_name(model.training_job_id)
+            if name is None:
+                self.store.request_job_name(model.training_job_id)
+            if name:
+                lines.append(f"Training job: “{name}”")
+            elif self.store.job_not_found(model.training_job_id):
+                lines.append("Training job: no longer on the server")
+            else:
+                lines.append("Training job: …")
         if model.error:
             lines.append(f"Error: {model.error}")
         self.details_label.setText("\n".join(lines))
@@ -248,6 +264,11 @@ class ModelsPanel(RecordListPanel):
             text = "The trainer is still writing this model." if model.status is ModelStatus.PROCESSING \
                 else "This model has no samples."
             self.samples_view.set_image(None, text)
+
+    def _on_job_name_known(self, job_id: str, name: str) -> None:
+        model = self.selected_model()
+        if model is not None and model.training_job_id == job_id:
+            self._show_details(model, only_if_changed=True)
 
     def _is_selected(self, model_id: str) -> bool:
         model = self.selected_model()

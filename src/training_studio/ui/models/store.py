@@ -43,6 +43,7 @@ class ModelStore(PollingStore):
     checkpoint_progress = Signal(str, object, object)  # model id, bytes done, total bytes or None
     checkpoint_saved = Signal(str, str)          # model id, target path
     checkpoint_failed = Signal(str, str)         # model id, human message
+    job_name_known = Signal(str, str)            # training job id, its name (for "Job: …" in the details)
 
     def __init__(self, client: ApiClient, *, interval: float = REFRESH_INTERVAL_S,
                  parent: QObject | None = None) -> None:
@@ -52,6 +53,9 @@ class ModelStore(PollingStore):
         self._samples: dict[str, tuple[str, QImage]] = {}
         self._samples_in_flight: set[str] = set()
         self._downloads: dict[str, asyncio.Task[Any]] = {}
+        # training job id -> its name ("" while asked, or when the server no longer knows the job)
+        self._job_names: dict[str, str] = {}
+        self._jobs_not_found: set[str] = set()
 
     # queries -------------------------------------------------------------------------------------------
     def trained_model(self, model_id: str) -> TrainedModel | None:
@@ -67,7 +71,32 @@ class ModelStore(PollingStore):
             return None
         return entry[1]
 
+    def job_name(self, job_id: str) -> str | None:
+        """The name of the training job that made a model, if known ("" while unknown); see request_job_name."""
+        return self._job_names.get(job_id)
+
+    def job_not_found(self, job_id: str) -> bool:
+        return job_id in self._jobs_not_found
+
     # intents ---------------------------------------------------------------------------------------------
+    def request_job_name(self, job_id: str) -> None:
+        """Ask the server once for the name of job `job_id`; `job_name_known` tells when it is known."""
+        if self._shut_down or job_id in self._job_names:
+            return
+        self._job_names[job_id] = ""
+        self._spawn(self._load_job_name(job_id))
+
+    async def _load_job_name(self, job_id: str) -> None:
+        try:
+            job = await self.client.job_status(job_id)
+        except ApiError as error:  # the job may be gone: the details keep saying so in words
+            log.info("the name of job %s is not known: %s", job_id, error.message)
+            self._jobs_not_found.add(job_id)
+            self.job_name_known.emit(job_id, "")
+            return
+        self._job_names[job_id] = job.name
+        self.job_name_known.emit(job_id, job.name)
+
     def request_samples(self, model_id: str) -> None:
         """Emit `samples_loaded` (from the cache when fresh), `samples_missing` or `samples_failed`."""
         cached = self.cached_samples(model_id)

@@ -1,0 +1,487 @@
+"""The dataset settings side panel of the Datasets tab (issue 17 items 4-6): buckets, repeats, validation, export.
+
+`DatasetWorkbench` is a view over `WorkbenchStore` (which owns every client call) for the dataset selected
+in the Datasets tab:
+- Resolution buckets: a resolution choice (512 / 768 / 1024 / custom), bucket step and batch size; the
+  server's aspect-ratio buckets drawn by `BucketChart` (one labelled bar per bucket, "832×1216"), images
+  below the resolution counted as upscaled in a warning colour, buckets holding fewer images than the
+  batch size flagged in that colour with the legend saying what trainers do with them. Recomputed, debounced,
+  whenever an input changes and whenever the dataset's revision changes.
+- Repeats (applied with a button: the server re-materialises the layout) and the validation split (percent
+  of files held out), each with its own state line: applying / applied / the server's reason (a 409 while a
+  trainer runs on the dataset says so).
+- Export…: a non-blocking save dialog (`QFileDialog.open()`), then the zip in kohya or imagefolder layout is
+  streamed by the store to `<target>.part` and renamed when complete; progress and failure are shown here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QRectF, QSize, Qt, QTimer
+from PySide6.QtGui import QColor, QPainter, QPalette
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from training_studio.contract.models import Dataset, DatasetStatus
+from training_studio.ui.datasets.workbench_store import WorkbenchStore
+from training_studio.ui.theme import palette_is_dark
+
+__all__ = ["BucketChart", "DatasetWorkbench", "RESOLUTIONS", "SMALL_BUCKET_LEGEND", "bucket_label"]
+
+RESOLUTIONS = (512, 768, 1024)
+CUSTOM = "Custom"
+DEBOUNCE_MS = 250  # typing "1536" into the custom box is one request, not four
+SMALL_BUCKET_LEGEND = "OneTrainer drops them, kohya trains them in short batches"
+EXPORT_LAYOUTS = (("kohya", "kohya: <repeats>_<name>/ + .txt"),
+                  ("imagefolder", "imagefolder: metadata.jsonl"))
+
+
+def bucket_label(width: int, height: int) -> str:
+    return f"{width}×{height}"
+
+
+def warning_colour(palette: QPalette) -> QColor:
+    # Amber readable on both backgrounds: darker on light, lighter on dark.
+    return QColor("#f0b429") if palette_is_dark(palette) else QColor("#b45309")
+
+
+class BucketChart(QWidget):
+    """Horizontal bars, one per bucket: its label, a bar as long as its share of the largest bucket, the count.
+    Small buckets (fewer images than the batch size) are drawn in the warning colour."""
+
+    ROW = 20
+    LABEL_WIDTH = 84
+    COUNT_WIDTH = 44
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("bucketChart")
+        self.setAccessibleName("Images per aspect-ratio bucket")
+        self.rows: list[tuple[str, int, bool]] = []  # (label, count, small)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+
+    def set_buckets(self, rows: list[tuple[str, int, bool]]) -> None:
+        self.rows = rows
+        self.setAccessibleDescription("; ".join(f"{label}: {count}" + (" (small)" if small else "")
+                                                for label, count, small in rows))
+        self.updateGeometry()
+        self.setFixedHeight(self.sizeHint().height())
+        self.update()
+
+    def sizeHint(self) -> QSize:
+        return QSize(260, max(1, len(self.rows)) * self.ROW + 4)
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(self.LABEL_WIDTH + self.COUNT_WIDTH + 40, self.sizeHint().height())
+
+    def paintEvent(self, event: Any) -> None:
+        painter = QPainter(self)
+        palette = self.palette()
+        text = palette.color(QPalette.ColorRole.WindowText)
+        if not self.rows:
+            painter.setPen(palette.color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.WindowText))
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "No buckets")
+            return
+        normal = palette.color(QPalette.ColorRole.Highlight)
+        warn = warning_colour(palette)
+        largest = max(count for _, count, _ in self.rows) or 1
+        bar_space = max(10, self.width() - self.LABEL_WIDTH - self.COUNT_WIDTH - 8)
+        for row, (label, count, small) in enumerate(self.rows):
+            top = 2 + row * self.ROW
+            painter.setPen(text)
+            painter.drawText(QRectF(0, top, self.LABEL_WIDTH - 6, self.ROW),
+                             Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, label)
+            length = max(2.0, bar_space * count / largest)
+            painter.fillRect(QRectF(self.LABEL_WIDTH, top + 3, length, self.ROW - 6), warn if small else normal)
+            painter.setPen(warn if small else text)
+            painter.drawText(QRectF(self.LABEL_WIDTH + length + 4, top, self.COUNT_WIDTH, self.ROW),
+                             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, str(count))
+        painter.end()
+
+
+class DatasetWorkbench(QWidget):
+    """The settings side panel; see the module docstring."""
+
+    def __init__(self, store: WorkbenchStore, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.store = store
+        self.dataset: Dataset | None = None
+        self.report: Any = None
+        self.export_dialog: QFileDialog | None = None
+        self._shown_revision: tuple[str, Any] | None = None
+        self.setObjectName("datasetWorkbench")
+        self.setAccessibleName("Dataset settings")
+
+        # buckets ---------------------------------------------------------------------------------------------
+        self.resolution_combo = QComboBox()
+        self.resolution_combo.setObjectName("resolutionCombo")
+        for value in RESOLUTIONS:
+            self.resolution_combo.addItem(str(value), value)
+        self.resolution_combo.addItem(CUSTOM, None)
+        self.resolution_combo.setCurrentIndex(RESOLUTIONS.index(1024))
+        self.custom_resolution = QSpinBox()
+        self.custom_resolution.setObjectName("customResolution")
+        self.custom_resolution.setRange(64, 8192)
+        self.custom_resolution.setSingleStep(64)
+        self.custom_resolution.setValue(1024)
+        self.custom_resolution.setSuffix(" px")
+        self.custom_resolution.setEnabled(False)
+        resolution_row = QHBoxLayout()
+        resolution_row.addWidget(self.resolution_combo, 1)
+        resolution_row.addWidget(self.custom_resolution, 1)
+        self.step_spin = QSpinBox()
+        self.step_spin.setObjectName("bucketStep")
+        self.step_spin.setRange(8, 512)
+        self.step_spin.setSingleStep(8)
+        self.step_spin.setValue(64)
+        self.step_spin.setSuffix(" px")
+        self.batch_spin = QSpinBox()
+        self.batch_spin.setObjectName("batchSize")
+        self.batch_spin.setRange(1, 256)
+        self.batch_spin.setValue(2)
+        self.chart = BucketChart()
+        self.bucket_summary = QLabel()
+        self.bucket_summary.setObjectName("bucketSummary")
+        self.bucket_summary.setWordWrap(True)
+        self.upscaled_label = QLabel()
+        self.upscaled_label.setObjectName("upscaledLabel")
+        self.upscaled_label.setWordWrap(True)
+        self.small_label = QLabel()
+        self.small_label.setObjectName("smallBucketLabel")
+        self.small_label.setWordWrap(True)
+        bucket_box = QGroupBox("Resolution buckets")
+        bucket_form = QFormLayout()
+        bucket_form.addRow("Resolution", resolution_row)
+        bucket_form.addRow("Bucket step", self.step_spin)
+        bucket_form.addRow("Batch size", self.batch_spin)
+        bucket_layout = QVBoxLayout(bucket_box)
+        bucket_layout.addLayout(bucket_form)
+        bucket_layout.addWidget(self.chart)
+        bucket_layout.addWidget(self.bucket_summary)
+        bucket_layout.addWidget(self.upscaled_label)
+        bucket_layout.addWidget(self.small_label)
+
+        # repeats and validation -------------------------------------------------------------------------------
+        self.repeats_spin = QSpinBox()
+        self.repeats_spin.setObjectName("repeatsSpin")
+        self.repeats_spin.setRange(1, 10_000)
+        self.repeats_spin.setToolTip("How often each image is shown per epoch (kohya's <repeats>_<name> folder)")
+        self.repeats_apply = QPushButton("Apply")
+        self.repeats_apply.setObjectName("repeatsApply")
+        self.repeats_state = QLabel()
+        self.repeats_state.setObjectName("repeatsState")
+        self.repeats_state.setWordWrap(True)
+        repeats_row = QHBoxLayout()
+        repeats_row.addWidget(self.repeats_spin, 1)
+        repeats_row.addWidget(self.repeats_apply)
+        self.validation_spin = QDoubleSpinBox()
+        self.validation_spin.setObjectName("validationSpin")
+        self.validation_spin.setRange(0, 90)
+        self.validation_spin.setDecimals(0)
+        self.validation_spin.setSuffix(" %")
+        self.validation_spin.setToolTip("Share of the files held out for validation (0 = none); "
+                                        "picked reproducibly by content hash")
+        self.validation_apply = QPushButton("Apply")
+        self.validation_apply.setObjectName("validationApply")
+        self.validation_state = QLabel()
+        self.validation_state.setObjectName("validationState")
+        self.validation_state.setWordWrap(True)
+        self.held_out_label = QLabel()
+        self.held_out_label.setObjectName("heldOutLabel")
+        validation_row = QHBoxLayout()
+        validation_row.addWidget(self.validation_spin, 1)
+        validation_row.addWidget(self.validation_apply)
+        training_box = QGroupBox("Training set")
+        training_form = QFormLayout(training_box)
+        training_form.addRow("Repeats", repeats_row)
+        training_form.addRow("", self.repeats_state)
+        training_form.addRow("Validation", validation_row)
+        training_form.addRow("", self.validation_state)
+        training_form.addRow("", self.held_out_label)
+
+        # export -------------------------------------------------------------------------------------------------
+        self.layout_combo = QComboBox()
+        self.layout_combo.setObjectName("exportLayout")
+        for key, text in EXPORT_LAYOUTS:
+            self.layout_combo.addItem(text, key)
+        self.export_button = QPushButton("Export…")
+        self.export_button.setObjectName("exportButton")
+        self.export_button.setToolTip("Save the dataset with its captions as a zip, for use outside the app")
+        self.export_state = QLabel()
+        self.export_state.setObjectName("exportState")
+        self.export_state.setWordWrap(True)
+        self.export_state.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        export_box = QGroupBox("Export")
+        export_layout = QVBoxLayout(export_box)
+        export_layout.addWidget(self.layout_combo)
+        export_layout.addWidget(self.export_button, 0, Qt.AlignmentFlag.AlignLeft)
+        export_layout.addWidget(self.export_state)
+
+        self.placeholder = QLabel("Select a dataset to see its buckets, repeats and export.")
+        self.placeholder.setWordWrap(True)
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        # One scroll area around everything: a short window scrolls the panel instead of squashing its rows.
+        content = QWidget()
+        content_layout = QVBoxLayout(content)
+        content_layout.setContentsMargins(0, 0, 4, 0)
+        content_layout.addWidget(self.placeholder)
+        content_layout.addWidget(bucket_box)
+        content_layout.addWidget(training_box)
+        content_layout.addWidget(export_box)
+        content_layout.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidget(content)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 0, 0, 0)
+        layout.addWidget(scroll)
+        self._sections = (bucket_box, training_box, export_box)
+        self.setMinimumWidth(300)
+
+        # wiring ---------------------------------------------------------------------------------------------
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(DEBOUNCE_MS)
+        self._debounce.timeout.connect(self.refresh_buckets)
+        self.resolution_combo.currentIndexChanged.connect(self._on_resolution_choice)
+        for spin in (self.custom_resolution, self.step_spin, self.batch_spin):
+            spin.valueChanged.connect(lambda *_: self._debounce.start())
+        self.repeats_apply.clicked.connect(self.apply_repeats)
+        self.validation_apply.clicked.connect(self.apply_validation)
+        self.repeats_spin.valueChanged.connect(lambda *_: self._update_buttons())
+        self.export_button.clicked.connect(self.open_export_dialog)
+        store.buckets_loading.connect(self._on_buckets_loading)
+        store.buckets_loaded.connect(self._on_buckets_loaded)
+        store.buckets_failed.connect(self._on_buckets_failed)
+        store.update_started.connect(self._on_update_started)
+        store.update_succeeded.connect(self._on_update_succeeded)
+        store.update_failed.connect(self._on_update_failed)
+        store.export_started.connect(self._on_export_started)
+        store.export_progress.connect(self._on_export_progress)
+        store.export_saved.connect(self._on_export_saved)
+        store.export_failed.connect(self._on_export_failed)
+        self.show_dataset(None)
+
+    # inputs ---------------------------------------------------------------------------------------------------
+    @property
+    def resolution(self) -> int:
+        value = self.resolution_combo.currentData()
+        return int(value) if value is not None else self.custom_resolution.value()
+
+    def set_resolution(self, value: int) -> None:
+        if value in RESOLUTIONS:
+            self.resolution_combo.setCurrentIndex(RESOLUTIONS.index(value))
+        else:
+            self.resolution_combo.setCurrentIndex(len(RESOLUTIONS))
+            self.custom_resolution.setValue(value)
+
+    # the dataset shown ------------------------------------------------------------------------------------
+    def show_dataset(self, dataset: Dataset | None) -> None:
+        """Show this dataset (None: the placeholder). The same dataset with a new revision recomputes the
+        buckets and refreshes repeats, keeping a repeats value the user is editing."""
+        previous = self.dataset
+        self.dataset = dataset
+        usable = dataset is not None and dataset.status is DatasetStatus.ACTIVE
+        self.placeholder.setVisible(dataset is None)
+        for section in self._sections:
+            section.setVisible(dataset is not None)
+            section.setEnabled(usable)
+        if dataset is None:
+            self._shown_revision = None
+            self.report = None
+            self.chart.set_buckets([])
+            return
+        same = previous is not None and previous.id == dataset.id
+        if not same:
+            self.repeats_state.clear()
+            self.validation_state.clear()
+            self.held_out_label.clear()
+            self.export_state.clear()
+            self.validation_spin.setValue(0)
+            self.report = None
+            self.chart.set_buckets([])
+            self.bucket_summary.clear()
+            self.upscaled_label.clear()
+            self.small_label.clear()
+        if dataset.repeats is not None and (not same or self.repeats_spin.value() == (previous.repeats or 0)):
+            self.repeats_spin.setValue(dataset.repeats)
+        revision = (dataset.id, dataset.revision if dataset.revision is not None else dataset.updated_at)
+        if revision != self._shown_revision and usable:
+            self._shown_revision = revision
+            self.refresh_buckets()
+        self._update_buttons()
+
+    def show_held_out(self, dataset_id: str, held: int, total: int) -> None:
+        """What the server holds out now (from the file list the Datasets tab loaded): the server does not
+        store the percentage, only which files are held out."""
+        if self._is_shown(dataset_id):
+            self.held_out_label.setText(f"Now {held:,} of {total:,} file{'' if total == 1 else 's'} held out."
+                                        if held else "Now no file is held out.")
+
+    def refresh_buckets(self) -> None:
+        self._debounce.stop()
+        if self.dataset is None or self.dataset.status is not DatasetStatus.ACTIVE:
+            return
+        self.store.request_buckets(self.dataset.id, resolution=self.resolution, step=self.step_spin.value(),
+                                   batch_size=self.batch_spin.value())
+
+    # user intent ----------------------------------------------------------------------------------------------
+    def apply_repeats(self) -> None:
+        if self.dataset is not None:
+            self.store.request_repeats(self.dataset.id, self.repeats_spin.value())
+
+    def apply_validation(self) -> None:
+        if self.dataset is not None:
+            self.store.request_validation(self.dataset.id, float(self.validation_spin.value()))
+
+    def open_export_dialog(self) -> QFileDialog | None:
+        """A non-blocking save dialog; the chosen file goes to `start_export`."""
+        dataset = self.dataset
+        if dataset is None:
+            return None
+        layout = self.layout_combo.currentData()
+        dialog = QFileDialog(self, f"Export “{dataset.name}”")
+        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+        dialog.setFileMode(QFileDialog.FileMode.AnyFile)
+        dialog.setNameFilter("Zip archives (*.zip)")
+        dialog.setDefaultSuffix("zip")
+        dialog.selectFile(str(Path.home() / f"{_safe_name(dataset.name)}-{layout}.zip"))
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dataset_id = dataset.id
+        dialog.fileSelected.connect(lambda path: self.start_export(dataset_id, Path(path), layout))
+        dialog.destroyed.connect(lambda *_: setattr(self, "export_dialog", None))
+        self.export_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def start_export(self, dataset_id: str, target: Path, layout: str) -> None:
+        self.store.request_export(dataset_id, target, layout)
+        self._update_buttons()
+
+    # reactions ---------------------------------------------------------------------------------------------------
+    def _is_shown(self, dataset_id: str) -> bool:
+        return self.dataset is not None and self.dataset.id == dataset_id
+
+    def _on_resolution_choice(self, *args: object) -> None:
+        self.custom_resolution.setEnabled(self.resolution_combo.currentData() is None)
+        self._debounce.start()
+
+    def _on_buckets_loading(self, dataset_id: str) -> None:
+        if self._is_shown(dataset_id) and self.report is None:
+            self.bucket_summary.setText("Computing the buckets…")
+
+    def _on_buckets_loaded(self, dataset_id: str, report: Any) -> None:
+        if not self._is_shown(dataset_id):
+            return
+        self.report = report
+        self.chart.set_buckets([(bucket_label(b.width, b.height), b.count, b.small) for b in report.buckets])
+        sized = sum(b.count for b in report.buckets)
+        buckets = len(report.buckets)
+        summary = (f"{sized:,} image{'' if sized == 1 else 's'} in {buckets} bucket{'' if buckets == 1 else 's'} "
+                   f"at {report.resolution} px (step {report.step}).")
+        if report.unsized:
+            summary += f" {len(report.unsized):,} file(s) without a known size are not bucketed."
+        self.bucket_summary.setText(summary)
+        warn = warning_colour(self.palette()).name()
+        upscaled = len(report.upscaled)
+        if upscaled:
+            self.upscaled_label.setText(f"<span style='color:{warn}'>⚠ {upscaled:,} upscaled</span> "
+                                        f"(smaller than their bucket: they will look soft)")
+        else:
+            self.upscaled_label.setText("No image is upscaled.")
+        small = [b for b in report.buckets if b.small]
+        if small:
+            self.small_label.setText(
+                f"<span style='color:{warn}'>■ {len(small)} bucket{'' if len(small) == 1 else 's'} with fewer "
+                f"than {report.batch_size} images</span> (the batch size): {SMALL_BUCKET_LEGEND}.")
+        else:
+            self.small_label.setText(f"Every bucket fills a batch of {report.batch_size}.")
+
+    def _on_buckets_failed(self, dataset_id: str, message: str) -> None:
+        if self._is_shown(dataset_id):
+            self.bucket_summary.setText(message)
+
+    def _state_label(self, what: str) -> QLabel:
+        return self.repeats_state if what == "repeats" else self.validation_state
+
+    def _on_update_started(self, dataset_id: str, what: str) -> None:
+        if self._is_shown(dataset_id):
+            self._state_label(what).setText("Applying… (the server rebuilds the training folders)")
+            self._update_buttons()
+
+    def _on_update_succeeded(self, dataset_id: str, what: str, dataset: Dataset) -> None:
+        if not self._is_shown(dataset_id):
+            return
+        if what == "repeats":
+            self.repeats_state.setText(f"Applied: {dataset.repeats} repeats.")
+            self.dataset = self.dataset.model_copy(update={"repeats": dataset.repeats}) if self.dataset else None
+        else:
+            percent = int(self.validation_spin.value())
+            self.validation_state.setText(f"Applied: {percent} % held out for validation." if percent
+                                          else "Applied: no validation split.")
+        self._update_buttons()
+
+    def _on_update_failed(self, dataset_id: str, what: str, message: str) -> None:
+        if self._is_shown(dataset_id):
+            label = self._state_label(what)
+            label.setText(f"<span style='color:{warning_colour(self.palette()).name()}'>{_escape(message)}</span>")
+            self._update_buttons()
+
+    def _on_export_started(self, dataset_id: str, target: str) -> None:
+        if self._is_shown(dataset_id):
+            self.export_state.setText(f"Exporting to {target}…")
+            self._update_buttons()
+
+    def _on_export_progress(self, dataset_id: str, done: int) -> None:
+        if self._is_shown(dataset_id):
+            self.export_state.setText(f"Exporting… {_megabytes(done)} written")
+
+    def _on_export_saved(self, dataset_id: str, target: str, size: int) -> None:
+        if self._is_shown(dataset_id):
+            self.export_state.setText(f"Exported to {target} ({_megabytes(size)}).")
+        self._update_buttons()
+
+    def _on_export_failed(self, dataset_id: str, message: str) -> None:
+        if self._is_shown(dataset_id):
+            self.export_state.setText(
+                f"<span style='color:{warning_colour(self.palette()).name()}'>{_escape(message)}</span>")
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        dataset = self.dataset
+        if dataset is None:
+            return
+        self.repeats_apply.setEnabled(not self.store.is_updating(dataset.id, "repeats")
+                                      and self.repeats_spin.value() != dataset.repeats)
+        self.validation_apply.setEnabled(not self.store.is_updating(dataset.id, "validation"))
+        self.export_button.setEnabled(not self.store.is_exporting(dataset.id))
+
+
+def _megabytes(count: int) -> str:
+    return f"{count / 1_000_000:.1f} MB"
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _safe_name(name: str) -> str:
+    kept = "".join(ch if ch.isalnum() or ch in "-_. " else "_" for ch in name).strip()
+    return kept or "dataset"

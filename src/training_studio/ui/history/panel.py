@@ -1,0 +1,340 @@
+"""The History tab's widget: filters, the paged table, and the actions on the selected jobs.
+
+It shows the store's rows and forwards intent; it never calls HTTP. The name search is debounced (the
+server answers each query; typing "portrait" sends one request, not eight). Clicking a sortable column
+header asks the server for that order (the table never sorts rows itself, so a ticking value cannot
+reorder rows under the user). The filter is remembered in the settings. Actions: Train again… (any job:
+the window opens the Train dialog filled from it), Delete… (finished jobs, one confirmation listing
+them; a running job is refused by the server and reported per job), Save as template… (one finished job:
+the window asks a name and saves its settings), Copy job ID.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QItemSelectionModel, QPoint, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QMessageBox,
+    QTableView,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from training_studio.contract.models import TERMINAL_STATUSES, TrainingJob
+from training_studio.ui.history.model import SORT_FIELDS, HistoryColumn
+from training_studio.ui.history.query import ALL_STATUSES, DATE_RANGES, HistoryQuery
+from training_studio.ui.history.store import HistoryStore
+from training_studio.ui.jobs.format import status_label
+
+__all__ = ["HistoryPanel", "SEARCH_DEBOUNCE_MS"]
+
+SEARCH_DEBOUNCE_MS = 300
+ROW_HEIGHT = 26
+MAX_LISTED = 8  # jobs named in a confirmation before "and N more"
+
+
+class HistoryPanel(QWidget):
+    train_again_requested = Signal(object)  # TrainingJob
+    save_template_requested = Signal(object)  # TrainingJob
+    delete_requested = Signal(list)  # job ids, after the user confirmed
+    query_saved = Signal(object)  # HistoryQuery: the window stores it in the settings
+
+    def __init__(self, store: HistoryStore, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.store = store
+        self.model = store.model
+        self.setObjectName("historyPanel")
+        self.setAccessibleName("Job history")
+
+        self.search_edit = QLineEdit(self)
+        self.search_edit.setPlaceholderText("Search names")
+        self.search_edit.setClearButtonEnabled(True)
+        self.search_edit.setAccessibleName("Search job names")
+        self.status_button = QToolButton(self)
+        self.status_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.status_button.setAccessibleName("Filter by status")
+        self.status_menu = QMenu(self.status_button)
+        self.status_actions: dict[str, QAction] = {}
+        for status in ALL_STATUSES:
+            action = self.status_menu.addAction(status_label(status))
+            action.setCheckable(True)
+            action.toggled.connect(self._on_status_toggled)
+            self.status_actions[status] = action
+        self.status_button.setMenu(self.status_menu)
+        self.date_combo = QComboBox(self)
+        self.date_combo.setAccessibleName("Filter by date")
+        for key, label, _ in DATE_RANGES:
+            self.date_combo.addItem(label, key)
+        self.refresh_button = QToolButton(self)
+        self.refresh_button.setText("Refresh")
+        self.refresh_button.clicked.connect(store.reload)
+
+        self.table = QTableView(self)
+        self.table.setObjectName("historyTable")
+        self.table.setAccessibleName("Job history table")
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.table.setTabKeyNavigation(False)
+        self.table.setSortingEnabled(False)  # the server sorts (see the module docstring)
+        self.table.setWordWrap(False)
+        self.table.setAlternatingRowColors(True)
+        self.table.setShowGrid(False)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._show_context_menu)
+        self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        self.table.verticalHeader().setDefaultSectionSize(ROW_HEIGHT)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(int(HistoryColumn.NAME), QHeaderView.ResizeMode.Stretch)
+        header.setSortIndicatorShown(True)
+        header.setSectionsClickable(True)
+        header.sectionClicked.connect(self._on_header_clicked)
+        for column, width in ((HistoryColumn.STATUS, 100), (HistoryColumn.STEP, 100), (HistoryColumn.LOSS, 80),
+                              (HistoryColumn.CREATED, 130), (HistoryColumn.FINISHED, 130),
+                              (HistoryColumn.DURATION, 80), (HistoryColumn.PLACEMENT, 120)):
+            header.resizeSection(int(column), width)
+
+        self.status_label = QLabel(self)
+        self.status_label.setAccessibleName("History status")
+        self.status_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.status_label.setWordWrap(True)
+
+        self.train_again_action = QAction("&Train again…", self)
+        self.train_again_action.setToolTip("Open the Train dialog filled with this job's settings")
+        self.train_again_action.triggered.connect(self._train_again)
+        self.delete_action = QAction("&Delete…", self)
+        self.delete_action.setShortcut(QKeySequence(Qt.Key.Key_Delete))
+        self.delete_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.delete_action.setToolTip("Delete the selected finished jobs with their logs, metrics and samples "
+                                      "(models they produced are kept)")
+        self.delete_action.triggered.connect(self.confirm_delete_selected)
+        self.save_template_action = QAction("Save as te&mplate…", self)
+        self.save_template_action.setToolTip("Save this job's dataset, base model, steps and parameters as a "
+                                             "named template on the server")
+        self.save_template_action.triggered.connect(self._save_template)
+        self.save_template_action.setVisible(False)  # shown when the window handles it
+        self.copy_id_action = QAction("Copy job &ID", self)
+        self.copy_id_action.triggered.connect(self._copy_id)
+        self.addAction(self.delete_action)
+        self.train_button = train_button = QToolButton(self)
+        train_button.setDefaultAction(self.train_again_action)
+        delete_button = QToolButton(self)
+        delete_button.setDefaultAction(self.delete_action)
+
+        top = QHBoxLayout()
+        top.setContentsMargins(0, 0, 0, 0)
+        top.addWidget(self.search_edit, 1)
+        top.addWidget(self.status_button)
+        top.addWidget(self.date_combo)
+        top.addWidget(self.refresh_button)
+        top.addSpacing(12)
+        top.addWidget(train_button)
+        top.addWidget(delete_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 4)
+        layout.addLayout(top)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.status_label)
+
+        self._search_timer = QTimer(self)
+        self._search_timer.setSingleShot(True)
+        self._search_timer.setInterval(SEARCH_DEBOUNCE_MS)
+        self._search_timer.timeout.connect(self._apply_search)
+        self.search_edit.textChanged.connect(lambda _text: self._search_timer.start())
+        self.search_edit.returnPressed.connect(self._apply_search)
+        self.date_combo.currentIndexChanged.connect(self._on_date_changed)
+        self.table.selectionModel().selectionChanged.connect(self._update_actions)
+        self.table.doubleClicked.connect(lambda _index: self._train_again())
+        store.loading_changed.connect(self._update_status)
+        store.page_loaded.connect(self._on_loaded)
+        store.load_failed.connect(self._on_failed)
+        store.query_changed.connect(self.show_query)
+        store.delete_failed.connect(self._on_failed)
+        store.waiting_for_server.connect(lambda: self.status_label.setText("Connecting…"))
+        store.jobs_deleted.connect(lambda ids: self._update_status())  # a query set elsewhere (restored settings) shows too
+        self._error: str | None = None
+        self.show_query(store.query)
+        self._update_actions()
+        self._update_status()
+
+    # state -------------------------------------------------------------------------------------------
+    def show_query(self, query: HistoryQuery) -> None:
+        """Put `query` in the controls without sending it."""
+        for widget in (self.search_edit, self.date_combo, *self.status_actions.values()):
+            widget.blockSignals(True)
+        self.search_edit.setText(query.text)
+        for status, action in self.status_actions.items():
+            action.setChecked(status in query.statuses)
+        self.date_combo.setCurrentIndex(max(0, self.date_combo.findData(query.date_range)))
+        for widget in (self.search_edit, self.date_combo, *self.status_actions.values()):
+            widget.blockSignals(False)
+        self._show_order(query.order)
+        self._update_status_button(query)
+
+    def selected_jobs(self) -> list[TrainingJob]:
+        rows = sorted({index.row() for index in self.table.selectionModel().selectedRows()})
+        return [job for job in (self.model.job(row) for row in rows) if job is not None]
+
+    def select_job(self, job_id: str) -> bool:
+        row = self.model.row_of(job_id)
+        if row is None:
+            return False
+        self.table.selectionModel().select(
+            self.model.index(row, 0),
+            QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
+        self.table.scrollTo(self.model.index(row, 0))
+        return True
+
+    # intent ------------------------------------------------------------------------------------------
+    def set_train_again_available(self, available: bool) -> None:
+        self.train_again_action.setVisible(available)
+        self.train_button.setVisible(available)
+
+    def _send(self, query: HistoryQuery) -> None:
+        self._error = None
+        self._update_status_button(query)
+        self._update_status()
+        self.store.set_query(query)
+        self.query_saved.emit(query)
+
+    def _apply_search(self) -> None:
+        self._search_timer.stop()
+        text = self.search_edit.text().strip()
+        if text != self.store.query.text:
+            self._send(self.store.query.with_changes(text=text))
+
+    def _on_status_toggled(self, _checked: bool) -> None:
+        chosen = frozenset(status for status, action in self.status_actions.items() if action.isChecked())
+        self._send(self.store.query.with_changes(statuses=chosen))
+
+    def _on_date_changed(self, index: int) -> None:
+        self._send(self.store.query.with_changes(date_range=self.date_combo.itemData(index)))
+
+    def _on_header_clicked(self, section: int) -> None:
+        field = SORT_FIELDS.get(HistoryColumn(section))
+        if field is None:  # a column the server cannot sort by: keep the current order on show
+            self._show_order(self.store.query.order)
+            return
+        current = self.store.query.order
+        if current.lstrip("-") == field:
+            order = field if current.startswith("-") else f"-{field}"
+        else:
+            order = f"-{field}" if field in ("createdAt", "finishedAt", "currentLoss") else field
+        self._show_order(order)
+        self._send(self.store.query.with_changes(order=order))
+
+    def _show_order(self, order: str) -> None:
+        field = order.lstrip("-")
+        column = next((column for column, name in SORT_FIELDS.items() if name == field), None)
+        header = self.table.horizontalHeader()
+        if column is None:
+            header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
+            return
+        header.setSortIndicator(int(column), Qt.SortOrder.DescendingOrder if order.startswith("-")
+                                else Qt.SortOrder.AscendingOrder)
+
+    def set_save_template_available(self, available: bool) -> None:
+        self.save_template_action.setVisible(available)
+
+    def _save_template(self) -> None:
+        jobs = [job for job in self.selected_jobs() if job.status in TERMINAL_STATUSES]
+        if len(jobs) == 1:
+            self.save_template_requested.emit(jobs[0])
+
+    def _train_again(self) -> None:
+        jobs = self.selected_jobs()
+        if jobs:
+            self.train_again_requested.emit(jobs[0])
+
+    def confirm_delete_selected(self) -> None:
+        jobs = [job for job in self.selected_jobs() if job.status in TERMINAL_STATUSES]
+        if not jobs:
+            return
+        names = "\n".join(f"• {job.name}" for job in jobs[:MAX_LISTED])
+        if len(jobs) > MAX_LISTED:
+            names += f"\n…and {len(jobs) - MAX_LISTED} more"
+        noun = "job" if len(jobs) == 1 else f"{len(jobs)} jobs"
+        box = QMessageBox(QMessageBox.Icon.Warning, f"Delete {noun}?",
+                          f"Delete {noun} with their logs, metrics and samples?\n\n{names}\n\n"
+                          "Models they produced are kept.", QMessageBox.StandardButton.NoButton, self)
+        delete = box.addButton(f"Delete {noun}", QMessageBox.ButtonRole.DestructiveRole)
+        keep = box.addButton("Keep them" if len(jobs) > 1 else "Keep it", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(keep)
+        box.setEscapeButton(keep)
+        ids = [job.id for job in jobs]
+
+        def answered() -> None:
+            if box.clickedButton() is delete:
+                self.delete_requested.emit(ids)
+            box.deleteLater()
+
+        box.finished.connect(lambda _result: answered())
+        self.confirm_box = box  # tests answer it
+        box.open()
+
+    def _copy_id(self) -> None:
+        jobs = self.selected_jobs()
+        if jobs:
+            QGuiApplication.clipboard().setText("\n".join(job.id for job in jobs))
+
+    def _show_context_menu(self, pos: QPoint) -> None:
+        if not self.table.indexAt(pos).isValid():
+            return
+        menu = QMenu(self)
+        menu.addAction(self.train_again_action)
+        if self.save_template_action.isVisible():
+            menu.addAction(self.save_template_action)
+        menu.addAction(self.delete_action)
+        menu.addSeparator()
+        menu.addAction(self.copy_id_action)
+        menu.popup(self.table.viewport().mapToGlobal(pos))
+
+    # display -----------------------------------------------------------------------------------------
+    def _update_actions(self, *args: object) -> None:
+        jobs = self.selected_jobs()
+        self.train_again_action.setEnabled(len(jobs) == 1)
+        self.delete_action.setEnabled(any(job.status in TERMINAL_STATUSES for job in jobs))
+        self.save_template_action.setEnabled(len(jobs) == 1 and jobs[0].status in TERMINAL_STATUSES)
+        self.copy_id_action.setEnabled(bool(jobs))
+
+    def _update_status_button(self, query: HistoryQuery) -> None:
+        chosen = [status for status in ALL_STATUSES if status in query.statuses]
+        if not chosen or len(chosen) == len(ALL_STATUSES):
+            text = "All statuses"
+        elif len(chosen) <= 2:
+            text = ", ".join(status_label(status) for status in chosen)
+        else:
+            text = f"{len(chosen)} statuses"
+        self.status_button.setText(text)
+
+    def _on_loaded(self, *args: object) -> None:
+        self._error = None
+        self._update_status()
+
+    def _on_failed(self, message: str) -> None:
+        self._error = message
+        self._update_status()
+
+    def _update_status(self, *args: object) -> None:
+        rows = self.model.rowCount()
+        if self._error:
+            text = f"Could not load the history: {self._error}"
+        elif self.store.is_loading and rows == 0:
+            text = "Loading…"
+        elif rows == 0:
+            text = "No jobs match these filters" if self.store.query.text or self.store.query.date_range != "any" \
+                else "No jobs with these statuses yet"
+        else:
+            more = self.model.canFetchMore(self.model.index(-1, -1)) or self.store.is_loading
+            text = f"{rows:,} jobs shown" + (" · scroll for more" if more else "")
+        self.status_label.setText(text)
