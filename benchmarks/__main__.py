@@ -36,6 +36,11 @@ FIGURES: dict[str, tuple[str, str]] = {
     "live-latency": ("benchmarks.bench_live", "run_live_latency"),
     "live-storm": ("benchmarks.bench_live", "run_live_storm"),
     "live-resync": ("benchmarks.bench_live", "run_live_resync"),
+    "details-chart": ("benchmarks.bench_details", "run_details_chart"),
+    "details-logs": ("benchmarks.bench_details_logs", "run_details_logs"),
+    "history": ("benchmarks.bench_history", "run_history"),
+    "ray": ("benchmarks.bench_ray", "run_ray"),
+    "dataset-captions": ("benchmarks.bench_datasets", "run_dataset_captions"),
 }
 CHILD_TIMEOUT_S = {"smoke": 120, "full": 1800}
 

@@ -139,27 +139,30 @@ class LoopProbe:
         self.timer.setInterval(PROBE_INTERVAL_MS)
         self.timer.timeout.connect(self._tick)
         self.last = time.perf_counter()
+        self.last_cpu = time.thread_time()
         self.longest = 0.0
+        self.longest_cpu = 0.0  # the GUI thread's CPU time within the longest gap: the rest it waited (OS, GIL)
         self.ticks = 0
-        self.stalls: list[tuple[float, float]] = []  # (time.monotonic() at its end, gap) of gaps over 50 ms
+        # (time.monotonic() at its end, gap, the GUI thread's CPU time within it) of gaps over 50 ms
+        self.stalls: list[tuple[float, float, float]] = []
 
     def _tick(self) -> None:
-        now = time.perf_counter()
-        gap = now - self.last
-        self.last = now
+        now, cpu = time.perf_counter(), time.thread_time()
+        gap, cpu_gap = now - self.last, cpu - self.last_cpu
+        self.last, self.last_cpu = now, cpu
         self.ticks += 1
         if gap > self.longest:
-            self.longest = gap
+            self.longest, self.longest_cpu = gap, cpu_gap
         if gap > 0.05:
-            self.stalls.append((time.monotonic(), gap))
+            self.stalls.append((time.monotonic(), gap, cpu_gap))
 
     def start(self) -> None:
-        self.last = time.perf_counter()
+        self.last, self.last_cpu = time.perf_counter(), time.thread_time()
         self.timer.start()
 
     def begin(self) -> None:
-        self.last = time.perf_counter()
-        self.longest = 0.0
+        self.last, self.last_cpu = time.perf_counter(), time.thread_time()
+        self.longest = self.longest_cpu = 0.0
         self.ticks = 0
         self.stalls = []
 
@@ -425,9 +428,12 @@ def run_live_storm(smoke: bool) -> list[Result]:
                f"(idle {100 * idle['process']:.0f}%); {at_rate}; {tail}; {how}"),
         Result("live-storm/loop-stall", stall_ms, "ms", "the idle loop's own longest gap, same run", idle_stall_ms,
                1, f"{goal_note(stall_ms <= idle_stall_ms + 16, 'longest stall <= idle longest gap + 16 ms')}; "
-                  f"longest gap between ticks of a {PROBE_INTERVAL_MS} ms precise QTimer on the GUI thread over "
+                  f"the GUI thread ran {storm['stall_cpu'] * 1000:.1f} ms of the longest gap (idle: "
+                  f"{idle['stall_cpu'] * 1000:.1f} ms of its own; the rest of a gap the thread waited: for a CPU, "
+                  f"or for the GIL); longest gap between ticks of a {PROBE_INTERVAL_MS} ms precise QTimer on the GUI "
+                  f"thread over "
                   f"the window ({storm['ticks']:,} ticks; idle {idle['ticks']:,}); {storm['stall_text']}; "
-                  f"{storm['fetches']}"),
+                  f"{storm['fetches']}; {storm['gc']} (idle: {idle['gc']})"),
         Result("live-storm/server-cpu", 100 * storm["server"], "% of one core", "the same server idle, same run",
                100 * idle["server"], 1,
                f"server process CPU (utime+stime from /proc/<pid>/stat) over the window, the load generator's "
@@ -474,12 +480,14 @@ async def _measure_storm(app: Any, server: LoadServer, control: Path, jobs: int,
         during = [(query, size) for moment, query, size in fetched if start_at <= moment <= start_at + window]
         deltas = sum(1 for query, _size in during if "since=" in query)
         # Stalls over 50 ms that ended within 2 s after one of those answers arrived (its parse and apply).
-        after_fetch = sum(1 for end, _gap in storm["stalls"]
+        after_fetch = sum(1 for end, _gap, _cpu in storm["stalls"]
                           if any(0 <= end - moment <= 2.0 for moment, _q, _s in fetched))
-        longest = sorted((gap for _end, gap in storm["stalls"]), reverse=True)[:3]
+        longest = sorted(((gap, cpu) for _end, gap, cpu in storm["stalls"]), reverse=True)[:3]
         storm["stall_text"] = (f"{len(storm['stalls'])} stalls over 50 ms (longest "
-                               f"{', '.join(f'{gap * 1000:.0f}' for gap in longest)} ms), {after_fetch} of them "
-                               "ending within 2 s after a list answer arrived" if longest else "no stall over 50 ms")
+                               f"{', '.join(f'{gap * 1000:.0f}' for gap, _cpu in longest)} ms; the GUI thread ran "
+                               f"{', '.join(f'{cpu * 1000:.0f}' for _gap, cpu in longest)} ms of them), "
+                               f"{after_fetch} of them ending within 2 s after a list answer arrived"
+                               if longest else "no stall over 50 ms")
         storm["fetches"] = (f"the store's GET /api/training/jobs during the storm: {len(during)} ({deltas} of them "
                             "since= deltas)" + (f", the largest answer {max(size for _q, size in during) / 1e6:.1f} MB"
                                                 if during else ""))
@@ -513,16 +521,51 @@ async def _measure_storm(app: Any, server: LoadServer, control: Path, jobs: int,
         await _close_client(client)
 
 
+class GcWatch:
+    """The garbage collector's pauses (any thread: a collection holds the GIL, so it stops the GUI thread too),
+    per generation, while installed: for the notes, which say whether a stall was a collection."""
+
+    def __init__(self) -> None:
+        self.pauses: dict[int, list[tuple[float, float]]] = {0: [], 1: [], 2: []}  # (wall, the thread's CPU)
+        self._started = (0.0, 0.0)
+
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = (time.perf_counter(), time.thread_time())
+        else:
+            self.pauses[info["generation"]].append((time.perf_counter() - self._started[0],
+                                                    time.thread_time() - self._started[1]))
+
+    def __enter__(self) -> GcWatch:
+        import gc
+
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        import gc
+
+        gc.callbacks.remove(self._callback)
+
+    def text(self) -> str:
+        # A pause's wall time beside its CPU time: on a loaded machine the difference is time the OS ran others.
+        return "garbage collections " + ", ".join(
+            f"gen{generation} {len(pauses)}" + (f" (longest {max(pauses)[0] * 1000:.0f} ms, its CPU "
+                                                f"{max(pauses)[1] * 1000:.1f} ms)" if pauses else "")
+            for generation, pauses in self.pauses.items())
+
+
 async def _storm_window(probe: LoopProbe, server_pid: int, start_at: float, seconds: float) -> dict[str, Any]:
     await asyncio.sleep(max(0.0, start_at - time.monotonic()))
     probe.begin()
     wall, thread, process, server = (time.monotonic(), time.thread_time(), time.process_time(),
                                      _process_cpu_s(server_pid))
-    await asyncio.sleep(seconds)
+    with GcWatch() as collections:
+        await asyncio.sleep(seconds)
     elapsed = time.monotonic() - wall
     return {"busy": (time.thread_time() - thread) / elapsed, "process": (time.process_time() - process) / elapsed,
             "server": (_process_cpu_s(server_pid) - server) / elapsed, "stall": probe.longest, "ticks": probe.ticks,
-            "stalls": list(probe.stalls)}
+            "stalls": list(probe.stalls), "gc": collections.text(), "stall_cpu": probe.longest_cpu}
 
 
 # -- live-resync ------------------------------------------------------------------------------------------

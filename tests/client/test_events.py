@@ -254,6 +254,45 @@ def test_many_small_events_are_not_mistaken_for_one_big_one(scripted):
     assert kinds(items).count("JobEvent") == 300 and stream.last_event_id == 300
 
 
+def test_events_come_in_lists_per_chunk_decoded_not_one_by_one(scripted):
+    events = [sse("job", json.dumps(job_json(f"j{n}", revision=n)), n) for n in range(1, 301)]
+    scripted.scripts = [Script(chunks=[b"".join(events)], hold_open=True)]  # 300 events in one write
+
+    async def main():
+        client = ApiClient(scripted.url, "t", timeout=2.0)
+        stream = EventStream(client, backoff=Backoff(first=0.01, cap=0.05))
+        batches = []
+        try:
+            async def read():
+                async for batch in stream.run_batches():
+                    batches.append(batch)
+                    if sum(len(b) for b in batches) >= 301:
+                        return
+            await asyncio.wait_for(read(), 30)
+        finally:
+            await client.aclose()
+        return batches, stream
+
+    batches, stream = asyncio.run(main())
+    items = [item for batch in batches for item in batch]
+    assert kinds(items) == ["StreamOpened"] + ["JobEvent"] * 300
+    assert [item.job.id for item in items[1:]] == [f"j{n}" for n in range(1, 301)]
+    # A list per decoded chunk of the body (150 kB: a handful of reads), never one per event.
+    assert all(batches) and len(batches) <= 50, [len(batch) for batch in batches]
+    assert stream.last_event_id == 300
+
+
+def test_a_burst_bigger_than_the_decode_backlog_arrives_whole_and_in_order(scripted):
+    # About 6 MB in one write: more than MAX_DECODE_BACKLOG, so reading pauses for the decoder thread.
+    events = [sse("job", json.dumps(job_json(f"j{n}", revision=n, params={"pad": "x" * 400})), n)
+              for n in range(1, 12_001)]
+    scripted.scripts = [Script(chunks=[b"".join(events)], hold_open=True)]
+    items, stream = collect(scripted.url, 12_001, timeout=120)
+    assert kinds(items) == ["StreamOpened"] + ["JobEvent"] * 12_000
+    assert [item.revision for item in items[1:]] == list(range(1, 12_001))
+    assert stream.last_event_id == 12_000
+
+
 def test_nothing_listening_is_cannot_connect_and_retried():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -327,3 +366,18 @@ def test_reconnect_now_cuts_the_backoff_short(scripted):
 def test_not_connected_yet_is_a_lost_stream_not_a_crash():
     items, _stream = collect("", 1)
     assert kinds(items) == ["StreamLost"] and "Not connected" in items[0].error.message
+
+
+def test_a_job_tombstone_is_a_typed_deletion():
+    """A deleted job's `job` event (issue 16) is a JobDeleted, not a contract error."""
+    from httpx_sse import ServerSentEvent
+
+    from training_studio.client.events import JobDeleted, parse_event
+
+    event = parse_event(ServerSentEvent(event="job", data='{"id": "j1", "deleted": true, "revision": 42}', id="42"))
+    assert event == JobDeleted(42, "j1")
+    # A job whose name merely contains the word is still a job.
+    job = parse_event(ServerSentEvent(event="job", id="43", data=(
+        '{"id": "j2", "name": "\\"deleted\\" run", "status": "running", "createdAt": "2026-01-01T00:00:00.000Z",'
+        ' "revision": 43}')))
+    assert job.job.name == '"deleted" run'

@@ -45,7 +45,8 @@ def test_install_puts_launcher_and_every_icon_size_in_place(tmp_path):
     assert result.returncode == 0, result.stderr
 
     entry = desktop_entry(tmp_path / "share")
-    assert entry["Exec"] == str(exe)
+    assert entry["Exec"] == f"{exe} %F"  # files and folders from "Open with" go to the import window
+    assert entry["MimeType"] == "image/png;image/jpeg;image/webp;image/bmp;image/gif;inode/directory;"
     assert entry["TryExec"] == str(exe)
     assert entry["Icon"] == "training-studio"
     assert entry["Name"] == "Training Studio"
@@ -91,7 +92,7 @@ def test_relative_path_and_awkward_characters_are_resolved_and_quoted(tmp_path):
     # Desktop Entry quoting: inside double quotes $ and " are backslash-escaped, then every backslash
     # is doubled once more by the string escaping of the value; % is doubled for field codes.
     quoted_dir = str(awkward).replace("$", "\\\\$").replace('"', '\\\\"').replace("%", "%%")
-    assert entry["Exec"] == f'"{quoted_dir}/training-studio"'
+    assert entry["Exec"] == f'"{quoted_dir}/training-studio" %F'
     assert entry["TryExec"] == f"{awkward}/training-studio"
 
 

@@ -29,7 +29,8 @@ def ops(srv) -> list[tuple[str, str]]:
     with srv.client() as client:
         dataset = committed_dataset(client, [png_bytes()])
         document = client.get("/api/openapi.json").json()
-    values = {"dataset_id": dataset["id"], "job_id": "0" * 32, "model_id": "0" * 32, "sha256": sha256_of(png_bytes()),
+    values = {"dataset_id": dataset["id"], "job_id": "0" * 32, "model_id": "0" * 32, "template_id": "0" * 32,
+              "sha256": sha256_of(png_bytes()),
               "name": "sample.png"}
     found = []
     for path, methods in document["paths"].items():

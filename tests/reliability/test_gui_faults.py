@@ -402,6 +402,7 @@ def test_local_server_restarted_with_a_new_token_is_followed_through_server_json
     failures = Failures(store)
     messages: list[str] = []
     store.server_message.connect(messages.append)
+    store.connection_note.connect(messages.append)  # remarks about the server went there (issue 15)
     with ExceptionWatch(loop) as watch:
         store.start()
         qtbot.waitUntil(lambda: store.connected and not store.is_refreshing, timeout=30_000)

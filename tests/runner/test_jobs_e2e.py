@@ -150,7 +150,7 @@ def test_a_builtin_job_trains_on_real_images_and_registers_its_model(client, tmp
     size = client.get(f"/api/training/jobs/{job['id']}/logs", params={"offset": 0}).json()["size"]
     assert len(log.encode()) == size
     tail = client.get(f"/api/training/jobs/{job['id']}/logs", params={"offset": size + 10}).json()
-    assert tail == {"text": "", "next_offset": size, "size": size}
+    assert tail == {"text": "", "next_offset": size, "size": size, "start": size}
 
 
 def test_a_builtin_job_on_a_single_image_completes(client):

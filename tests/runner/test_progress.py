@@ -349,3 +349,46 @@ def test_without_an_exception_the_last_error_line_and_the_status_are_the_reason(
     assert describe_failure(2, [tracker]) == "error: the dataset folder is empty (exit status 2)"
     assert describe_failure(-9, [ErrorTracker()]) == "the trainer was killed by SIGKILL"
     assert describe_failure(3, [ErrorTracker()]) == "the trainer failed (exit status 3)"
+
+
+# ---- other series besides the loss (issue 14) -------------------------------------------------------
+
+def test_json_progress_lines_carry_their_other_numeric_keys_as_series(caplog) -> None:
+    reader = StreamReader("jsonl", name="job-1")
+    lines = [
+        {"step": 1, "loss": 0.5, "lr": 1e-4, "grad_norm": 3, "message": "hi"},
+        {"step": 2, "flag": True, "text": "0.5", "nested": {"a": 1}, "none": None, "big": 10 ** 400,
+         "bad name": 1.0, "x" * 65: 2.0, "ok/name-1.x_y": -2.5},
+        {"step": 3, "loss": 0.25},
+    ]
+    payload = "\n".join(json.dumps(line) for line in lines).replace('"none": null', '"inf": Infinity') + "\n"
+    with caplog.at_level("INFO", logger="training_studio.runner.progress"):
+        points = [item for item in feed_all(reader, [payload.encode()]) if isinstance(item, ProgressPoint)]
+    assert [p.scalars for p in points] == [{"lr": 1e-4, "grad_norm": 3.0}, {"ok/name-1.x_y": -2.5}, None]
+    assert points[0].loss == 0.5 and points[0].message == "hi"
+    said = [r.getMessage() for r in caplog.records if "ignoring series" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("job job-1: ") and "'bad name'" in said[0]
+
+
+def test_at_most_sixteen_series_per_point_are_kept_in_the_line_s_order() -> None:
+    line = {"step": 7, **{f"s{index:02d}": float(index) for index in range(20)}}
+    [point] = StreamReader("jsonl").feed((json.dumps(line) + "\n").encode())
+    assert point.scalars == {f"s{index:02d}": float(index) for index in range(16)}
+
+
+def test_tqdm_postfix_keys_the_preset_names_are_series_the_loss_key_never() -> None:
+    reader = StreamReader("tqdm", "avr_loss", progress_bar="steps", series=["lr", "lr/*", "avr_loss", "grad?"])
+    bar = "steps:  10%|#   | 5/50 [00:01<00:09, 5.00it/s, avr_loss=0.3, lr=1e-4, lr/unet=2e-4, gradx=7, other=3]\r"
+    [point] = reader.feed(bar.encode())
+    assert point == ProgressPoint(step=5, total_steps=50, loss=0.3,
+                                  scalars={"lr": 1e-4, "lr/unet": 2e-4, "gradx": 7.0})
+    # ai-toolkit's `key: value` form, and a postfix value that is no number
+    reader = StreamReader("tqdm", "loss", series=["lr"], total_steps=40)
+    [point] = reader.feed(b"my_lora:  10%|#   | 4/40 [00:02<00:18, 2.00it/s, lr: 1.0e-04 loss: 4.1e-01]\r")
+    assert point.loss == 0.41 and point.scalars == {"lr": 1e-4}
+    [point] = StreamReader("tqdm", "loss", series=["lr"], total_steps=40).feed(
+        b" 5/40 [00:02<00:18, 2.00it/s, loss=0.4, lr=n/a]\r")
+    assert point.scalars is None
+    # without `series` a tqdm point has none, as before
+    [point] = StreamReader("tqdm", "avr_loss", progress_bar="steps").feed(bar.encode())
+    assert point.scalars is None

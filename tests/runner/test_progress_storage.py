@@ -1,8 +1,10 @@
 """Storage's progress rules (issue 13): the step never goes back, the total changes only when stated,
-an empty point never wipes a loss, and a job's `detail` (its phase) is stored and cleared at its end."""
+an empty point never wipes a loss, and a job's `detail` (its phase) is stored and cleared at its end; a
+point's other series follow the loss's rule and the ETA rides on progress (issue 14)."""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -91,3 +93,35 @@ def test_a_database_without_the_detail_column_is_upgraded(tmp_path: Path) -> Non
     assert storage.schema_version() == storage_module.SCHEMA_VERSION
     assert storage.get_job("old").detail is None
     assert storage.set_job_detail("old", "phase").detail == "phase"
+
+
+def test_a_point_s_series_are_stored_and_never_wiped_by_a_point_without_any(tmp_path: Path) -> None:
+    """Issue 14: the other series (scalars) follow the loss's rule."""
+    storage, job_id = running_job(tmp_path)
+    storage.record_progress([(job_id, 1, 40, 0.5, T, {"lr": 1e-4, "grad_norm": 2}),
+                             (job_id, 2, 40, 0.4, T, None), (job_id, 3, 40, 0.3, T)])
+    storage.record_progress([(job_id, 1, 40, None, T, None), (job_id, 1, 40, 0.45, T)])  # no series: kept
+    storage.record_progress([(job_id, 2, 40, None, T, {"lr": 2e-4, "bad": float("nan"), "flag": True})])
+    wire = storage.metrics_wire(job_id)
+    assert wire == [{"step": 1, "loss": 0.45, "time": T, "scalars": {"lr": 1e-4, "grad_norm": 2.0}},
+                    {"step": 2, "loss": 0.4, "time": T, "scalars": {"lr": 2e-4}},
+                    {"step": 3, "loss": 0.3, "time": T}]
+    storage.record_progress([(job_id, 1, 40, None, T, {"lr": 3e-4})])  # a later report with series replaces them
+    assert storage.metrics(job_id)[0].scalars == {"lr": 3e-4} and storage.metrics(job_id)[0].loss == 0.45
+    assert json.loads(storage.metrics_json(job_id)) == storage.metrics_wire(job_id)
+    assert json.loads(storage.metrics_json(job_id, since_step=1, stride=2)) == storage.metrics_wire(job_id, 1, 2)
+
+
+def test_the_eta_rides_on_progress_and_ends_with_the_job(tmp_path: Path) -> None:
+    storage, job_id = running_job(tmp_path)
+    storage.record_progress([(job_id, 1, 40, 0.5, T)], {job_id: "2026-01-01T00:10:00.000Z"})
+    assert storage.get_job(job_id).eta_at == "2026-01-01T00:10:00.000Z"
+    storage.record_progress([(job_id, 2, 40, 0.5, T)])  # not in `etas`: kept
+    assert storage.get_job(job_id).eta_at == "2026-01-01T00:10:00.000Z"
+    storage.record_progress([(job_id, 3, 40, 0.5, T)], {job_id: None})  # estimating again
+    assert storage.get_job(job_id).eta_at is None
+    storage.record_progress([(job_id, 4, 40, 0.5, T)], {job_id: "2026-01-01T00:11:00.000Z"})
+    storage.set_job_status(job_id, JobStatus.COMPLETED)
+    assert storage.get_job(job_id).eta_at is None
+    storage.record_progress([(job_id, 5, 40, 0.5, T)], {job_id: "2026-01-01T00:12:00.000Z"})  # terminal: ignored
+    assert storage.get_job(job_id).eta_at is None

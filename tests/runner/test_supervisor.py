@@ -14,7 +14,7 @@ import pytest
 
 from tests.support.processes import kill_leftovers, pid_alive
 from training_studio.runner.progress import ProgressPoint, TrainerEvent
-from training_studio.runner.supervisor import TrainerOutcome, TrainerProcess
+from training_studio.runner.supervisor import OutputOffsets, TrainerOutcome, TrainerProcess
 from training_studio.runner.trainer_wrapper import read_json
 
 TRAINERS = Path(__file__).parent / "trainers"
@@ -231,3 +231,27 @@ def test_the_trainer_gets_unbuffered_python_and_its_job_marker_but_no_server_set
                              env={"PYTHONUNBUFFERED": "0"})
     assert asyncio.run(run_to_end(process)).status == "completed"
     assert (tmp_path / "job.log").read_text().strip() == "1 abc ['TRAINING_STUDIO_JOB_ID'] True"
+
+
+def test_points_read_in_a_catch_up_are_marked_as_such_and_live_ones_are_not(tmp_path: Path) -> None:
+    """What a re-attached server reads from the backlog arrives all at once: the runner's ETA must know
+    (issue 14). A trainer's live output is never marked."""
+    live = Recorder()
+    flags_live: list[bool] = []
+    process = make(tmp_path, "steady.py", "20", "0.02", recorder=live,
+                   control_dir=tmp_path / "live-control", cwd=tmp_path)
+    process.on_progress = lambda points: (flags_live.append(process.reading_backlog), live.progress(points))
+    assert asyncio.run(run_to_end(process)).status == "completed"
+    assert len(live.points) == 20 and flags_live and not any(flags_live)
+
+    # a finished flood of 5 MB, then a new server that follows it from the beginning: all backlog
+    flood = make(tmp_path, "floods_output.py", "100000", control_dir=tmp_path / "flood-control", cwd=tmp_path)
+    assert asyncio.run(run_to_end(flood)).status == "completed"
+    caught_up = Recorder()
+    flags: list[bool] = []
+    again = TrainerProcess.attach(None, OutputOffsets(0, 0, 0), log_path=tmp_path / "again.log",
+                                  control_dir=tmp_path / "flood-control", job_id="job-under-test")
+    again.on_progress = lambda points: (flags.append(again.reading_backlog), caught_up.progress(points))
+    assert asyncio.run(asyncio.wait_for(again.wait(), 60)).status == "completed"
+    assert len(caught_up.points) == 100_000
+    assert len(flags) >= 2 and all(flags)

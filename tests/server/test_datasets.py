@@ -66,7 +66,7 @@ def test_upload_is_idempotent_and_shared_files_are_stored_once(server, client):
     assert response.status_code == 201, response.text
     file = response.json()
     assert file == {"sha256": sha256_of(data), "filename": "cat.png", "size": len(data), "width": 32,
-                    "height": 24, "caption": None}
+                    "height": 24, "caption": None, "validation": False}
     again = upload(client, first["id"], data, "renamed.png")
     assert again.status_code == 200 and again.json()["filename"] == "cat.png"
     blob = server.data_dir / "blobs" / file["sha256"][:2] / file["sha256"]

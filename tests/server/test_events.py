@@ -167,6 +167,54 @@ def test_a_fresh_stream_says_hello_with_the_current_revision(pending_server, str
     assert reader.retry == [3000]
 
 
+def test_a_quiet_stream_gets_keep_alive_comments_which_the_client_skips(server_factory, streams):
+    """The heartbeat comment on the wire (raw reader), and the app's client (EventStream over httpx-sse) reading
+    the same quiet server: it yields nothing for the comments and stays open for the next real event."""
+    import asyncio
+
+    from training_studio.client import ApiClient
+    from training_studio.client.events import DatasetEvent, EventStream, HelloEvent, StreamOpened
+
+    srv = server_factory("heartbeat", extra_args=["--no-runner"], env={"TRAINING_STUDIO_EVENT_HEARTBEAT_S": "0.2"})
+    raw = streams(srv)
+    assert raw.next().event == "hello"
+
+    def keep_alives() -> int:
+        return raw.comments.count(": keep-alive")
+
+    async def until_keep_alives(count: int) -> None:
+        deadline = time.monotonic() + WAIT_S
+        while keep_alives() < count:
+            assert time.monotonic() < deadline, f"only {keep_alives()} keep-alive comments within {WAIT_S} s"
+            await asyncio.sleep(0.05)
+
+    async def main() -> list:
+        client = ApiClient(srv.url, srv.token, timeout=10)
+        items = EventStream(client).run()
+        try:
+            opened = await asyncio.wait_for(anext(items), WAIT_S)
+            hello = await asyncio.wait_for(anext(items), WAIT_S)
+            # Both streams are quiet: each gets a comment every 0.2 s; wait for a few on the raw one.
+            await until_keep_alives(keep_alives() + 3)
+
+            def create() -> dict:
+                with srv.client() as http:
+                    return create_dataset(http, "after the heartbeats")
+
+            created = await asyncio.to_thread(create)
+            after = await asyncio.wait_for(anext(items), WAIT_S)
+            return [opened, hello, after, created]
+        finally:
+            await items.aclose()
+            await client.aclose()
+
+    opened, hello, after, created = asyncio.run(main())
+    assert isinstance(opened, StreamOpened) and isinstance(hello, HelloEvent)
+    # The next item after hello is the dataset: no item for the comments, and no drop (StreamLost) either.
+    assert isinstance(after, DatasetEvent) and after.dataset_id == created["id"]
+    assert keep_alives() >= 3 and set(raw.comments) == {": keep-alive"}
+
+
 def test_the_stream_needs_the_token(pending_server):
     response = httpx.get(pending_server.url + EVENTS, timeout=10)
     assert_error(response, 401, "unauthorized")

@@ -189,7 +189,7 @@ def test_progress_stays_below_100_until_completed(server, client, dataset):
 def test_logs_are_chunked_without_cutting_characters(server, client, dataset):
     job = new_job(client, dataset["id"]).json()
     empty = client.get(f"/api/training/jobs/{job['id']}/logs").json()
-    assert empty == {"text": "", "next_offset": 0, "size": 0}
+    assert empty == {"text": "", "next_offset": 0, "size": 0, "start": 0}
 
     # 'é' is two bytes; place one across the 64 KiB boundary, plus an invalid byte.
     content = b"a" * (64 * 1024 - 1) + "é".encode() + b"tail \xff end\n"
@@ -203,8 +203,9 @@ def test_logs_are_chunked_without_cutting_characters(server, client, dataset):
     assert second["text"] == "étail \ufffd end\n"
     assert second["next_offset"] == len(content)
     past = client.get(f"/api/training/jobs/{job['id']}/logs", params={"offset": 10 ** 9}).json()
-    assert past == {"text": "", "next_offset": len(content), "size": len(content)}
-    assert_error(client.get(f"/api/training/jobs/{job['id']}/logs", params={"offset": -1}), 422,
+    assert past == {"text": "", "next_offset": len(content), "size": len(content), "start": len(content)}
+    # a negative offset reads the end (issue 14), at most 1 MiB of it
+    assert_error(client.get(f"/api/training/jobs/{job['id']}/logs", params={"offset": -(2 * 1024 * 1024)}), 422,
                  "validation_error")
 
 

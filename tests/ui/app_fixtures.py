@@ -31,7 +31,7 @@ class Harness:
         local = None
         if data_dir is not None:
             local = LocalServerManager(data_dir, client.http, extra_args=extra_server_args,
-                                       notify=lambda text: store.server_message.emit(text))
+                                       notify=lambda text: store.connection_note.emit(text))
             self.managers.append(local)
         store = JobStore(client, local=local, refresh_interval=refresh_interval)
         self.stores.append(store)

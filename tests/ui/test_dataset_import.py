@@ -131,7 +131,7 @@ def test_folder_with_every_kind_of_bad_input(panel, monkeypatch, qtbot, tmp_path
     write(root / "corrupt.jpg", b"\xff\xd8\xff\xe0" + bytes(random.Random(9).randrange(256) for _ in range(300)))
     write(root / "huge.png", huge_png_header(50_000, 50_000))
     write(root / "photo.tiff", _tiff())
-    write(root / "truncated.png", noisy_png((64, 64))[:400])  # header intact, pixels cut: the server decides
+    write(root / "truncated.png", noisy_png((64, 64))[:400])  # header intact, pixels cut: refused here (issue 15)
     os.mkfifo(root / "pipe.png")
     os.symlink(root / "missing.png", root / "broken link.png")
     os.symlink("self-loop.png", root / "self-loop.png")
@@ -141,8 +141,7 @@ def test_folder_with_every_kind_of_bad_input(panel, monkeypatch, qtbot, tmp_path
     wait_scanned(qtbot, panel)
 
     assert sorted(accepted_names(panel)) == sorted([
-        "good.png", "with space.png", "ünïcødé 猫.png", "new\nline.png", "nested.jpg", "inside.png",
-        "truncated.png"])
+        "good.png", "with space.png", "ünïcødé 猫.png", "new\nline.png", "nested.jpg", "inside.png"])
     reasons = rejected_reasons(panel)
     assert reasons["copy of good.png"] == "duplicate of good.png (same content)"
     assert reasons["notes.png"].startswith("not an image")
@@ -154,12 +153,13 @@ def test_folder_with_every_kind_of_bad_input(panel, monkeypatch, qtbot, tmp_path
     assert reasons["self-loop.png"].startswith("symbolic link loop")
     assert reasons["loop"].startswith("symbolic link loop")
     assert reasons["corrupt.jpg"] == "damaged image: its header gives no usable size"
-    assert len(reasons) == 10
+    assert reasons["truncated.png"] == "the file ends early: it is damaged or still being copied"
+    assert len(reasons) == 11
     # The display name never breaks a line; the tooltip keeps the whole path.
     row = accepted_names(panel).index("new\nline.png")
     assert "\n" not in panel.controller.files.index(row).data()
     assert panel.controller.files.index(row).data(ImportRole.STATE) == FileState.READY
-    assert panel.rejected_label.text() == "Left out (10)"
+    assert panel.rejected_label.text() == "Left out (11)"
     assert stall_probe.longest_gap < 1.0
 
 

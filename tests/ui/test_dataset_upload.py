@@ -35,6 +35,18 @@ def noisy_png(seed: int, size: tuple[int, int] = (96, 96)) -> bytes:
     return buffer.getvalue()
 
 
+def long_animation(frames: int = 1001) -> bytes:
+    """A tiny GIF with more frames than the server accepts (images.MAX_ANIMATION_FRAMES); frames alternate
+    colours so Pillow does not merge them."""
+    images = [Image.new("P", (2, 2), index % 2) for index in range(frames)]
+    for image in images:
+        image.putpalette([0, 0, 0, 255, 255, 255])
+    buffer = io.BytesIO()
+    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=20, loop=0,
+                   optimize=False, disposal=1)
+    return buffer.getvalue()
+
+
 def make_images(folder: Path, count: int, size: tuple[int, int] = (96, 96)) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -111,7 +123,8 @@ def test_create_upload_commit(server, panels, monkeypatch, qtbot, tmp_path, stal
     folder = tmp_path / "cats"
     make_images(folder, 6)
     (folder / "zz copy.png").write_bytes((folder / "img000.png").read_bytes())
-    (folder / "cut.png").write_bytes(noisy_png(99, (64, 64))[:600])  # passes the header check, not the decode
+    (folder / "cut.png").write_bytes(noisy_png(99, (64, 64))[:600])  # ends early: refused by the local check
+    (folder / "long.gif").write_bytes(long_animation())  # fine locally; over the server's frame limit
     panel = panels.open(server)
     qtmodeltester.check(panel.controller.files)
     add_folder(panel, monkeypatch, qtbot, folder, "cats")
@@ -146,15 +159,21 @@ def test_create_upload_commit(server, panels, monkeypatch, qtbot, tmp_path, stal
     assert {Path(f["path"]).name for f in saved["files"]} == set(states(panel))
     assert all(set(f) == {"path", "filename", "size", "mtime_ns", "sha256"} for f in saved["files"])
 
-    # Every file has an answer: six stored, the truncated one refused by the server, with its reason.
-    assert states(panel)["cut.png"] == FileState.REJECTED
-    assert [s for n, s in states(panel).items() if n != "cut.png"] == [FileState.STORED] * 6
+    # Every file has an answer: six stored, the long animation refused by the server, with its reason in
+    # plain words; the truncated one never left this computer.
+    assert "cut.png" not in states(panel)
+    assert states(panel)["long.gif"] == FileState.REJECTED
+    assert [s for n, s in states(panel).items() if n != "long.gif"] == [FileState.STORED] * 6
     rejected = panel.controller.rejected
     rows = {Path(rejected.index(r).data(RejectedRole.PATH)).name: r for r in range(rejected.rowCount())}
     assert rejected.index(rows["zz copy.png"]).data(RejectedRole.REASON).startswith("duplicate of img000.png")
     cut = rejected.index(rows["cut.png"])
-    assert cut.data(RejectedRole.BY_SERVER) is True
-    assert cut.data(RejectedRole.REASON).startswith("refused by the server: the image is damaged or truncated")
+    assert cut.data(RejectedRole.BY_SERVER) is False
+    assert cut.data(RejectedRole.REASON) == "the file ends early: it is damaged or still being copied"
+    long = rejected.index(rows["long.gif"])
+    assert long.data(RejectedRole.BY_SERVER) is True
+    assert long.data(RejectedRole.REASON) == \
+        "refused by the server: the animation has more than 1,000 frames"
     assert panel.progress_bar.value() == 1000
 
     # Not committed yet: the server keeps it `processing`, never `active`.
@@ -342,11 +361,11 @@ def test_odd_names_upload_and_a_dataset_the_server_refuses_entirely(server, pane
     with qtbot.waitSignal(panel.dataset_created, timeout=UPLOAD_TIMEOUT_MS):
         panel.commit_button.click()
 
-    # Every file passes the local header check but none survives the server's full decode.
+    # Every file passes the local checks but none is within the server's limits.
     broken = tmp_path / "broken"
     broken.mkdir()
-    for seed in range(2):
-        (broken / f"cut{seed}.png").write_bytes(noisy_png(50 + seed, (64, 64))[:500])
+    for extra in range(2):
+        (broken / f"long{extra}.gif").write_bytes(long_animation(1001 + extra))
     add_folder(panel, monkeypatch, qtbot, broken, "broken")
     panel.upload_button.click()
     qtbot.waitUntil(lambda: panel.controller.phase == ImportPhase.REVIEW, timeout=UPLOAD_TIMEOUT_MS)

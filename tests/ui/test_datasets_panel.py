@@ -4,7 +4,6 @@ refused while in use), the thumbnail grid and caption editing, and errors shown 
 from __future__ import annotations
 
 import pytest
-from PySide6.QtWidgets import QMessageBox
 
 from training_studio.contract.models import Dataset, DatasetStatus, DatasetType
 from training_studio.ui.banner import BannerLevel
@@ -12,7 +11,6 @@ from training_studio.ui.datasets.files_model import FileRole
 from training_studio.ui.datasets.keyed_model import RecordRole
 from training_studio.ui.datasets.list_model import DatasetColumn, DatasetListModel
 from training_studio.ui.datasets.panel import DatasetsPanel
-from tests.support.gui import Answer
 from tests.ui.datasets_fixtures import (  # noqa: F401  (fixtures)
     api_client,
     dataset_store,
@@ -100,12 +98,14 @@ def test_delete_answered_no_keeps_and_yes_deletes(panel, dataset_store, http, qt
     qtbot.waitUntil(lambda: dataset_store.model.rowCount() == 1, timeout=10_000)
     panel.select_dataset(keep)
 
-    no = Answer(QMessageBox.StandardButton.No)
-    monkeypatch.setattr(QMessageBox, "question", no)
     deletes: list[str] = []
     dataset_store.delete_started.connect(deletes.append)
     panel.delete_action.trigger()
-    assert len(no.texts) == 1 and "“keep me”" in no.texts[0] and "2 files" in no.texts[0]
+    box = panel.pending_question  # non-blocking, verbs on the buttons, the safe one the default
+    assert box is not None and box.isVisible() and box.defaultButton() is box.keep_button
+    assert box.confirm_button.text() == "&Delete dataset" and box.keep_button.text() == "&Keep it"
+    assert "“keep me”" in box.text() and "2 files" in box.text()
+    box.keep_button.click()
     assert not dataset_store.is_deleting(keep)
     # A whole refresh round trip started after the answer has ended: a delete task started by it would
     # have begun (and said so) before that.
@@ -116,12 +116,11 @@ def test_delete_answered_no_keeps_and_yes_deletes(panel, dataset_store, http, qt
     assert http.get(f"/api/datasets/{keep}").status_code == 200
     assert dataset_store.model.row_of(keep) is not None
 
-    yes = Answer(QMessageBox.StandardButton.Yes)
-    monkeypatch.setattr(QMessageBox, "question", yes)
+    panel.delete_action.trigger()
+    assert "“keep me”" in panel.pending_question.text()
     with qtbot.waitSignal(dataset_store.delete_succeeded, timeout=10_000) as done:
-        panel.delete_action.trigger()
+        panel.pending_question.confirm_button.click()
     assert done.args == [keep, "keep me"]
-    assert "“keep me”" in yes.texts[0]
     assert http.get(f"/api/datasets/{keep}").status_code == 404
     assert dataset_store.model.row_of(keep) is None
     assert panel.notice.isVisible() and "Deleted the dataset “keep me”" in panel.notice.text
@@ -135,9 +134,9 @@ def test_delete_is_refused_with_the_servers_reason_while_a_job_uses_it(panel, da
         panel.show()
         qtbot.waitUntil(lambda: dataset_store.model.rowCount() == 1, timeout=10_000)
         panel.select_dataset(busy)
-        monkeypatch.setattr(QMessageBox, "question", Answer(QMessageBox.StandardButton.Yes))
+        panel.delete_action.trigger()
         with qtbot.waitSignal(dataset_store.delete_failed, timeout=10_000) as refused:
-            panel.delete_action.trigger()
+            panel.pending_question.confirm_button.click()
         server_reason = http.delete(f"/api/datasets/{busy}").json()["error"]["message"]
         assert refused.args[0] == busy
         assert server_reason in refused.args[1] and "“busy”" in refused.args[1]
@@ -326,7 +325,9 @@ def test_a_big_grid_loads_its_thumbnails_without_stalling_the_gui(panel, dataset
     files_model = dataset_store.files_model
     qtbot.waitUntil(lambda: files_model.rowCount() == 40, timeout=10_000)
     grid = panel.viewer.grid
-    visible = [r for r in range(40) if grid.visualRect(files_model.index(r, 0)).intersects(grid.viewport().rect())]
+    proxy = panel.viewer.proxy  # the grid shows the files through its filter
+    visible = [r for r in range(40)
+               if grid.visualRect(proxy.mapFromSource(files_model.index(r, 0))).intersects(grid.viewport().rect())]
     assert 0 < len(visible) < 40
     qtbot.waitUntil(lambda: all(files_model.index(r, 0).data(FileRole.THUMBNAIL) is not None for r in visible),
                     timeout=15_000)

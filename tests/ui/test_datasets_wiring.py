@@ -26,8 +26,8 @@ def test_train_dialog_job_appears_selected_in_the_monitor(harness, server, http,
     dialog = panel.open_train_dialog()
     qtbot.waitUntil(lambda: dialog.current_base_model() is not None, timeout=10_000)
     dialog.steps_spin.setValue(4)
-    dialog.params_form.fields["resolution"].editor.setText("8")
-    dialog.params_form.fields["batch_size"].editor.setText("4")
+    dialog.params_form.fields["resolution"].editor.setValue(8)
+    dialog.params_form.fields["batch_size"].editor.setValue(4)
     with qtbot.waitSignal(panel.job_created, timeout=10_000) as created:
         dialog.create_button.click()
     job_id = created.args[0]

@@ -100,9 +100,9 @@ def test_first_snapshot_inserts_all_rows_in_created_order_with_one_signal(model)
     assert gone == []
     assert ids_in_rows(model) == ["job-1", "job-2", "job-3"]
     assert log.kinds() == [("inserted", 0, 2)]
-    assert model.columnCount() == 6
+    assert model.columnCount() == 7
     assert [model.headerData(c, Qt.Orientation.Horizontal) for c in JobColumn] == [
-        "Name", "Status", "Progress", "Step", "Loss", "Elapsed"]
+        "Name", "Status", "Progress", "Step", "Loss", "Elapsed", "ETA"]
 
 
 def test_refresh_emits_data_changed_for_exactly_the_changed_cells(model):
@@ -150,10 +150,10 @@ def test_status_change_marks_status_and_progress_cells(model):
 
     model.apply_active_snapshot([make_job(0, "running"), make_job(1, "queued")])
 
-    # started_at appears with the status: status, progress (bar colour) and elapsed cells.
+    # started_at appears with the status: status, progress (bar colour), elapsed and ETA ("estimating…") cells.
     assert log.kinds() == [
         ("changed", 0, JobColumn.STATUS, 0, JobColumn.PROGRESS),
-        ("changed", 0, JobColumn.ELAPSED, 0, JobColumn.ELAPSED),
+        ("changed", 0, JobColumn.ELAPSED, 0, JobColumn.ETA),
     ]
     assert int(JobRole.FILTER_KEY) in log.events[0][5]
     assert int(JobRole.FILTER_KEY) not in log.events[1][5]
@@ -378,12 +378,11 @@ def test_big_changed_blocks_are_announced_in_slices_views_repaint_precisely(qapp
     log = SignalLog(model)
 
     model.apply_active_snapshot([make_job(n, "failed", finished_at=stamp(n * 10 + 9))
-                                 for n in range(100)])  # every row dims: 6 cells each
+                                 for n in range(100)])  # every row dims: 7 cells each
 
-    assert log.kinds() == [("changed", 0, 0, 32, ALL_COLUMNS),
-                           ("changed", 33, 0, 65, ALL_COLUMNS),
-                           ("changed", 66, 0, 98, ALL_COLUMNS),
-                           ("changed", 99, 0, 99, ALL_COLUMNS)]
+    rows_per_signal = 200 // len(JobColumn)  # 28 rows of 7 cells stay within 200 cells
+    assert log.kinds() == [("changed", first, 0, min(first + rows_per_signal - 1, 99), ALL_COLUMNS)
+                           for first in range(0, 100, rows_per_signal)]
 
 
 class PaintRegions(QObject):

@@ -286,3 +286,25 @@ def test_a_stream_that_keeps_failing_while_the_server_answers_shows_in_the_banne
         assert store.last_failure is None
     finally:
         server.stop()
+
+
+def test_a_job_deleted_on_the_server_leaves_the_table_live(harness, qtbot, qtmodeltester, server_factory):
+    """Issue 16: a finished job deleted by any client is a `job` tombstone on the stream; its row goes,
+    with no reset and no refresh."""
+    server = server_factory()
+    http = sync_client(server.url, server.token)
+    dataset = make_dataset(http)
+    store = harness.store(server.url, server.token, refresh_interval=5.0, timeout=4.0)
+    harness.window(store)
+    qtmodeltester.check(store.model)
+    store.start()
+    wait_live(qtbot, store)
+    job = make_job(http, dataset, "to delete", 5)
+    qtbot.waitUntil(lambda: statuses(store).get(job["id"]) == JobStatus.COMPLETED, timeout=WAIT_MS)
+    resets = ResetCounter(store.model)
+    with qtbot.waitSignal(store.job_deleted, timeout=WAIT_MS) as deleted:
+        assert http.delete(f"/api/training/jobs/{job['id']}").status_code == 200
+    assert deleted.args == [job["id"]]
+    assert store.model.row_of(job["id"]) is None
+    assert resets.count == 0 and store.stream_state is StreamState.LIVE
+    http.close()

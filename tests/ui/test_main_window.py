@@ -12,7 +12,7 @@ import sys
 import pytest
 from PIL import Image
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QMessageBox
+from PySide6.QtWidgets import QLabel
 
 from training_studio.client import read_server_info
 from training_studio.contract.models import JobStatus
@@ -106,19 +106,13 @@ def test_cancel_asks_first_and_answering_no_changes_nothing(harness, qtbot, serv
     store.start()
     qtbot.waitUntil(lambda: cell(store.model, job["id"], JobColumn.STATUS, JobRole.STATUS) == JobStatus.RUNNING,
                     timeout=15_000)
-    asked: list[str] = []
-    answers = [QMessageBox.StandardButton.No]
-
-    def fake_question(parent, title, text, *args, **kwargs):
-        asked.append(text)
-        return answers[0]
-
-    monkeypatch.setattr(QMessageBox, "question", fake_question)
     assert panel.select_job(job["id"])
     assert panel.cancel_action.isEnabled()
     panel.table.setFocus()
     qtbot.keyClick(panel.table, Qt.Key.Key_Delete)  # the Delete key is a cancel shortcut
-    assert len(asked) == 1 and "keep me" in asked[0]
+    # The question is a non-blocking message box (open(), never a nested loop); "Keep running" is the answer.
+    assert panel.cancel_confirmation is not None and "keep me" in panel.cancel_confirmation.text()
+    panel.confirmation_button("Keep running").click()
     # "No": nothing was sent (a cancel is marked in flight before its request goes) and the job runs on:
     # the server reports steps taken after the answer, still running.
     assert not store.is_cancel_in_flight(job["id"])
@@ -128,9 +122,8 @@ def test_cancel_asks_first_and_answering_no_changes_nothing(harness, qtbot, serv
     assert later["status"] == "running"
     assert cell(store.model, job["id"], JobColumn.STATUS, JobRole.DISPLAY_STATUS) == "Running"
 
-    answers[0] = QMessageBox.StandardButton.Yes
     panel.cancel_action.trigger()
-    assert len(asked) == 2
+    panel.confirmation_button("Cancel job").click()
     # Shown as cancelling at once, and the action is off while the request is in flight.
     assert cell(store.model, job["id"], JobColumn.STATUS, JobRole.DISPLAY_STATUS) == "Cancelling…"
     assert not panel.cancel_action.isEnabled()
@@ -184,8 +177,8 @@ def test_local_server_that_dies_is_started_again(harness, qtbot, tmp_path):
     qtbot.waitUntil(lambda: window.server_label.text().startswith("Local server: http"), timeout=30_000)
     first = read_server_info(data_dir)
     os.kill(first.pid, signal.SIGKILL)
-    panel = window.jobs_panel
-    qtbot.waitUntil(lambda: panel.notice.isVisible() and "started again" in panel.notice.text, timeout=30_000)
+    # The remark goes to the one connection banner (issue 15), not to a second banner in the Jobs tab.
+    qtbot.waitUntil(lambda: window.banner.isVisible() and "started again" in window.banner.text, timeout=30_000)
     second = read_server_info(data_dir)
     assert second.pid != first.pid
     qtbot.waitUntil(lambda: second.url in window.server_label.text(), timeout=10_000)
@@ -311,9 +304,9 @@ def test_a_failed_cancel_is_shown_and_the_action_comes_back(harness, qtbot, faul
     panel = window.jobs_panel
     store.start()
     qtbot.waitUntil(lambda: store.model.rowCount() == 1, timeout=5000)
-    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
     panel.select_job("j1")
     panel.cancel_action.trigger()
+    panel.confirmation_button("Cancel job").click()
     assert not panel.cancel_action.isEnabled()
     qtbot.waitUntil(panel.notice.isVisible, timeout=5000)
     assert "stubborn" in panel.notice.text and "refused to cancel" in panel.notice.text

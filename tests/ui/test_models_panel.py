@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QUrl
 from PySide6.QtGui import QDesktopServices, QImage
-from PySide6.QtWidgets import QFileDialog, QMessageBox
+from PySide6.QtWidgets import QFileDialog
 
 from training_studio.contract.models import ModelStatus, TrainedModel
 from training_studio.ui.banner import BannerLevel
@@ -18,7 +18,6 @@ from training_studio.ui.datasets.panel import DatasetsPanel
 from training_studio.ui.models.list_model import ModelColumn, TrainedModelListModel
 from training_studio.ui.models.panel import ModelsPanel
 from training_studio.ui.models.store import PART_SUFFIX
-from tests.support.gui import Answer
 from tests.ui.datasets_fixtures import (  # noqa: F401  (fixtures)
     api_client,
     dataset_store,
@@ -63,8 +62,8 @@ def test_whole_path_dataset_to_train_dialog_to_model_with_samples(dataset_store,
     qtbot.waitUntil(lambda: dialog.current_base_model() is not None, timeout=10_000)
     dialog.name_edit.setText("sunset model")
     dialog.steps_spin.setValue(8)
-    dialog.params_form.fields["resolution"].editor.setText("8")
-    dialog.params_form.fields["batch_size"].editor.setText("4")
+    dialog.params_form.fields["resolution"].editor.setValue(8)
+    dialog.params_form.fields["batch_size"].editor.setValue(4)
     with qtbot.waitSignal(datasets.job_created, timeout=10_000) as created:
         dialog.create_button.click()
     job_id = created.args[0]
@@ -90,6 +89,9 @@ def test_whole_path_dataset_to_train_dialog_to_model_with_samples(dataset_store,
         expected.convertToFormat(QImage.Format.Format_RGB32)
     assert not models.samples_view.pixmap().isNull()
     assert "sunset model" in models.details_label.text()
+    # The job that made it, by its name (issue 15), never by its id.
+    qtbot.waitUntil(lambda: "Training job: “sunset model”" in models.details_label.text(), timeout=10_000)
+    assert job_id not in models.details_label.text()
 
 
 def test_save_checkpoint_streams_the_servers_file_to_disk(panel, model_store, http, qtbot, tmp_path, monkeypatch):
@@ -175,15 +177,16 @@ def test_show_in_folder_is_off_for_a_model_without_a_local_path(qtmodeltester):
 def test_delete_model_answered_no_keeps_and_yes_deletes(panel, model_store, http, qtbot, monkeypatch):
     model = trained_model(http, "doomed")
     shown(panel, model["id"], qtbot)
-    no = Answer(QMessageBox.StandardButton.No)
-    monkeypatch.setattr(QMessageBox, "question", no)
     panel.delete_action.trigger()
-    assert "“doomed”" in no.texts[0]
+    box = panel.pending_question
+    assert "“doomed”" in box.text() and box.defaultButton() is box.keep_button
+    assert box.confirm_button.text() == "&Delete model" and box.keep_button.text() == "&Keep it"
+    box.keep_button.click()
     assert [m["id"] for m in http.get("/api/models").json()] == [model["id"]]
 
-    monkeypatch.setattr(QMessageBox, "question", Answer(QMessageBox.StandardButton.Yes))
+    panel.delete_action.trigger()
     with qtbot.waitSignal(model_store.delete_succeeded, timeout=10_000):
-        panel.delete_action.trigger()
+        panel.pending_question.confirm_button.click()
     assert http.get("/api/models").json() == []
     assert model_store.model.rowCount() == 0
     assert not Path(model["path"]).exists()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QCheckBox, QComboBox, QLineEdit
+from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLineEdit, QSpinBox
 
 from training_studio.contract.models import Dataset, ParamSpec, ParamType
 from training_studio.runner.registry import BUILTIN_BASE_MODEL
@@ -47,30 +47,31 @@ def test_form_is_built_from_the_base_models_params_schema(dataset_store, http, q
     assert list(dialog.params_form.fields) == [spec["name"] for spec in schema]
     for spec in schema:
         editor = field(dialog, spec["name"])
-        assert isinstance(editor, QLineEdit)
-        assert float(editor.text()) == spec["default"]
+        assert isinstance(editor, QSpinBox if spec["type"] == "int" else QDoubleSpinBox)
+        assert editor.value() == pytest.approx(spec["default"])
+        assert (editor.minimum(), editor.maximum()) == pytest.approx((spec["min"], spec["max"]))
         assert spec["description"] in editor.toolTip()
         assert editor.accessibleName() == spec["name"]
-    assert field(dialog, "resolution").placeholderText() == "8 – 64"
-    assert dialog.name_edit.text() == "pets training"
+    assert "Allowed: 8 to 64 px." in field(dialog, "resolution").toolTip()
+    assert dialog.name_edit.text() == "pets · Built-in linear VAE (CPU, no downloads)"
     assert "“pets”" in dialog.windowTitle()
     assert dialog.create_button.isEnabled()
     assert dialog.problems() == []
 
 
 @pytest.mark.parametrize(("name", "text", "problem"), [
-    ("resolution", "65", "resolution must be at most 64."),
-    ("resolution", "7", "resolution must be at least 8."),
-    ("resolution", "12.5", "resolution must be a whole number."),
-    ("learning_rate", "2", "learning_rate must be at most 1."),
-    ("learning_rate", "fast", "learning_rate must be a number."),
-    ("learning_rate", "nan", "learning_rate must be a finite number."),
-    ("batch_size", "", "batch_size is required."),
+    ("resolution", "65", "resolution must be a whole number from 8 to 64."),
+    ("resolution", "7", "resolution must be a whole number from 8 to 64."),
+    ("resolution", "12.5", "resolution must be a whole number from 8 to 64."),
+    ("learning_rate", "2", "learning_rate must be a number from 1e-6 to 1."),
+    ("learning_rate", "fast", "learning_rate must be a number from 1e-6 to 1."),
+    ("learning_rate", "nan", "learning_rate must be a number from 1e-6 to 1."),
+    ("batch_size", "", "batch_size must be a whole number from 1 to 1024."),
 ])
 def test_out_of_range_values_are_refused_before_sending(dataset_store, http, qtbot, name, text, problem):
     dataset_id = make_dataset(http, "strict", images=1)
     dialog = open_dialog(dataset_store, http, qtbot, dataset_id)
-    field(dialog, name).setText(text)
+    field(dialog, name).lineEdit().setText(text)  # typed, not yet corrected by the spin box
     error_label = dialog.params_form.fields[name].error
     assert error_label.isVisibleTo(dialog) and error_label.text() == problem
     assert not dialog.create_button.isEnabled()
@@ -81,8 +82,8 @@ def test_out_of_range_values_are_refused_before_sending(dataset_store, http, qtb
     assert not dataset_store.is_creating_job
     assert all_jobs(http) == []
 
-    field(dialog, name).setText(str(BUILTIN_BASE_MODEL.params_schema[[s.name for s in
-                                     BUILTIN_BASE_MODEL.params_schema].index(name)].default))
+    default = BUILTIN_BASE_MODEL.params_schema[[s.name for s in BUILTIN_BASE_MODEL.params_schema].index(name)].default
+    field(dialog, name).lineEdit().setText(str(default))
     assert not error_label.isVisibleTo(dialog)
     assert dialog.create_button.isEnabled()
 
@@ -101,9 +102,9 @@ def test_created_job_runs_on_the_server_with_the_chosen_values(dataset_store, ht
     dialog = open_dialog(dataset_store, http, qtbot, dataset_id)
     dialog.name_edit.setText("quick run")
     dialog.steps_spin.setValue(6)
-    field(dialog, "resolution").setText("8")
-    field(dialog, "batch_size").setText("4")
-    field(dialog, "learning_rate").setText("0.05")
+    field(dialog, "resolution").setValue(8)
+    field(dialog, "batch_size").setValue(4)
+    field(dialog, "learning_rate").setValue(0.05)
     with qtbot.waitSignal(dialog.job_created, timeout=10_000) as created:
         assert dialog.submit() is True
         assert not dialog.create_button.isEnabled()  # no double submit while in flight
@@ -190,10 +191,10 @@ def test_form_editors_follow_each_type_and_skip_unknown_ones(qtbot):
     assert form.values() == ({"optimizer": "adam", "shuffle": True, "prompt": "a photo", "scale": 0.5}, {})
     form.fields["optimizer"].editor.setCurrentIndex(0)
     form.fields["shuffle"].editor.setChecked(False)
-    form.fields["scale"].editor.setText("1.5")
+    form.fields["scale"].editor.lineEdit().setText("1.5")
     params, problems = form.values()
     assert params == {"optimizer": "sgd", "shuffle": False, "prompt": "a photo"}
-    assert problems == {"scale": "scale must be at most 1."}
+    assert problems == {"scale": "scale must be a number from 0 to 1."}
     assert not form.is_valid
 
 

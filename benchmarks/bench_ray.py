@@ -1,0 +1,137 @@
+"""The Ray executor's figures (issue 18): submission to running, and progress latency, Ray against local.
+
+This module owns the `ray` figures. One real local Ray head (tests/ray/ray_head.py: loopback, free ports,
+no GPUs, stopped by its own process ids) and two real servers on temp data dirs in the same run: one with
+`--executor ray` against that head, one with the default local executor, each with the benchmark stepper
+preset (benchmarks/stepper_trainer.py, one progress line per step the benchmark releases through a FIFO).
+
+- ray/submit-to-running: from the POST that creates the job to our server reporting it `running`
+  (polled every 10 ms on /api/training/status), on an idle head; the local executor's figure is the baseline.
+- ray/progress-latency: from the benchmark releasing a step (its write to the trainer's FIFO, after which
+  the trainer prints the step at once) to our server reporting that step (same polling), Ray's log tail
+  against the local runner's output files.
+
+Polling at 10 ms adds up to 10 ms to both sides alike; the figures are medians.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from benchmarks.common import ROOT, BenchServer, Result, log, median
+
+STEPPER = ROOT / "benchmarks" / "stepper_trainer.py"
+PRESET = "bench-ray-stepper"
+POLL_S = 0.01
+TIMEOUT_S = 180.0
+
+
+def _png() -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (64, 64), (40, 120, 200)).save(out, "PNG")
+    return out.getvalue()
+
+
+def _prepare(data_dir: Path, fifo: Path) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    command = json.dumps([sys.executable, str(STEPPER), str(fifo), "{total_steps}"])
+    (data_dir / "presets.toml").write_text(f'[[preset]]\nid = "{PRESET}"\nname = "Ray benchmark stepper"\n'
+                                           f'command = {command}\nprogress = "jsonl"\nloss_key = "loss"\n')
+    os.mkfifo(fifo)
+
+
+def _dataset(http: httpx.Client) -> str:
+    dataset = http.post("/api/datasets", json={"name": "ray bench", "type": "image"})
+    dataset.raise_for_status()
+    dataset_id = dataset.json()["id"]
+    body = _png()
+    http.put(f"/api/datasets/{dataset_id}/files/{hashlib.sha256(body).hexdigest()}", params={"filename": "one.png"},
+             content=body, headers={"Content-Type": "application/octet-stream"}).raise_for_status()
+    http.post(f"/api/datasets/{dataset_id}/commit").raise_for_status()
+    return dataset_id
+
+
+def _wait(http: httpx.Client, job_id: str, condition, what: str) -> dict:
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        job = http.get("/api/training/status", params={"job_id": job_id}).json()
+        if condition(job):
+            return job
+        if job["status"] in ("failed", "cancelled") or time.monotonic() > deadline:
+            raise RuntimeError(f"{what}: the job is {job['status']} ({job.get('error')})")
+        time.sleep(POLL_S)
+
+
+def _measure(server: BenchServer, fifo: Path, jobs: int, steps: int) -> tuple[list[float], list[float]]:
+    """(seconds from creation to running per job, seconds from release to shown per step)."""
+    to_running: list[float] = []
+    latencies: list[float] = []
+    with httpx.Client(base_url=server.url, headers=server.headers, timeout=30) as http:
+        dataset_id = _dataset(http)
+        for _ in range(jobs):
+            began = time.perf_counter()
+            job = http.post("/api/training/jobs", json={"name": "bench", "dataset_id": dataset_id,
+                                                        "base_model": PRESET, "total_steps": steps + 2})
+            job.raise_for_status()
+            job_id = job.json()["id"]
+            _wait(http, job_id, lambda j: j["status"] == "running", "waiting for running")
+            to_running.append(time.perf_counter() - began)
+            _wait(http, job_id, lambda j: (j["currentStep"] or 0) >= 1, "waiting for step 1")
+            fd = os.open(fifo, os.O_RDWR)  # never blocks; the trainer holds its own end open
+            try:
+                for step in range(2, steps + 2):
+                    released = time.perf_counter()
+                    os.write(fd, f"{step}\n".encode())
+                    _wait(http, job_id, lambda j, s=step: (j["currentStep"] or 0) >= s, f"waiting for step {step}")
+                    latencies.append(time.perf_counter() - released)
+                os.write(fd, b"end\n")
+            finally:
+                os.close(fd)
+            _wait(http, job_id, lambda j: j["status"] == "completed", "waiting for the end")
+    return to_running, latencies
+
+
+def run_ray(smoke: bool) -> list[Result]:
+    sys.path.insert(0, str(ROOT))
+    from tests.ray.ray_head import RayHead
+
+    jobs, steps = (1, 3) if smoke else (5, 20)
+    with tempfile.TemporaryDirectory(prefix="bench-ray-") as scratch:
+        root = Path(scratch)
+        shared = root / "shared"
+        shared.mkdir()
+        head = RayHead()
+        try:
+            started = time.perf_counter()
+            head.start()
+            log(f"ray: local head up in {time.perf_counter() - started:.1f} s at {head.address}")
+            figures: dict[str, tuple[list[float], list[float]]] = {}
+            for name, extra in (("local", []), ("ray", ["--executor", "ray", "--ray-address", head.address,
+                                                        "--shared-dir", str(shared)])):
+                fifo = root / f"{name}.fifo"
+                _prepare(root / name, fifo)
+                with BenchServer(root / name, extra_args=extra) as server:
+                    figures[name] = _measure(server, fifo, jobs, steps)
+        finally:
+            head.stop()
+            head.remove()
+    (local_running, local_latency), (ray_running, ray_latency) = figures["local"], figures["ray"]
+    load = os.getloadavg()[0]
+    return [
+        Result("ray/submit-to-running", median(ray_running), "s", "local executor, same run", median(local_running),
+               len(ray_running), f"job created to running on an idle local Ray head; load {load:.1f}"),
+        Result("ray/progress-latency", median(ray_latency) * 1000, "ms", "local executor, same run",
+               median(local_latency) * 1000, len(ray_latency),
+               f"trainer's print to our server's status (10 ms polling on both); load {load:.1f}"),
+    ]

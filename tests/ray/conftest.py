@@ -1,0 +1,41 @@
+"""The Ray executor's fixtures (issue 18): one real local Ray head per test session (its ~6-15 s start is
+paid once), and servers started with `--executor ray` against it, each with its own shared folder."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+from tests.ray.ray_head import RayHead
+
+
+@pytest.fixture(scope="session")
+def ray_head():
+    # Ray comes with the test extras: a missing package is a failure here, never a skip.
+    importlib.import_module("ray.job_submission")
+
+    head = RayHead()
+    try:
+        head.start()
+        yield head
+    finally:
+        head.stop()
+        head.remove()
+
+
+@pytest.fixture
+def ray_server_factory(server_factory, ray_head, tmp_path):
+    """Start real servers that run their jobs on the session's Ray head."""
+    shared = tmp_path / "shared"
+    shared.mkdir(exist_ok=True)
+
+    def make(name: str = "data", presets: str | None = None):
+        if presets is not None:
+            (tmp_path / name).mkdir(exist_ok=True)
+            (tmp_path / name / "presets.toml").write_text(presets)
+        return server_factory(name, extra_args=["--cancel-grace", "1", "--executor", "ray", "--ray-address",
+                                                ray_head.address, "--shared-dir", str(shared)])
+
+    make.shared_dir = shared  # type: ignore[attr-defined]
+    return make

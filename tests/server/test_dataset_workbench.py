@@ -1,0 +1,289 @@
+"""The dataset workbench over real HTTP (issue 17): batch caption edits (checked over HTTP and in the
+materialised layouts), all-or-none failures, dry runs, undo by restore, resolution buckets, repeats and the
+validation split, export round trips and a captioning job run through the normal runner."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.server.helpers import assert_error, committed_dataset, create_dataset, png_bytes, sha256_of, upload
+from tests.support.jobs import wait_job
+
+CAPTIONER = Path(__file__).resolve().parents[1] / "support" / "standin_captioner.py"
+
+
+@pytest.fixture
+def srv(server_factory, tmp_path):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "presets.toml").write_text(
+        "[[preset]]\n"
+        'id = "standin-captioner"\n'
+        'name = "Stand-in captioner"\n'
+        'kind = "caption"\n'
+        f"command = [{json.dumps(sys.executable)}, {json.dumps(str(CAPTIONER))}, \"{{dataset_dir}}\"]\n")
+    return server_factory("data", extra_args=["--cancel-grace", "1"])
+
+
+@pytest.fixture
+def client(srv):
+    with srv.client() as http:
+        yield http
+
+
+IMAGES = [png_bytes(color=(10, 20, 30)), png_bytes(color=(40, 50, 60)), png_bytes(color=(70, 80, 90))]
+SHAS = [sha256_of(data) for data in IMAGES]
+
+
+@pytest.fixture
+def dataset(client) -> dict:
+    dataset = committed_dataset(client, images=IMAGES, name="cats")
+    for sha, caption in zip(SHAS, ["a cat", "a black cat", "a dog"]):
+        response = client.put(f"/api/datasets/{dataset['id']}/files/{sha}/caption", json={"caption": caption})
+        assert response.status_code == 200, response.text
+    return dataset
+
+
+def captions_over_http(client, dataset_id: str) -> dict[str, str]:
+    response = client.get(f"/api/datasets/{dataset_id}/files")
+    assert response.status_code == 200, response.text
+    return {file["sha256"]: file["caption"] or "" for file in response.json()}
+
+
+def captions_in_layouts(srv, dataset_id: str) -> tuple[dict[str, str], dict[str, str]]:
+    """(kohya .txt captions, imagefolder metadata.jsonl captions) of the training layouts."""
+    root = srv.data_dir / "datasets" / dataset_id
+    [folder] = [p for p in (root / "kohya").iterdir()]
+    kohya = {path.stem: path.read_text(encoding="utf-8") for path in folder.glob("*.txt")}
+    lines = (root / "imagefolder" / "metadata.jsonl").read_text(encoding="utf-8").splitlines()
+    imagefolder = {Path(item["file_name"]).stem: item["text"] for item in map(json.loads, lines)}
+    return kohya, imagefolder
+
+
+def batch(client, dataset_id: str, **body):
+    return client.post(f"/api/datasets/{dataset_id}/captions/batch", json=body)
+
+
+def assert_everywhere(client, srv, dataset_id: str, expected: dict[str, str]) -> None:
+    assert captions_over_http(client, dataset_id) == expected
+    kohya, imagefolder = captions_in_layouts(srv, dataset_id)
+    assert kohya == expected
+    assert imagefolder == expected
+
+
+def test_batch_operations_are_applied_over_http_and_in_both_layouts(client, srv, dataset):
+    dataset_id = dataset["id"]
+    response = batch(client, dataset_id, op="prefix", text="sks, ", files="all")
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["changed"] == 3 and result["selected"] == 3 and result["dry_run"] is False
+    assert sorted(result["files"]) == sorted(SHAS)
+    expected = dict(zip(SHAS, ["sks, a cat", "sks, a black cat", "sks, a dog"]))
+    assert_everywhere(client, srv, dataset_id, expected)
+
+    response = batch(client, dataset_id, op="replace", find="cat", replace="kitten", files=SHAS[:2])
+    assert response.status_code == 200, response.text
+    assert response.json()["changed"] == 2
+    expected = dict(zip(SHAS, ["sks, a kitten", "sks, a black kitten", "sks, a dog"]))
+    assert_everywhere(client, srv, dataset_id, expected)
+
+    response = batch(client, dataset_id, op="regex_replace", find=r"^sks, a (?P<rest>\w+)", replace=r"sks, one \g<rest>")
+    assert response.status_code == 200, response.text
+    expected = dict(zip(SHAS, ["sks, one kitten", "sks, one black kitten", "sks, one dog"]))
+    assert_everywhere(client, srv, dataset_id, expected)
+
+    response = batch(client, dataset_id, op="suffix", text=", outdoors", files=[SHAS[2]])
+    assert response.status_code == 200, response.text
+    expected[SHAS[2]] = "sks, one dog, outdoors"
+    assert_everywhere(client, srv, dataset_id, expected)
+
+    response = batch(client, dataset_id, op="set", text="same", files=SHAS[:2])
+    assert response.status_code == 200, response.text
+    expected.update({SHAS[0]: "same", SHAS[1]: "same"})
+    assert_everywhere(client, srv, dataset_id, expected)
+
+    response = batch(client, dataset_id, op="clear", files=[SHAS[0]])
+    assert response.status_code == 200, response.text
+    changes = response.json()["changes"]
+    assert changes == [{"sha256": SHAS[0], "before": "same", "after": ""}]
+    expected[SHAS[0]] = ""
+    assert_everywhere(client, srv, dataset_id, expected)
+
+    # undo: send the previous captions back
+    response = batch(client, dataset_id, op="restore", captions={c["sha256"]: c["before"] for c in changes})
+    assert response.status_code == 200, response.text
+    expected[SHAS[0]] = "same"
+    assert_everywhere(client, srv, dataset_id, expected)
+
+
+def test_dry_run_counts_and_shows_examples_and_changes_nothing(client, srv, dataset):
+    before = captions_over_http(client, dataset["id"])
+    response = batch(client, dataset["id"], op="regex_replace", find="cat$", replace="feline", dry_run=True)
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["dry_run"] is True and result["changed"] == 2 and result["selected"] == 3
+    assert {(c["before"], c["after"]) for c in result["changes"]} == {("a cat", "a feline"),
+                                                                       ("a black cat", "a black feline")}
+    assert_everywhere(client, srv, dataset["id"], before)
+
+
+def test_failing_batches_change_nothing(client, srv, dataset):
+    dataset_id = dataset["id"]
+    before = captions_over_http(client, dataset_id)
+    assert_error(batch(client, dataset_id, op="regex_replace", find="(unclosed", replace="x"), 422, "validation_error")
+    assert_error(batch(client, dataset_id, op="regex_replace", find="a{2,1}", replace="x"), 422, "validation_error")
+    assert_error(batch(client, dataset_id, op="prefix", text="x", files=[SHAS[0], "0" * 64]), 404, "file_not_found")
+    assert_error(batch(client, dataset_id, op="restore", captions={SHAS[0]: "x", "1" * 64: "y"}), 404,
+                 "file_not_found")
+    assert_error(batch(client, dataset_id, op="prefix", text="x", files=["not-a-hash"]), 422, "validation_error")
+    assert_error(batch(client, dataset_id, op="uppercase", files="all"), 422, "validation_error")
+    # the longest caption ("a black cat", 11 characters) would go over 10,000: the whole batch is refused
+    body = assert_error(batch(client, dataset_id, op="suffix", text="x" * 9_990, files="all"), 409,
+                        "caption_too_long")
+    assert SHAS[1] in body["error"]["message"]
+    assert_error(batch(client, "no-such-dataset", op="clear"), 404, "dataset_not_found")
+    assert_everywhere(client, srv, dataset_id, before)
+
+
+def test_a_catastrophic_pattern_is_stopped_with_a_clear_error(client, srv, dataset):
+    dataset_id = dataset["id"]
+    response = batch(client, dataset_id, op="set", text="a" * 40 + "!", files=[SHAS[0]])
+    assert response.status_code == 200, response.text
+    before = captions_over_http(client, dataset_id)
+    response = batch(client, dataset_id, op="regex_replace", find=r"^(a|a)*$", replace="x")
+    body = assert_error(response, 409, "pattern_too_slow")
+    assert "longer than" in body["error"]["message"]
+    assert client.get("/api/health").status_code == 200  # the server still answers
+    assert_everywhere(client, srv, dataset_id, before)
+
+
+def sized_png(width: int, height: int, color=(1, 2, 3)) -> bytes:
+    return png_bytes(width=width, height=height, color=color)
+
+
+def test_buckets_match_the_hand_computed_example(client):
+    # the example of test_dataset_buckets_unit.py, as real images (see there for the arithmetic)
+    images = {"a": sized_png(1000, 1000), "b": sized_png(300, 300), "c": sized_png(1536, 1024),
+              "d": sized_png(512, 512), "e": sized_png(400, 600), "f": sized_png(640, 384)}
+    dataset = committed_dataset(client, images=list(images.values()), name="sizes")
+    sha = {name: sha256_of(data) for name, data in images.items()}
+    response = client.get(f"/api/datasets/{dataset['id']}/buckets",
+                          params={"resolution": 512, "step": 64, "batch_size": 2})
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert report["image_count"] == 6 and report["max_bucket"] == 1024 and report["min_bucket"] == 256
+    assert [(b["width"], b["height"], sorted(b["files"]), b["count"], b["small"]) for b in report["buckets"]] == [
+        (384, 640, [sha["e"]], 1, True),
+        (512, 512, sorted([sha["a"], sha["b"], sha["d"]]), 3, False),
+        (640, 384, sorted([sha["c"], sha["f"]]), 2, False),
+    ]
+    assert sorted(report["upscaled"]) == sorted([sha["b"], sha["e"]])
+    assert report["unsized"] == []
+    assert_error(client.get(f"/api/datasets/{dataset['id']}/buckets", params={"resolution": 0}), 422,
+                 "validation_error")
+
+
+def test_repeats_and_validation_split_rematerialise_the_layouts(client, srv, dataset):
+    dataset_id = dataset["id"]
+    root = srv.data_dir / "datasets" / dataset_id
+    assert dataset["repeats"] == 10 and [p.name for p in (root / "kohya").iterdir()] == ["10_cats"]
+    response = client.patch(f"/api/datasets/{dataset_id}", json={"repeats": 3})
+    assert response.status_code == 200, response.text
+    assert response.json()["repeats"] == 3
+    assert client.get(f"/api/datasets/{dataset_id}").json()["repeats"] == 3
+    assert [p.name for p in (root / "kohya").iterdir()] == ["3_cats"]
+    assert sorted(p.stem for p in (root / "kohya" / "3_cats").glob("*.png")) == sorted(SHAS)
+
+    response = client.patch(f"/api/datasets/{dataset_id}", json={"validation": {"files": [SHAS[1]]}})
+    assert response.status_code == 200, response.text
+    files = client.get(f"/api/datasets/{dataset_id}/files").json()
+    assert {f["sha256"]: f["validation"] for f in files} == {SHAS[0]: False, SHAS[1]: True, SHAS[2]: False}
+    assert sorted(p.stem for p in (root / "kohya" / "3_cats").glob("*.png")) == sorted([SHAS[0], SHAS[2]])
+    assert [p.stem for p in (root / "validation" / "kohya" / "1_cats").glob("*.png")] == [SHAS[1]]
+    assert (root / "validation" / "kohya" / "1_cats" / f"{SHAS[1]}.txt").read_text() == "a black cat"
+    lines = (root / "validation" / "imagefolder" / "metadata.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == [{"file_name": f"{SHAS[1]}.png", "text": "a black cat"}]
+    assert len((root / "imagefolder" / "metadata.jsonl").read_text().splitlines()) == 2
+
+    # a caption edit of a held-out file lands in the validation layout
+    response = batch(client, dataset_id, op="suffix", text="!", files=[SHAS[1]])
+    assert response.status_code == 200, response.text
+    assert (root / "validation" / "kohya" / "1_cats" / f"{SHAS[1]}.txt").read_text() == "a black cat!"
+
+    response = client.patch(f"/api/datasets/{dataset_id}", json={"validation": {"percent": 34}})
+    assert response.status_code == 200, response.text
+    held = [f["sha256"] for f in client.get(f"/api/datasets/{dataset_id}/files").json() if f["validation"]]
+    assert len(held) == 1
+    assert [p.stem for p in (root / "validation" / "imagefolder").glob("*.png")] == held
+
+    response = client.patch(f"/api/datasets/{dataset_id}", json={"validation": {"percent": 0}})
+    assert response.status_code == 200, response.text
+    assert list((root / "validation" / "imagefolder").glob("*.png")) == []
+    assert_error(client.patch(f"/api/datasets/{dataset_id}", json={"repeats": 0}), 422, "validation_error")
+    assert_error(client.patch(f"/api/datasets/{dataset_id}", json={"validation": {"files": ["1" * 64]}}), 404,
+                 "file_not_found")
+    assert_error(client.patch(f"/api/datasets/{dataset_id}", json={"validation": {"percent": 91}}), 422,
+                 "validation_error")
+
+
+@pytest.mark.parametrize("layout", ["kohya", "imagefolder"])
+def test_export_round_trips_through_reimport(client, srv, dataset, layout):
+    response = client.patch(f"/api/datasets/{dataset['id']}", json={"repeats": 4})
+    assert response.status_code == 200, response.text
+    response = client.get(f"/api/datasets/{dataset['id']}/export", params={"layout": layout})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/zip"
+    archive = zipfile.ZipFile(io.BytesIO(response.content))
+    images: dict[str, bytes] = {}
+    captions: dict[str, str] = {}
+    for name in archive.namelist():
+        if name.endswith(".png"):
+            images[name] = archive.read(name)
+    if layout == "kohya":
+        assert {name.split("/")[0] for name in archive.namelist()} == {"4_cats"}
+        for name in images:
+            captions[name] = archive.read(name[:-4] + ".txt").decode("utf-8")
+    else:
+        for line in archive.read("metadata.jsonl").decode("utf-8").splitlines():
+            item = json.loads(line)
+            captions[item["file_name"]] = item["text"]
+
+    # re-import as a client would: upload each file under its hash, set its caption, commit
+    again = create_dataset(client, "cats again")
+    for name, data in images.items():
+        response = upload(client, again["id"], data, Path(name).name)
+        assert response.status_code == 201, response.text
+        response = client.put(f"/api/datasets/{again['id']}/files/{sha256_of(data)}/caption",
+                              json={"caption": captions[name]})
+        assert response.status_code == 200, response.text
+    response = client.post(f"/api/datasets/{again['id']}/commit")
+    assert response.status_code == 200, response.text
+    assert captions_over_http(client, again["id"]) == captions_over_http(client, dataset["id"])
+    assert_error(client.get(f"/api/datasets/{dataset['id']}/export", params={"layout": "zipfolder"}), 422,
+                 "validation_error")
+
+
+def test_a_caption_job_writes_captions_that_appear_over_http(client, srv, dataset):
+    response = client.get("/api/captioners")
+    assert response.status_code == 200, response.text
+    assert response.json() == [{"id": "standin-captioner", "name": "Stand-in captioner", "description": ""}]
+    # a caption preset is not a base model
+    assert "standin-captioner" not in {m["id"] for m in client.get("/api/training/base-models").json()}
+
+    response = client.post(f"/api/datasets/{dataset['id']}/caption", json={"preset": "standin-captioner"})
+    assert response.status_code == 201, response.text
+    job = response.json()
+    assert job["kind"] == "caption" and job["datasetId"] == dataset["id"]
+    done = wait_job(client, job["id"], lambda j: j["status"] in ("completed", "failed", "cancelled"), timeout=120)
+    assert done["status"] == "completed", done
+    expected = {sha: f"a 32x24 picture, colour {','.join(str(c) for c in color)}"
+                for sha, color in zip(SHAS, [(10, 20, 30), (40, 50, 60), (70, 80, 90)])}
+    assert_everywhere(client, srv, dataset["id"], expected)
+    assert_error(client.post(f"/api/datasets/{dataset['id']}/caption", json={"preset": "nope"}), 404,
+                 "unknown_captioner")
