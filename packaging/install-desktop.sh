@@ -116,7 +116,8 @@ install_files() {
     staging="$staging_dir/$APP_ID.desktop"
 
     local exec_line tryexec_line line
-    exec_line="Exec=$(exec_value "$target")"
+    # %F: the files and folders chosen with "Open with Training Studio" (they open the import window).
+    exec_line="Exec=$(exec_value "$target") %F"
     tryexec_line="TryExec=$(string_value "$target")"
     while IFS= read -r line || [ -n "$line" ]; do
         case "$line" in
