@@ -1,4 +1,4 @@
-"""GUI test helpers shared by the dataset tests: a stand-in answer for QMessageBox.question, the import
+"""GUI test helpers shared by the dataset tests: the import
 panel on a real server, and the app's library wiring (a main window with the Datasets panel whose
 "New dataset…" and window-wide drop open the import window).
 
@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtWidgets import QMessageBox
-
 from training_studio.client import ApiClient
 from training_studio.ui.datasets.import_dialog import (
     DatasetImportPanel,
@@ -24,18 +22,6 @@ from training_studio.ui.datasets.import_dialog import (
 )
 from training_studio.ui.datasets.panel import DatasetsPanel
 from training_studio.ui.datasets.store import DatasetStore
-
-
-class Answer:
-    """Stands in for QMessageBox.question (a nested event loop has no place in tests); records the texts asked."""
-
-    def __init__(self, button: QMessageBox.StandardButton) -> None:
-        self.button = button
-        self.texts: list[str] = []
-
-    def __call__(self, parent, title, text, *args, **kwargs):
-        self.texts.append(text)
-        return self.button
 
 
 def server_client(server: Any, harness: Any) -> ApiClient:

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+from PySide6.QtWidgets import QFileDialog, QWidget
 
 from training_studio.client import ApiClient
 from training_studio.ui.datasets.import_controller import ImportPhase, UnfinishedUploadWatcher
 from training_studio.ui.datasets.import_dialog import DatasetImportPanel, import_factory_for
 from training_studio.ui.datasets.import_model import FileState, ImportRole, RejectedRole
 from training_studio.ui.datasets.uploader import manifest_path
-from tests.support.gui import Answer, library_window, server_client
+from tests.support.gui import library_window, server_client
 from tests.ui.app_fixtures import sync_client
 
 UPLOAD_TIMEOUT_MS = 30_000
@@ -286,15 +286,15 @@ def test_cancel_keeps_the_dataset_processing_and_delete_removes_it(server, panel
     assert set(states(panel).values()) <= {FileState.STORED, FileState.INTERRUPTED}
     assert panel.cancel_button.text() == "&Delete dataset"
 
-    refuse = Answer(QMessageBox.StandardButton.No)
-    monkeypatch.setattr(QMessageBox, "question", refuse)
     panel.cancel_button.click()
-    assert len(refuse.texts) == 1 and "birds" in refuse.texts[0]
-    assert panel.controller.phase == ImportPhase.INTERRUPTED  # "No" changes nothing
+    box = panel.discard_box  # non-blocking, "Keep it" by default
+    assert "birds" in box.text() and box.defaultButton() is box.keep_button
+    box.keep_button.click()
+    assert panel.controller.phase == ImportPhase.INTERRUPTED  # keeping it changes nothing
 
-    monkeypatch.setattr(QMessageBox, "question", Answer(QMessageBox.StandardButton.Yes))
+    panel.cancel_button.click()
     with qtbot.waitSignal(panel.controller.dataset_deleted, timeout=10_000):
-        panel.cancel_button.click()
+        panel.discard_box.confirm_button.click()
     assert server_dataset(server, dataset_id)["status_code"] == 404
     assert not manifest_path(panels.data_dir, dataset_id).exists()
     assert panel.controller.phase == ImportPhase.EDITING and panel.controller.files.rowCount() == 0
@@ -375,10 +375,10 @@ def test_odd_names_upload_and_a_dataset_the_server_refuses_entirely(server, pane
     assert panel.message_banner.text.startswith("The server accepted none of the files")
     broken_id = panel.controller.manifest.dataset_id
     assert server_dataset(server, broken_id)["status"] == "processing"
-    monkeypatch.setattr(QMessageBox, "question", Answer(QMessageBox.StandardButton.Yes))
     assert panel.cancel_button.text() == "&Delete dataset"
+    panel.cancel_button.click()
     with qtbot.waitSignal(panel.controller.dataset_deleted, timeout=10_000):
-        panel.cancel_button.click()
+        panel.discard_box.confirm_button.click()
     assert server_dataset(server, broken_id)["status_code"] == 404
 
 

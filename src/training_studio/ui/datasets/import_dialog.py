@@ -57,6 +57,7 @@ from training_studio.ui.datasets.import_scan import TYPE_EXTENSIONS
 from training_studio.ui.datasets.uploader import UploadManifest
 from training_studio.ui.drop import DropTarget, install_drop_target
 from training_studio.ui.notifications import post_notice
+from training_studio.ui.confirm import ask_to_confirm
 
 __all__ = ["DatasetImportPanel", "FILE_FILTERS", "import_factory_for", "ImportEntryPoints",
            "install_import_entry_points", "QuitDuringUploadGuard"]
@@ -296,13 +297,16 @@ class DatasetImportPanel(QWidget):
         manifest = manifest or self.controller.manifest
         if manifest is None:
             return
-        answer = QMessageBox.question(
-            self, "Delete unfinished dataset",
-            f"Delete the unfinished dataset “{manifest.dataset_name}” from the server? Files already uploaded "
-            "to it are removed there; your local files are not touched.")
-        if answer == QMessageBox.StandardButton.Yes:
+        def discard() -> None:
             self.resume_banner.hide()
             self.controller.discard(manifest)
+
+        # Non-blocking, verbs on the buttons, the safe answer by default (issue 15).
+        self.discard_box = ask_to_confirm(
+            self, "Delete unfinished dataset",
+            f"Delete the unfinished dataset “{manifest.dataset_name}” from the server?",
+            "Files already uploaded to it are removed there; your local files are not touched.",
+            confirm="Delete dataset", keep="Keep it", on_confirm=discard)
 
     def _on_upload_clicked(self) -> None:
         if self.controller.phase == ImportPhase.INTERRUPTED:
