@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -71,6 +72,22 @@ def test_where_the_chunks_are_cut_does_not_matter(data, points, progress_format,
     assert read_all(data, points, progress_format, loss_key) == read_all(data, [], progress_format, loss_key)
 
 
+def expected_scalars(extra: dict) -> dict[str, float] | None:
+    """Other numeric keys of a progress line are series (issue 14): finite numbers under names of
+    [A-Za-z0-9_./-], 1-64 characters; anything else stays out."""
+    kept = {}
+    for name, value in extra.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        try:
+            number = float(value)
+        except OverflowError:
+            continue
+        if math.isfinite(number) and re.fullmatch(r"[A-Za-z0-9_./-]{1,64}", name):
+            kept[name] = number
+    return kept or None
+
+
 def progress_lines():
     """A valid JSON progress line (as a trainer writes it) and the point it must give."""
     return st.builds(
@@ -82,13 +99,13 @@ def progress_lines():
                        ).encode("utf-8", "backslashreplace"),
             ProgressPoint(step=step, total_steps=total if total > 0 else None,
                           loss=loss if loss is not None and math.isfinite(loss) else None,
-                          message=message[:MAX_ERROR_CHARS]),
+                          message=message[:MAX_ERROR_CHARS], scalars=expected_scalars(extra)),
         ),
         st.integers(min_value=0, max_value=2**53),
         st.integers(min_value=-5, max_value=2**40),
         st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)),
         st.text(max_size=600),
-        st.dictionaries(st.text(max_size=8).filter(lambda k: k not in ("step", "total_steps", "loss", "message")),
+        st.dictionaries(st.text(max_size=8).filter(lambda k: k not in ("step", "total_steps", "loss", "message", "event")),
                         st.one_of(st.integers(), st.text(max_size=20), st.none()), max_size=3),
         st.booleans(),
     )
