@@ -193,6 +193,8 @@ async def _main(app: Any, config: GuiConfig, log_file: Path | None = None,
     window: MainWindow | None = None
     library: Any = None  # the Datasets and Models panels' stores (ui.datasets.wiring.LibraryPanels)
     desktop: Any = None  # ui.desktop.DesktopIntegration
+    history: Any = None  # the History tab's store, once built (ui.history.wiring.HistoryTab)
+    system: Any = None  # the machine summary's store (ui.system.store.SystemStore)
     instance: Any = None  # ui.single_instance's listener for later launches
     reporter = CrashReporter(
         log_file, parent=lambda: window,
@@ -216,12 +218,12 @@ async def _main(app: Any, config: GuiConfig, log_file: Path | None = None,
                                          defer_entry_points=True)
         from training_studio.ui.history.wiring import install_history_panel
 
-        install_history_panel(window, client, store, settings=settings,
+        history = install_history_panel(window, client, store, settings=settings,
                               on_train_again=lambda job: _train_again(window, job),
                               on_save_template=lambda job: _save_as_template(window, job))
         from training_studio.ui.system.wiring import install_system_status
 
-        install_system_status(window, client, store)
+        system = install_system_status(window, client, store)
         desktop = install_desktop(window, store, client, settings=settings, tokens=tokens,
                                   data_dir=config.data_dir, log_file=log_file, ca_file=ca_file)
         window.closing.connect(quit_requested.set)
@@ -276,6 +278,10 @@ async def _main(app: Any, config: GuiConfig, log_file: Path | None = None,
         if library is not None:
             library.shutdown()
             await library.wait_idle()
+        for extra in (history, system):  # the History tab's and the machine summary's requests
+            if extra is not None:
+                extra.shutdown()
+                await extra.wait_idle()
         if window is not None:
             window.hide()
             window.deleteLater()

@@ -24,9 +24,12 @@ SETTINGS_KEY = "history/query"
 
 def install_history_panel(window: Any, client: ApiClient, job_store: Any, *, settings: Any = None,
                           on_train_again: Callable[[Any], None] | None = None,
-                          on_save_template: Callable[[Any], None] | None = None, lazy: bool = True) -> None:
+                          on_save_template: Callable[[Any], None] | None = None, lazy: bool = True) -> "HistoryTab":
+    tab = HistoryTab()
+
     def build() -> QWidget:
         store = HistoryStore(client, job_model=getattr(job_store, "model", None), parent=window)
+        tab.stores.append(store)
         panel = HistoryPanel(store)
         query = _load_query(settings)
         panel.query_saved.connect(lambda changed: _save_query(settings, changed))
@@ -52,6 +55,22 @@ def install_history_panel(window: Any, client: ApiClient, job_store: Any, *, set
         return panel
 
     window.add_panel(HISTORY_TITLE, build, lazy=lazy)
+    return tab
+
+
+class HistoryTab:
+    """What the app stops and waits for at quit: the tab's store, once the tab was built."""
+
+    def __init__(self) -> None:
+        self.stores: list[HistoryStore] = []
+
+    def shutdown(self) -> None:
+        for store in self.stores:
+            store.shutdown()
+
+    async def wait_idle(self) -> None:
+        for store in self.stores:
+            await store.wait_idle()
 
 
 def _qsettings(settings: Any) -> Any:

@@ -29,11 +29,12 @@ class SystemStore(QObject):
         self._supported = True
         self._in_flight = False
         self._last_asked = 0.0
-        self._tasks = TaskSet("system store", lambda error: self.failed.emit(str(error)))
+        self._shut_down = False
+        self._tasks = TaskSet("system store", self._on_task_failed)
 
     def request_refresh(self, *, force: bool = False) -> None:
         now = time.monotonic()
-        if self._in_flight or (not force and (not self._supported or now - self._last_asked < MIN_INTERVAL_S)):
+        if self._shut_down or self._in_flight or (not force and (not self._supported or now - self._last_asked < MIN_INTERVAL_S)):
             return
         self._last_asked = now
         self._in_flight = True
@@ -60,7 +61,12 @@ class SystemStore(QObject):
         self.info = info
         self.updated.emit(info)
 
+    def _on_task_failed(self, error: BaseException) -> None:
+        if not self._shut_down:
+            self.failed.emit(str(error))
+
     def shutdown(self) -> None:
+        self._shut_down = True
         self._tasks.cancel_all()
 
     async def wait_idle(self) -> None:
