@@ -4,11 +4,14 @@ starts; the commit, which materialises both layouts, goes through the API):
 
 - dataset-captions/find-replace: `POST /api/datasets/{id}/captions/batch` replacing a word in all 10,000
   captions, from request to answer: applied, stored in one commit and both layouts rebuilt and swapped in.
-  Each request is sent once the previous one's replaced layout folder is removed (the server does that in
-  the background after answering; a person's edits are seconds apart). Baseline: the same request as a dry
-  run (only working out the changes). Goal: at most 1 s.
+  Each request is sent once any replaced layout folder the server removes in the background is gone (a
+  person's edits are seconds apart). The server keeps the replaced generation and brings it up to date on
+  the next rebuild (server/layouts.py), so the first edit after the commit, which has none yet and builds
+  every file from nothing, is the warm-up run: its time is in the notes, not in the median. Baseline: the
+  same request as a dry run (only working out the changes). Goal: at most 1 s.
 - dataset-captions/find-replace-back-to-back: the same requests sent one right after the other, so each
-  competes with the removal of the previous layout for the disk (informational; same baseline).
+  competes with whatever background removal the previous one left for the disk (informational; same
+  baseline).
 - dataset-captions/buckets: `GET /api/datasets/{id}/buckets?resolution=1024&step=64&batch_size=4` over the
   10,000 stored sizes, from request to answer. Baseline: `GET /api/datasets/{id}/files` (the same 10,000
   rows listed). Goal: at most 100 ms.
@@ -78,8 +81,8 @@ def run_dataset_captions(smoke: bool) -> list[Result]:
             with httpx.Client(base_url=server.url, headers=headers, timeout=120) as client:
                 response = client.post(f"/api/datasets/{dataset_id}/commit")
                 response.raise_for_status()
-                applied, dry = _find_replace(client, dataset_id, count, runs, data_dir)
-                rushed, _ = _find_replace(client, dataset_id, count, runs, None, first=runs + 1)
+                applied, dry, first_edit = _find_replace(client, dataset_id, count, runs, data_dir)
+                rushed, _, _ = _find_replace(client, dataset_id, count, runs, None, first=runs + 1)
                 buckets, listing = _buckets(client, dataset_id, count, runs * 3)
     value, base = median(applied) * 1000, median(dry) * 1000
     bucket_value, bucket_base = median(buckets) * 1000, median(listing) * 1000
@@ -87,11 +90,12 @@ def run_dataset_captions(smoke: bool) -> list[Result]:
         Result("dataset-captions/find-replace", value, "ms", "the same request as a dry run (changes worked out, "
                "nothing stored)", base, len(applied),
                f"{count:,} captions changed per request, one commit, both layouts rebuilt and swapped in; "
-               f"p95 {percentile(applied, 0.95) * 1000:.0f} ms; " + goal_note(value <= 1000, "≤ 1 s")),
+               f"p95 {percentile(applied, 0.95) * 1000:.0f} ms; first edit after the commit (warm-up, builds "
+               f"every file from nothing) {first_edit * 1000:.0f} ms; " + goal_note(value <= 1000, "≤ 1 s")),
         Result("dataset-captions/find-replace-back-to-back", median(rushed) * 1000, "ms",
                "the same request as a dry run", base, len(rushed),
-               "each request sent as soon as the previous answered, while the server still removes the replaced "
-               f"layout folder in the background; p95 {percentile(rushed, 0.95) * 1000:.0f} ms"),
+               "each request sent as soon as the previous answered, with whatever the server still does in the "
+               f"background; p95 {percentile(rushed, 0.95) * 1000:.0f} ms"),
         Result("dataset-captions/buckets", bucket_value, "ms", f"GET the {count:,} files' list", bucket_base,
                len(buckets), f"resolution 1024, step 64, batch 4 over {count:,} stored sizes; "
                f"p95 {percentile(buckets, 0.95) * 1000:.1f} ms; " + goal_note(bucket_value <= 100, "≤ 100 ms")),
@@ -108,9 +112,11 @@ def _settled(data_dir: Path) -> None:
 
 
 def _find_replace(client: httpx.Client, dataset_id: str, count: int, runs: int,
-                  settle_in: Path | None, first: int = 0) -> tuple[list[float], list[float]]:
+                  settle_in: Path | None, first: int = 0) -> tuple[list[float], list[float], float]:
+    """(applied times, dry-run times, the warm-up run's applied time)."""
     applied: list[float] = []
     dry: list[float] = []
+    warm_up = 0.0
     words = ("cat", "kitten")
     for run in range(runs + 1):  # the first run warms up
         if settle_in is not None:
@@ -131,7 +137,9 @@ def _find_replace(client: httpx.Client, dataset_id: str, count: int, runs: int,
         if run:
             applied.append(took)
             dry.append(took_dry)
-    return applied, dry
+        else:
+            warm_up = took
+    return applied, dry, warm_up
 
 
 def _buckets(client: httpx.Client, dataset_id: str, count: int, runs: int) -> tuple[list[float], list[float]]:

@@ -10,6 +10,9 @@ preset (benchmarks/stepper_trainer.py, one progress line per step the benchmark 
 - ray/progress-latency: from the benchmark releasing a step (its write to the trainer's FIFO, after which
   the trainer prints the step at once) to our server reporting that step (same polling), Ray's log tail
   against the local runner's output files.
+- ray/system-sample: one fresh `GET /api/system` (asked just past its one-second cache), whose sample with
+  `--executor ray` also reads the cluster from the dashboard (two HTTP calls, concurrent with the machine's
+  sample); the local server's (machine only) is the baseline.
 
 Polling at 10 ms adds up to 10 ms to both sides alike; the figures are medians.
 """
@@ -102,6 +105,23 @@ def _measure(server: BenchServer, fifo: Path, jobs: int, steps: int) -> tuple[li
     return to_running, latencies
 
 
+def _system_samples(server: BenchServer, count: int) -> list[float]:
+    """Seconds per uncached /api/system answer (each asked after the sampler's one-second cache ran out)."""
+    took: list[float] = []
+    with httpx.Client(base_url=server.url, headers=server.headers, timeout=30) as http:
+        http.get("/api/system").raise_for_status()  # the sampler's first use, and the dashboard's first answer
+        for _ in range(count):
+            time.sleep(1.1)
+            began = time.perf_counter()
+            answer = http.get("/api/system")
+            answer.raise_for_status()
+            took.append(time.perf_counter() - began)
+            cluster = answer.json().get("cluster")
+            if cluster is not None and not cluster["reachable"]:
+                raise RuntimeError(f"the cluster did not answer: {cluster['error']}")
+    return took
+
+
 def run_ray(smoke: bool) -> list[Result]:
     sys.path.insert(0, str(ROOT))
     from tests.ray.ray_head import RayHead
@@ -117,12 +137,14 @@ def run_ray(smoke: bool) -> list[Result]:
             head.start()
             log(f"ray: local head up in {time.perf_counter() - started:.1f} s at {head.address}")
             figures: dict[str, tuple[list[float], list[float]]] = {}
+            system: dict[str, list[float]] = {}
             for name, extra in (("local", []), ("ray", ["--executor", "ray", "--ray-address", head.address,
                                                         "--shared-dir", str(shared)])):
                 fifo = root / f"{name}.fifo"
                 _prepare(root / name, fifo)
                 with BenchServer(root / name, extra_args=extra) as server:
                     figures[name] = _measure(server, fifo, jobs, steps)
+                    system[name] = _system_samples(server, 2 if smoke else 10)
         finally:
             head.stop()
             head.remove()
@@ -135,4 +157,7 @@ def run_ray(smoke: bool) -> list[Result]:
         Result("ray/progress-latency", median(ray_latency) * 1000, "ms", "local executor, same run",
                median(local_latency) * 1000, len(ray_latency),
                f"trainer's print to our server's status (10 ms polling on both); load {load:.1f}"),
+        Result("ray/system-sample", median(system["ray"]) * 1000, "ms", "local executor, same run",
+               median(system["local"]) * 1000, len(system["ray"]),
+               f"uncached /api/system with the cluster read from the dashboard; load {load:.1f}"),
     ]

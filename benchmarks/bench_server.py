@@ -9,12 +9,18 @@ accumulates, plus a few hundred active ones).
 - status-p99: 50 closed-loop pollers (each sends its next `GET /api/training/status?job_id=…` as soon as the
   previous answer arrives), each on its own keep-alive connection; baseline: the p99 of `GET /api/health` under
   the same 50 pollers (no auth, no database: the framework's floor at that concurrency).
+- status-rate / health-rate (issue 19): the throughput of those same pollers, in requests per second
+  (requests answered over the wall time from the first to the last). status-rate's baseline is health-rate;
+  health-rate's baseline is the same pollers against a third server on an empty data dir that runs on
+  asyncio's own event loop (TRAINING_STUDIO_EVENT_LOOP=asyncio) instead of uvloop: what the loop is worth.
 The pollers run in this process on the same two cores as the server, so they also slow it down a little.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import random
 import tempfile
 import time
@@ -115,6 +121,16 @@ async def _pollers(server: BenchServer, paths: list[str], pollers: int, per_poll
     return latencies, len(latencies) / elapsed
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (from /proc; 0 where there is none)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_server_list(smoke: bool) -> list[Result]:
     big = 5_000 if smoke else 100_000
     small = 1_000
@@ -127,8 +143,14 @@ def run_server_list(smoke: bool) -> list[Result]:
         insert_job_rows(root / "big", _history(big))
         insert_job_rows(root / "small", _history(small))
         log(f"server-list: {big:,} + {small:,} jobs written in {time.perf_counter() - started:.1f} s")
-        with BenchServer(root / "small", extra_args=["--no-runner"]) as small_server, \
-                BenchServer(root / "big", extra_args=["--no-runner"]) as server:
+        with contextlib.ExitStack() as servers:
+            os.environ["TRAINING_STUDIO_EVENT_LOOP"] = "asyncio"  # only the third server's (read at its start)
+            try:
+                asyncio_server = servers.enter_context(BenchServer(root / "empty", extra_args=["--no-runner"]))
+            finally:
+                os.environ.pop("TRAINING_STUDIO_EVENT_LOOP", None)
+            small_server = servers.enter_context(BenchServer(root / "small", extra_args=["--no-runner"]))
+            server = servers.enter_context(BenchServer(root / "big", extra_args=["--no-runner"]))
             (big_samples, small_samples), body_size = _list_latencies([server, small_server], runs)
             with httpx.Client(base_url=server.url, headers=server.headers, timeout=60) as client:
                 ids = [job["id"] for job in client.get(LIST_PATH, params=LIST_PARAMS).json()]
@@ -136,14 +158,23 @@ def run_server_list(smoke: bool) -> list[Result]:
             log(f"server-list: {pollers} pollers × {per_poller} requests, /status then /health")
             status_latencies: list[float] = []
             health_latencies: list[float] = []
-            rates: dict[str, list[float]] = {"status": [], "health": []}
-            for _ in range(2):  # alternate, so both see the same machine load
-                for key, paths, sink in (("status", status_paths, status_latencies),
-                                         ("health", ["/api/health"], health_latencies)):
-                    latencies, rate = asyncio.run(_pollers(server, paths, pollers, max(1, per_poller // 2)))
+            rates: dict[str, list[float]] = {"status": [], "health": [], "asyncio": []}
+            # Server CPU per request: steadier than a rate on a machine shared with other work.
+            cpu_per_request: dict[str, list[float]] = {"status": [], "health": [], "asyncio": []}
+            asyncio_latencies: list[float] = []
+            for _ in range(3):  # alternate, so all three see the same machine load
+                for key, target, paths, sink in (("status", server, status_paths, status_latencies),
+                                                 ("health", server, ["/api/health"], health_latencies),
+                                                 ("asyncio", asyncio_server, ["/api/health"], asyncio_latencies)):
+                    cpu_before = _cpu_seconds(target.proc.pid) if target.proc is not None else 0.0
+                    latencies, rate = asyncio.run(_pollers(target, paths, pollers, max(1, per_poller // 2)))
+                    if target.proc is not None:
+                        cpu_per_request[key].append((_cpu_seconds(target.proc.pid) - cpu_before) / len(latencies))
                     sink.extend(latencies)
                     rates[key].append(rate)
             status_rate, health_rate = median(rates["status"]), median(rates["health"])
+            asyncio_rate = median(rates["asyncio"])
+            cpu_us = {key: median(values) * 1e6 if values else float("nan") for key, values in cpu_per_request.items()}
     status_p99 = percentile(status_latencies, 0.99) * 1000
     health_p99 = percentile(health_latencies, 0.99) * 1000
     return [
@@ -157,4 +188,17 @@ def run_server_list(smoke: bool) -> list[Result]:
                f"{big:,} jobs stored; "
                f"median {median(status_latencies) * 1000:.1f} ms, {status_rate:,.0f} req/s "
                f"(health: {health_rate:,.0f} req/s); runs = requests"),
+        Result("server-list/status-rate", status_rate, "req/s", f"GET /api/health under the same {pollers} pollers",
+               health_rate, len(rates["status"]),
+               f"{pollers} closed-loop pollers (one keep-alive connection each) of GET /api/training/status?job_id=… "
+               f"(random jobs of {big:,} stored), requests answered per second of wall time; runs = rounds of "
+               f"{pollers * max(1, per_poller // 2):,} requests, alternating with the health rounds; server CPU "
+               f"{cpu_us['status']:.0f} µs per request (health: {cpu_us['health']:.0f} µs)"),
+        Result("server-list/health-rate", health_rate, "req/s",
+               f"the same {pollers} pollers against a server on asyncio's own event loop", asyncio_rate,
+               len(rates["health"]),
+               f"{pollers} closed-loop pollers of GET /api/health (no auth, no database), requests answered per "
+               f"second of wall time; the baseline server differs only in its event loop "
+               f"(TRAINING_STUDIO_EVENT_LOOP=asyncio; p99 {percentile(asyncio_latencies, 0.99) * 1000:.0f} ms there); "
+               f"server CPU {cpu_us['health']:.0f} µs per request against {cpu_us['asyncio']:.0f} µs there"),
     ]

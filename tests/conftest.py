@@ -20,6 +20,8 @@ os.environ.setdefault("TRAINING_STUDIO_LOG_DIR", os.path.join(_ISOLATED, "logs")
 # test asks for the real size.
 os.environ.setdefault("TRAINING_STUDIO_SPACE_RESERVE_BYTES", str(64 * 1024))
 
+import faulthandler  # noqa: E402
+
 import pytest
 
 from tests.support.server import ServerProcess
@@ -33,6 +35,36 @@ def no_trainer_outlives_its_test(tmp_path_factory):
     yield
     if os.path.isdir("/proc"):
         end_wrappers_under(tmp_path_factory.getbasetemp())
+
+
+# pytest-timeout's signal method fails a test by raising in the main thread, which needs Python code to run
+# there: a test stuck inside a C call (a Qt wait, a nested event loop with no Python timers) never sees it,
+# and CI would hang until its own limit. This watchdog works in C, without the GIL: past the test's timeout
+# plus this margin it prints every thread's stack and ends the run, so a hang fails in minutes and says where.
+HANG_MARGIN_S = 90
+
+
+def _real_stderr(config) -> int:
+    """The terminal's stderr, not the file pytest captures the test's output into (os._exit loses that)."""
+    capture = getattr(config.pluginmanager.getplugin("capturemanager"), "_global_capturing", None)
+    saved = getattr(getattr(capture, "err", None), "targetfd_save", None)
+    return saved if isinstance(saved, int) else 2
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    marker = item.get_closest_marker("timeout")
+    limit = marker.args[0] if marker is not None and marker.args else item.config.getini("timeout")
+    try:
+        limit = float(limit or 0)
+    except (TypeError, ValueError):
+        limit = 0.0
+    if limit > 0:
+        faulthandler.dump_traceback_later(limit + HANG_MARGIN_S, exit=True, file=_real_stderr(item.config))
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.fixture

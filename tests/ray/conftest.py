@@ -30,12 +30,15 @@ def ray_server_factory(server_factory, ray_head, tmp_path):
     shared = tmp_path / "shared"
     shared.mkdir(exist_ok=True)
 
-    def make(name: str = "data", presets: str | None = None):
+    def make(name: str = "data", presets: str | None = None, *, shared_dir: bool = True, **kwargs):
+        """`shared_dir=False`: no --shared-dir (datasets travel as each job's Ray working_dir)."""
         if presets is not None:
             (tmp_path / name).mkdir(exist_ok=True)
             (tmp_path / name / "presets.toml").write_text(presets)
-        return server_factory(name, extra_args=["--cancel-grace", "1", "--executor", "ray", "--ray-address",
-                                                ray_head.address, "--shared-dir", str(shared)])
+        args = ["--cancel-grace", "1", "--executor", "ray", "--ray-address", ray_head.address]
+        if shared_dir:
+            args += ["--shared-dir", str(shared)]
+        return server_factory(name, extra_args=args, **kwargs)
 
     make.shared_dir = shared  # type: ignore[attr-defined]
     return make

@@ -20,6 +20,7 @@ from tests.runner.test_jobs_e2e import photo_dataset, preset
 from tests.runner.test_third_party_trainers import stand_in_preset_block
 from tests.server.helpers import committed_dataset
 from tests.support.jobs import create_job, finished, job_status, wait_job
+from tests.support.server import with_presets
 from training_studio.client import ApiClient
 from training_studio.contract import parse_timestamp
 from training_studio.runner.presets import PresetError, parse_preset
@@ -40,10 +41,7 @@ PRESETS = "\n".join([
 
 @pytest.fixture
 def srv(server_factory, tmp_path):
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    (data_dir / "presets.toml").write_text(PRESETS)
-    return server_factory("data", extra_args=["--cancel-grace", "1"])
+    return with_presets(server_factory, tmp_path / "data", PRESETS)
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from PIL import Image
 from tests.server.helpers import committed_dataset, upload
 from tests.support.jobs import create_job, finished, full_log, job_status, wait_job
 from tests.support.processes import kill_leftovers, pid_alive
+from tests.support.server import with_presets
 from tests.trainers.images import write_image_set
 from training_studio.runner.registry import BUILTIN_BASE_MODEL_ID
 from training_studio.server.storage import Storage
@@ -64,10 +65,7 @@ PRESETS = "\n".join([
 
 @pytest.fixture
 def srv(server_factory, tmp_path):
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    (data_dir / "presets.toml").write_text(PRESETS)
-    return server_factory("data", extra_args=["--cancel-grace", "1"])
+    return with_presets(server_factory, tmp_path / "data", PRESETS)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ the whole tree gone, floods of output, the environment a trainer gets."""
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import sys
 import time

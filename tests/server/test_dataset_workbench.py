@@ -7,9 +7,12 @@ from __future__ import annotations
 import io
 import json
 import sys
+import threading
+import time
 import zipfile
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.server.helpers import assert_error, committed_dataset, create_dataset, png_bytes, sha256_of, upload
@@ -230,6 +233,93 @@ def test_repeats_and_validation_split_rematerialise_the_layouts(client, srv, dat
                  "file_not_found")
     assert_error(client.patch(f"/api/datasets/{dataset_id}", json={"validation": {"percent": 91}}), 422,
                  "validation_error")
+
+
+def layout_tree(root: Path) -> dict[str, str]:
+    """Every file under a live layout folder -> its text (captions, metadata.jsonl) or "image"."""
+    return {str(path.relative_to(root)): path.read_text(encoding="utf-8") if path.suffix in (".txt", ".jsonl")
+            else "image" for path in root.rglob("*") if path.is_file()}
+
+
+def expected_tree(client, dataset_id: str) -> dict[str, str]:
+    """What the layouts must hold, worked out from the dataset over HTTP (files, captions, repeats, split)."""
+    dataset = client.get(f"/api/datasets/{dataset_id}").json()
+    files = client.get(f"/api/datasets/{dataset_id}/files").json()
+    tree: dict[str, str] = {}
+    for prefix, held_out, repeats in (("", False, dataset["repeats"]), ("validation/", True, 1)):
+        group = [file for file in files if file["validation"] == held_out]
+        for file in group:
+            tree[f"{prefix}kohya/{repeats}_cats/{file['sha256']}.png"] = "image"
+            tree[f"{prefix}kohya/{repeats}_cats/{file['sha256']}.txt"] = file["caption"] or ""
+            tree[f"{prefix}imagefolder/{file['sha256']}.png"] = "image"
+        tree[f"{prefix}imagefolder/metadata.jsonl"] = "".join(
+            json.dumps({"file_name": f"{file['sha256']}.png", "text": file["caption"] or ""}, ensure_ascii=False)
+            + "\n" for file in group)
+    return tree
+
+
+def test_rebuilt_layouts_hold_exactly_the_dataset_after_a_series_of_changes(client, srv, dataset):
+    # Each rebuild brings the previous generation up to date in place (server/layouts.py): whatever came
+    # before, the live folder must end up with exactly the dataset's files and captions, nothing stale.
+    dataset_id = dataset["id"]
+    root = srv.data_dir / "datasets" / dataset_id
+    steps = [
+        ("batch", {"op": "suffix", "text": ", outdoors", "files": "all"}),
+        ("batch", {"op": "replace", "find": "cat", "replace": "kitten \u00e9\"", "files": "all"}),
+        ("patch", {"repeats": 4}),
+        ("batch", {"op": "set", "text": "short", "files": [SHAS[0]]}),
+        ("patch", {"validation": {"files": [SHAS[1], SHAS[2]]}}),
+        ("batch", {"op": "clear", "files": [SHAS[2]]}),
+        ("batch", {"op": "prefix", "text": "a much longer caption than before, ", "files": "all"}),
+        ("patch", {"validation": {"files": [SHAS[0]]}, "repeats": 2}),
+        ("batch", {"op": "restore", "captions": {SHAS[0]: "one", SHAS[1]: "two", SHAS[2]: "three"}}),
+        ("patch", {"validation": {"percent": 0}}),
+    ]
+    for kind, body in steps:
+        if kind == "batch":
+            response = batch(client, dataset_id, **body)
+        else:
+            response = client.patch(f"/api/datasets/{dataset_id}", json=body)
+        assert response.status_code == 200, (kind, body, response.text)
+        assert layout_tree(root) == expected_tree(client, dataset_id), (kind, body)
+    assert captions_over_http(client, dataset_id) == {SHAS[0]: "one", SHAS[1]: "two", SHAS[2]: "three"}
+    for sha, data in zip(SHAS, IMAGES):
+        assert (root / "kohya" / "2_cats" / f"{sha}.png").read_bytes() == data
+
+    # deleting the dataset leaves none of its files anywhere in the data dir (the kept generation included)
+    assert client.delete(f"/api/datasets/{dataset_id}").status_code == 200
+    assert not any(dataset_id in str(path) or any(sha in path.name for sha in SHAS)
+                   for path in srv.data_dir.rglob("*")), sorted(srv.data_dir.rglob("*"))
+
+
+def test_a_batch_edit_cut_short_by_a_crash_is_made_right_by_the_next_one(srv):
+    # A SIGKILL can land anywhere in a rebuild, also while the kept generation is being brought up to date;
+    # whatever it left, the next edit must produce exactly the dataset's layouts.
+    images = [png_bytes(color=(index, 7, 7)) for index in range(40)]
+    with srv.client() as http:
+        dataset_id = committed_dataset(http, images, name="cats")["id"]
+        assert batch(http, dataset_id, op="suffix", text=" one", files="all").status_code == 200
+    for delay in (0.0, 0.02, 0.1):
+        outcome: list[object] = []
+
+        def edit() -> None:
+            try:
+                with srv.client() as http:
+                    outcome.append(batch(http, dataset_id, op="prefix", text="cut ", files="all").status_code)
+            except httpx.HTTPError as exc:  # the server died under the request
+                outcome.append(exc)
+
+        worker = threading.Thread(target=edit)
+        worker.start()
+        time.sleep(delay)
+        srv.kill()
+        worker.join(timeout=60)
+        assert not worker.is_alive() and outcome
+        srv.start()
+        with srv.client() as http:
+            response = batch(http, dataset_id, op="replace", find="cut", replace="whole", files="all")
+            assert response.status_code == 200, response.text
+            assert layout_tree(srv.data_dir / "datasets" / dataset_id) == expected_tree(http, dataset_id)
 
 
 @pytest.mark.parametrize("layout", ["kohya", "imagefolder"])

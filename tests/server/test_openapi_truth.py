@@ -157,3 +157,28 @@ def test_paging_before_years_below_1000_returns_nothing(client):
         assert client.get("/api/training/jobs", params={"status": "all", "before": long_ago}).json() == []
     far_ahead = client.get("/api/training/jobs", params={"status": "all", "before": "9999-12-31T23:59:59-01:00"})
     assert far_ahead.json() == every
+
+
+def _component_validator(document: dict, name: str) -> jsonschema_rs.Validator:
+    """A component's schema with the document's components beside it, so its `$ref`s resolve."""
+    return _validator({**document["components"]["schemas"][name], "components": document["components"]})
+
+
+def test_the_system_answer_and_its_typed_cluster_match_the_document(client, document):
+    """issue 18: `cluster` is a typed object in the document (wire name kept), null on a local server."""
+    answer = client.get("/api/system").json()
+    assert answer["cluster"] is None
+    assert _component_validator(document, "SystemInfo").is_valid(answer)
+    cluster = _component_validator(document, "ClusterInfo")
+    unreachable = {"reachable": False, "error": "connection refused", "address": "http://127.0.0.1:8265"}
+    node = {"node_id": "ab" * 28, "address": "10.0.0.2", "head": True, "cpus_total": 16.0, "cpus_free": 12.0,
+            "gpus_total": 4.0, "gpus_free": 2.0}
+    reachable = {"reachable": True, "error": None, "address": "http://10.0.0.2:8265", "nodes_alive": 1,
+                 "nodes_dead": 0, "nodes": [node], "cpus_total": 16.0, "cpus_free": 12.0, "gpus_total": 4.0,
+                 "gpus_free": 2.0}
+    for value in (unreachable, reachable):
+        assert cluster.is_valid(value), value
+        assert _component_validator(document, "SystemInfo").is_valid({**answer, "cluster": value})
+    for refused in ({}, {"reachable": "yes"}, {**reachable, "nodes": [{"address": "10.0.0.2"}]},
+                    {**reachable, "cpus_free": "12"}, ["reachable"]):
+        assert not cluster.is_valid(refused), refused

@@ -84,6 +84,28 @@ def test_system_lists_every_gpu_of_a_stand_in_nvml(tmp_path):
         assert info.assigned_gpus == ["0", "1"]
 
 
+def test_system_of_a_ray_server_whose_cluster_does_not_answer_says_so_instead_of_failing(tmp_path):
+    """issue 18: `cluster` with --executor ray; a dashboard nobody listens on is `reachable: false`."""
+    import socket
+    with socket.socket() as closed:  # a port nobody listens on once this socket is closed
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    address = f"http://127.0.0.1:{port}"
+    with _serve(tmp_path / "data", extra_args=["--executor", "ray", "--ray-address", address,
+                                               "--no-runner"]) as server:
+        info = _system(server)
+        assert info.cluster is not None
+        assert info.cluster.reachable is False and info.cluster.address == address
+        assert info.cluster.error == "connection refused", info.cluster.error
+        assert info.cluster.nodes == [] and info.cluster.cpus_free is None
+        assert info.host.cpu_count == os.cpu_count()  # the machine's figures are there all the same
+
+
+def test_system_of_a_local_server_has_no_cluster(tmp_path):
+    with _serve(tmp_path / "data", extra_args=["--no-runner"]) as server:
+        assert _system(server).cluster is None
+
+
 @pytest.mark.parametrize("value, message", [
     ("", "give GPU indices or UUIDs"),
     ("0,,1", "give GPU indices or UUIDs"),

@@ -110,3 +110,12 @@ class ServerProcess:
 
     def client(self, **kwargs) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers=self.headers, timeout=kwargs.pop("timeout", 30), **kwargs)
+
+
+def with_presets(server_factory, data_dir: Path, presets_toml: str, **kwargs) -> ServerProcess:
+    """A server (from the `server_factory` fixture) whose data dir `data_dir` (under the test's tmp_path)
+    holds `presets_toml` as its presets.toml; cancel grace 1 s unless `extra_args` says otherwise."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "presets.toml").write_text(presets_toml)
+    kwargs.setdefault("extra_args", ["--cancel-grace", "1"])
+    return server_factory(data_dir.name, **kwargs)

@@ -48,3 +48,26 @@ def test_a_whole_run_starts_the_local_server_exits_cleanly_and_leaves_it_running
         assert Path(f"/proc/{info['pid']}/cmdline").read_bytes().find(info["token"].encode()) == -1
     finally:
         stop_server_left_in(data_dir)
+
+
+def test_garbage_collection_is_held_only_until_the_first_screen():
+    import gc
+
+    from training_studio.ui import app as gui_app
+
+    assert gc.isenabled()
+    try:
+        gui_app._hold_gc_for_start()
+        assert not gc.isenabled()
+        gui_app._hold_gc_for_start()  # once
+        gui_app._release_gc_after_start()
+        assert gc.isenabled() and gc.get_freeze_count() > 0
+        gui_app._release_gc_after_start()  # idempotent
+        assert gc.isenabled()
+        gc.disable()  # someone else's hold is left alone
+        gui_app._hold_gc_for_start()
+        gui_app._release_gc_after_start()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+        gc.unfreeze()

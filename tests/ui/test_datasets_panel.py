@@ -338,6 +338,45 @@ def test_a_big_grid_loads_its_thumbnails_without_stalling_the_gui(panel, dataset
     assert stall_probe.longest_gap < 1.0
 
 
+def test_thumbnails_scrolled_away_are_dropped_decoded_and_come_back_from_the_compressed_cache(
+        panel, dataset_store, server, http, qtbot):
+    # Issue 19: the model keeps only the recently painted pixmaps; the store keeps what the server sent.
+    dataset_id = make_dataset(http, "scrolled", images=40)
+    panel.show()
+    qtbot.waitUntil(lambda: dataset_store.model.rowCount() == 1, timeout=10_000)
+    panel.select_dataset(dataset_id)
+    files_model = dataset_store.files_model
+    qtbot.waitUntil(lambda: files_model.rowCount() == 40, timeout=10_000)
+    grid = panel.viewer.grid
+    proxy = panel.viewer.proxy
+
+    def visible_rows() -> list[int]:
+        return [r for r in range(40)
+                if grid.visualRect(proxy.mapFromSource(files_model.index(r, 0))).intersects(grid.viewport().rect())]
+
+    top = visible_rows()
+    assert 0 < len(top) < 20
+    files_model.decoded_limit = len(top) + 4  # one screen and a bit, well under the 40 files
+    qtbot.waitUntil(lambda: all(files_model.index(r, 0).data(FileRole.THUMBNAIL) is not None for r in top),
+                    timeout=15_000)
+    first_sha = files_model.index(top[0], 0).data(FileRole.SHA256)
+    assert dataset_store.has_thumbnail_data(first_sha)
+    grid.scrollToBottom()
+    qtbot.waitUntil(lambda: files_model.index(39, 0).data(FileRole.THUMBNAIL) is not None, timeout=15_000)
+    bottom = visible_rows()
+    qtbot.waitUntil(lambda: all(files_model.index(r, 0).data(FileRole.THUMBNAIL) is not None for r in bottom),
+                    timeout=15_000)
+    assert not set(top) & set(bottom)
+    assert files_model.decoded_thumbnails() <= files_model.decoded_limit
+    assert not files_model.thumbnail_requested(first_sha)  # its pixmap was dropped...
+    assert dataset_store.has_thumbnail_data(first_sha)  # ...its compressed bytes were not
+    server.stop()  # so what comes back on screen comes from the store's cache, not from the server
+    grid.scrollToTop()
+    qtbot.waitUntil(lambda: all(files_model.index(r, 0).data(FileRole.THUMBNAIL) is not None for r in top),
+                    timeout=15_000)
+    assert not any(files_model.index(r, 0).data(FileRole.THUMBNAIL_FAILED) for r in top)
+
+
 def test_a_record_whose_created_at_changed_moves_without_a_reset_and_keeps_persistent_indexes(qtmodeltester):
     from PySide6.QtCore import QPersistentModelIndex
 

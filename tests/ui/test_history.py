@@ -229,16 +229,21 @@ def test_a_clear_on_one_server_does_not_hide_another_servers_jobs(harness, qtbot
     assert rows(store_a_again) == []
 
 
+GAP_S = 6.0
+
+
 def test_jobs_finished_before_the_window_of_recent_jobs_and_past_the_limit_do_not_show(harness, qtbot, gated):
     srv, jobs = gated
     old = jobs.run("finished long ago")
-    time.sleep(3.0)  # the two finish times lie 3 s apart: the window's edge goes between them
+    time.sleep(GAP_S)  # the two finish times lie GAP_S apart: the window's edge goes between them
     recent = [jobs.run(f"recent {n}") for n in range(3)]
     old_end = parse_timestamp(old["finishedAt"]).timestamp()
     first_recent_end = parse_timestamp(recent[0]["finishedAt"]).timestamp()
-    assert first_recent_end - old_end >= 3.0
-    # A window reaching back to halfway between them (the store's clock estimate may lag by up to 1 s).
-    window_s = time.time() - (old_end + first_recent_end) / 2
+    assert first_recent_end - old_end >= GAP_S
+    # The store measures the window back from when it fetches, by a clock estimate that may lag the
+    # server's by up to 1 s (HTTP dates have whole seconds): the edge starts 1.5 s after the old job's
+    # end, and the store has GAP_S - 1.5 s to get to its fetch before the edge passes the first recent one.
+    window_s = time.time() - (old_end + 1.5)
 
     store = harness.store(srv.url, srv.token)
     store.history_window = window_s

@@ -100,9 +100,9 @@ def test_first_snapshot_inserts_all_rows_in_created_order_with_one_signal(model)
     assert gone == []
     assert ids_in_rows(model) == ["job-1", "job-2", "job-3"]
     assert log.kinds() == [("inserted", 0, 2)]
-    assert model.columnCount() == 7
+    assert model.columnCount() == 8
     assert [model.headerData(c, Qt.Orientation.Horizontal) for c in JobColumn] == [
-        "Name", "Status", "Progress", "Step", "Loss", "Elapsed", "ETA"]
+        "Name", "Status", "Progress", "Step", "Loss", "Elapsed", "ETA", "Runs on"]
 
 
 def test_refresh_emits_data_changed_for_exactly_the_changed_cells(model):

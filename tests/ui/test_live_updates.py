@@ -13,7 +13,7 @@ import threading
 
 import pytest
 
-from training_studio.contract.models import TERMINAL_STATUSES, JobStatus
+from training_studio.contract.models import JobStatus
 from training_studio.ui.datasets.wiring import install_library_panels
 from training_studio.ui.jobs.model import JobRole
 from training_studio.ui.jobs.store import StreamState

@@ -4,26 +4,14 @@ Move to top / up / down and Hold change the server's queue (checked over HTTP), 
 
 from __future__ import annotations
 
-import json
-import sys
-from pathlib import Path
-
 from PySide6.QtCore import QItemSelectionModel
 
 from training_studio.contract.models import JobStatus
 from training_studio.ui.jobs.model import JobRole
 from tests.support.jobs import wait_status
-from tests.ui.app_fixtures import sync_client
-from tests.ui.jobs_helpers import make_dataset
+from tests.ui.gated_queue import GatedQueue
 
-TRAINER = Path(__file__).resolve().parents[1] / "runner" / "trainers" / "gated_env.py"
 WAIT_MS = 60_000
-
-
-def _presets(record: Path) -> str:
-    command = json.dumps([sys.executable, str(TRAINER), str(record), "{output_dir}/go", "{params.outcome}"])
-    return (f'[[preset]]\nid = "gated"\nname = "gated"\ncommand = {command}\nprogress = "jsonl"\n'
-            '[[preset.params]]\nname = "outcome"\ntype = "str"\ndefault = "succeed"\ndescription = "x"\n')
 
 
 def _select(panel, job_id: str) -> None:
@@ -33,26 +21,9 @@ def _select(panel, job_id: str) -> None:
         | QItemSelectionModel.SelectionFlag.Rows)
 
 
-def _order(http, ids: list[str]) -> list[str]:
-    positions = {job_id: http.get("/api/training/status", params={"job_id": job_id}).json()["queuePosition"]
-                 for job_id in ids}
-    return sorted(ids, key=lambda job_id: positions[job_id])
-
-
 def test_the_jobs_tab_moves_and_holds_queued_jobs(harness, qtbot, server_factory, tmp_path):
-    record = tmp_path / "started.jsonl"
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "presets.toml").write_text(_presets(record))
-    server = server_factory(extra_args=["--concurrency", "1", "--cancel-grace", "1"])
-    http = sync_client(server.url, server.token)
-    dataset = make_dataset(http)
-
-    def create(name: str) -> str:
-        response = http.post("/api/training/jobs", json={"name": name, "dataset_id": dataset, "base_model": "gated",
-                                                         "total_steps": 2})
-        assert response.status_code == 201, response.text
-        return response.json()["id"]
-
+    queue = GatedQueue(server_factory, tmp_path)
+    server, http, create = queue.server, queue.http, queue.create
     running = create("running")
     a, b, c = create("a"), create("b"), create("c")
     store = harness.store(server.url, server.token, refresh_interval=5.0, timeout=4.0)
@@ -65,10 +36,10 @@ def test_the_jobs_tab_moves_and_holds_queued_jobs(harness, qtbot, server_factory
     _select(panel, c)
     assert panel.move_top_action.isEnabled()
     panel.move_top_action.trigger()
-    qtbot.waitUntil(lambda: _order(http, [a, b, c]) == [c, a, b], timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: queue.order([a, b, c]) == [c, a, b], timeout=WAIT_MS)
     _select(panel, a)
     panel.move_down_action.trigger()
-    qtbot.waitUntil(lambda: _order(http, [a, b, c]) == [c, b, a], timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: queue.order([a, b, c]) == [c, b, a], timeout=WAIT_MS)
 
     _select(panel, c)
     panel.hold_action.trigger()  # checkable: now held
@@ -79,7 +50,7 @@ def test_the_jobs_tab_moves_and_holds_queued_jobs(harness, qtbot, server_factory
     # The slot frees: c is held, so b (next in the user's order) starts.
     _select(panel, running)
     assert not panel.move_top_action.isEnabled()  # a running job is not in the queue
-    (server.data_dir / "jobs" / running / "go").write_text("go")
+    queue.release(running)
     assert wait_status(http, b, {"running"}, 60)["status"] == "running"
     assert http.get("/api/training/status", params={"job_id": c}).json()["status"] == "queued"
     for job_id in (b, a, c):

@@ -391,3 +391,41 @@ def test_the_log_says_when_the_store_connects_loses_and_regains_the_server(harne
         assert len([r for r in caplog.records if r.getMessage().startswith("connection lost")]) == 1
     finally:
         proxy.stop()
+
+
+def test_a_big_active_list_is_parsed_on_the_decoding_thread_reusing_jobs_whose_revision_is_held(harness, faulty):
+    import json
+
+    from training_studio.client.api import DECODE_IN_THREAD_MIN_BYTES
+
+    items = [job_json(f"j{n:03d}", name=f"a name long enough for job {n:03d}", revision=100 + n) for n in range(400)]
+    assert len(json.dumps(items)) >= DECODE_IN_THREAD_MIN_BYTES  # decoded and reused on the client's worker thread
+    faulty.routes[JOBS] = Reply(200, items, headers={"X-Training-Studio-Revision": "500"})
+    store = harness.store(faulty.url, "t")
+    first = by_id(harness.run(store.fetch_active_jobs()))
+    assert store.model.rowCount() == 400
+
+    items[5] = {**items[5], "progress": 80.0, "revision": 900}
+    items[6] = {**items[6], "name": "renamed without a new revision"}  # the revision says unchanged: not parsed
+    faulty.routes[JOBS] = Reply(200, items, headers={"X-Training-Studio-Revision": "900"})
+    second = by_id(harness.run(store.fetch_active_jobs()))
+    assert second["j005"] is not first["j005"] and second["j005"].progress == pytest.approx(80.0)
+    assert all(second[job_id] is first[job_id] for job_id in first if job_id != "j005")
+    assert store.model.index(store.model.row_of("j005"), 2).data() == "80%"
+
+    # A bad item in a big answer: the message a whole-list parse gives, and the last good data kept.
+    items[200] = {**items[200], "progress": "lots", "revision": 901}
+    faulty.routes[JOBS] = Reply(200, items, headers={"X-Training-Studio-Revision": "901"})
+
+    async def attempt(coro):
+        try:
+            await coro
+        except BadResponse as error:
+            return error
+        return None
+
+    error = harness.run(attempt(store.fetch_active_jobs()))
+    whole_list = harness.run(attempt(store.client.list_active_jobs()))
+    assert error is not None and whole_list is not None and error.message == whole_list.message
+    assert "200.progress" in error.message
+    assert store.model.job_at(store.model.row_of("j200")).progress == pytest.approx(40.0)

@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -150,3 +151,76 @@ def test_a_warm_start_reuses_the_server_and_leaves_heavy_modules_unloaded(server
     # The entry points came after the first screen, and the window was saved at quit.
     assert "training_studio.ui.datasets.import_dialog" in modules
     assert (tmp_path / "shot.png").stat().st_size > 0
+
+
+def test_a_cold_start_launches_the_server_asks_it_first_and_the_manager_adopts_it(tmp_path):
+    from training_studio.client import ApiClient, LocalServerManager
+    from training_studio.ui.warm_start import launch_local_server
+
+    data_dir = tmp_path / "data"
+    launched = launch_local_server(data_dir)
+    try:
+        prefetch = LocalPrefetch(data_dir)
+        prefetch.launched = launched
+        prefetch.start_after_launch(launched)
+
+        async def scenario() -> None:
+            async with make_local_http_client(prefetch) as http:
+                manager = LocalServerManager(data_dir, http)
+                manager.adopt(launched.proc, launched.token)
+                # At once, long before the server is up: the manager waits for the adopted one instead of
+                # starting a second server (which would announce another pid and token).
+                connected = await manager.connect()
+                assert (connected.pid, connected.token) == (launched.proc.pid, launched.token)
+                client = ApiClient(connected.url, connected.token, http=http)
+                assert await client.list_active_jobs() == []
+                # The prefetch found the server through its server.json and asked it (the app's client
+                # discards what is left when it closes, so look before that).
+                assert await asyncio.get_running_loop().run_in_executor(None, prefetch.wait, 60)
+                port = int(connected.url.rsplit(":", 1)[1])
+                system = prefetch.take("GET", "http", "127.0.0.1", port, "/api/system", "",
+                                       f"Bearer {launched.token}")
+                assert system is not None and system.result(0) is not None and system.result(0).status == 200
+
+        asyncio.run(scenario())
+        info = json.loads((data_dir / "server.json").read_text())
+        assert (info["pid"], info["token"]) == (launched.proc.pid, launched.token)
+        assert launched.proc.poll() is None
+        assert Path(f"/proc/{launched.proc.pid}/cmdline").read_bytes().find(launched.token.encode()) == -1
+    finally:
+        launched.proc.terminate()
+        launched.proc.wait(30)
+
+
+def test_a_launched_server_that_exits_leaves_nothing_to_take(tmp_path):
+    from training_studio.ui.warm_start import LaunchedServer
+
+    exited = subprocess.Popen([sys.executable, "-c", "pass"])
+    exited.wait()
+    prefetch = LocalPrefetch(tmp_path)
+    prefetch.start_after_launch(LaunchedServer(exited, "token"))
+    assert prefetch.wait(10)
+    assert prefetch.take("GET", "http", "127.0.0.1", 1, "/api/health", "", None) is None
+
+
+def test_the_local_server_is_started_early_only_when_it_is_sure_to_be_used(tmp_path):
+    from training_studio.ui.warm_start import local_server_wanted
+
+    config_dir = tmp_path / "config"
+    env = {"TRAINING_STUDIO_CONFIG_DIR": str(config_dir)}
+    assert local_server_wanted(True, env)  # --data-dir: always the local server
+    assert local_server_wanted(False, env)  # no settings yet: nothing to go back to
+    config_dir.mkdir()
+    (config_dir / "settings.ini").write_text("[servers]\nactive=\nprofiles=[]\n")
+    assert local_server_wanted(False, env)
+    (config_dir / "settings.ini").write_text("[servers]\nactive=https://gpu-box:8443\n")
+    assert not local_server_wanted(False, env)  # maybe back to that server: Qt's settings decide
+    assert local_server_wanted(True, env)
+    (config_dir / "settings.ini").write_text("[servers\nactive=")
+    assert not local_server_wanted(False, env)  # unreadable here: the app decides later, as always
+    xdg = tmp_path / "xdg"
+    (xdg / "training-studio").mkdir(parents=True)
+    (xdg / "training-studio" / "training-studio.conf").write_text('[servers]\nactive="http://10.0.0.2:8765"\n')
+    assert not local_server_wanted(False, {"XDG_CONFIG_HOME": str(xdg)}, platform="linux")
+    assert local_server_wanted(False, {"XDG_CONFIG_HOME": str(tmp_path / "none")}, platform="linux")
+    assert not local_server_wanted(False, {}, platform="win32")  # the registry: not read here

@@ -75,11 +75,18 @@ class LocalServerManager:
         self.info: ServerInfo | None = None
         self.upgrade_pending = False  # a server of another version runs jobs: replace it once they end
         self._proc: subprocess.Popen[bytes] | None = None
+        self._adopted: tuple[subprocess.Popen[bytes], str] | None = None  # started early by the app: see adopt()
         self._lock = asyncio.Lock()
 
     def _say(self, message: str) -> None:
         log.info("%s", message)
         self._notify(message)
+
+    def adopt(self, proc: subprocess.Popen[bytes], token: str) -> None:
+        """Take over a server the app started for this data dir before this manager existed (issue 19: at a
+        cold start the server loads while the GUI does; `ui.warm_start.launch_local_server` starts it as
+        `_start_locked` would). The next start waits for that process instead of starting another."""
+        self._adopted = (proc, token)
 
     # queries -----------------------------------------------------------------------------------
     def is_alive(self) -> bool:
@@ -210,11 +217,15 @@ class LocalServerManager:
                                         *self._extra_args]
         env = {**os.environ, "TRAINING_STUDIO_TOKEN": token, "PYTHONUNBUFFERED": "1"}
         log_path = self.data_dir / "server.log"
-        loop = asyncio.get_running_loop()
-        try:
-            proc = await loop.run_in_executor(None, _spawn, argv, env, log_path)
-        except OSError as exc:
-            raise LocalServerError(f"Could not start the local server: {exc.strerror or exc}.") from exc
+        adopted, self._adopted = self._adopted, None
+        if adopted is not None and adopted[0].poll() is None:
+            proc, token = adopted  # already starting (adopt()): wait for it below like for our own
+        else:
+            loop = asyncio.get_running_loop()
+            try:
+                proc = await loop.run_in_executor(None, _spawn, argv, env, log_path)
+            except OSError as exc:
+                raise LocalServerError(f"Could not start the local server: {exc.strerror or exc}.") from exc
         self._proc = proc
         deadline = time.monotonic() + self._start_timeout
         while time.monotonic() < deadline:
@@ -232,7 +243,8 @@ class LocalServerManager:
             if exited:
                 raise LocalServerError(f"The local server exited at start (code {proc.returncode}); see "
                                        f"{log_path}.{_log_tail(log_path)}")
-            await asyncio.sleep(0.1)
+            # Often: this wait is on the cold start's path, and a read of server.json costs next to nothing.
+            await asyncio.sleep(0.02)
         _terminate(proc)
         raise LocalServerError(f"The local server did not become ready within {self._start_timeout:.0f} s; see "
                                f"{log_path}.")

@@ -5,11 +5,9 @@ extensions; every field beyond `host` is optional so a server without GPUs, or a
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["GpuInfo", "HostInfo", "DiskInfo", "SystemInfo"]
+__all__ = ["GpuInfo", "HostInfo", "DiskInfo", "ClusterNode", "ClusterInfo", "SystemInfo"]
 
 
 class _SystemModel(BaseModel):
@@ -41,6 +39,35 @@ class GpuInfo(_SystemModel):
     job_ids: list[str] = Field(default_factory=list)
 
 
+class ClusterNode(_SystemModel):
+    """One alive node of the Ray cluster. Ray counts resources in fractions (a job may ask for 0.5 GPU), so
+    the figures are floats; a free figure is None while Ray has not reported the node's usage yet."""
+
+    node_id: str  # Ray's node id (hex), the `node` of the placement of a job whose driver runs there
+    address: str | None = None  # the node's IP address
+    head: bool = False
+    cpus_total: float | None = None
+    cpus_free: float | None = None
+    gpus_total: float | None = None
+    gpus_free: float | None = None
+
+
+class ClusterInfo(_SystemModel):
+    """The Ray cluster the server runs jobs on (issue 18), as its dashboard reports it. An unreachable
+    cluster is `{reachable: false, error}` with no figures, never an error of the endpoint."""
+
+    reachable: bool
+    error: str | None = None  # why the cluster could not be asked (when `reachable` is false)
+    address: str | None = None  # the dashboard / Jobs API address the server uses (`--ray-address`)
+    nodes_alive: int = 0
+    nodes_dead: int = 0  # nodes Ray still lists as dead (gone since the cluster started)
+    nodes: list[ClusterNode] = Field(default_factory=list)  # the alive ones, head first
+    cpus_total: float | None = None  # over the alive nodes
+    cpus_free: float | None = None  # None while some node's usage is not known
+    gpus_total: float | None = None
+    gpus_free: float | None = None
+
+
 class SystemInfo(_SystemModel):
     host: HostInfo
     disk: DiskInfo | None = None
@@ -50,6 +77,6 @@ class SystemInfo(_SystemModel):
     gpu_note: str | None = None
     # GPUs the server hands to jobs (`serve --gpus 0,1`), as given; None when it does not assign GPUs.
     assigned_gpus: list[str] | None = None
-    # Filled by the Ray executor (issue 18): nodes, free CPUs and GPUs of the cluster.
-    cluster: dict[str, Any] | None = None
+    # With `serve --executor ray` (issue 18): the cluster's nodes and free CPUs and GPUs; None otherwise.
+    cluster: ClusterInfo | None = None
     sampled_at: str  # ISO 8601 UTC: when these figures were taken (they are cached for about a second)

@@ -359,26 +359,39 @@ class JobRunner:
             if not self._shutting_down:
                 self._fill_slots()
 
-    async def _run_job(self, active: _ActiveJob) -> None:
+    async def _prepare_run(self, active: _ActiveJob, output_dir: Path, *,
+                           folder_error: str) -> tuple[TrainingJob, TrainerPlan] | None:
+        """The start every executor shares (the Ray executor too): the job, still queued and not cancelled,
+        its trainer plan and its output folder (created). None when it is not to run: gone, taken, or
+        ended here (cancelled, or failed with why it cannot start; `folder_error` starts the message of a
+        folder that could not be created)."""
         job_id = active.job_id
         job = await asyncio.to_thread(self.storage.get_job, job_id)
         if job is None or job.status is not JobStatus.QUEUED:
-            return
+            return None
         if active.cancel_requested:
             await asyncio.to_thread(self.storage.set_job_status, job_id, JobStatus.CANCELLED)
-            return
-        output_dir = self.storage.job_output_dir(job_id)
+            return None
         active.output_dir = output_dir
         try:
             plan = await asyncio.to_thread(self.plan_for, job, output_dir)
             await asyncio.to_thread(output_dir.mkdir, parents=True, exist_ok=True)
         except JobSetupError as exc:
             await asyncio.to_thread(self.storage.set_job_status, job_id, JobStatus.FAILED, error=str(exc))
-            return
+            return None
         except OSError as exc:
             await asyncio.to_thread(self.storage.set_job_status, job_id, JobStatus.FAILED,
-                                    error=f"could not create the job's output folder: {exc.strerror or exc}")
+                                    error=f"{folder_error}: {exc.strerror or exc}")
+            return None
+        return job, plan
+
+    async def _run_job(self, active: _ActiveJob) -> None:
+        job_id = active.job_id
+        output_dir = self.storage.job_output_dir(job_id)
+        prepared = await self._prepare_run(active, output_dir, folder_error="could not create the job's output folder")
+        if prepared is None:
             return
+        job, plan = prepared
         if active.cancel_requested:
             await asyncio.to_thread(self.storage.set_job_status, job_id, JobStatus.CANCELLED)
             return

@@ -8,13 +8,27 @@ the cluster decides what runs), the trainer's argv and reading rules (`plan_for`
 and model handling, and how a job's end is recorded (`_finish`).
 
 A job's life here: its dataset is copied into the shared folder (`--shared-dir`, seen by every node at
-the same path) and its outputs are written there; it is submitted with the submission id
+the same path) and its outputs are written there, moved into the data dir when it ends. Without a shared
+folder the dataset travels with the job instead: a copy staged in `<data dir>/ray-staging/<job id>/
+package` is the job's Ray `working_dir` (Ray zips and uploads it at submission, and unpacks it on the
+node; we allow up to WORKING_DIR_LIMIT_BYTES, Ray itself 512 MiB), and the trainer is given it through a
+link its command makes first (`ray-staging/<job id>/working_dir` -> Ray's unpacked copy). The outputs
+then have no way back from another machine, so this needs the Ray head on this machine (the address
+resolves to one of ours): the job's driver is pinned to the head node (`node:__internal_head__`) and the
+trainer writes straight into the job's folder in the data dir. A job for a head elsewhere is refused,
+saying it needs --shared-dir, rather than losing its outputs.
+
+Each job is submitted with the submission id
 `training-studio-<job id>`, stored first in the job's `placement` JSON ({executor: "ray", address,
 node, submission_id}), so a server killed right after submitting finds the Ray job again instead of
 starting a second one. Ray's PENDING keeps the job `queued`, RUNNING makes it `running`, and
 SUCCEEDED/FAILED/STOPPED end it completed/failed/cancelled. A cluster that cannot be reached at
 submission keeps the job queued, retried with backoff, its `detail` saying "waiting for the Ray
 cluster: <reason>"; one unreachable mid-job keeps it running with "cluster unreachable since …".
+
+`_prepare_run` (shared with the local runner) takes the job and builds its plan; a caption job (issue 17)
+works in its output folder (shared, or ours with a local head) and its captions are read back from there
+once its outputs are home. The job's placement `node` is Ray's driver node id, `host` that node's address.
 
 Progress and logs come from Ray's log tail through the same `StreamReader` and `ErrorTracker` as local
 jobs. Ray's tail replays the whole log from its start each time it is opened, and can close while the
@@ -29,14 +43,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import ipaddress
 import json
 import logging
 import os
 import re
 import shlex
 import shutil
+import socket
 import threading
 import time
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
@@ -86,6 +103,16 @@ TAIL_END_GRACE_S = 5.0
 RAY_STATES = {"PENDING": JobStatus.QUEUED, "RUNNING": JobStatus.RUNNING, "SUCCEEDED": JobStatus.COMPLETED,
               "FAILED": JobStatus.FAILED, "STOPPED": JobStatus.CANCELLED}
 TERMINAL_RAY_STATES = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
+# Without --shared-dir a job's dataset travels as its Ray working_dir: ours is the documented limit (Ray's is
+# its gRPC message size, 512 MiB, and every job's package is kept in the head's object store for a while).
+# TRAINING_STUDIO_RAY_WORKING_DIR_MIB sets another one (README: a fast network, or tests of the refusal).
+WORKING_DIR_LIMIT_BYTES = 100 * 2**20
+WORKING_DIR_LIMIT_ENV = "TRAINING_STUDIO_RAY_WORKING_DIR_MIB"
+# A working_dir is uploaded by the submission itself: it gets longer than a plain Jobs API call.
+RAY_UPLOAD_TIMEOUT_S = 300.0
+# Ray's own resource on the head node only: a tiny amount of it pins the job's driver there.
+HEAD_NODE_RESOURCE = "node:__internal_head__"
+STAGING_DIR_NAME = "ray-staging"
 LOST_JOB_ERROR = ("the Ray cluster no longer knows this job (its head restarted without GCS fault tolerance, "
                   "so its jobs were lost)")
 
@@ -105,11 +132,13 @@ def submission_id_for(job_id: str) -> str:
 class RayExecutor(JobRunner):
     """Runs the embedded server's jobs on a Ray cluster; the server's JobExecutor for `--executor ray`."""
 
-    def __init__(self, storage: Storage, data_dir: Path | str, *, address: str, shared_dir: Path | str,
+    def __init__(self, storage: Storage, data_dir: Path | str, *, address: str, shared_dir: Path | str | None,
                  cancel_grace: float = DEFAULT_CANCEL_GRACE_S) -> None:
         super().__init__(storage, data_dir, concurrency=MAX_FOLLOWED_JOBS, cancel_grace=cancel_grace)
         self.address = address
-        self.shared_dir = Path(shared_dir)
+        # None: no folder shared with the cluster (datasets travel as working_dir, the head must be local)
+        self.shared_dir = Path(shared_dir) if shared_dir is not None else None
+        self._head_here: bool | None = None
         self._client: Any = None
         self._ray_pool = ThreadPoolExecutor(max_workers=RAY_CALL_THREADS, thread_name_prefix="ray-jobs-api")
         self._unreachable_since: dict[str, str] = {}
@@ -151,13 +180,13 @@ class RayExecutor(JobRunner):
     async def _ray_client(self) -> Any:
         return await self._in_ray_pool(self._jobs_client)
 
-    async def _in_ray_pool(self, call: Any) -> Any:
+    async def _in_ray_pool(self, call: Any, timeout: float = RAY_CALL_TIMEOUT_S) -> Any:
         future = asyncio.get_running_loop().run_in_executor(self._ray_pool, call)
         try:
-            return await asyncio.wait_for(future, RAY_CALL_TIMEOUT_S)
+            return await asyncio.wait_for(future, timeout)
         except asyncio.TimeoutError:
             self._client = None
-            raise RayUnavailable(f"no answer from {self.address} in {RAY_CALL_TIMEOUT_S:.0f} s") from None
+            raise RayUnavailable(f"no answer from {self.address} in {timeout:.0f} s") from None
 
     # JobExecutor protocol ----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -208,53 +237,93 @@ class RayExecutor(JobRunner):
             await asyncio.wait(tasks, timeout=5.0)
         self._ray_pool.shutdown(wait=False, cancel_futures=True)
 
-    # the shared folder --------------------------------------------------------------------------------
+    # the shared folder, or the job's own working_dir ---------------------------------------------------
     def job_shared_dir(self, job_id: str) -> Path:
+        assert self.shared_dir is not None
         return self.shared_dir / "jobs" / job_id
 
+    def job_output_dir(self, job_id: str) -> Path:
+        """Where the trainer writes: the shared folder, or (no shared folder: the head is on this machine)
+        the job's own folder in the data dir."""
+        if self.shared_dir is None:
+            return self.storage.job_output_dir(job_id)
+        return self.job_shared_dir(job_id) / "output"
+
+    def job_staging_dir(self, job_id: str) -> Path:
+        """Without a shared folder: the working_dir package staged for Ray, and the link to Ray's copy."""
+        return self.data_dir / STAGING_DIR_NAME / job_id
+
+    def plan_for(self, job: TrainingJob, output_dir: Path) -> TrainerPlan:
+        if self.shared_dir is None and not self._head_on_this_machine():
+            raise JobSetupError(
+                f"the Ray head at {self.address} is not on this machine and the server has no --shared-dir: "
+                "the job's outputs could not come back. Start the server with --shared-dir, a folder every "
+                "node of the cluster sees at the same path")
+        return super().plan_for(job, output_dir)
+
     def trainer_dataset_dir(self, job: TrainingJob, layout: str) -> Path:
-        """The job's own copy of its dataset in the shared folder (so every node reads the same files,
-        and a dataset edited later does not change a job already submitted). Blocking."""
+        """The job's own copy of its dataset (a dataset edited later does not change a job already
+        submitted): in the shared folder, so every node reads the same files; or, without one, in the
+        job's working_dir package (up to WORKING_DIR_LIMIT_BYTES), read where Ray unpacked it. Blocking."""
         source = super().trainer_dataset_dir(job, layout)
-        target = self.job_shared_dir(job.id) / "dataset" / layout
+        if self.shared_dir is None:
+            size, limit = _tree_size(source), working_dir_limit()
+            if size > limit:
+                raise JobSetupError(
+                    f"the dataset is {_mib(size)} MiB: without --shared-dir a dataset travels with its job as "
+                    f"Ray's working_dir, up to {_mib(limit)} MiB. Start the server with --shared-dir, a folder "
+                    "every node of the cluster sees, for bigger datasets")
+            staging = self.job_staging_dir(job.id)
+            target, where = staging / "package" / "dataset" / layout, "the job's working_dir package"
+            seen_at = staging / "working_dir" / "dataset" / layout
+        else:
+            target, where = self.job_shared_dir(job.id) / "dataset" / layout, f"the shared folder {self.shared_dir}"
+            seen_at = target
         if target.is_dir():
-            return target
+            return seen_at
         partial = target.with_name(f".{layout}.partial")
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(partial)
         try:
-            shutil.copytree(source, partial)
+            partial.parent.mkdir(parents=True, exist_ok=True)
+            # The package Ray zips may hold links to our files; the shared folder gets real copies.
+            shutil.copytree(source, partial, **({"copy_function": _link_or_copy} if self.shared_dir is None else {}))
             partial.rename(target)
         except OSError as exc:
-            raise JobSetupError(f"could not copy the dataset into the shared folder {self.shared_dir}: "
-                                f"{exc.strerror or exc}") from None
-        return target
+            raise JobSetupError(f"could not copy the dataset into {where}: {exc.strerror or exc}") from None
+        return seen_at
+
+    def _head_on_this_machine(self) -> bool:
+        """Whether the Ray address names this machine (loopback, or one of its interfaces). Blocking (a
+        name lookup); a name that resolves is answered once."""
+        if self._head_here is not None:
+            return self._head_here
+        host = urllib.parse.urlsplit(self.address).hostname or ""
+        try:
+            found = {str(info[4][0]).split("%")[0] for info in socket.getaddrinfo(host, None)}
+        except OSError:
+            return False
+        import psutil
+
+        ours = {item.address.split("%")[0] for items in psutil.net_if_addrs().values() for item in items}
+        self._head_here = any(_is_loopback(address) or address in ours for address in found)
+        return self._head_here
 
     # running a job -------------------------------------------------------------------------------------
     async def _run_job(self, active: _ActiveJob) -> None:
         job_id = active.job_id
-        job = await asyncio.to_thread(self.storage.get_job, job_id)
-        if job is None or job.status is not JobStatus.QUEUED:
+        output_dir = self.job_output_dir(job_id)
+        folder_error = ("could not create the job's folder in the shared folder" if self.shared_dir is not None
+                        else "could not create the job's output folder")
+        prepared = await self._prepare_run(active, output_dir, folder_error=folder_error)
+        if prepared is None:
+            await asyncio.to_thread(self._remove_staging, job_id)
             return
-        if active.cancel_requested:
-            await asyncio.to_thread(self.storage.set_job_status, job_id, JobStatus.CANCELLED)
-            return
-        output_dir = self.job_shared_dir(job_id) / "output"
-        active.output_dir = output_dir
-        try:
-            await asyncio.to_thread(output_dir.mkdir, parents=True, exist_ok=True)
-            plan = await asyncio.to_thread(self.plan_for, job, output_dir)
-        except JobSetupError as exc:
-            await asyncio.to_thread(self.storage.set_job_status, job_id, JobStatus.FAILED, error=str(exc))
-            return
-        except OSError as exc:
-            await asyncio.to_thread(self.storage.set_job_status, job_id, JobStatus.FAILED,
-                                    error=f"could not create the job's folder in the shared folder: "
-                                          f"{exc.strerror or exc}")
-            return
-        # The job's folder in the data dir shows the shared one while the job runs (live samples and
-        # checkpoints through the usual routes); the outputs move home when the job ends.
-        await asyncio.to_thread(self._link_job_dir, job_id, output_dir)
+        job, plan = prepared
+        if self.shared_dir is not None:
+            # The job's folder in the data dir shows the shared one while the job runs (live samples and
+            # checkpoints through the usual routes); the outputs move home when the job ends.
+            await asyncio.to_thread(self._link_job_dir, job_id, output_dir)
         submission_id = submission_id_for(job_id)
         # Stored before submitting: a server killed in between finds the Ray job by this id.
         placement = {"executor": "ray", "address": self.address, "node": None, "gpus": [],
@@ -270,11 +339,12 @@ class RayExecutor(JobRunner):
         delay = RETRY_MIN_S
         while True:
             if active.cancel_requested:
+                await asyncio.to_thread(self._remove_staging, job_id)
                 await asyncio.to_thread(self.storage.set_job_status, job_id, JobStatus.CANCELLED)
                 return
             try:
                 await self._in_ray_pool(functools.partial(self._submit, submission_id, entrypoint, env, num_gpus,
-                                                          plan))
+                                                          plan), RAY_UPLOAD_TIMEOUT_S)
                 if active.cancel_requested:  # cancelled while the submission was on its way
                     with contextlib.suppress(Exception):
                         await self._ray("stop_job", submission_id)
@@ -284,11 +354,14 @@ class RayExecutor(JobRunner):
             except Exception as exc:  # refused by Ray: the job cannot run there
                 reason = f"the Ray cluster refused the job: {_reason(exc)}"
                 await asyncio.to_thread(self._append_log, job_id, f"[training-studio] {reason}\n")
+                await asyncio.to_thread(self._remove_staging, job_id)
                 await asyncio.to_thread(self.storage.set_job_status, job_id, JobStatus.FAILED, error=reason)
                 return
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_S)
         await self._record_phase(job_id, None)
+        # Ray holds the working_dir package now (uploaded at submission): our staged copy is not needed.
+        await asyncio.to_thread(shutil.rmtree, self.job_staging_dir(job_id) / "package", True)
         await self._follow(active, job, plan, submission_id, attached=False)
 
     def _submit(self, submission_id: str, entrypoint: str, env: dict[str, str], num_gpus: float,
@@ -307,7 +380,18 @@ class RayExecutor(JobRunner):
         # One CPU per trainer, so a cluster's CPUs (not our concurrency limit) decide how many run at once.
         kwargs["entrypoint_num_cpus"] = 1
         # The trainer runs in its output folder, as it does locally.
-        kwargs["entrypoint"] = f"cd {shlex.quote(str(plan.cwd))} && {entrypoint}"
+        command = f"cd {shlex.quote(str(plan.cwd))} && {entrypoint}"
+        if self.shared_dir is None:
+            # Our outputs folder is only on this machine: the driver runs on the head, which is here.
+            kwargs["entrypoint_resources"] = {HEAD_NODE_RESOURCE: 0.001}
+            staging = self.job_staging_dir(submission_id[len(SUBMISSION_PREFIX):])
+            if (staging / "package").is_dir():
+                # Ray starts the command in its unpacked working_dir: the link shows it where the
+                # trainer's argv says the dataset is.
+                kwargs["runtime_env"]["working_dir"] = str(staging / "package")
+                link = shlex.quote(str(staging / "working_dir"))
+                command = f'ln -sfn "$PWD" {link} && {command}'
+        kwargs["entrypoint"] = command
         self._call_ray("submit_job", **kwargs)
 
     async def _run_attached(self, active: _ActiveJob) -> None:
@@ -316,7 +400,7 @@ class RayExecutor(JobRunner):
         if job is None or job.status is not JobStatus.RUNNING:
             return
         placement = await asyncio.to_thread(self._stored_placement, job_id)
-        output_dir = Path(placement.get("output_dir") or self.job_shared_dir(job_id) / "output")
+        output_dir = Path(placement.get("output_dir") or self.job_output_dir(job_id))
         active.output_dir = output_dir
         plan = TrainerPlan.from_reading_rules(placement.get("rules") or {}, output_dir)
         active.model_id = job.model_id
@@ -448,17 +532,26 @@ class RayExecutor(JobRunner):
             await self._record_phase(job_id, None)
 
     async def _note_node(self, job_id: str, info: Any) -> None:
-        """Which node runs the entrypoint (Ray's driver node), in the job's placement."""
+        """Which node runs the entrypoint (Ray's driver node id, as /api/system's cluster lists it) and that
+        node's address (from its agent's, which Ray's job details give), in the job's placement."""
         node = getattr(info, "driver_node_id", None)
+        host = urllib.parse.urlsplit(str(getattr(info, "driver_agent_http_address", None) or "")).hostname
         placement = await asyncio.to_thread(self._stored_placement, job_id)
-        if node and placement.get("node") != node:
+        if node and (placement.get("node") != node or (host and placement.get("host") != host)):
             placement["node"] = node
+            if host:
+                placement["host"] = host
             await asyncio.to_thread(self.storage.set_job_placement, job_id, placement)
 
     async def _end(self, active: _ActiveJob, job: TrainingJob, plan: TrainerPlan, outcome: TrainerOutcome) -> None:
-        """Bring the job's outputs home from the shared folder, then record its end as the local runner does."""
+        """Bring the job's outputs home from the shared folder, then record its end as the local runner does
+        (a caption job's captions are read from its outputs there)."""
         await asyncio.to_thread(self._bring_outputs_home, active)
+        await asyncio.to_thread(self._remove_staging, active.job_id)
         await self._finish(active, job, plan, outcome)
+
+    def _remove_staging(self, job_id: str) -> None:
+        shutil.rmtree(self.job_staging_dir(job_id), ignore_errors=True)
 
     def _link_job_dir(self, job_id: str, output_dir: Path) -> None:
         local = self.storage.job_output_dir(job_id)
@@ -472,7 +565,7 @@ class RayExecutor(JobRunner):
         and output routes serve them and job deletion removes them; the dataset copy is dropped. Blocking;
         on failure the outputs stay in the shared folder (said in the server log)."""
         shared, local = active.output_dir, self.storage.job_output_dir(active.job_id)
-        if shared is None or not shared.is_dir() or shared == local:
+        if self.shared_dir is None or shared is None or not shared.is_dir() or shared == local:
             return
         try:
             if local.is_symlink():
@@ -711,6 +804,45 @@ class _LogFollower:
 
 
 _SERVER_ERROR = re.compile(r"status code 5\d\d\b")
+
+
+def working_dir_limit() -> int:
+    """Bytes a dataset may have to travel as a job's working_dir (WORKING_DIR_LIMIT_ENV in MiB, else 100)."""
+    try:
+        mib = float(os.environ.get(WORKING_DIR_LIMIT_ENV, ""))
+    except ValueError:
+        return WORKING_DIR_LIMIT_BYTES
+    return int(mib * 2**20) if 0 < mib <= 512 else WORKING_DIR_LIMIT_BYTES
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.1f}".removesuffix(".0")
+
+
+def _tree_size(folder: Path) -> int:
+    """Bytes of the files under `folder` (what a copy of it holds: links count as their targets)."""
+    total = 0
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.stat(os.path.join(root, name)).st_size
+    return total
+
+
+def _link_or_copy(source: str, target: str) -> str:
+    """copytree's copy: a hard link where the file system allows (no second copy of the images), else a copy."""
+    try:
+        os.link(os.path.realpath(source), target)
+    except OSError:
+        shutil.copy2(source, target)
+    return target
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 def _state(info: Any) -> str:

@@ -54,7 +54,8 @@ class ServerConfig:
     # does not assign GPUs (trainers see every GPU, as before).
     gpus: list[str] | None = None
     # Where jobs run (issue 18): "local" subprocesses, or "ray" (jobs submitted to the Ray cluster at
-    # `ray_address` through its Jobs API, datasets and outputs in `shared_dir`, a folder every node sees).
+    # `ray_address` through its Jobs API, datasets and outputs in `shared_dir`, a folder every node sees;
+    # without one, datasets travel with each job and outputs need the head on this machine).
     executor: str = "local"
     ray_address: str | None = None
     shared_dir: Path | None = None
@@ -108,7 +109,9 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --executor ray: the Ray dashboard / Jobs API address, e.g. http://HOST:8265")
     parser.add_argument("--shared-dir", dest="shared_dir", default=None, metavar="PATH",
                         help="with --executor ray: a folder every node of the cluster sees at the same path "
-                             "(e.g. NFS); datasets are copied there and jobs write their outputs there")
+                             "(e.g. NFS); datasets are copied there and jobs write their outputs there. "
+                             "Without it a job's dataset travels with it (up to 100 MiB) and the Ray head "
+                             "must run on this machine")
     parser.add_argument("--no-runner", dest="run_jobs", action="store_false",
                         help="accept and store jobs but never run them (they stay pending): for maintenance "
                              "and tests")
@@ -239,7 +242,9 @@ def _resolve_executor(args: argparse.Namespace) -> tuple[str, str | None, Path |
     if "://" not in address:
         address = f"http://{address}"
     if not shared_text:
-        raise ConfigError("--executor ray needs --shared-dir, a folder every node of the cluster sees at the same path")
+        # issue 18: datasets then travel with each job (Ray's working_dir) and outputs need a head on this
+        # machine; the Ray executor refuses a job it cannot bring back, saying so.
+        return executor, address, None
     shared_dir = Path(shared_text).expanduser().resolve()
     if not shared_dir.is_dir():
         raise ConfigError(f"--shared-dir {shared_dir} is not an existing folder")

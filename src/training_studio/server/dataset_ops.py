@@ -181,8 +181,8 @@ def validation_pick(hashes: list[str], percent: float) -> set[str]:
 
 def rows_with_captions(storage: Storage, dataset_id: str, captions: dict[str, str]) -> list[LayoutRow]:
     """The dataset's layout rows as they will be once `captions` (sha256 -> caption) are stored."""
-    return [row._replace(caption=captions[row.sha256]) if row.sha256 in captions else row
-            for row in storage.dataset_layout_rows(dataset_id)]
+    return [LayoutRow(sha, ext, captions.get(sha, caption), validation)
+            for sha, ext, caption, validation in storage.dataset_layout_rows(dataset_id)]
 
 
 # export ----------------------------------------------------------------------------------------
@@ -329,7 +329,7 @@ async def store_captions(storage: Storage, dataset: Dataset, captions: dict[str,
     built = None
     if dataset.status.value == "active":
         rows = await asyncio.to_thread(rows_with_captions, storage, dataset.id, captions)
-        built = await asyncio.to_thread(lambda: layouts.build(storage, dataset, rows, captions_only=True))
+        built = await asyncio.to_thread(layouts.build, storage, dataset, rows)
     try:
         stored = await asyncio.to_thread(storage.set_captions, dataset.id, captions)
     except BaseException:

@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from training_studio.server import images
+from training_studio.server import images, layouts
 from training_studio.atomicfile import write_atomically
 from training_studio.server.errors import DISK_FULL_MESSAGE, ApiError, is_disk_full
 from training_studio.server.storage import BlobInfo, Storage
@@ -242,6 +242,9 @@ def sweep_temp_files(storage: Storage) -> None:
     known_datasets = storage.dataset_ids()
     for entry in datasets_root.glob("*"):
         if entry.name.startswith(".") or entry.name not in known_datasets:
+            shutil.rmtree(entry, ignore_errors=True)
+    for entry in (storage.data_dir / layouts.SPARES_DIR).glob("*"):  # kept generations of deleted datasets
+        if entry.name not in known_datasets:
             shutil.rmtree(entry, ignore_errors=True)
     known_blobs = storage.referenced_blobs()
     with blob_lock:

@@ -5,7 +5,8 @@ a second one is told which server holds it), logging to a file (a frozen windowe
 stdout), binding the socket ourselves so port 0 gives a known ephemeral port, the discovery file
 `server.json` {url, token, pid, version} (0600, written atomically once the app is ready, removed on a
 clean exit), uvicorn's settings (our h11 protocol with the slow-client timeouts and connection cap of
-connections.py) and a clean shutdown on signals (event streams end first, see app.begin_shutdown).
+connections.py; uvloop's event loop where installed) and a clean shutdown on signals (event streams end
+first, see app.begin_shutdown).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -243,7 +245,8 @@ def _run_locked(config: ServerConfig, token_file: str | None) -> int:
     # harmless so our cleanup below still runs and the exit code is 0 for a requested stop.
     previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        asyncio.run(server.serve(sockets=[sock]))
+        with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
+            runner.run(server.serve(sockets=[sock]))
     except SystemExit as exc:  # uvicorn exits this way when the lifespan startup failed
         log.error("the server failed to start (exit %s)", exc.code)
         return 1
@@ -259,6 +262,19 @@ def _run_locked(config: ServerConfig, token_file: str | None) -> int:
         _stderr("the server failed to start; see logs/server.log in the data dir")
         return 1
     return 0
+
+
+def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop where it is installed (issue 19: a cheaper loop and transports for every request;
+    measured in benchmarks/bench_server.py), else asyncio's own (None). TRAINING_STUDIO_EVENT_LOOP=asyncio
+    chooses asyncio's even then (a comparison, or a platform where uvloop misbehaves)."""
+    if os.environ.get("TRAINING_STUDIO_EVENT_LOOP", "").strip().lower() == "asyncio" or os.name != "posix":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def _connection_transport(server: Any, scope: dict[str, Any]) -> asyncio.Transport | None:

@@ -16,8 +16,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import TypeAdapter
 
 from training_studio.contract import (
     ACTIVE_STATUSES,
@@ -57,6 +58,14 @@ HistoryOrder = enum.Enum("HistoryOrder", {f"{prefix}{name}": f"{prefix}{name}" f
                                           for prefix in ("", "-")}, type=str)
 MAX_SINCE_JOBS = 20_000
 _LEAP_SECOND = re.compile(r"([Tt ]\d{2}:\d{2}:)60")
+# The hot answers (list, status) are rendered by pydantic-core straight from the models to JSON bytes: no
+# dict per job and no json.dumps (issue 19). The JSON values are the ones to_wire + JSONResponse gave; only
+# the spelling of tiny floats differs (1e-05 is now written 0.00001, as orjson would).
+_JOB_LIST_JSON = TypeAdapter(list[TrainingJob])
+
+
+def _jobs_response(jobs: list[TrainingJob], headers: dict[str, str]) -> Response:
+    return Response(_JOB_LIST_JSON.dump_json(jobs, by_alias=True), media_type="application/json", headers=headers)
 
 
 def _job_or_404(ctx: ServerContext, job_id: str) -> TrainingJob:
@@ -106,14 +115,14 @@ async def list_jobs(status: str | None = Query(None, description="active (defaul
                         "'-' first for descending; default -createdAt")),
                     cursor: str | None = Query(None, max_length=1000, description=(
                         "the previous page's X-Training-Studio-Next-Cursor: the page after it in this order")),
-                    ctx: ServerContext = Depends(server_context)) -> JSONResponse:
+                    ctx: ServerContext = Depends(server_context)) -> Response:
     # Read before the jobs: a change racing this answer is sent again next time, never lost.
     headers = {REVISION_HEADER: str(ctx.storage.current_revision())}
     if since is not None:
         return _jobs_changed_since(ctx, since, status, headers)
     history = any(value is not None for value in (after, q, order, cursor))
     if not history and (status is None or status.strip().lower() == "active"):
-        return JSONResponse([to_wire(job) for job in ctx.storage.jobs_with_status(_ACTIVE)], headers=headers)
+        return _jobs_response(ctx.storage.jobs_with_status(_ACTIVE), headers)
     order = _parse_order(order.value if isinstance(order, enum.Enum) else order)
     statuses = _parse_statuses(status) if status is not None else list(_ACTIVE)
     before_text = _before_as_stored(before, "before") if before is not None else None
@@ -123,7 +132,7 @@ async def list_jobs(status: str | None = Query(None, description="active (defaul
                                                 cursor=_decode_cursor(cursor, order) if cursor else None)
     if next_cursor is not None:
         headers[NEXT_CURSOR_HEADER] = _encode_cursor(next_cursor, order)
-    return JSONResponse([to_wire(job) for job in jobs], headers=headers)
+    return _jobs_response(jobs, headers)
 
 
 def _parse_order(order: str | None) -> str:
@@ -162,7 +171,7 @@ def _decode_cursor(text: str, order: str) -> tuple[Any, str]:
     return key, created
 
 
-def _jobs_changed_since(ctx: ServerContext, since: int, status: str | None, headers: dict[str, str]) -> JSONResponse:
+def _jobs_changed_since(ctx: ServerContext, since: int, status: str | None, headers: dict[str, str]) -> Response:
     """The delta answer: with `active` (the default) every changed job, since one that left the active set
     must be seen leaving it; with explicit statuses, the changed jobs now in one of them."""
     wanted = None if status is None or status.strip().lower() == "active" else set(_parse_statuses(status))
@@ -175,7 +184,7 @@ def _jobs_changed_since(ctx: ServerContext, since: int, status: str | None, head
                               f"revision {since}; fetch the full list instead.", headers=headers)
     if wanted is not None:
         jobs = [job for job in jobs if job.status.value in wanted]
-    return JSONResponse([to_wire(job) for job in jobs], headers=headers)
+    return _jobs_response(jobs, headers)
 
 
 def _before_as_stored(before: str, name: str = "before") -> str:
@@ -201,9 +210,11 @@ def _before_as_stored(before: str, name: str = "before") -> str:
 
 @router.get("/api/training/status", response_model=TrainingJob, response_model_by_alias=True,
             responses=error_responses(404))
-async def job_status(job_id: str = Query(..., description="the job's id"),
-                     ctx: ServerContext = Depends(server_context)) -> JSONResponse:
-    return JSONResponse(to_wire(_job_or_404(ctx, job_id)))
+async def job_status(request: Request, job_id: str = Query(..., description="the job's id")) -> Response:
+    # The request rather than Depends(server_context): resolving a dependency is a measurable part of this
+    # much-polled answer (issue 19).
+    job = _job_or_404(request.app.state.context, job_id)
+    return Response(job.model_dump_json(by_alias=True), media_type="application/json")
 
 
 @router.post("/api/training/jobs", status_code=201, response_model=TrainingJob, response_model_by_alias=True,

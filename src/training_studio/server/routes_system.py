@@ -1,10 +1,13 @@
-"""GET /api/system: the machine the server runs on (host CPU and memory, data-dir disk, NVIDIA GPUs).
+"""GET /api/system: the machine the server runs on (host CPU and memory, data-dir disk, NVIDIA GPUs), and
+with `--executor ray` the Ray cluster's nodes and free CPUs and GPUs (issue 18).
 
 The figures come from `server/system_info.py`'s sampler, cached for about a second, so a client polling
 with every jobs refresh costs the server one sample per second whatever the number of clients.
 """
 
 from __future__ import annotations
+
+import functools
 
 from fastapi import APIRouter, Depends, Request
 
@@ -20,7 +23,15 @@ def system_sampler(request: Request, ctx: ServerContext = Depends(server_context
     sampler = getattr(request.app.state, "system_sampler", None)
     if sampler is None:
         gpu_jobs = getattr(ctx.executor, "gpu_jobs", None)
-        sampler = SystemSampler(ctx.config.data_dir, assigned_gpus=ctx.config.gpus, gpu_jobs=gpu_jobs)
+        cluster_reader = None
+        address = getattr(ctx.config, "ray_address", None)
+        if getattr(ctx.config, "executor", "local") == "ray" and address:
+            # issue 18: the cluster's nodes and free resources from its dashboard (also with --no-runner)
+            from training_studio.runner.ray_cluster import read_cluster
+
+            cluster_reader = functools.partial(read_cluster, address)
+        sampler = SystemSampler(ctx.config.data_dir, assigned_gpus=ctx.config.gpus, gpu_jobs=gpu_jobs,
+                                cluster_reader=cluster_reader, cluster_address=address)
         request.app.state.system_sampler = sampler
     return sampler
 

@@ -6,6 +6,11 @@ takes milliseconds; a wedged driver can take much longer). NVML comes from NVIDI
 (`nvidia-ml-py`, imported as `pynvml`); without the bindings, the driver's library or a GPU the list is
 empty and `gpu_note` says why, never an error. NVML is initialised once and retried at most every
 `NVML_RETRY_S` after a failure (a driver installed while the server runs is found without a restart).
+
+With `serve --executor ray` the sample also carries the cluster (issue 18, runner/ray_cluster.py), asked
+together with the machine and cached with it, one read in flight at a time. A request waits for a read
+at most `CLUSTER_WAIT_S`: a dashboard slower than that (a stopped head takes the read's whole timeout)
+leaves the previous figures, or `reachable: false` before the first answer, so `/api/system` stays quick.
 """
 
 from __future__ import annotations
@@ -17,13 +22,21 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import psutil
 
-from training_studio.contract import DiskInfo, GpuInfo, HostInfo, SystemInfo, format_timestamp, utc_now
+from training_studio.contract import (
+    ClusterInfo,
+    DiskInfo,
+    GpuInfo,
+    HostInfo,
+    SystemInfo,
+    format_timestamp,
+    utc_now,
+)
 
 __all__ = ["SystemSampler", "read_gpus"]
 
@@ -31,6 +44,7 @@ log = logging.getLogger(__name__)
 
 CACHE_S = 1.0
 NVML_RETRY_S = 60.0
+CLUSTER_WAIT_S = 1.0
 
 
 class _Nvml:
@@ -119,13 +133,20 @@ class SystemSampler:
     """One cached sample of the machine at a time; `sample()` is safe to await from every request."""
 
     def __init__(self, data_dir: Path, *, assigned_gpus: list[str] | None = None,
-                 gpu_jobs: Callable[[], dict[str, list[str]]] | None = None) -> None:
+                 gpu_jobs: Callable[[], dict[str, list[str]]] | None = None,
+                 cluster_reader: Callable[[], Awaitable[ClusterInfo]] | None = None,
+                 cluster_address: str | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.assigned_gpus = assigned_gpus
         self._gpu_jobs = gpu_jobs or (lambda: {})
         self._cached: SystemInfo | None = None
         self._cached_at = 0.0
         self._pending: asyncio.Future[SystemInfo] | None = None
+        # The Ray cluster (issue 18): its reader never raises (an unreachable cluster is reachable=False).
+        self._cluster_reader = cluster_reader
+        self._cluster_address = cluster_address
+        self._cluster_read: asyncio.Future[ClusterInfo] | None = None
+        self._cluster: ClusterInfo | None = None
         psutil.cpu_percent(interval=None)  # primes the counter: the first real sample averages from here
 
     async def sample(self) -> SystemInfo:
@@ -133,10 +154,40 @@ class SystemSampler:
             return self._attach_jobs(self._cached)
         if self._pending is None or self._pending.done():
             # One sampling at a time, shared by every request that arrives while it runs.
-            self._pending = asyncio.ensure_future(asyncio.to_thread(self._take))
+            self._pending = asyncio.ensure_future(self._take_all())
         info = await asyncio.shield(self._pending)
         self._cached, self._cached_at = info, time.monotonic()
         return self._attach_jobs(info)
+
+    async def _take_all(self) -> SystemInfo:
+        machine, cluster = await asyncio.gather(asyncio.to_thread(self._take), self._read_cluster())
+        return machine if cluster is None else machine.model_copy(update={"cluster": cluster})
+
+    async def _read_cluster(self) -> ClusterInfo | None:
+        """The cluster's figures of this sample: a fresh read if it answers within CLUSTER_WAIT_S, else the
+        last ones while the read goes on (one at a time)."""
+        if self._cluster_reader is None:
+            return None
+        if self._cluster_read is None or self._cluster_read.done():
+            self._cluster_read = asyncio.ensure_future(self._cluster_reader())
+            self._cluster_read.add_done_callback(self._keep_cluster)
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._cluster_read), CLUSTER_WAIT_S)
+        except asyncio.TimeoutError:
+            if self._cluster is not None:
+                return self._cluster
+            return ClusterInfo(reachable=False, address=self._cluster_address,
+                               error="the Ray dashboard has not answered yet")
+        except Exception as error:  # a reader bug must not fail the machine's figures
+            log.exception("reading the Ray cluster failed")
+            return ClusterInfo(reachable=False, address=self._cluster_address,
+                               error=f"the cluster could not be read: {error}")
+
+    def _keep_cluster(self, read: asyncio.Future[ClusterInfo]) -> None:
+        if not read.cancelled() and read.exception() is None:
+            self._cluster = read.result()
+        elif not read.cancelled():
+            self._cluster = None  # the exception is logged by the request that awaited it
 
     def _attach_jobs(self, info: SystemInfo) -> SystemInfo:
         by_gpu = self._gpu_jobs()

@@ -3,7 +3,8 @@
 `JobFinishWatcher` learns of finished jobs from the jobs store: after every refresh (`jobs_changed`) it
 compares each job's status with the one it saw before and reports a job that went from pending, queued
 or running to completed or failed (a cancel is the user's own doing and is not announced; jobs already
-finished when first seen are not news). `job_notice()` turns such a transition into the words shown.
+finished when first seen are not news). It looks only at the rows whose status changed since its last look
+(`JobListModel.status_changes_since`), not at all 10,000 on every refresh. `job_notice()` turns such a transition into the words shown.
 `Notifier` shows them: where `QSystemTrayIcon.isSystemTrayAvailable()` it owns a tray icon (which also
 restores the window) and shows a desktop notification whose click brings up the window with the job
 selected — it works while the window is minimised; elsewhere the same notice appears in the window's
@@ -80,27 +81,49 @@ class JobFinishWatcher(QObject):
         super().__init__(parent)
         self.store = store
         self._last_status: dict[str, JobStatus] = {}
+        # The model and its status journal's cursor at the last scan (None: look at every row next time).
+        self._journal: tuple[Any, int] | None = None
         store.jobs_changed.connect(self.scan)
 
     def scan(self) -> list[JobNotice]:
         """Compare the model's jobs with the last scan; returns (and emits) the new notices."""
         model = self.store.model
-        seen: dict[str, JobStatus] = {}
-        notices: list[JobNotice] = []
-        for row in range(model.rowCount()):
-            job = model.job_at(row)
-            if job is None:
-                continue
-            seen[job.id] = job.status
-            before = self._last_status.get(job.id)
-            if before in ACTIVE_STATUSES and job.status not in ACTIVE_STATUSES:
-                notice = job_notice(job)
-                if notice is not None:
-                    notices.append(notice)
-        self._last_status = seen
-        for notice in notices:
+        changed: list[str] | None = None
+        if hasattr(model, "status_changes_since"):
+            cursor, changed = model.status_changes_since(
+                self._journal[1] if self._journal is not None and self._journal[0] is model else -1)
+            self._journal = (model, cursor)
+        notices: list[tuple[int, JobNotice]] = []
+        if changed is None:  # the first look (or the journal no longer reaches back): every row
+            seen: dict[str, JobStatus] = {}
+            for row in range(model.rowCount()):
+                job = model.job_at(row)
+                if job is None:
+                    continue
+                seen[job.id] = job.status
+                self._note(job, self._last_status.get(job.id), row, notices)
+            self._last_status = seen
+        else:
+            last_status = self._last_status
+            for job_id in dict.fromkeys(changed):
+                before = last_status.pop(job_id, None)
+                row = model.row_of(job_id)
+                job = model.job_at(row) if row is not None else None
+                if job is not None:
+                    last_status[job_id] = job.status
+                    self._note(job, before, row, notices)
+        notices.sort(key=lambda entry: entry[0])  # in row order, whatever order the changes came in
+        for _row, notice in notices:
             self.job_finished.emit(notice)
-        return notices
+        return [notice for _row, notice in notices]
+
+    @staticmethod
+    def _note(job: TrainingJob, before: JobStatus | None, row: int,
+              notices: list[tuple[int, JobNotice]]) -> None:
+        if before in ACTIVE_STATUSES and job.status not in ACTIVE_STATUSES:
+            notice = job_notice(job)
+            if notice is not None:
+                notices.append((row, notice))
 
 
 def app_icon() -> QIcon:

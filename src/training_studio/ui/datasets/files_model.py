@@ -3,17 +3,21 @@
 `DatasetFilesModel` owns the rows (one `DatasetFile` per row, in the server's order) of the dataset being
 viewed and the thumbnails shown for them. Thumbnails are fetched lazily: the first time a view asks for a
 row's thumbnail the model emits `thumbnail_needed(sha256)` once, and the store answers with
-`set_thumbnail()`, which announces exactly that row's thumbnail role. A caption saved on the server is
-applied with `set_caption()` (that row's caption and tooltip only), a bulk edit's captions with
+`set_thumbnail()`, which announces exactly that row's thumbnail role. Only the most recently painted
+`DECODED_THUMBNAILS` pixmaps are kept (issue 19: decoded, 10,000 of them were 470 MB); one dropped is asked
+for again when its row is painted again (the store keeps the compressed bytes). A caption saved on the
+server is applied with `set_caption()` (that row's caption and tooltip only), a bulk edit's captions with
 `set_captions()` (one dataChanged over the rows it touched); `captions_of()` is the copy a bulk edit's undo
 falls back on. A one-line caption is editable in place (F2 in the grid): `setData` changes nothing itself
 but asks for the save with `caption_edit_requested`; the saved caption comes back through `set_caption()`.
-Custom data goes through `FileRole`. `FileFilterProxy` narrows the grid to files whose name or caption
-contains a text, or to the uncaptioned ones.
+Custom data goes through `FileRole`; `FileRole.VALIDATION` says a file is held out for validation (the
+grid's delegate paints a badge from it, issue 17). `FileFilterProxy` narrows the grid to files whose name
+or caption contains a text, or to the uncaptioned ones.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from enum import IntEnum
 from typing import Any
 
@@ -34,6 +38,9 @@ from training_studio.ui.datasets.format import format_bytes
 __all__ = ["FileRole", "DatasetFilesModel", "FileFilterProxy"]
 
 _ModelIndex = QModelIndex | QPersistentModelIndex
+# Decoded thumbnails kept: several screens of the grid (a 1920×1080 window shows about 80 tiles), about
+# 8 MB at 128×96 (31 MB on a 2× display).
+DECODED_THUMBNAILS = 160
 
 
 class FileRole(IntEnum):
@@ -43,6 +50,7 @@ class FileRole(IntEnum):
     CAPTION = Qt.ItemDataRole.UserRole + 4    # str, "" when none
     THUMBNAIL = Qt.ItemDataRole.UserRole + 5  # QPixmap or None while loading
     THUMBNAIL_FAILED = Qt.ItemDataRole.UserRole + 6  # bool: the server could not make one
+    VALIDATION = Qt.ItemDataRole.UserRole + 7  # bool: held out for validation, not trained on
 
 
 class DatasetFilesModel(QAbstractListModel):
@@ -54,7 +62,8 @@ class DatasetFilesModel(QAbstractListModel):
         self.dataset_id: str | None = None
         self._files: list[DatasetFile] = []
         self._row_by_sha: dict[str, int] = {}
-        self._thumbnails: dict[str, QPixmap] = {}
+        self._thumbnails: OrderedDict[str, QPixmap] = OrderedDict()  # least recently painted first
+        self.decoded_limit = DECODED_THUMBNAILS
         self._failed: set[str] = set()
         self._requested: set[str] = set()
 
@@ -84,18 +93,24 @@ class DatasetFilesModel(QAbstractListModel):
             return file
         if role in (FileRole.THUMBNAIL, Qt.ItemDataRole.DecorationRole):
             pixmap = self._thumbnails.get(file.sha256)
-            if pixmap is None and file.sha256 not in self._requested and file.sha256 not in self._failed:
+            if pixmap is not None:
+                self._thumbnails.move_to_end(file.sha256)
+            elif file.sha256 not in self._requested and file.sha256 not in self._failed:
                 self._requested.add(file.sha256)
                 self.thumbnail_needed.emit(file.sha256)
             return pixmap
         if role == FileRole.THUMBNAIL_FAILED:
             return file.sha256 in self._failed
+        if role == FileRole.VALIDATION:
+            return bool(file.validation)
         if role == Qt.ItemDataRole.ToolTipRole:
             size = f"{file.width}×{file.height} px, " if file.width and file.height else ""
             caption = f"\n{file.caption}" if file.caption else "\n(no caption)"
-            return f"{file.filename}\n{size}{format_bytes(file.size)}{caption}"
+            held = "\nHeld out for validation (not trained on)" if file.validation else ""
+            return f"{file.filename}\n{size}{format_bytes(file.size)}{held}{caption}"
         if role == Qt.ItemDataRole.AccessibleTextRole:
-            return f"{file.filename}, caption: {file.caption}" if file.caption else f"{file.filename}, no caption"
+            text = f"{file.filename}, caption: {file.caption}" if file.caption else f"{file.filename}, no caption"
+            return f"{text}, validation" if file.validation else text
         return None
 
     def setData(self, index: _ModelIndex, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:
@@ -118,6 +133,19 @@ class DatasetFilesModel(QAbstractListModel):
         rows = (self._row_by_sha.get(sha) for sha in shas)
         return {self._files[row].sha256: self._files[row].caption or "" for row in rows if row is not None}
 
+    def validation_shas(self) -> list[str]:
+        """The files held out for validation, in dataset order."""
+        return [f.sha256 for f in self._files if f.validation]
+
+    def counts(self) -> tuple[int, int, int]:
+        """(files, held out for validation, with a caption) of the dataset shown."""
+        return (len(self._files), sum(1 for f in self._files if f.validation),
+                sum(1 for f in self._files if (f.caption or "").strip()))
+
+    def decoded_thumbnails(self) -> int:
+        """How many decoded thumbnails the model holds (at most `decoded_limit`)."""
+        return len(self._thumbnails)
+
     def thumbnail_requested(self, sha256: str) -> bool:
         """Whether a view has asked for this file's thumbnail yet (rows never painted are never fetched)."""
         return sha256 in self._requested or sha256 in self._thumbnails
@@ -133,7 +161,9 @@ class DatasetFilesModel(QAbstractListModel):
                     self._files[row] = file
                     index = self.index(row, 0)
                     self.dataChanged.emit(index, index, [Qt.ItemDataRole.DisplayRole, FileRole.CAPTION,
-                                                         FileRole.FILE, Qt.ItemDataRole.ToolTipRole])
+                                                         FileRole.FILE, FileRole.VALIDATION,
+                                                         Qt.ItemDataRole.ToolTipRole,
+                                                         Qt.ItemDataRole.AccessibleTextRole])
             return
         self.beginResetModel()
         if dataset_id != self.dataset_id:
@@ -152,7 +182,11 @@ class DatasetFilesModel(QAbstractListModel):
             self._thumbnails.pop(sha256, None)
         else:
             self._thumbnails[sha256] = pixmap
+            self._thumbnails.move_to_end(sha256)
             self._failed.discard(sha256)
+            while len(self._thumbnails) > max(1, self.decoded_limit):
+                dropped, _pixmap = self._thumbnails.popitem(last=False)
+                self._requested.discard(dropped)  # painted again, it is asked for again
         row = self._row_by_sha.get(sha256)
         if row is not None:
             index = self.index(row, 0)

@@ -3,8 +3,11 @@
 `DatasetsPanel` is a view: a toolbar (New dataset…, Train…, Delete…, Refresh), a notice bar for errors and
 results (never a modal box for routine trouble), the dataset table over `DatasetListModel` (sortable
 through a proxy, selection kept across refreshes), and the `DatasetViewer` of the selected dataset below,
-with the `DatasetWorkbench` settings side panel beside it (issue 17: buckets, repeats, validation, export;
-its `WorkbenchStore` owns those client calls).
+with the `DatasetWorkbench` settings side panel beside it (issue 17: automatic captions, buckets, repeats,
+validation, export; its `WorkbenchStore` owns those client calls). The workbench's "Caption with…" action
+is on the toolbar and the table's context menu too; when a caption job completes the files are reloaded so
+the grid shows the new captions. The grid's "Use for validation" / "Use for training" picks are turned
+into the dataset's new set of held-out files here and sent through the workbench.
 It turns auto-refresh on while it is visible. Delete asks for confirmation naming the dataset, from a
 plain slot (never inside a coroutine); Train… opens the `TrainDialog` with `open()`; New dataset… opens
 the import flow built by `import_factory` (a widget or dialog with a `dataset_created(str)` signal). When
@@ -20,7 +23,7 @@ from collections.abc import Callable, Iterable
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QDialog, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QDialog, QSplitter, QToolButton, QVBoxLayout, QWidget
 
 from training_studio.contract.models import Dataset, DatasetStatus, TrainingJob
 from training_studio.ui.banner import BannerLevel
@@ -99,6 +102,19 @@ class DatasetsPanel(RecordListPanel):
         self.workbench_store.unexpected_error.connect(
             lambda text: self.notice.show_message(text, BannerLevel.ERROR))
         store.files_loaded.connect(self._on_files_loaded)
+        self.caption_action = self.workbench.caption_action
+        toolbar.insertAction(self.delete_action, self.caption_action)
+        decorate_toolbar(toolbar, {self.caption_action: "zap"})
+        caption_button = toolbar.widgetForAction(self.caption_action)
+        if isinstance(caption_button, QToolButton):
+            caption_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.workbench.caption_counts = self._caption_counts
+        self.workbench_store.caption_finished.connect(self._on_caption_finished)
+        self.workbench_store.update_succeeded.connect(self._on_split_changed)
+        self.viewer.validation_pick_requested.connect(self._on_validation_pick)
+        for signal in (self.workbench_store.update_started, self.workbench_store.update_succeeded,
+                       self.workbench_store.update_failed):
+            signal.connect(self._on_validation_busy_changed)
         files_and_settings = QSplitter(Qt.Orientation.Horizontal, self)
         files_and_settings.addWidget(self.viewer)
         files_and_settings.addWidget(self.workbench)
@@ -237,6 +253,39 @@ class DatasetsPanel(RecordListPanel):
             files = [model.index(row, 0).data(FileRole.FILE) for row in range(model.rowCount())]
             self.workbench.show_held_out(dataset_id, sum(1 for f in files if f.validation), len(files))
 
+    def _caption_counts(self) -> tuple[int, int]:
+        """(files, with a caption) of the dataset whose files are shown."""
+        total, _held, captioned = self.store.files_model.counts()
+        return total, captioned
+
+    def _on_caption_finished(self, dataset_id: str, job: object) -> None:
+        # The server stored the captions before it marked the job completed: reload the grid's files.
+        if self.store.files_model.dataset_id == dataset_id:
+            self.store.open_dataset(dataset_id)
+        self.store.request_refresh()
+
+    def _on_split_changed(self, dataset_id: str, what: str, dataset: object) -> None:
+        # Reload the files for their new validation flags (badges, counts) at once: the list refresh only
+        # reloads them when `updated_at` moved, which a change within the same second does not show.
+        if what == "validation" and self.store.files_model.dataset_id == dataset_id:
+            self.store.open_dataset(dataset_id)
+
+    def _on_validation_pick(self, shas: list[str], held_out: bool) -> None:
+        model = self.store.files_model
+        dataset = self.workbench.dataset
+        if dataset is None or model.dataset_id != dataset.id:
+            return
+        picked = set(shas)
+        current = set(model.validation_shas())
+        wanted = current | picked if held_out else current - picked
+        ordered = [sha for sha in model.captions_of() if sha in wanted]  # dataset order
+        self.workbench.use_files_for_validation(ordered)
+
+    def _on_validation_busy_changed(self, *args: object) -> None:
+        dataset = self.workbench.dataset
+        busy = dataset is not None and self.workbench_store.is_updating(dataset.id, "validation")
+        self.viewer.set_validation_busy(busy)
+
     def _on_datasets_changed(self) -> None:
         if self._select_when_listed is not None and self.select_dataset(self._select_when_listed):
             self._select_when_listed = None
@@ -258,7 +307,7 @@ class DatasetsPanel(RecordListPanel):
         self._update_actions()
 
     def _menu_actions(self) -> tuple[QAction, ...]:
-        return (self.train_action, self.delete_action)
+        return (self.train_action, self.caption_action, self.delete_action)
 
     def _update_actions(self, *args: object) -> None:
         dataset = self.selected_dataset()

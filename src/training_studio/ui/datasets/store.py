@@ -2,8 +2,9 @@
 
 `DatasetStore` owns the dataset list (`DatasetListModel`, refreshed by `PollingStore` while the panel is
 shown and after every change), the files of the dataset being viewed (`DatasetFilesModel`) with their
-thumbnails (fetched lazily, a few at a time, decoded off the GUI thread and cached by content hash), the
-caption saves, deletes, the base-model list and job creation for the Train dialog. Widgets never call
+thumbnails (fetched lazily, a few at a time, kept compressed by content hash, decoded off the GUI thread), the
+caption saves, deletes, the base-model list and job creation for the Train dialog (with the scheduling
+fields of issue 16, and the jobs a new job can wait for). Widgets never call
 HTTP: they call the `request_*`/`open_dataset`/`save_caption`/`create_job` methods and listen to the
 signals, each named for the event it reports. Every server error ends in a signal with the server's own
 sentence; nothing is swallowed.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
@@ -31,7 +33,14 @@ log = logging.getLogger(__name__)
 
 THUMBNAIL_SIZE = 128        # logical pixels of a grid cell's picture
 THUMBNAIL_CONCURRENCY = 4   # requests in flight at once: a big dataset must not flood the server
-THUMBNAIL_CACHE_SIZE = 2000
+# The thumbnails as the server sent them (JPEG/PNG, a few KB at 128 px): kept compressed, decoded again when
+# their rows come back into view (issue 19: 10,000 decoded ones were 470 MB). Oldest dropped past this.
+THUMBNAIL_DATA_BUDGET = 64 * 1024 * 1024
+# One thread decodes every grid thumbnail (0.2-0.5 ms each): scrolling re-decodes dozens at a time, and each
+# extra worker thread would keep its own malloc arena of freed images (measured: 4 MiB more resident).
+_decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="thumbnail-decoder")
+FOLLOWABLE_ACTIVE = 200     # active jobs listed to schedule after (a queue longer than this is rare)
+FOLLOWABLE_FINISHED = 30    # and the most recently finished ones
 
 
 def decode_image(data: bytes) -> QImage | None:
@@ -53,6 +62,9 @@ class DatasetStore(PollingStore):
     base_models_failed = Signal(str)
     job_created = Signal(object)               # TrainingJob
     job_create_failed = Signal(str)
+    # The jobs a new job can be scheduled after (issue 16): active ones, then recently finished ones.
+    followable_jobs_loaded = Signal(list)      # list[TrainingJob]
+    followable_jobs_failed = Signal(str)
 
     def __init__(self, client: ApiClient, *, interval: float = REFRESH_INTERVAL_S,
                  parent: QObject | None = None) -> None:
@@ -62,7 +74,8 @@ class DatasetStore(PollingStore):
         # Queued: the model asks from inside data(); answering synchronously would re-enter the view.
         self.files_model.thumbnail_needed.connect(self._on_thumbnail_needed, Qt.ConnectionType.QueuedConnection)
         self.base_models: list[BaseModelInfo] | None = None
-        self._thumbnail_cache: OrderedDict[str, QPixmap] = OrderedDict()
+        self._thumbnail_data: OrderedDict[str, bytes] = OrderedDict()  # sha256 -> encoded, least recent first
+        self._thumbnail_data_bytes = 0
         self._thumbnail_gate: asyncio.Semaphore | None = None
         self._thumbnails_in_flight: set[str] = set()
         self._files_task: asyncio.Task[Any] | None = None
@@ -103,12 +116,20 @@ class DatasetStore(PollingStore):
             self._spawn(self.load_base_models())
 
     def create_job(self, *, name: str, dataset_id: str, base_model: str, total_steps: int,
-                   params: dict[str, Any]) -> None:
+                   params: dict[str, Any], schedule: dict[str, Any] | None = None) -> None:
+        """`schedule`: the optional scheduling fields of `ApiClient.create_job` (held, after_job_id,
+        after_condition, not_before)."""
         if self._shut_down or self._creating_job:
             return
         self._creating_job = True
         self._spawn(self._create_job(name=name, dataset_id=dataset_id, base_model=base_model,
-                                     total_steps=total_steps, params=params))
+                                     total_steps=total_steps, params=params, **(schedule or {})))
+
+    def request_followable_jobs(self) -> None:
+        """Emit `followable_jobs_loaded` with the server's active jobs and its most recently finished ones (the
+        Train dialog's "after another job" list), or `followable_jobs_failed`."""
+        if not self._shut_down:
+            self._spawn(self.load_followable_jobs())
 
     # operations (coroutines; tests may await them) ------------------------------------------------------
     async def _fetch(self) -> None:
@@ -176,6 +197,18 @@ class DatasetStore(PollingStore):
         self.base_models_loaded.emit(list(models))
         return models
 
+    async def load_followable_jobs(self) -> list[TrainingJob] | None:
+        try:
+            active = await self.client.job_history(["running", "queued", "pending"], limit=FOLLOWABLE_ACTIVE)
+            finished = await self.client.job_history(["completed", "failed", "cancelled"],
+                                                     limit=FOLLOWABLE_FINISHED)
+        except ApiError as error:
+            self.followable_jobs_failed.emit(f"Could not load the jobs to wait for: {error.message}")
+            return None
+        jobs = list(active.jobs) + list(finished.jobs)
+        self.followable_jobs_loaded.emit(jobs)
+        return jobs
+
     async def _create_job(self, **request: Any) -> TrainingJob | None:
         try:
             job = await self.client.create_job(**request)
@@ -188,42 +221,68 @@ class DatasetStore(PollingStore):
         return job
 
     # thumbnails -------------------------------------------------------------------------------------------------
+    # The model keeps the decoded pixmaps of the rows on screen (a small LRU, files_model.py) and asks again
+    # for one it dropped; the store keeps every thumbnail compressed, as the server sent it, so asking again
+    # costs a decode off the GUI thread, not a request.
     def _on_thumbnail_needed(self, sha256: str) -> None:
-        cached = self._thumbnail_cache.get(sha256)
-        if cached is not None:
-            self._thumbnail_cache.move_to_end(sha256)
-            self.files_model.set_thumbnail(sha256, cached)
-            return
         dataset_id = self.files_model.dataset_id
         if self._shut_down or dataset_id is None or sha256 in self._thumbnails_in_flight:
             return
         self._thumbnails_in_flight.add(sha256)
         self._spawn(self._load_thumbnail(dataset_id, sha256))
 
+    def cache_thumbnail_data(self, sha256: str, data: bytes) -> None:
+        """Keep a thumbnail's encoded bytes (what the server sent), the least recently used dropped past
+        `THUMBNAIL_DATA_BUDGET`."""
+        previous = self._thumbnail_data.pop(sha256, None)
+        if previous is not None:
+            self._thumbnail_data_bytes -= len(previous)
+        self._thumbnail_data[sha256] = data
+        self._thumbnail_data_bytes += len(data)
+        while self._thumbnail_data_bytes > THUMBNAIL_DATA_BUDGET and len(self._thumbnail_data) > 1:
+            _sha, dropped = self._thumbnail_data.popitem(last=False)
+            self._thumbnail_data_bytes -= len(dropped)
+
+    def thumbnail_data_size(self) -> tuple[int, int]:
+        """(thumbnails, bytes) held compressed."""
+        return len(self._thumbnail_data), self._thumbnail_data_bytes
+
+    def has_thumbnail_data(self, sha256: str) -> bool:
+        return sha256 in self._thumbnail_data
+
     async def _load_thumbnail(self, dataset_id: str, sha256: str) -> None:
-        if self._thumbnail_gate is None:
-            self._thumbnail_gate = asyncio.Semaphore(THUMBNAIL_CONCURRENCY)
+        ratio = QGuiApplication.instance().devicePixelRatio() if QGuiApplication.instance() else 1.0
+        size = max(16, min(1024, round(THUMBNAIL_SIZE * max(1.0, ratio))))
         try:
-            async with self._thumbnail_gate:
-                if self.files_model.dataset_id != dataset_id:
-                    return  # the user moved on before our turn came
-                ratio = QGuiApplication.instance().devicePixelRatio() if QGuiApplication.instance() else 1.0
-                size = max(16, min(1024, round(THUMBNAIL_SIZE * max(1.0, ratio))))
-                try:
-                    data = await self.client.dataset_thumbnail(dataset_id, sha256, size)
-                except ApiError as error:
-                    log.info("thumbnail of %s failed: %s", sha256, error.message)
-                    if self.files_model.dataset_id == dataset_id:
-                        self.files_model.set_thumbnail(sha256, None)
-                    return
-                image = await asyncio.get_running_loop().run_in_executor(None, decode_image, data)
+            data = self._thumbnail_data.get(sha256)
+            if data is not None:
+                self._thumbnail_data.move_to_end(sha256)
+            else:
+                if self._thumbnail_gate is None:
+                    self._thumbnail_gate = asyncio.Semaphore(THUMBNAIL_CONCURRENCY)
+                async with self._thumbnail_gate:
+                    if self.files_model.dataset_id != dataset_id:
+                        return  # the user moved on before our turn came
+                    try:
+                        data = await self.client.dataset_thumbnail(dataset_id, sha256, size)
+                    except ApiError as error:
+                        log.info("thumbnail of %s failed: %s", sha256, error.message)
+                        if self.files_model.dataset_id == dataset_id:
+                            self.files_model.set_thumbnail(sha256, None)
+                        return
+                self.cache_thumbnail_data(sha256, data)
+            image = await asyncio.get_running_loop().run_in_executor(_decoder, decode_image, data)
         finally:
             self._thumbnails_in_flight.discard(sha256)
         pixmap = QPixmap.fromImage(image) if image is not None else None  # GUI thread only
         if pixmap is not None:
             pixmap.setDevicePixelRatio(max(1.0, size / THUMBNAIL_SIZE))
-            self._thumbnail_cache[sha256] = pixmap
-            while len(self._thumbnail_cache) > THUMBNAIL_CACHE_SIZE:
-                self._thumbnail_cache.popitem(last=False)
+        else:
+            self._drop_thumbnail_data(sha256)  # not an image: ask the server again next time
         if self.files_model.dataset_id == dataset_id:
             self.files_model.set_thumbnail(sha256, pixmap)
+
+    def _drop_thumbnail_data(self, sha256: str) -> None:
+        dropped = self._thumbnail_data.pop(sha256, None)
+        if dropped is not None:
+            self._thumbnail_data_bytes -= len(dropped)

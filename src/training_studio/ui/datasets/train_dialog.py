@@ -28,6 +28,13 @@ exists. What cannot be carried over is said in the banner, never raised: a datas
 longer exists (the user picks another), parameters today's schema no longer has (dropped) and values now
 out of range (clamped). "Save as template…" asks a name (a QInputDialog opened with `open()`) and saves the
 current settings; "Delete template" asks first (`ask_to_confirm`, the safe button the default).
+
+When to start (issue 16). A collapsed "When to start" section (`ScheduleSection`) under the parameters
+offers start now (the default), hold in queue, after another job (optionally only if it succeeds) and not
+before a local date and time, sent as the create request's `held` / `after_job_id` + `after_condition` /
+`not_before` (UTC). Its problems (no job chosen, a start time that has passed) stop Create like any other,
+said in the section and in Create's tooltip; time is read again on Create, so a moment that passed while the
+dialog stood open is refused there, never sent.
 """
 
 from __future__ import annotations
@@ -63,6 +70,7 @@ from training_studio.contract.models import BaseModelInfo, Dataset, DatasetStatu
 from training_studio.ui.banner import Banner, BannerLevel
 from training_studio.contract.templates import JobTemplate, JobTemplateSettings
 from training_studio.ui.confirm import ask_to_confirm
+from training_studio.ui.datasets.schedule_section import ScheduleSection
 from training_studio.ui.datasets.store import DatasetStore
 from training_studio.ui.datasets.template_store import TemplateStore
 
@@ -455,6 +463,7 @@ class TrainDialog(QDialog):
         self._dataset_items: list[tuple[str, str]] = []  # what the dataset combo lists
         self.confirm_box: QWidget | None = None  # the open "Delete template?" box (tests answer it)
         self.name_dialog: QInputDialog | None = None  # the open "Save as template" name prompt
+        self._height_before_schedule = 0  # the dialog's height when "When to start" was opened
         self.setObjectName("trainDialog")
         self.setMinimumWidth(460)
 
@@ -530,6 +539,13 @@ class TrainDialog(QDialog):
         group_layout.addWidget(self.params_note)
         layout.addWidget(self.params_group)
 
+        # When to start (issue 16): collapsed, so the usual "start now" costs one line.
+        self.schedule = ScheduleSection(self)
+        self.schedule.changed.connect(self._update_buttons)
+        self.schedule.expanded_changed.connect(self._on_schedule_expanded)
+        self.schedule.jobs_wanted.connect(store.request_followable_jobs)
+        layout.addWidget(self.schedule)
+
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel, self)
         self.create_button = QPushButton("&Create job", self)
         self.create_button.setDefault(True)
@@ -548,6 +564,8 @@ class TrainDialog(QDialog):
         store.base_models_failed.connect(self._on_base_models_failed)
         store.job_created.connect(self._on_job_created)
         store.job_create_failed.connect(self._on_job_create_failed)
+        store.followable_jobs_loaded.connect(self.schedule.set_jobs)
+        store.followable_jobs_failed.connect(self.schedule.set_jobs_failed)
         store.datasets_changed.connect(self._on_datasets_changed)
         store.refresh_succeeded.connect(self._on_datasets_refreshed)
         store.refresh_failed.connect(self._on_datasets_refresh_failed)
@@ -609,6 +627,7 @@ class TrainDialog(QDialog):
             found.append(f"The dataset is {self.dataset.status.value}; only an active dataset can be trained on.")
         _, params_problems = self.params_form.values()
         found.extend(params_problems.values())
+        found.extend(self.schedule.problems())
         return found
 
     def _update_buttons(self, *args: object) -> None:
@@ -656,6 +675,23 @@ class TrainDialog(QDialog):
         # (next event-loop pass).
         QTimer.singleShot(0, self._grow_to_hint)
 
+    def _on_schedule_expanded(self, expanded: bool) -> None:
+        if expanded:
+            self._height_before_schedule = self.height()
+            self._fit_height()
+        else:
+            QTimer.singleShot(0, self._shrink_after_schedule)
+
+    def _shrink_after_schedule(self) -> None:
+        """Give back the height the section took when it opened (never below what the content needs)."""
+        layout = self.layout()
+        layout.activate()
+        wanted = max(self._height_before_schedule, layout.totalMinimumSize().height())
+        if layout.hasHeightForWidth():
+            wanted = max(wanted, layout.totalHeightForWidth(self.width()))
+        if wanted < self.height():
+            self.resize(self.width(), wanted)
+
     def _grow_to_hint(self) -> None:
         layout = self.layout()
         layout.activate()
@@ -683,7 +719,8 @@ class TrainDialog(QDialog):
         self.banner.show_message("Creating the job…", BannerLevel.INFO)
         self._update_buttons()
         self.store.create_job(name=self.name_edit.text().strip(), dataset_id=self.dataset.id,
-                              base_model=base_model.id, total_steps=self.steps_spin.value(), params=params)
+                              base_model=base_model.id, total_steps=self.steps_spin.value(), params=params,
+                              schedule=self.schedule.request_fields())
         return True
 
     def apply_template(self, template: JobTemplate) -> None:

@@ -13,11 +13,16 @@ every caption edit, the editor's saves included; `CaptionOps` owns those request
 A filter box finds files by caption or name, "Uncaptioned only" shows what is missing (the grid shows the
 files model through `FileFilterProxy`; bulk actions act on the selected files that are shown).
 F2 edits a one-line caption in place (the model asks `CaptionOps` to save it, undoable too).
+
+Validation picks (issue 17): the grid's context menu has "Use for validation" / "Use for training" for the
+selected files; the viewer only says so (`validation_pick_requested(shas, held_out)`), the Datasets panel
+sends the new split through the workbench. Held-out files carry a "Validation" badge (painted by the
+delegate from `FileRole.VALIDATION`) and the title says how many files are held out.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QColor, QFont, QKeySequence, QPainter, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -46,12 +51,22 @@ from training_studio.ui.datasets.files_model import FileFilterProxy, FileRole
 from training_studio.ui.datasets.format import format_bytes
 from training_studio.ui.jobs.format import dimmed_text_colour
 from training_studio.ui.datasets.store import THUMBNAIL_SIZE, DatasetStore
+from training_studio.ui.theme import palette_is_dark
 
-__all__ = ["DatasetViewer", "FileTileDelegate"]
+__all__ = ["DatasetViewer", "FileTileDelegate", "VALIDATION_BADGE"]
 
 _ModelIndex = QModelIndex | QPersistentModelIndex
 TILE_PADDING = 6
 TEXT_LINES = 2
+VALIDATION_BADGE = "Validation"
+
+
+def badge_colours(palette: QPalette) -> tuple[QColor, QColor]:
+    """(background, text) of the validation badge: a violet no tile colour uses (not the selection's
+    highlight), with text above 4.5:1 on it in both schemes."""
+    if palette_is_dark(palette):
+        return QColor("#c4b5fd"), QColor("#1e1b4b")
+    return QColor("#6d28d9"), QColor("#ffffff")
 
 
 class FileTileDelegate(QStyledItemDelegate):
@@ -115,15 +130,38 @@ class FileTileDelegate(QStyledItemDelegate):
                 text_colour = QColor(dimmed_text_colour(text_colour.name(), background.name()))
             painter.setPen(text_colour)
             painter.drawText(caption_rect, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignVCenter, text)
+            if index.data(FileRole.VALIDATION):
+                self._paint_badge(painter, option, square)
             if option.state & QStyle.StateFlag.State_HasFocus:
                 painter.setPen(palette.color(QPalette.ColorRole.Highlight).darker(130))
                 painter.drawRect(rect.adjusted(0, 0, -1, -1))
         finally:
             painter.restore()
 
+    @staticmethod
+    def _paint_badge(painter: QPainter, option: QStyleOptionViewItem, square: QRect) -> None:
+        """A small "Validation" label over the thumbnail's top-left corner."""
+        font = QFont(option.font)
+        font.setItalic(False)
+        font.setBold(True)
+        font.setPointSizeF(max(6.0, font.pointSizeF() * 0.8))
+        painter.setFont(font)
+        metrics = painter.fontMetrics()
+        badge = QRect(square.x() + 2, square.y() + 2, metrics.horizontalAdvance(VALIDATION_BADGE) + 8,
+                      metrics.height() + 2)
+        background, text = badge_colours(option.palette)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(background)
+        painter.drawRoundedRect(badge, 3, 3)
+        painter.setPen(text)
+        painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, VALIDATION_BADGE)
+
 
 class DatasetViewer(QWidget):
     """See the module docstring."""
+
+    validation_pick_requested = Signal(list, bool)  # sha256 of the selected files, held out (True) or trained on
 
     def __init__(self, store: DatasetStore, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -137,6 +175,7 @@ class DatasetViewer(QWidget):
         self._shown_caption = ""  # the saved caption the editor was loaded with (not what is typed)
         self.caption_ops = CaptionOps(store, self)
         self.bulk_dialog: BulkCaptionDialog | None = None
+        self._validation_busy = False
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -170,7 +209,15 @@ class DatasetViewer(QWidget):
         self.grid.setModel(self.proxy)
         self.grid.setEditTriggers(QAbstractItemView.EditTrigger.EditKeyPressed)  # F2
         self.grid.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
-        self.grid.addActions(self._bulk_actions + [self._separator(), self.undo_action, self.redo_action])
+        self.use_for_validation_action = QAction("Use for &validation", self)
+        self.use_for_validation_action.setToolTip("Hold the selected files out of training, for validation")
+        self.use_for_validation_action.triggered.connect(lambda: self.request_validation_pick(True))
+        self.use_for_training_action = QAction("Use for &training", self)
+        self.use_for_training_action.setToolTip("Train on the selected files (no longer held out for validation)")
+        self.use_for_training_action.triggered.connect(lambda: self.request_validation_pick(False))
+        self.grid.addActions(self._bulk_actions + [self._separator(), self.undo_action, self.redo_action,
+                                                   self._separator(), self.use_for_validation_action,
+                                                   self.use_for_training_action])
         self.state_label = QLabel(self.stack)
         self.state_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.state_label.setWordWrap(True)
@@ -235,6 +282,8 @@ class DatasetViewer(QWidget):
         self.save_button.setToolTip("Save the caption (Ctrl+S)")
         self.model.modelReset.connect(self._on_files_reset)
         self.model.dataChanged.connect(self._on_files_data_changed)
+        self.model.modelReset.connect(self._update_title)
+        self.model.dataChanged.connect(self._on_files_changed_for_title)
         store.files_loading.connect(self._on_loading)
         store.files_loaded.connect(self._on_loaded)
         store.files_failed.connect(self._on_failed)
@@ -337,10 +386,44 @@ class DatasetViewer(QWidget):
             self.banner.hide()
         self._bulk_error = None
 
+    def request_validation_pick(self, held_out: bool) -> list[str]:
+        """Ask (through `validation_pick_requested`) to hold the selected files out, or to train on them;
+        only the files whose role changes are named. Returns them."""
+        held = set(self.model.validation_shas())
+        shas = [sha for sha in self.selected_shas() if (sha in held) != held_out]
+        if shas and self.model.dataset_id is not None:
+            self.validation_pick_requested.emit(shas, held_out)
+        return shas
+
+    def set_validation_busy(self, busy: bool) -> None:
+        """The panel says whether a split change is in flight (the pick actions wait for it)."""
+        self._validation_busy = busy
+        self._update_bulk_actions()
+
+    def _on_files_changed_for_title(self, top_left: QModelIndex, bottom_right: QModelIndex,
+                                    roles: list[int]) -> None:
+        if not roles or FileRole.VALIDATION in roles:  # thumbnails arriving change no count
+            self._update_title()
+
+    def _update_title(self, *args: object) -> None:
+        dataset_id = self.model.dataset_id
+        if dataset_id is None:
+            return
+        dataset = self.store.dataset(dataset_id)
+        name = dataset.name if dataset is not None else dataset_id
+        total, held, _captioned = self.model.counts()
+        if total and held:
+            self.title.setText(f"Files of “{name}” · {held:,} of {total:,} held out for validation")
+        else:
+            self.title.setText(f"Files of “{name}”")
+
     def _update_bulk_actions(self, *args: object) -> None:
         count = len(self.grid.selectionModel().selectedIndexes()) if self.grid.selectionModel() else 0
         for action in self._bulk_actions:
             action.setEnabled(count > 0 and not self.caption_ops.busy)
+        pickable = count > 0 and not self._validation_busy
+        self.use_for_validation_action.setEnabled(pickable)
+        self.use_for_training_action.setEnabled(pickable)
         stack = self.caption_ops.undo_stack
         idle = not self.caption_ops.busy
         self.undo_action.setEnabled(idle and stack.canUndo())

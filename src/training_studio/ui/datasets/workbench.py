@@ -12,15 +12,24 @@ in the Datasets tab:
   trainer runs on the dataset says so).
 - Export…: a non-blocking save dialog (`QFileDialog.open()`), then the zip in kohya or imagefolder layout is
   streamed by the store to `<target>.part` and renamed when complete; progress and failure are shown here.
+- Automatic captions: "Caption with…" (a button here, the same action on the Datasets toolbar) opens a menu
+  of the server's caption presets, re-read each time it opens; none configured: it says how to add one to
+  presets.toml. Choosing one asks first when files already have captions (the captioner's caption replaces
+  the caption of every file it writes one for; files it writes none for keep theirs), then starts the
+  caption job; its progress, completion and the job's reason on failure are shown here (the job is listed
+  in the Jobs tab too). The Datasets panel reloads the files when it completes.
+- Validation picks from the grid (`use_files_for_validation`) go through the same validation state line as
+  the percentage.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QRectF, QSize, Qt, QTimer
-from PySide6.QtGui import QColor, QPainter, QPalette
+from PySide6.QtGui import QAction, QColor, QPainter, QPalette
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -29,6 +38,8 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QMenu,
+    QProgressBar,
     QPushButton,
     QScrollArea,
     QSizePolicy,
@@ -38,15 +49,26 @@ from PySide6.QtWidgets import (
 )
 
 from training_studio.contract.models import Dataset, DatasetStatus
+from training_studio.ui.confirm import ConfirmBox, ask_to_confirm
 from training_studio.ui.datasets.workbench_store import WorkbenchStore
 from training_studio.ui.theme import palette_is_dark
 
-__all__ = ["BucketChart", "DatasetWorkbench", "RESOLUTIONS", "SMALL_BUCKET_LEGEND", "bucket_label"]
+__all__ = ["BucketChart", "DatasetWorkbench", "NO_CAPTIONERS_TEXT", "RESOLUTIONS", "SMALL_BUCKET_LEGEND",
+           "bucket_label"]
 
 RESOLUTIONS = (512, 768, 1024)
 CUSTOM = "Custom"
 DEBOUNCE_MS = 250  # typing "1536" into the custom box is one request, not four
 SMALL_BUCKET_LEGEND = "OneTrainer drops them, kohya trains them in short batches"
+NO_CAPTIONERS_TEXT = (
+    "No caption presets are set up on this server. Add one to presets.toml in the server's data folder, "
+    "then choose Caption with… again:")
+CAPTION_PRESET_EXAMPLE = (
+    '[[preset]]\nid = "my-tagger"\nname = "My tagger"\nkind = "caption"\n'
+    'command = ["tagger", "{dataset_dir}"]')
+CAPTION_IDLE_TEXT = "Caption every file with one of the server's captioners (its caption presets)."
+CAPTION_PRESET_HINT = ("The command gets a folder of the dataset's images ({dataset_dir}) and writes "
+                       "<name>.txt beside each image it captions.")
 EXPORT_LAYOUTS = (("kohya", "kohya: <repeats>_<name>/ + .txt"),
                   ("imagefolder", "imagefolder: metadata.jsonl"))
 
@@ -126,6 +148,37 @@ class DatasetWorkbench(QWidget):
         self._shown_revision: tuple[str, Any] | None = None
         self.setObjectName("datasetWorkbench")
         self.setAccessibleName("Dataset settings")
+        # (files, with a caption) of the dataset shown; set by the Datasets panel from the loaded file list.
+        self.caption_counts: Callable[[], tuple[int, int]] | None = None
+        self.caption_confirm: ConfirmBox | None = None
+        self._validation_change = ""  # what the pending validation change was, for its "Applied" line
+
+        # automatic captions -------------------------------------------------------------------------------
+        self.caption_menu = QMenu(self)
+        self.caption_menu.setObjectName("captionMenu")
+        self.caption_action = QAction("Caption &with…", self)
+        self.caption_action.setToolTip("Caption every file with one of the server's captioners (caption presets)")
+        self.caption_action.setMenu(self.caption_menu)
+        # A push button with the same menu (a tool button here would drop the "…" and crowd the arrow).
+        self.caption_button = QPushButton("Caption with…")
+        self.caption_button.setObjectName("captionButton")
+        self.caption_button.setToolTip(self.caption_action.toolTip())
+        self.caption_button.setMenu(self.caption_menu)
+        self.caption_action.changed.connect(
+            lambda: self.caption_button.setEnabled(self.caption_action.isEnabled()))
+        self.caption_progress = QProgressBar()
+        self.caption_progress.setObjectName("captionProgress")
+        self.caption_progress.setTextVisible(True)
+        self.caption_progress.hide()
+        self.caption_state = QLabel()
+        self.caption_state.setObjectName("captionState")
+        self.caption_state.setWordWrap(True)
+        self.caption_state.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        caption_box = QGroupBox("Automatic captions")
+        caption_layout = QVBoxLayout(caption_box)
+        caption_layout.addWidget(self.caption_button, 0, Qt.AlignmentFlag.AlignLeft)
+        caption_layout.addWidget(self.caption_progress)
+        caption_layout.addWidget(self.caption_state)
 
         # buckets ---------------------------------------------------------------------------------------------
         self.resolution_combo = QComboBox()
@@ -240,6 +293,7 @@ class DatasetWorkbench(QWidget):
         content_layout = QVBoxLayout(content)
         content_layout.setContentsMargins(0, 0, 4, 0)
         content_layout.addWidget(self.placeholder)
+        content_layout.addWidget(caption_box)
         content_layout.addWidget(bucket_box)
         content_layout.addWidget(training_box)
         content_layout.addWidget(export_box)
@@ -252,7 +306,7 @@ class DatasetWorkbench(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 0, 0, 0)
         layout.addWidget(scroll)
-        self._sections = (bucket_box, training_box, export_box)
+        self._sections = (caption_box, bucket_box, training_box, export_box)
         self.setMinimumWidth(300)
 
         # wiring ---------------------------------------------------------------------------------------------
@@ -277,6 +331,14 @@ class DatasetWorkbench(QWidget):
         store.export_progress.connect(self._on_export_progress)
         store.export_saved.connect(self._on_export_saved)
         store.export_failed.connect(self._on_export_failed)
+        self.caption_menu.aboutToShow.connect(self._on_caption_menu_opening)
+        store.captioners_loaded.connect(self._fill_caption_menu)
+        store.captioners_failed.connect(self._on_captioners_failed)
+        store.caption_started.connect(self._on_caption_started)
+        store.caption_progress.connect(self._on_caption_progress)
+        store.caption_finished.connect(self._on_caption_finished)
+        store.caption_failed.connect(self._on_caption_failed)
+        self._fill_caption_menu(None)
         self.show_dataset(None)
 
     # inputs ---------------------------------------------------------------------------------------------------
@@ -307,9 +369,11 @@ class DatasetWorkbench(QWidget):
             self._shown_revision = None
             self.report = None
             self.chart.set_buckets([])
+            self.caption_action.setEnabled(False)
             return
         same = previous is not None and previous.id == dataset.id
         if not same:
+            self._show_caption_job(self.store.caption_job(dataset.id))
             self.repeats_state.clear()
             self.validation_state.clear()
             self.held_out_label.clear()
@@ -350,6 +414,42 @@ class DatasetWorkbench(QWidget):
     def apply_validation(self) -> None:
         if self.dataset is not None:
             self.store.request_validation(self.dataset.id, float(self.validation_spin.value()))
+
+    def use_files_for_validation(self, held_out: list[str]) -> None:
+        """Hold out exactly these files (the grid's picks applied to the current split)."""
+        if self.dataset is not None:
+            self._validation_change = f"{len(held_out):,} picked file{'' if len(held_out) == 1 else 's'}"
+            self.store.request_validation_files(self.dataset.id, held_out)
+
+    def start_caption(self, preset_id: str, preset_name: str) -> ConfirmBox | None:
+        """Plain slot: caption the shown dataset with this preset, asking first when captions exist (the box
+        is returned; None when the job was started at once)."""
+        dataset = self.dataset
+        if dataset is None or self.store.is_captioning(dataset.id):
+            return None
+        total, captioned = self.caption_counts() if self.caption_counts is not None else (0, 0)
+        dataset_id = dataset.id
+        if not captioned:
+            self._caption_now(dataset_id, preset_id, preset_name)
+            return None
+        some = f"{captioned:,} of {total:,} files" if captioned < total else f"All {total:,} files"
+        box = ask_to_confirm(
+            self, "Replace captions?",
+            f"{some} of “{dataset.name}” already have a caption.",
+            f"“{preset_name}” replaces the caption of every file it writes one for; files it writes no caption "
+            f"for keep theirs, and files without a caption get one. Undo does not cover this: the old captions "
+            f"are gone once the job completes.",
+            confirm="Replace captions", keep="Keep them",
+            on_confirm=lambda: self._caption_now(dataset_id, preset_id, preset_name))
+        self.caption_confirm = box
+        box.destroyed.connect(lambda *_: setattr(self, "caption_confirm", None))
+        return box
+
+    def _caption_now(self, dataset_id: str, preset_id: str, preset_name: str) -> None:
+        if self._is_shown(dataset_id):
+            self.caption_state.setText(f"Starting “{_escape(preset_name)}”…")
+        self.store.request_caption(dataset_id, preset_id)
+        self._update_buttons()
 
     def open_export_dialog(self) -> QFileDialog | None:
         """A non-blocking save dialog; the chosen file goes to `start_export`."""
@@ -432,6 +532,9 @@ class DatasetWorkbench(QWidget):
         if what == "repeats":
             self.repeats_state.setText(f"Applied: {dataset.repeats} repeats.")
             self.dataset = self.dataset.model_copy(update={"repeats": dataset.repeats}) if self.dataset else None
+        elif self._validation_change:
+            self.validation_state.setText(f"Applied: {self._validation_change} held out for validation.")
+            self._validation_change = ""
         else:
             percent = int(self.validation_spin.value())
             self.validation_state.setText(f"Applied: {percent} % held out for validation." if percent
@@ -439,6 +542,8 @@ class DatasetWorkbench(QWidget):
         self._update_buttons()
 
     def _on_update_failed(self, dataset_id: str, what: str, message: str) -> None:
+        if what == "validation":
+            self._validation_change = ""
         if self._is_shown(dataset_id):
             label = self._state_label(what)
             label.setText(f"<span style='color:{warning_colour(self.palette()).name()}'>{_escape(message)}</span>")
@@ -472,6 +577,90 @@ class DatasetWorkbench(QWidget):
                                       and self.repeats_spin.value() != dataset.repeats)
         self.validation_apply.setEnabled(not self.store.is_updating(dataset.id, "validation"))
         self.export_button.setEnabled(not self.store.is_exporting(dataset.id))
+        self.caption_action.setEnabled(dataset.status is DatasetStatus.ACTIVE
+                                       and not self.store.is_captioning(dataset.id))
+
+    # automatic captions -------------------------------------------------------------------------------------
+    def _on_caption_menu_opening(self) -> None:
+        # Re-read each time: a preset added to presets.toml shows without restarting anything.
+        if self.store.captioners is None:
+            self._fill_caption_menu(None)
+        self.store.request_captioners(reload=True)
+
+    def _fill_caption_menu(self, captioners: list[Any] | None) -> None:
+        """The menu's entries: one per caption preset, or a loading line, or how to add one."""
+        menu = self.caption_menu
+        menu.clear()
+        if captioners is None:
+            menu.addAction("Loading the caption presets…").setEnabled(False)
+            return
+        if not captioners:
+            menu.addAction("No caption presets on this server").setEnabled(False)
+            menu.addAction("How to add one…", self.show_how_to_add_captioner)
+            if self.dataset is not None and not self.caption_progress.isVisible():
+                self.show_how_to_add_captioner()
+            return
+        for captioner in captioners:
+            action = menu.addAction(captioner.name or captioner.id)
+            action.setToolTip(captioner.description or f"Caption preset “{captioner.id}”")
+            action.setData(captioner.id)
+            action.triggered.connect(lambda checked=False, c=captioner: self.start_caption(c.id, c.name or c.id))
+        menu.setToolTipsVisible(True)
+
+    def show_how_to_add_captioner(self) -> None:
+        # pre-wrap, not <pre>: a long example line wraps instead of widening the side panel past its edge
+        example = _escape(CAPTION_PRESET_EXAMPLE).replace("\n", "<br>")
+        self.caption_state.setText(f"<p>{_escape(NO_CAPTIONERS_TEXT)}</p>"
+                                   f"<p style='white-space:pre-wrap; font-family:monospace'>{example}</p>"
+                                   f"<p>{_escape(CAPTION_PRESET_HINT)}</p>")
+
+    def _on_captioners_failed(self, message: str) -> None:
+        menu = self.caption_menu
+        menu.clear()
+        menu.addAction(message).setEnabled(False)
+        menu.addAction("Try again", lambda: self.store.request_captioners(reload=True))
+
+    def _show_caption_job(self, job: Any) -> None:
+        """The progress line of this dataset's caption job (None: nothing running)."""
+        if job is None:
+            self.caption_progress.hide()
+            self.caption_state.setText(CAPTION_IDLE_TEXT)
+            return
+        total = int(job.total_steps or 0)
+        done = int(job.current_step or 0)
+        self.caption_progress.setRange(0, max(total, 1) if job.status.value == "running" or total else 0)
+        self.caption_progress.setValue(min(done, total))
+        self.caption_progress.setFormat(f"%v of {total:,} files" if total else "")
+        self.caption_progress.show()
+        state = {"queued": "waiting in the queue", "pending": "waiting in the queue",
+                 "running": "running"}.get(job.status.value, job.status.value)
+        detail = f" ({_escape(job.detail)})" if job.detail else ""
+        self.caption_state.setText(f"Captioning: “{_escape(job.name)}” is {state}{detail}. "
+                                   f"It is listed in the Jobs tab.")
+
+    def _on_caption_started(self, dataset_id: str, job: Any) -> None:
+        if self._is_shown(dataset_id):
+            self._show_caption_job(job)
+            self._update_buttons()
+
+    def _on_caption_progress(self, dataset_id: str, job: Any) -> None:
+        if self._is_shown(dataset_id):
+            self._show_caption_job(job)
+
+    def _on_caption_finished(self, dataset_id: str, job: Any) -> None:
+        if self._is_shown(dataset_id):
+            self.caption_progress.hide()
+            total = int(job.total_steps or 0)
+            self.caption_state.setText(f"Captioned: “{_escape(job.name)}” completed over {total:,} "
+                                       f"file{'' if total == 1 else 's'}; the grid shows the new captions.")
+            self._update_buttons()
+
+    def _on_caption_failed(self, dataset_id: str, message: str) -> None:
+        if self._is_shown(dataset_id):
+            self.caption_progress.hide()
+            self.caption_state.setText(
+                f"<span style='color:{warning_colour(self.palette()).name()}'>{_escape(message)}</span>")
+            self._update_buttons()
 
 
 def _megabytes(count: int) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
 
 from training_studio.contract.models import TERMINAL_STATUSES, TrainingJob, parse_timestamp
-from training_studio.ui.jobs.format import format_elapsed, format_loss, format_step, status_label
+from training_studio.ui.jobs.format import format_elapsed, format_loss, format_step, placement_text, status_label
 
 __all__ = ["HistoryColumn", "HistoryRole", "HistoryModel", "SORT_FIELDS"]
 
@@ -62,11 +62,7 @@ def _duration(job: TrainingJob) -> str:
 
 
 def _placement(job: TrainingJob) -> str:
-    placement = job.placement
-    if placement is None:
-        return ""
-    where = placement.node or placement.host or placement.address or placement.executor
-    return f"{where} · GPU {', '.join(placement.gpus)}" if placement.gpus else (where or "")
+    return placement_text(job.placement)  # shared with the Jobs table's "Runs on" (ui/jobs/format.py)
 
 
 _CELL_TEXT: dict[HistoryColumn, Callable[[TrainingJob], str]] = {

@@ -33,6 +33,7 @@ from PySide6.QtGui import (
     QPainter,
     QPainterPath,
     QPalette,
+    QPen,
     QPixmap,
 )
 from PySide6.QtWidgets import QApplication, QStyle, QStyledItemDelegate, QStyleOptionViewItem
@@ -218,6 +219,18 @@ class ProgressBarDelegate(QStyledItemDelegate):
             if filled > 0:
                 painter.drawPixmap(QRectF(left, top, filled / ratio, fill.height() / ratio), fill,
                                    QRectF(0, 0, filled, fill.height()))
+            if option.state.value & _SELECTED:
+                # On the selection's background the fill colour can all but vanish (a running job's blue on
+                # the light theme's blue): outline the bar in the selected text's colour.
+                painter.save()
+                try:
+                    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+                    painter.setPen(QPen(option.palette.color(QPalette.ColorRole.HighlightedText), 1))
+                    painter.setBrush(Qt.BrushStyle.NoBrush)
+                    painter.drawRoundedRect(QRectF(left - 0.5, top - 0.5, bar_width + 1, bar_height + 1),
+                                            bar_height / 2 + 0.5, bar_height / 2 + 0.5)
+                finally:
+                    painter.restore()
             text_left, text_width = left + bar_width + _PERCENT_GAP, label_width
         else:
             text_left, text_width = left, width
@@ -360,10 +373,14 @@ class TextCellDelegate(QStyledItemDelegate):
     each a mapping through the proxy into Python; this one reads `JobRole.TEXT_LOOK` once and
     draws the view's background and the elided text. The focused cell (its focus frame),
     right-to-left layouts and models without TEXT_LOOK are left to Qt's delegate.
+
+    `leading`: extra space before the text, for a left-aligned column that follows a right-aligned one (the
+    Jobs table's "Runs on" after "ETA"), so the two columns' texts do not read as one.
     """
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, parent=None, *, leading: int = 0) -> None:
         super().__init__(parent)
+        self._leading = max(0, int(leading))
         self._fonts = _FontCache()
         self._margin_of: tuple[QStyle, int] | None = None
 
@@ -372,8 +389,15 @@ class TextCellDelegate(QStyledItemDelegate):
         if (not isinstance(look, TextLook) or option.state.value & _HAS_FOCUS
                 or option.direction != _LEFT_TO_RIGHT):
             swatch = look.swatch if isinstance(look, TextLook) else None
-            if swatch is None:
+            if swatch is None and not self._leading:
                 super().paint(painter, option, index)  # focus frame, mirrored layout, other models
+                return
+            if swatch is None:  # the same, after the leading gap (the background still fills the cell)
+                _draw_cell_background(option, painter)
+                shifted = QStyleOptionViewItem(option)
+                shifted.rect = (option.rect.adjusted(self._leading, 0, 0, 0) if option.direction == _LEFT_TO_RIGHT
+                                else option.rect.adjusted(0, 0, -self._leading, 0))
+                super().paint(painter, shifted, index)
                 return
             _draw_cell_background(option, painter)
             self._paint_swatch(painter, option, swatch)
@@ -392,7 +416,7 @@ class TextCellDelegate(QStyledItemDelegate):
         widget = option.widget
         margin = self._margin(widget.style() if widget is not None else QApplication.style(),
                               widget)
-        rect = option.rect.adjusted(margin + (_SWATCH_SPACE if look.swatch is not None else 0), 0,
+        rect = option.rect.adjusted(margin + self._leading + (_SWATCH_SPACE if look.swatch is not None else 0), 0,
                                     -margin, 0)
         fonts = self._fonts
         metrics = fonts.use(option.font)

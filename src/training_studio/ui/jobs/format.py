@@ -8,7 +8,8 @@ bar fill against bar track at least 3:1 (AA for graphical objects). `contrast_ra
 formula, so tests and callers can check any pair, and `dimmed_text_colour()` fades the text of
 finished rows only as far as AA allows. It also owns the ETA texts (`eta_cell_text`, `eta_overview_text`:
 "estimating…", "in 12 min", a local clock time; computed from timestamps, never negative), and the CSV text
-of a table (`table_csv`).
+of a table (`table_csv`), and where a job runs (`placement_text` for a cell, `placement_details` for its
+tooltip; the Jobs table's "Runs on", the Overview's and History's "Ran on").
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
-from training_studio.contract.models import JobStatus
+from training_studio.contract.models import JobStatus, Placement
 
 __all__ = [
     "NO_VALUE",
@@ -49,6 +50,8 @@ __all__ = [
     "eta_clock_text",
     "eta_overview_text",
     "table_csv",
+    "placement_text",
+    "placement_details",
 ]
 
 NO_VALUE = "—"  # shown where a job has no value yet (no loss before the first progress line)
@@ -384,3 +387,31 @@ def _csv_cell(text: str) -> str:
         except ValueError:
             return "'" + text
     return text
+
+
+def placement_text(placement: Placement | None) -> str:
+    """Where a job runs, short enough for a column: the most specific place (Ray node, host, cluster
+    address, else the executor) and its GPUs, "ray-node-3 · GPU 0, 1". Empty when the server did not say
+    (a job that has not started, or an older server)."""
+    if placement is None:
+        return ""
+    where = placement.node or placement.host or placement.address or placement.executor or ""
+    if placement.gpus:
+        gpus = f"GPU {', '.join(placement.gpus)}"
+        return f"{where} · {gpus}" if where else gpus
+    return where
+
+
+def placement_details(placement: Placement | None) -> str:
+    """Every known part of a placement, one per line, for a tooltip or the Overview; empty when unknown."""
+    if placement is None:
+        return ""
+    executor = {"local": "this server's machine", "ray": "Ray cluster"}.get(placement.executor or "",
+                                                                             placement.executor or "")
+    lines = [f"Executor: {executor}"] if executor else []
+    for label, value in (("Host", placement.host), ("Cluster", placement.address), ("Node", placement.node)):
+        if value:
+            lines.append(f"{label}: {value}")
+    lines.append(f"GPU: {', '.join(placement.gpus)}" if len(placement.gpus) == 1
+                 else f"GPUs: {', '.join(placement.gpus)}" if placement.gpus else "GPU: none (CPU)")
+    return "\n".join(lines)

@@ -1,11 +1,12 @@
 """The table model of training jobs, keyed by job id, and its filter proxy.
 
 This module owns the rows the jobs monitor shows: one row per job, in `createdAt` order, columns
-Name, Status, Progress, Step, Loss, Elapsed and ETA. Refreshes are applied as diffs: new jobs are
-inserted with begin/endInsertRows at their `createdAt` position (an existing row never moves),
+Name, Status, Progress, Step, Loss, Elapsed, ETA and Runs on (the placement). Refreshes are applied
+as diffs: new jobs are inserted with begin/endInsertRows at their `createdAt` position (an existing row never moves),
 changed jobs emit `dataChanged` for exactly the cells whose shown value changed (adjacent cells
 and rows coalesced into ranges of at most 200 cells: above that, Qt's views repaint their whole
-viewport), and a job that left the active list stays, so the caller can fetch its final state.
+viewport; a batch that would need more than 16 signals also merges ranges of the same columns that
+lie at most 32 rows apart), and a job that left the active list stays, so the caller can fetch its final state.
 There is never a model reset on a routine refresh, so selection and scroll position survive.
 Live events and `since=` deltas come as batches of jobs (`apply_updates`): inserted or updated in one pass
 of signals. Whatever the path, a job whose server `revision` is older than the one held is not applied.
@@ -20,10 +21,12 @@ Status cell's tooltip. Custom data goes through the named roles of `JobRole`; de
 proxy read those, never column numbers. Jobs handed to the model are treated as immutable.
 
 Performance (10,000 rows): a refresh listing the same ids in the same order as the last one (the
-usual case) is compared position by position in C (map/compress, no Python loop over rows): by
-identity when the caller passes unchanged jobs as the same objects (about 0.4 ms), else by field
-dict (`dict.__eq__`, about 2.5 ms: the floor for 10,000 fresh objects); other refreshes look ids
-up through a dict, also in C. Per-field work happens only for the jobs that differ. Ticks walk the
+usual case) is compared position by position in C (map/compress, no Python loop over rows) with the
+objects the last refresh passed: by identity when the caller passes unchanged jobs as the same
+objects (about 0.4 ms), else by the server's `revision` (one int per job), else (no revisions) by
+the shown fields; other refreshes look ids up through a dict, also in C. Per-field work happens only
+for the jobs that differ. Whole-list listeners need not walk the rows either: `status_changes_since`
+names the rows whose status changed (the finished-job watcher reads only those). Ticks walk the
 set of running jobs only. `index()` is answered without the rowCount/columnCount calls of Qt's
 default, which a proxy would make for every role a delegate reads. The proxy re-checks a row only
 when the model announces `JobRole.FILTER_KEY` (name or status changed), which the tick never
@@ -37,7 +40,7 @@ import time
 from bisect import bisect_right
 from functools import lru_cache
 from itertools import compress, count, repeat
-from operator import attrgetter, is_not, itemgetter, ne
+from operator import attrgetter, is_not, itemgetter, ne, or_
 from collections.abc import Iterable, Sequence
 from enum import IntEnum
 from types import SimpleNamespace
@@ -76,6 +79,7 @@ class JobColumn(IntEnum):
     LOSS = 4
     ELAPSED = 5
     ETA = 6  # when the server expects a running job to finish, as a countdown
+    RUNS_ON = 7  # where the job runs or ran (its placement: host or node, GPUs); text, left-aligned
 
 
 _COLUMN_TITLES = {
@@ -86,6 +90,7 @@ _COLUMN_TITLES = {
     JobColumn.LOSS: "Loss",
     JobColumn.ELAPSED: "Elapsed",
     JobColumn.ETA: "ETA",
+    JobColumn.RUNS_ON: "Runs on",
 }
 _COLUMN_COUNT = len(JobColumn)
 _LAST_COLUMN = _COLUMN_COUNT - 1
@@ -160,6 +165,9 @@ _ANSWERED_ROLES = frozenset(
 
 _NUMERIC_ALIGNMENT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 _TEXT_ALIGNMENT = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+# Each column's alignment: text columns to the left, numbers to the right.
+_ALIGNMENTS = tuple(_TEXT_ALIGNMENT if column <= JobColumn.PROGRESS or column == JobColumn.RUNS_ON
+                    else _NUMERIC_ALIGNMENT for column in JobColumn)
 
 # Above this many separate row ranges, a tick merges neighbouring runs of running rows into
 # shared ranges: a thousand tiny signals cost more than views re-reading a few idle cells.
@@ -168,19 +176,27 @@ _MAX_TICK_RANGES = 64
 # cells, even one lying entirely off screen; within it they repaint just the range's visible
 # rect. So no signal ever spans more cells than this: bigger ranges go out in slices.
 _MAX_RANGE_CELLS = 200
+# Above this many dataChanged signals for one batch of changes (a refresh moving a hundred scattered
+# running jobs), ranges of the same columns at most _MAX_BRIDGED_ROWS unchanged rows apart are merged
+# (within _MAX_RANGE_CELLS): each signal costs the proxy, the view and the panel's slot a crossing
+# (about 5 µs), while views re-reading a few unchanged cells cost nothing off screen. Sparser changes
+# keep announcing exactly their cells.
+_MAX_CHANGE_SIGNALS = 16
+_MAX_BRIDGED_ROWS = 32
 # The identity pass of a refresh pays off when the caller reuses the objects of unchanged jobs;
-# past this share of new objects, comparing field dicts directly is the cheaper pass.
+# past this share of new objects, comparing revisions (or shown fields) directly is the cheaper pass.
 _MAX_NEW_OBJECT_SHARE = 8
 
 
 _fields_of = attrgetter("__dict__")  # a pydantic model keeps its field values in __dict__
 _id_of = attrgetter("id")
+_revision_of = attrgetter("revision")
 # The id and every field a cell, tooltip or derived value depends on. Fields outside it (dataset,
 # base model, params, createdAt) never change after creation: a job whose shown fields are equal
 # is not a change, even if its object (or an unshown field) is new.
 _shown_fields = itemgetter("id", "name", "status", "progress", "current_step", "total_steps",
                            "current_loss", "started_at", "finished_at", "error", "model_id", "detail",
-                           "eta_at", "held", "queue_position")
+                           "eta_at", "held", "queue_position", "placement")
 # Stands in for the job of an id we do not hold: its empty field dict equals no job's.
 _ABSENT = SimpleNamespace()
 
@@ -198,6 +214,28 @@ def _eta_epoch(text: str | None) -> float | None:
 
 def _same_number(a: float | None, b: float | None) -> bool:
     return a == b or (a is not None and b is not None and math.isnan(a) and math.isnan(b))
+
+
+def _merge_nearby(signals: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
+    """(top, bottom, first column, last column) ranges, sorted, with ranges of the same columns at most
+    _MAX_BRIDGED_ROWS rows apart merged while the merged range stays within _MAX_RANGE_CELLS. Ranges that
+    include Name or Status are kept as they are: they carry FILTER_KEY, for which the proxy re-checks every
+    row of the range."""
+    merged: list[list[int]] = []
+    open_ranges: dict[tuple[int, int], list[int]] = {}
+    for top, bottom, first_column, last_column in signals:
+        if first_column <= JobColumn.STATUS:
+            merged.append([top, bottom, first_column, last_column])
+            continue
+        rows_per_signal = max(1, _MAX_RANGE_CELLS // (last_column - first_column + 1))
+        current = open_ranges.get((first_column, last_column))
+        if current is not None and top - current[1] <= _MAX_BRIDGED_ROWS + 1 \
+                and bottom - current[0] < rows_per_signal:
+            current[1] = bottom
+        else:
+            current = open_ranges[(first_column, last_column)] = [top, bottom, first_column, last_column]
+            merged.append(current)
+    return sorted((top, bottom, first, last) for top, bottom, first, last in merged)
 
 
 class _Row:
@@ -232,14 +270,17 @@ class JobListModel(QAbstractTableModel):
         self._row_of: dict[str, int] = {}
         self._ticking_ids: set[str] = set()
         self._unfinished_ids: set[str] = set()
-        # The last snapshot's order, as the jobs we hold: a refresh listing the same ids in the
-        # same order (the usual case) is compared position by position, without id lookups.
-        # None when rows changed outside a snapshot (update, removal) or ids repeated.
+        # The last snapshot's order, as the job objects it passed (what the model has already looked
+        # at): a refresh listing the same ids in the same order (the usual case) is compared position
+        # by position, without id lookups. None when rows changed outside a snapshot (update,
+        # removal) or ids repeated.
         self._last_jobs: list[TrainingJob] | None = None
-        # _shown_fields of _last_jobs, built when a refresh of new objects first needs it.
-        self._last_shown: list[tuple[Any, ...]] | None = None
         self._last_ids: set[str] = set()
         self._unfinished_version = 0  # bumped whenever _unfinished_ids changes
+        # Ids whose row was added, removed or changed status (or started/stopped ticking), in order,
+        # for `status_changes_since`; entry i has the absolute number _journal_base + i.
+        self._status_journal: list[str] = []
+        self._journal_base = 0
         self._gone_cache: tuple[int, list[str]] | None = None
         self._active_count = 0
         self._finished_count = 0
@@ -272,7 +313,7 @@ class JobListModel(QAbstractTableModel):
             if role in (_DISPLAY, _ACCESSIBLE):
                 return _COLUMN_TITLES[JobColumn(section)]
             if role == _ALIGNMENT:
-                return _TEXT_ALIGNMENT if section <= JobColumn.PROGRESS else _NUMERIC_ALIGNMENT
+                return _ALIGNMENTS[section]
             return None
         return super().headerData(section, orientation, role)
 
@@ -292,14 +333,14 @@ class JobListModel(QAbstractTableModel):
         if role == _ACCESSIBLE:
             return self._accessible_text(row, column)
         if role == _ALIGNMENT:
-            return _TEXT_ALIGNMENT if column <= JobColumn.PROGRESS else _NUMERIC_ALIGNMENT
+            return _ALIGNMENTS[column]
         if role == _FOREGROUND:
             return self._dimmed_colour() if row.finished else None
         if role == _TOOLTIP:
             return self._tooltip(row, column)
         if role == JobRole.TEXT_LOOK:
             return TextLook(self._display_text(row, column),
-                            _TEXT_ALIGNMENT if column <= JobColumn.PROGRESS else _NUMERIC_ALIGNMENT,
+                            _ALIGNMENTS[column],
                             self._dimmed_colour() if row.finished else None,
                             self._compare_colours.get(job.id) if column == JobColumn.NAME
                             and self._compare_colours else None)
@@ -359,6 +400,20 @@ class JobListModel(QAbstractTableModel):
         row_of = self._row_of
         return sorted(row_of[job_id] for job_id in self._ticking_ids)
 
+    def status_changes_since(self, cursor: int) -> tuple[int, list[str] | None]:
+        """(the cursor to pass next time, the ids whose row was added, removed or changed status since
+        `cursor`, oldest first, possibly repeated). Start from 0. None instead of the ids when the
+        journal no longer reaches back that far (it keeps about two entries per row): look at every row
+        then. What a listener of whole-list changes (the finished-job watcher) uses to look only at the
+        rows that changed, whatever the number of rows."""
+        journal = self._status_journal
+        end = self._journal_base + len(journal)
+        if cursor < self._journal_base or cursor > end:
+            changed = None
+        else:
+            changed = journal[cursor - self._journal_base:]
+        return end, changed
+
     def clock_offset(self) -> float:
         return self._clock_offset
 
@@ -390,14 +445,14 @@ class JobListModel(QAbstractTableModel):
         # Same ids in the same order as last time: only the listed positions may differ.
         changes: list[tuple[int, int, int]] = []
         rows, row_of = self._rows, self._row_of
-        last_shown = self._last_shown
         for position in positions:
             job = incoming[position]
             index = row_of[job.id]
-            held = self._update_row(index, rows[index], job, now, changes)
-            last[position] = held
-            if last_shown is not None:
-                last_shown[position] = _shown_fields(held.__dict__)
+            self._update_row(index, rows[index], job, now, changes)
+        # Remember the objects as passed (not the ones held: a stale job is not held), so the next
+        # refresh of a caller that reuses its unchanged objects goes by identity from now on, whatever
+        # objects the model held before (e.g. those of a first load validated elsewhere).
+        self._last_jobs = list(incoming)
         self._emit_changes(changes)
         return self._gone()
 
@@ -411,14 +466,21 @@ class JobListModel(QAbstractTableModel):
             if len(positions) > len(incoming) // _MAX_NEW_OBJECT_SHARE:
                 positions = None
         if positions is None:
-            # New objects throughout: compare the shown fields (with the id) with those of the
-            # job held at each position. Building the tuples and comparing them in C measured
-            # 15% faster than comparing whole field dicts (`dict.__eq__`) at 10,000 jobs.
-            held = self._last_shown
-            if held is None:
-                held = self._last_shown = list(map(_shown_fields, map(_fields_of, last)))
-            positions = list(compress(count(), map(ne, held, map(_shown_fields,
-                                                                 map(_fields_of, incoming)))))
+            # New objects throughout. The server's revision first: a job whose revision is the
+            # one last passed at its position did not change (one int per job, in C); without
+            # revisions (an older server), the shown fields (with the id) are compared: building
+            # the tuples and comparing them in C measured 15% faster than comparing whole field
+            # dicts (`dict.__eq__`) at 10,000 jobs.
+            revisions = list(map(_revision_of, incoming))
+            if None not in revisions:
+                held_revisions = list(map(_revision_of, last))
+                if None not in held_revisions:
+                    # The id too: jobs may share a revision (those stamped by one migration).
+                    positions = list(compress(count(), map(or_, map(ne, held_revisions, revisions),
+                                                           map(ne, map(_id_of, last), map(_id_of, incoming)))))
+            if positions is None:
+                positions = list(compress(count(), map(ne, map(_shown_fields, map(_fields_of, last)),
+                                                       map(_shown_fields, map(_fields_of, incoming)))))
         for position in positions:
             if incoming[position].id != last[position].id:
                 return None
@@ -456,8 +518,8 @@ class JobListModel(QAbstractTableModel):
         self._emit_changes(changes)
         if new_jobs:
             self._insert(list(new_jobs.values()), now)
-        self._last_jobs = None if repeated else list(map(self._job_by_id.__getitem__, ids))
-        self._last_shown = None
+        # The objects as passed (see apply_active_snapshot); a repeated id has no single position.
+        self._last_jobs = None if repeated else list(incoming)
         self._last_ids = unique_ids
         self._gone_cache = None
         return self._gone()
@@ -465,7 +527,6 @@ class JobListModel(QAbstractTableModel):
     def _forget_order(self) -> None:
         """The next refresh takes the keyed path (rows changed outside a snapshot)."""
         self._last_jobs = None
-        self._last_shown = None
 
     def _gone(self) -> list[str]:
         """Unfinished rows missing from the last snapshot, in row order (cached: at 10,000 rows
@@ -676,6 +737,7 @@ class JobListModel(QAbstractTableModel):
             not _same_number(old.current_loss, job.current_loss),
             old_elapsed != self._elapsed(row, now) or old.started_at != job.started_at,
             old.status != job.status or old.eta_at != job.eta_at,
+            old.placement != job.placement,
         ]
         if old.error != job.error and not changed[JobColumn.NAME]:
             changed[JobColumn.NAME] = True  # the name cell's tooltip carries the error
@@ -713,6 +775,8 @@ class JobListModel(QAbstractTableModel):
                 previous = row
             signals.append((start, previous, first_column, last_column))
         signals.sort()
+        if len(signals) > _MAX_CHANGE_SIGNALS:
+            signals = _merge_nearby(signals)
         for top, bottom, first_column, last_column in signals:
             roles = (_CHANGE_ROLES_WITH_FILTER if first_column <= JobColumn.STATUS
                      else _CHANGE_ROLES)
@@ -788,6 +852,12 @@ class JobListModel(QAbstractTableModel):
         elif status in TERMINAL_STATUSES:
             self._finished_count += sign
         self._unfinished_version += 1
+        journal = self._status_journal
+        journal.append(job_id)
+        if len(journal) > 2 * len(self._rows) + 1024:  # bounded, whether anyone reads it or not
+            drop = len(journal) // 2
+            del journal[:drop]
+            self._journal_base += drop
         if sign > 0:
             if not row.finished:
                 self._unfinished_ids.add(job_id)
@@ -833,6 +903,8 @@ class JobListModel(QAbstractTableModel):
             return fmt.format_loss(job.current_loss)
         if column == JobColumn.ETA:
             return self._eta_text(row)
+        if column == JobColumn.RUNS_ON:
+            return fmt.placement_text(job.placement) or fmt.NO_VALUE
         return fmt.format_elapsed(self._elapsed(row))
 
     def _accessible_text(self, row: _Row, column: int) -> str:
@@ -852,6 +924,9 @@ class JobListModel(QAbstractTableModel):
         if column == JobColumn.ETA:
             text = self._eta_text(row)
             return "no estimate" if text == fmt.NO_VALUE else f"finishes {text}"
+        if column == JobColumn.RUNS_ON:
+            where = fmt.placement_text(job.placement)
+            return f"runs on {where}" if where else "not placed yet"
         return f"elapsed {fmt.spoken_elapsed(self._elapsed(row))}"
 
     def _tooltip(self, row: _Row, column: int) -> str | None:
@@ -867,6 +942,9 @@ class JobListModel(QAbstractTableModel):
             if eta is not None and job.status == JobStatus.RUNNING:
                 now = self.server_now()
                 return f"Expected to finish at {fmt.eta_clock_text(eta - self._clock_offset, now - self._clock_offset)}"
+        if column == JobColumn.RUNS_ON:
+            # The whole placement: the cell is narrow and elides.
+            return fmt.placement_details(job.placement) or "Not placed yet: the server says where once it starts"
         return None
 
     def _sort_value(self, row: _Row, column: int) -> Any:
@@ -885,6 +963,8 @@ class JobListModel(QAbstractTableModel):
         if column == JobColumn.ETA:
             eta = _eta_epoch(job.eta_at) if job.status == JobStatus.RUNNING else None
             return math.inf if eta is None else eta
+        if column == JobColumn.RUNS_ON:
+            return fmt.placement_text(job.placement).casefold()
         elapsed = self._elapsed(row)
         return -1.0 if elapsed is None else elapsed
 

@@ -1,8 +1,9 @@
 """The jobs panel: the widget that shows the store's jobs and forwards the user's intent.
 
 It owns the view side of the monitor only: the toolbar (Refresh, Cancel, Clear finished, Details, Export),
-the filter box (text over names, and a status choice), the table (through `JobFilterProxyModel`, with the
-progress-bar, status-badge and text-cell delegates; several rows can be selected), the empty/starting
+the filter box (text over names, and a status choice), the table (through `QueueOrderProxyModel`: the filters,
+and waiting rows in queue order, dragged to reorder the queue; with the progress-bar, status-badge and text-cell
+delegates; several rows can be selected; the header's context menu shows or hides columns), the empty/starting
 state, a notice bar for cancel failures and server messages, the counts/"updated N s ago" line, and the
 job details pane (`details.pane.JobDetailsPane`) below the table in a splitter.
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence, QPainter, QPalette, QPen
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -55,7 +56,8 @@ from training_studio.ui.jobs.delegates import (
     palette_is_dark,
 )
 from training_studio.ui.jobs.details.colours import assign_colours, compare_colour
-from training_studio.ui.jobs.model import JobColumn, JobFilterProxyModel, JobRole
+from training_studio.ui.jobs.model import JobColumn, JobRole
+from training_studio.ui.jobs.queue_proxy import QueueOrderProxyModel
 from training_studio.ui.jobs.store import JobStore
 from training_studio.ui.settings import AppSettings, remember_folder, remembered_folder
 
@@ -87,13 +89,64 @@ DEFAULT_DETAILS_SHARE = 0.6  # of the panel's height the details pane takes when
 
 # Preferred widths of the fixed columns; Name stretches over the rest.
 PREFERRED_WIDTHS = {JobColumn.STATUS: 130, JobColumn.PROGRESS: 150, JobColumn.STEP: 110, JobColumn.LOSS: 80,
-                    JobColumn.ELAPSED: 90, JobColumn.ETA: 100}
+                    JobColumn.ELAPSED: 90, JobColumn.ETA: 100, JobColumn.RUNS_ON: 130}
 MIN_NAME_WIDTH = 120
 MIN_COLUMN_WIDTH = 48
+SHRINKS_FIRST = (JobColumn.RUNS_ON,)  # when the window is narrow (see JobsTableView.fit_columns)
+RUNS_ON_GAP = 10  # px before the "Runs on" text (see TextCellDelegate's `leading`)
 
 
 class JobsTableView(QTableView):
-    """A table whose fixed columns shrink (and elide) with a narrow window instead of scrolling sideways."""
+    """A table whose fixed columns shrink (and elide) with a narrow window instead of scrolling sideways, and
+    whose drop indicator (dragging waiting jobs to reorder the queue) is a 2 px line in the highlight colour
+    across the row, easier to see than the style's 1 px one."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._drag_pos: QPoint | None = None  # where a drag hovers, while it does
+
+    def dragMoveEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        super().dragMoveEvent(event)
+        self._drag_pos = event.position().toPoint() if event.isAccepted() else None
+        self.viewport().update()
+
+    def dragLeaveEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        self._drag_pos = None
+        super().dragLeaveEvent(event)
+        self.viewport().update()
+
+    def dropEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        self._drag_pos = None
+        super().dropEvent(event)
+        self.viewport().update()
+
+    def drop_line_y(self) -> int | None:
+        """The y (viewport) of the drop indicator line while a drag hovers over a place that takes it."""
+        if self._drag_pos is None or self.state() != QAbstractItemView.State.DraggingState:
+            return None
+        position = self.dropIndicatorPosition()
+        index = self.indexAt(self._drag_pos)
+        if not index.isValid() or position not in (QAbstractItemView.DropIndicatorPosition.AboveItem,
+                                                   QAbstractItemView.DropIndicatorPosition.BelowItem):
+            return None
+        rect = self.visualRect(index)
+        return rect.top() if position == QAbstractItemView.DropIndicatorPosition.AboveItem else rect.bottom() + 1
+
+    def paintEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        super().paintEvent(event)
+        y = self.drop_line_y()
+        if y is None:
+            return
+        painter = QPainter(self.viewport())
+        try:
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            colour = self.palette().color(QPalette.ColorRole.Highlight)
+            painter.setPen(QPen(colour, 2))
+            painter.drawLine(6, y, self.viewport().width() - 2, y)
+            painter.setBrush(colour)
+            painter.drawEllipse(QPoint(4, y), 3, 3)
+        finally:
+            painter.end()
 
     def resizeEvent(self, event) -> None:  # noqa: N802 (Qt name)
         super().resizeEvent(event)
@@ -101,11 +154,21 @@ class JobsTableView(QTableView):
 
     def fit_columns(self) -> None:
         available = self.viewport().width() - MIN_NAME_WIDTH
-        wanted = sum(PREFERRED_WIDTHS.values())
-        scale = 1.0 if available >= wanted else max(0.0, available / wanted)
         header = self.horizontalHeader()
+        widths = {column: width for column, width in PREFERRED_WIDTHS.items()
+                  if not header.isSectionHidden(int(column))}
+        # Short of room, the columns that elide gracefully (with the full text in a tooltip) give way first,
+        # down to the minimum; only then do all shrink alike.
+        for column in SHRINKS_FIRST:
+            excess = sum(widths.values()) - available
+            if excess <= 0:
+                break
+            if column in widths:
+                widths[column] = max(MIN_COLUMN_WIDTH, widths[column] - excess)
+        wanted = sum(widths.values())
+        scale = 1.0 if available >= wanted else max(0.0, available / wanted)
         for column, width in PREFERRED_WIDTHS.items():
-            header.resizeSection(int(column), max(MIN_COLUMN_WIDTH, int(width * scale)))
+            header.resizeSection(int(column), max(MIN_COLUMN_WIDTH, int(widths.get(column, width) * scale)))
 
 
 class JobsPanel(QWidget):
@@ -216,12 +279,15 @@ class JobsPanel(QWidget):
         filter_label = QLabel("Fi&lter:", self)
         filter_label.setBuddy(self.filter_edit)
 
-        self.proxy = JobFilterProxyModel(self)
+        self.proxy = QueueOrderProxyModel(self, watch_data_changes=False)  # _on_model_data_changed forwards
         self.proxy.setSourceModel(self.model)
+        self.proxy.reorder_requested.connect(store.request_queue_reorder)
         self.table = JobsTableView(self)
         self.table.setObjectName("jobsTable")
         self.table.setAccessibleName("Training jobs table")
-        self.table.setAccessibleDescription("One row per job: name, status, progress, step, loss and elapsed time.")
+        self.table.setAccessibleDescription("One row per job: name, status, progress, step, loss, elapsed time, "
+                                              "estimated finish and where it runs. Waiting jobs are in "
+                                              "queue order.")
         self.table.setModel(self.proxy)
         self.table.setTabKeyNavigation(False)  # one Tab stop: arrows move within, Tab leaves (issue 15)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -236,6 +302,15 @@ class JobsPanel(QWidget):
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.table.customContextMenuRequested.connect(self._show_context_menu)
         self.table.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        # Drag waiting rows to reorder the queue (the proxy decides what drags and where it may land). DragDrop
+        # rather than InternalMove: the latter ignores drops without a QDrag source, which tests send.
+        self.table.setDragEnabled(True)
+        self.table.setAcceptDrops(True)
+        self.table.viewport().setAcceptDrops(True)
+        self.table.setDragDropMode(QAbstractItemView.DragDropMode.DragDrop)
+        self.table.setDefaultDropAction(Qt.DropAction.MoveAction)
+        self.table.setDragDropOverwriteMode(False)
+        self.table.setDropIndicatorShown(True)
         vertical = self.table.verticalHeader()
         vertical.setVisible(False)
         vertical.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)  # no ResizeToContents on big tables
@@ -246,6 +321,9 @@ class JobsPanel(QWidget):
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(int(JobColumn.NAME), QHeaderView.ResizeMode.Stretch)
         header.setMinimumSectionSize(MIN_COLUMN_WIDTH)
+        header.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        header.customContextMenuRequested.connect(
+            lambda pos: self.columns_menu().popup(header.mapToGlobal(pos)))
         self.table.fit_columns()
         self._status_delegate = StatusBadgeDelegate(self.table)
         self._progress_delegate = ProgressBarDelegate(self.table)
@@ -253,6 +331,9 @@ class JobsPanel(QWidget):
         self.table.setItemDelegateForColumn(int(JobColumn.PROGRESS), self._progress_delegate)
         self._text_delegate = TextCellDelegate(self.table)  # the other columns: plain text, painted cheaper
         self.table.setItemDelegate(self._text_delegate)
+        # "Runs on" (left-aligned) follows ETA (right-aligned): a gap keeps "estimating…" and a host apart.
+        self._runs_on_delegate = TextCellDelegate(self.table, leading=RUNS_ON_GAP)
+        self.table.setItemDelegateForColumn(int(JobColumn.RUNS_ON), self._runs_on_delegate)
 
         self.empty_label = QLabel(self)
         self.empty_label.setObjectName("jobsEmptyState")
@@ -579,6 +660,8 @@ class JobsPanel(QWidget):
             return
         # Only a status or "Cancelling…" change affects the counts and the actions, and both always
         # include the Status column; progress/step/loss updates skip this.
+        if top_left.column() <= int(JobColumn.STATUS):
+            self.proxy.source_data_changed(top_left, bottom_right, roles)  # the queue order may have changed
         if top_left.column() <= int(JobColumn.STATUS) <= bottom_right.column():
             self._update_state()  # a job finished: the counts and Clear finished change
             self._update_actions()
@@ -622,6 +705,25 @@ class JobsPanel(QWidget):
         menu.addAction(self.clear_action)
         menu.addAction(self.export_action)
         menu.popup(self.table.viewport().mapToGlobal(pos))
+
+    def columns_menu(self) -> QMenu:
+        """The header's menu: show or hide each column but Name (for this session)."""
+        menu = QMenu(self)
+        menu.setObjectName("jobsColumnsMenu")
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        for column in JobColumn:
+            if column == JobColumn.NAME:
+                continue
+            title = str(self.model.headerData(int(column), Qt.Orientation.Horizontal) or "")
+            action = menu.addAction(title)
+            action.setCheckable(True)
+            action.setChecked(not self.table.isColumnHidden(int(column)))
+            action.toggled.connect(lambda shown, column=column: self.set_column_shown(column, shown))
+        return menu
+
+    def set_column_shown(self, column: JobColumn, shown: bool) -> None:
+        self.table.setColumnHidden(int(column), not shown)
+        self.table.fit_columns()
 
     def _move_selected(self, where: str) -> None:
         job = self.selected_job()

@@ -47,7 +47,7 @@ import logging
 import time
 from collections.abc import Callable, Coroutine
 from itertools import compress, count, repeat
-from operator import attrgetter, eq, itemgetter, not_
+from operator import attrgetter, eq, itemgetter, ne, not_
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -102,6 +102,7 @@ MAX_LOGGED_NAMES = 10  # job names listed in the log line about recently finishe
 _NOT_HELD: tuple[None, None] = (None, None)  # an id the last refresh did not list
 STOPPED_MESSAGE = "The local server is stopped. Start it again with Server > Restart local server."
 FRAME_MS = 16  # live job events are applied to the model at most once per frame (60 Hz)
+FIRST_STREAM_DELAY_S = 0.05  # the first rows paint before the event stream's first connection (see _follow_stream)
 FRAME_BUDGET_S = 0.008  # at most this long applying live events at a time; a backlog is applied in slices
 MIN_SLICE_JOBS = 64  # ...but at least this many jobs per slice, so a backlog always drains
 STREAM_GRACE_INTERVALS = 2.0  # refresh intervals a stream may stay down, the server answering, before the banner
@@ -132,12 +133,16 @@ class FailureKind(str, enum.Enum):
 def _reuse_unchanged(raws: list[Any], last: dict[Any, tuple[Any, TrainingJob]],
                      parse: Callable[[Any, int], TrainingJob]
                      ) -> tuple[list[TrainingJob], dict[Any, tuple[Any, TrainingJob]]]:
-    """The jobs of an active list, reusing last refresh's object wherever an item's JSON is unchanged,
-    and the (id -> (JSON, job)) map to pass next time.
+    """The jobs of an active list, reusing last refresh's object wherever an item is unchanged, and the
+    (id -> (fingerprint, job)) map to pass next time.
 
     Parsing only the items that changed saves most of the validation at 10,000 jobs, stops 10,000 new
     long-lived objects piling up per refresh (long full GCs), and lets the model's diff compare by
-    identity. The hot path runs in C (map/compress, no Python-level loop over items). `parse` raises
+    identity. An item is unchanged when its server `revision` is the one held (every stored change bumps
+    it): the map then keeps the revision as the fingerprint, not the decoded item (10,000 dicts fewer for
+    the collector to walk). Without revisions (an older server), the fingerprint is the decoded item, and an
+    item is unchanged when it equals the one held. The hot path runs in C
+    (map/compress, no Python-level loop over items); the store runs it on the decoding thread. `parse` raises
     BadResponse for an invalid item; so an item that is not an object, or has no (hashable) id, is left
     to it: every item is parsed and the first bad one reported, as a whole-list parse would.
     """
@@ -148,9 +153,19 @@ def _reuse_unchanged(raws: list[Any], last: dict[Any, tuple[Any, TrainingJob]],
         jobs = list(map(parse, raws, count()))
         return jobs, dict(zip(map(attrgetter("id"), jobs), zip(raws, jobs)))
     jobs = list(map(itemgetter(1), held))
-    for position in compress(count(), map(not_, map(eq, map(itemgetter(0), held), raws))):
+    try:
+        revisions: list[Any] | None = list(map(itemgetter("revision"), raws))
+    except KeyError:
+        revisions = None
+    fingerprints: list[Any] = raws
+    if revisions is not None and None not in revisions:
+        fingerprints = revisions
+        changed = compress(count(), map(ne, map(itemgetter(0), held), revisions))
+    else:
+        changed = compress(count(), map(not_, map(eq, map(itemgetter(0), held), raws)))
+    for position in changed:
         jobs[position] = parse(raws[position], position)
-    return jobs, dict(zip(ids, zip(raws, jobs)))
+    return jobs, dict(zip(ids, zip(fingerprints, jobs)))
 
 
 def _finished_moment(job: TrainingJob) -> float | None:
@@ -227,7 +242,8 @@ class JobStore(QObject):
         self._cancels_in_flight: set[str] = set()
         self._cancelling: set[str] = set()
         self._awaiting_final: set[str] = set()
-        # The last active list: id -> (its decoded JSON, the job parsed from it), to reuse unchanged jobs.
+        # The last active list: id -> (its revision, or its decoded JSON without revisions; the job parsed
+        # from it), to reuse unchanged jobs (_reuse_unchanged).
         self._last_snapshot: dict[Any, tuple[Any, TrainingJob]] = {}
         self._stopped_by_user = False
         self._shut_down = False
@@ -246,6 +262,7 @@ class JobStore(QObject):
         self.stream_state = StreamState.OFF
         self.stream_error: str | None = None  # why the stream is down, one sentence
         self._stream: EventStream | None = None
+        self._stream_opened_once = False
         self._stream_task: asyncio.Task[Any] | None = None
         self._stream_down_since: float | None = None  # time.monotonic() when it dropped
         self._events_unsupported = False  # this server answered 404 (or alike) to the event stream
@@ -354,6 +371,27 @@ class JobStore(QObject):
             return
         self._queue_job(job)  # at once, not only when its event arrives
 
+    def request_queue_reorder(self, job_ids: list[str], before_job_id: str | None) -> None:
+        """Put waiting jobs, in this order, just before the waiting job `before_job_id` (None: at the end of
+        the queue), as a drag and drop in the Jobs table asks. One request per job, sent one after the other
+        (A before X, then B before X gives A, B, X); the rows move when the jobs' events bring the new order.
+        A refusal is `queue_update_failed`, and the jobs after it are not moved."""
+        if self._shut_down or not job_ids:
+            return
+        self._tasks.spawn(self._send_queue_reorder(list(job_ids), before_job_id))
+
+    async def _send_queue_reorder(self, job_ids: list[str], before_job_id: str | None) -> None:
+        for job_id in job_ids:
+            try:
+                if before_job_id is None:
+                    job = await self.client.update_queue(job_id, move="bottom")
+                else:
+                    job = await self.client.update_queue(job_id, before_job_id=before_job_id)
+            except ApiError as error:
+                self.queue_update_failed.emit(job_id, f"“{self._job_name(job_id)}” was not moved: {error.message}")
+                return
+            self._queue_job(job)
+
     def clear_finished(self) -> int:
         """Remove the finished rows, and remember for this server (across launches, given settings)
         the moment they finished by, so the next launch's fetch of recent jobs leaves them out. The
@@ -431,11 +469,18 @@ class JobStore(QObject):
         await self._tasks.wait_idle()
 
     # the store's operations (coroutines) --------------------------------------------------------
+    def _reuse_step(self) -> Callable[[list[Any]], tuple[list[TrainingJob], dict[Any, tuple[Any, TrainingJob]]]]:
+        """`_reuse_unchanged` against the last active list, for the client to run on its decoding thread:
+        at 10,000 jobs decoding, comparing and validating the answer cost tens of milliseconds, none of
+        them on the GUI thread, which receives the jobs ready for the model. (The map it reads is replaced,
+        never changed in place, and refreshes never overlap.)"""
+        last, parse = self._last_snapshot, self.client.parse_job
+        return lambda raws: _reuse_unchanged(raws, last, parse)
+
     async def fetch_active_jobs(self) -> list[TrainingJob]:
         """GET the active list, apply it to the model and fetch the final state of jobs that left it."""
-        answer = await self.client.active_jobs()
-        raws = answer.items
-        jobs, self._last_snapshot = _reuse_unchanged(raws, self._last_snapshot, self.client.parse_job)
+        answer = await self.client.active_jobs(decode_in_thread=True, prepare=self._reuse_step())
+        jobs, self._last_snapshot = answer.prepared
         self._since_supported = answer.revision is not None
         self._revision = answer.revision
         self._note_clock()
@@ -453,18 +498,19 @@ class JobStore(QObject):
     async def fetch_changed_jobs(self, since: int) -> list[TrainingJob]:
         """GET only the jobs changed after revision `since` (any status: those that finished come with
         their final state) and apply them; Conflict `revision_unknown` when the server does not know it."""
-        answer = await self.client.active_jobs(since)
+        # A delta's items are validated on the decoding thread too (those equal to the last list's reuse its
+        # jobs); usually it is small and decoded in place (DECODE_IN_THREAD_MIN_BYTES).
+        answer = await self.client.active_jobs(since, decode_in_thread=True, prepare=self._reuse_step())
+        jobs, snapshot = answer.prepared
         if answer.revision is None:  # the server no longer has revisions: this is the whole active list
             self._since_supported = False
             self._revision = None
-            raws = answer.items
-            jobs, self._last_snapshot = _reuse_unchanged(raws, self._last_snapshot, self.client.parse_job)
+            self._last_snapshot = snapshot
             self._note_clock()
             self._awaiting_final.update(self.model.apply_active_snapshot(jobs))
             await self._fetch_final_states()
             self.jobs_changed.emit()
             return jobs
-        jobs = [self.client.parse_job(item, position) for position, item in enumerate(answer.items)]
         self._note_clock()
         self.model.apply_updates(jobs)
         self._after_applied(jobs)
@@ -860,10 +906,19 @@ class JobStore(QObject):
             return
         stream = self._stream = EventStream(self.client, last_event_id=self._revision)
         self._set_stream_state(StreamState.CONNECTING)
-        self._stream_task = self._tasks.spawn(self._follow_stream(stream))
+        first = not self._stream_opened_once
+        self._stream_opened_once = True
+        self._stream_task = self._tasks.spawn(self._follow_stream(stream, first=first))
 
-    async def _follow_stream(self, stream: EventStream) -> None:
+    async def _follow_stream(self, stream: EventStream, first: bool = False) -> None:
         try:
+            if first:
+                # The first rows were just applied: let them paint before opening the stream, whose first
+                # connection loads the async network stack (tens of ms) on this thread. Nothing is missed:
+                # the stream starts from the revision those rows were fetched at.
+                await asyncio.sleep(FIRST_STREAM_DELAY_S)
+                if self._stream is not stream:
+                    return
             # Lists of items: everything the stream's decoder thread finished since the last list (in a
             # storm, dozens of jobs already validated off this thread), queued for the next frame at once.
             async for batch in stream.run_batches():

@@ -4,8 +4,8 @@
 after every change, see `PollingStore`), the samples image of a model (fetched on demand, decoded off the
 GUI thread, cached per model until the model changes), deletes, and checkpoint downloads: streamed from
 `/checkpoint` into `<target>.part` with every disk write in a worker thread, renamed onto the target only
-when complete, and removed on any failure or cancel so no half-written file is left. Widgets never call
-HTTP; each event has its own signal.
+when complete, and removed on any failure or cancel so no half-written file is left (ui.downloads holds
+those helpers). Widgets never call HTTP; each event has its own signal.
 """
 
 from __future__ import annotations
@@ -23,13 +23,18 @@ from training_studio.client import ApiClient, ApiError, NotFound
 from training_studio.contract.models import TrainedModel
 from training_studio.ui.datasets.polling import REFRESH_INTERVAL_S, PollingStore
 from training_studio.ui.datasets.store import decode_image
+from training_studio.ui.downloads import (
+    PART_SUFFIX,
+    discard_partial,
+    finish_download,
+    open_for_writing,
+    part_path,
+)
 from training_studio.ui.models.list_model import TrainedModelListModel
 
 __all__ = ["ModelStore", "PART_SUFFIX"]
 
 log = logging.getLogger(__name__)
-
-PART_SUFFIX = ".part"
 
 
 class ModelStore(PollingStore):
@@ -167,11 +172,11 @@ class ModelStore(PollingStore):
     async def download_checkpoint(self, model_id: str, target: Path) -> bool:
         """Stream the checkpoint into target + ".part", then rename; nothing is left behind on failure."""
         loop = asyncio.get_running_loop()
-        part = target.with_name(target.name + PART_SUFFIX)
+        part = part_path(target)
         handle: BinaryIO | None = None
         self.checkpoint_started.emit(model_id, str(target))
         try:
-            handle = await loop.run_in_executor(None, _open_for_writing, part)
+            handle = await loop.run_in_executor(None, open_for_writing, part)
 
             async def write(chunk: bytes) -> None:
                 await loop.run_in_executor(None, handle.write, chunk)  # type: ignore[union-attr]
@@ -180,18 +185,18 @@ class ModelStore(PollingStore):
                 self.checkpoint_progress.emit(model_id, done, total)
 
             await self.client.download_checkpoint(model_id, write, progress)
-            await loop.run_in_executor(None, _finish, handle, part, target)
+            await loop.run_in_executor(None, finish_download, handle, part, target)
             handle = None
         except asyncio.CancelledError:
-            await _discard(loop, handle, part)  # the done-callback reports the cancel
+            await discard_partial(loop, handle, part)  # the done-callback reports the cancel
             raise
         except ApiError as error:
-            await _discard(loop, handle, part)
+            await discard_partial(loop, handle, part)
             self._downloads.pop(model_id, None)
             self.checkpoint_failed.emit(model_id, f"The checkpoint was not saved: {error.message}")
             return False
         except OSError as error:
-            await _discard(loop, handle, part)
+            await discard_partial(loop, handle, part)
             self._downloads.pop(model_id, None)
             reason = error.strerror or str(error)
             self.checkpoint_failed.emit(model_id, f"The checkpoint was not saved: could not write "
@@ -211,32 +216,3 @@ class ModelStore(PollingStore):
 
 def _missing_text(error: ApiError) -> str:
     return "This model has no sample images." if error.code in (None, "samples_not_found") else error.message
-
-
-def _open_for_writing(part: Path) -> BinaryIO:
-    return open(part, "wb")
-
-
-def _finish(handle: BinaryIO, part: Path, target: Path) -> None:
-    handle.flush()
-    os.fsync(handle.fileno())
-    handle.close()
-    os.replace(part, target)  # atomic: the target is either the old file or the whole new one
-
-
-async def _discard(loop: asyncio.AbstractEventLoop, handle: BinaryIO | None, part: Path) -> None:
-    def remove() -> None:
-        if handle is not None:
-            try:
-                handle.close()
-            except OSError:
-                pass
-        try:
-            part.unlink()
-        except FileNotFoundError:
-            pass
-        except OSError as error:
-            log.warning("could not remove the partial download %s: %s", part, error)
-
-    # Shielded: a cancel (the user's or at quit) must still clean up the partial file.
-    await asyncio.shield(loop.run_in_executor(None, remove))

@@ -1,6 +1,7 @@
 """The machine in the window: `SystemStatusButton` (a flat status-bar button with the one-line summary and
-a tooltip; a click opens the details) and `SystemDetailsDialog` (host, disk and a table of every GPU),
-both fed by `SystemStore`'s signals; neither calls HTTP."""
+a tooltip; a click opens the details) and `SystemDetailsDialog` (host, disk and a table of every GPU;
+with a Ray server the cluster and a table of its nodes, issue 18), both fed by `SystemStore`'s signals;
+neither calls HTTP."""
 
 from __future__ import annotations
 
@@ -20,7 +21,16 @@ from PySide6.QtWidgets import (
 
 from training_studio.contract import SystemInfo
 from training_studio.ui.system.store import SystemStore
-from training_studio.ui.system.summary import GPU_HEADERS, format_bytes, gpu_rows, status_summary, status_tooltip
+from training_studio.ui.system.summary import (
+    GPU_HEADERS,
+    NODE_HEADERS,
+    cluster_text,
+    format_bytes,
+    gpu_rows,
+    node_rows,
+    status_summary,
+    status_tooltip,
+)
 
 __all__ = ["SystemStatusButton", "SystemDetailsDialog"]
 
@@ -78,12 +88,33 @@ class SystemDetailsDialog(QDialog):
         self.table.setTabKeyNavigation(False)
         self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        # The Ray cluster (issue 18): shown only for a server with --executor ray.
+        self.cluster_label = QLabel(self)
+        self.cluster_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.cluster_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.cluster_label.setWordWrap(True)
+        self.node_table = QTableWidget(0, len(NODE_HEADERS), self)
+        self.node_table.setAccessibleName("Ray nodes")
+        self.node_table.setHorizontalHeaderLabels(NODE_HEADERS)
+        self.node_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.node_table.setTabKeyNavigation(False)
+        self.node_table.verticalHeader().setVisible(False)
+        self.node_table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.cluster_label.hide()
+        self.node_table.hide()
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addWidget(self.host_label)
         layout.addWidget(self.gpu_note)
         layout.addWidget(self.table, 1)
+        layout.addSpacing(6)
+        layout.addWidget(self.cluster_label)
+        layout.addWidget(self.node_table, 1)
+        # Takes the room when no table is shown (an unreachable cluster), so the lines stay together.
+        layout.addStretch(0)
+        self._filler_index = layout.count() - 1
+        self._layout = layout
         layout.addWidget(buttons)
         self.resize(640, 320)
 
@@ -110,3 +141,31 @@ class SystemDetailsDialog(QDialog):
                 if column in (0, 2, 4, 5):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(row, column, item)
+        self._show_cluster(info)
+
+    def _show_cluster(self, info: SystemInfo) -> None:
+        cluster = info.cluster
+        if cluster is None:
+            self.cluster_label.hide()
+            self.node_table.hide()
+            self.table.show()
+            self._layout.setStretch(self._filler_index, 0)
+            return
+        # The server's own machine has no GPU to list (its note says why): the room goes to the nodes.
+        self.table.setVisible(bool(info.gpus))
+        if self.cluster_label.isHidden():
+            self.resize(self.width(), max(self.height(), 520))
+        self.cluster_label.setText(cluster_text(cluster))
+        self.cluster_label.show()
+        self.node_table.setVisible(cluster.reachable)
+        rows = node_rows(cluster.nodes)
+        self.node_table.setRowCount(len(rows))
+        for row, (node, cells) in enumerate(zip(cluster.nodes, rows)):
+            for column, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if column == 0:
+                    item.setToolTip(node.node_id)  # the whole id, as a job's placement names its node
+                if column in (3, 4):
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.node_table.setItem(row, column, item)
+        self._layout.setStretch(self._filler_index, 0 if info.gpus or cluster.reachable else 1)

@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -46,7 +45,7 @@ from training_studio.client import ApiClient, ApiError, NotFound, RequestRejecte
 from training_studio.contract.models import LogChunk
 from training_studio.ui.jobs.details.ansi import AnsiDecoder
 from training_studio.ui.tasks import TaskSet
-from training_studio.ui.jobs.details.job_state import job_is_active
+from training_studio.ui.jobs.details.job_state import job_is_active, wait_for_wake
 
 __all__ = ["LogState", "LogStore", "INITIAL_TAIL_BYTES", "OLDER_STEP_BYTES", "MAX_HELD_BYTES", "MAX_HELD_LINES"]
 
@@ -231,15 +230,7 @@ class LogStore(QObject):
     async def _pause(self, delay: float) -> None:
         """Until `delay` passed or something woke us, but never less than MIN_READ_GAP_S (progress events
         can come many times a second; the log need not be read that often)."""
-        started = time.monotonic()
-        self._wake.clear()
-        try:
-            await asyncio.wait_for(self._wake.wait(), timeout=delay)
-        except asyncio.TimeoutError:
-            return
-        rest = MIN_READ_GAP_S - (time.monotonic() - started)
-        if rest > 0:
-            await asyncio.sleep(rest)
+        await wait_for_wake(self._wake, delay, MIN_READ_GAP_S)
 
     async def _open(self, generation: int, job_id: str) -> bool:
         """Show the end of the log; False when there is nothing yet (the loop will look again)."""

@@ -52,6 +52,7 @@ from PySide6.QtWidgets import (
 from training_studio.ui.datasets.format import format_bytes
 from training_studio.ui.jobs.details.ansi import Line, Style, rgb_of
 from training_studio.ui.jobs.details.log_store import LogState, LogStore
+from training_studio.ui.jobs.details.state_labels import error_line, state_page
 
 __all__ = ["LogView", "MAX_BLOCKS", "MAX_HIGHLIGHTS"]
 
@@ -117,11 +118,7 @@ class LogView(QWidget):
         bar.addWidget(self.open_button)
         layout.addLayout(bar)
 
-        self.error_label = QLabel(self)
-        self.error_label.setObjectName("logError")
-        self.error_label.setWordWrap(True)
-        self.error_label.setTextFormat(Qt.TextFormat.PlainText)
-        self.error_label.hide()
+        self.error_label = error_line(self, "logError")
         layout.addWidget(self.error_label)
 
         self.stack = QStackedWidget(self)
@@ -135,10 +132,7 @@ class LogView(QWidget):
         self.editor.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse
                                             | Qt.TextInteractionFlag.TextSelectableByKeyboard)
         self.editor.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
-        self.state_label = QLabel(self.stack)
-        self.state_label.setObjectName("logState")
-        self.state_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.state_label.setWordWrap(True)
+        self.state_label = state_page(self.stack, "logState")
         self.stack.addWidget(self.editor)
         self.stack.addWidget(self.state_label)
         layout.addWidget(self.stack, 1)

@@ -3,7 +3,8 @@
 `JobOverview` shows the job the pane is on: name, status with its reason (a failed job's error) and its
 current phase (`detail`, e.g. "loading image sizes 16/16"), progress, loss, base model, dataset (a link:
 `dataset_activated` asks for it in the Datasets tab), parameters, created/started/finished, elapsed, ETA
-("estimating…" while the server has none for a running job, else a local clock time and "in 12 min"), the
+("estimating…" while the server has none for a running job, else a local clock time and "in 12 min"), where
+it runs ("Runs on", "Ran on" once finished: host or Ray node and GPUs, the whole placement in its tooltip), the
 model it produced (a link: `model_activated`), which server, and the job id. All text is selectable.
 
 It reads the job from the jobs store's `JobListModel` and follows it live through the model's signals
@@ -40,6 +41,9 @@ __all__ = ["JobOverview", "NO_JOB_TEXT", "format_moment", "format_params"]
 
 NO_JOB_TEXT = "Select a job to see its details."
 GONE_TEXT = "This job is no longer in the list."
+RUNS_ON_CAPTION = "Runs on:"
+RAN_ON_CAPTION = "Ran on:"  # the same row once the job finished
+NOT_PLACED_TEXT = "not yet (the server places it when it starts)"
 _DATASET_SCHEME = "dataset:"
 _MODEL_SCHEME = "model:"
 MAX_PARAM_TEXT = 200  # characters of one parameter's value shown; the rest is elided
@@ -140,6 +144,7 @@ class JobOverview(QWidget):
         self.progress_value = _Value(content, "overviewProgress")
         self.loss_value = _Value(content, "overviewLoss")
         self.eta_value = _Value(content, "overviewEta")
+        self.placement_value = _Value(content, "overviewPlacement")
         self.base_model_value = _Value(content, "overviewBaseModel")
         self.dataset_value = _Value(content, "overviewDataset", rich=True)
         self.params_value = _Value(content, "overviewParams")
@@ -157,6 +162,7 @@ class JobOverview(QWidget):
             ("name", "Name:", self.name_value), ("status", "Status:", self.status_value),
             ("phase", "Phase:", self.phase_value), ("progress", "Progress:", self.progress_value),
             ("loss", "Loss:", self.loss_value), ("eta", "ETA:", self.eta_value),
+            ("placement", RUNS_ON_CAPTION, self.placement_value),
             ("base_model", "Base model:", self.base_model_value), ("dataset", "Dataset:", self.dataset_value),
             ("params", "Parameters:", self.params_value), ("created", "Created:", self.created_value),
             ("started", "Started:", self.started_value), ("finished", "Finished:", self.finished_value),
@@ -206,6 +212,9 @@ class JobOverview(QWidget):
         """The plain text shown for a field ("status", "eta", "dataset"...), for tests and tools."""
         return self._rows[key][1].plain
 
+    def caption_text(self, key: str) -> str:
+        return self._rows[key][0].text()
+
     def is_row_visible(self, key: str) -> bool:
         return not self._rows[key][1].isHidden()
 
@@ -248,6 +257,20 @@ class JobOverview(QWidget):
             value.show_text(html.escape(none_text), none_text)
             value.setToolTip("")
 
+    def _render_placement(self, job: TrainingJob, finished: bool) -> None:
+        caption, value = self._rows["placement"]
+        where = fmt.placement_text(job.placement)
+        if not where and job.status not in (JobStatus.PENDING, JobStatus.QUEUED):
+            self._set_row("placement", None)  # it never ran, or the server does not say where (an older one)
+            return
+        wanted = RAN_ON_CAPTION if finished else RUNS_ON_CAPTION
+        if caption.text() != wanted:
+            caption.setText(wanted)
+        self._set_row("placement", where or NOT_PLACED_TEXT)
+        details = fmt.placement_details(job.placement)
+        if value.toolTip() != details:
+            value.setToolTip(details)
+
     def _render(self, job: TrainingJob) -> None:
         now = self.model.server_now()
         offset = self.model.clock_offset()
@@ -270,6 +293,7 @@ class JobOverview(QWidget):
         eta_local = None if eta_at is None else eta_at.timestamp() - offset
         self._set_row("eta", fmt.eta_overview_text(job.status, eta_local, now - offset)
                       if job.status is JobStatus.RUNNING else None)
+        self._render_placement(job, finished)
         self._set_row("base_model", job.base_model or fmt.NO_VALUE)
         self._set_link_row("dataset", _DATASET_SCHEME, job.dataset_id, "none")
         self._set_row("params", format_params(job.params))

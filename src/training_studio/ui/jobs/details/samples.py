@@ -36,6 +36,7 @@ from training_studio.ui.jobs.details.samples_store import (
     SamplesState,
     SamplesStore,
 )
+from training_studio.ui.jobs.details.state_labels import error_line, state_page
 
 __all__ = ["SampleTileDelegate", "SampleViewer", "SamplesStrip"]
 
@@ -180,11 +181,7 @@ class SamplesStrip(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(4)
-        self.error_label = QLabel(self)
-        self.error_label.setObjectName("samplesError")
-        self.error_label.setWordWrap(True)
-        self.error_label.setTextFormat(Qt.TextFormat.PlainText)
-        self.error_label.hide()
+        self.error_label = error_line(self, "samplesError")
         layout.addWidget(self.error_label)
 
         self.stack = QStackedWidget(self)
@@ -207,10 +204,7 @@ class SamplesStrip(QWidget):
         line = self.fontMetrics().height()
         self.list.setMinimumHeight(THUMBNAIL_SIZE + 2 * TILE_PADDING + line + 2 + 8
                                    + self.list.horizontalScrollBar().sizeHint().height())
-        self.state_label = QLabel(self.stack)
-        self.state_label.setObjectName("samplesState")
-        self.state_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.state_label.setWordWrap(True)
+        self.state_label = state_page(self.stack, "samplesState")
         self.stack.addWidget(self.list)
         self.stack.addWidget(self.state_label)
         layout.addWidget(self.stack, 1)

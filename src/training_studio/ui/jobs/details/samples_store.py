@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -39,7 +38,7 @@ from PySide6.QtGui import QImage, QPixmap
 from training_studio.client import ApiClient, ApiError, NotFound
 from training_studio.contract.models import JobOutputFile
 from training_studio.ui.tasks import TaskSet
-from training_studio.ui.jobs.details.job_state import job_is_active
+from training_studio.ui.jobs.details.job_state import job_is_active, wait_for_wake
 
 __all__ = ["SampleListModel", "SampleRole", "SamplesState", "SamplesStore", "THUMBNAIL_SIZE"]
 
@@ -356,16 +355,8 @@ class SamplesStore(QObject):
                         return
                     self.error.emit(f"Could not list the samples: {error.message}")
                     delay = min(MAX_BACKOFF_S, delay * 2)
-            started = time.monotonic()
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
-            except asyncio.TimeoutError:
-                continue
             # Woken by progress (maybe many times a second): list again, but not more often than this.
-            rest = MIN_LIST_GAP_S - (time.monotonic() - started)
-            if rest > 0:
-                await asyncio.sleep(rest)
+            await wait_for_wake(self._wake, delay, MIN_LIST_GAP_S)
 
     # images ---------------------------------------------------------------------------------------------
     def _want_thumbnail(self, name: str) -> None:
