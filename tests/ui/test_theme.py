@@ -169,3 +169,47 @@ def test_an_ellipsis_marks_exactly_the_commands_that_ask_first(harness, qtbot, t
 
 def test_palette_is_restored_for_other_tests(qapp):
     assert QApplication.instance() is qapp
+
+
+def _contrast(a, b) -> float:
+    """WCAG contrast ratio of two QColors."""
+    def luminance(colour) -> float:
+        def channel(value: float) -> float:
+            return value / 12.92 if value <= 0.03928 else ((value + 0.055) / 1.055) ** 2.4
+        return 0.2126 * channel(colour.redF()) + 0.7152 * channel(colour.greenF()) + 0.0722 * channel(colour.blueF())
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+@pytest.mark.parametrize("kind", ["check box", "radio button"])
+def test_unchecked_indicators_are_visible_on_the_dark_palette(qapp, qtbot, kind):
+    """Fusion outlines indicators in the window colour darkened: invisible on a dark window. The outline style
+    must make the unchecked indicator stand out from the window (WCAG's 3:1 for user interface components)."""
+    from PySide6.QtWidgets import QCheckBox, QRadioButton, QStyle, QStyleOptionButton, QWidget
+
+    from training_studio.ui.theme import build_palette, install_indicator_outlines
+
+    if not install_indicator_outlines(qapp):
+        pytest.fail(f"the test platform runs style {qapp.style().name()!r}, not Fusion")
+    previous = QPalette(qapp.palette())
+    qapp.setPalette(build_palette(True))
+    try:
+        holder = QWidget()
+        qtbot.addWidget(holder)
+        button = (QCheckBox if kind == "check box" else QRadioButton)("Unchecked", holder)
+        holder.resize(160, 40)
+        holder.show()
+        qtbot.waitExposed(holder)
+        option = QStyleOptionButton()
+        button.initStyleOption(option)
+        element = (QStyle.SubElement.SE_CheckBoxIndicator if kind == "check box"
+                   else QStyle.SubElement.SE_RadioButtonIndicator)
+        rect = button.style().subElementRect(element, option, button)
+        image = button.grab().toImage()
+        window = build_palette(True).color(QPalette.ColorRole.Window)
+        # The indicator's left edge, at its vertical middle (and one pixel in, for antialiased circles).
+        y = rect.center().y()
+        best = max(_contrast(image.pixelColor(x, y), window) for x in range(rect.left(), rect.left() + 3))
+        assert best >= 3.0, f"{kind}: its outline contrasts {best:.2f}:1 with the window"
+    finally:
+        qapp.setPalette(previous)

@@ -386,8 +386,9 @@ def _after_first_screen(store: Any, work: Callable[[], None]) -> None:
 def _install_theme(app: Any, settings: Any, *, environ_theme: str | None = None) -> Any:
     """Light or dark from the start (View › Theme, remembered; TRAINING_STUDIO_THEME=light|dark|system
     overrides it for one run, e.g. for screenshots), following the desktop's scheme live."""
-    from training_studio.ui.theme import ThemeChoice, ThemeController
+    from training_studio.ui.theme import ThemeChoice, ThemeController, install_indicator_outlines
 
+    install_indicator_outlines(app)
     theme = ThemeController(app, settings, parent=app)
     if environ_theme:
         try:

@@ -8,6 +8,12 @@ the app runs); where the desktop does not say (an unknown scheme) it keeps the p
 Widgets that paint with their own colours (badges, bars, banners, toolbar icons) read the palette when they
 paint or on their PaletteChange event, so a switch needs no restart. `install_theme_menu()` adds
 View › Theme (System / Light / Dark) to a window.
+
+Fusion (the style on Linux and offscreen) outlines check boxes and radio buttons in the window colour made
+40 % darker: on a dark window that outline vanishes and an unchecked box cannot be seen.
+`install_indicator_outlines()` gives every check box and radio button (and only them: a Python style hook on
+every widget would cost each table repaint about 2 ms) a proxy style that adds an outline in the text colour
+when the palette is dark.
 """
 
 from __future__ import annotations
@@ -16,12 +22,12 @@ import enum
 import logging
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtGui import QAction, QActionGroup, QColor, QGuiApplication, QPalette
-from PySide6.QtWidgets import QMenu
+from PySide6.QtCore import QObject, QRectF, Qt, Signal
+from PySide6.QtGui import QAction, QActionGroup, QColor, QGuiApplication, QPainter, QPalette, QPen
+from PySide6.QtWidgets import QCheckBox, QMenu, QProxyStyle, QRadioButton, QStyle, QStyleFactory
 
 __all__ = ["ThemeChoice", "ThemeController", "LIGHT_COLOURS", "DARK_COLOURS", "build_palette", "wants_dark",
-           "palette_is_dark", "install_theme_menu"]
+           "palette_is_dark", "install_theme_menu", "install_indicator_outlines"]
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +112,62 @@ def wants_dark(choice: ThemeChoice, scheme: Qt.ColorScheme) -> bool | None:
     if scheme == Qt.ColorScheme.Light:
         return False
     return None
+
+
+_INDICATORS = (QStyle.PrimitiveElement.PE_IndicatorCheckBox, QStyle.PrimitiveElement.PE_IndicatorRadioButton)
+
+
+class _IndicatorOutlineStyle(QProxyStyle):
+    """Fusion, plus a visible outline around check box and radio indicators on a dark palette."""
+
+    def drawPrimitive(self, element, option, painter, widget=None) -> None:  # noqa: N802 (Qt name)
+        super().drawPrimitive(element, option, painter, widget)
+        if element not in _INDICATORS or not palette_is_dark(option.palette):
+            return
+        enabled = bool(option.state & QStyle.StateFlag.State_Enabled)
+        colour = QColor(option.palette.color(QPalette.ColorRole.Text))
+        colour.setAlpha(150 if enabled else 70)
+        painter.save()
+        painter.setPen(QPen(colour, 1))
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        if element == QStyle.PrimitiveElement.PE_IndicatorRadioButton:
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+            painter.drawEllipse(QRectF(option.rect).adjusted(1.5, 1.5, -1.5, -1.5))
+        else:
+            painter.drawRect(QRectF(option.rect).adjusted(0.5, 0.5, -1.5, -1.5))
+        painter.restore()
+
+
+class _IndicatorPolisher(QProxyStyle):
+    """The application's style: Fusion itself for every widget, except that it hands check boxes and radio
+    buttons the outline style when it polishes them (polish runs once per widget, never per paint)."""
+
+    def __init__(self, outlines: QProxyStyle) -> None:
+        super().__init__(QStyleFactory.create("Fusion"))
+        self._outlines = outlines
+
+    def polish(self, target):  # noqa: D102 (Qt's overloads: a widget, the application or a palette)
+        result = super().polish(target)
+        if isinstance(target, (QCheckBox, QRadioButton)) and target.style() is not self._outlines:
+            target.setStyle(self._outlines)
+        return result
+
+
+_installed: list[QProxyStyle] = []  # the styles stay alive as long as the application (widgets do not own them)
+
+
+def install_indicator_outlines(app: Any) -> bool:
+    """Where the app runs on Fusion, make check boxes and radio buttons visible on dark palettes (see the
+    module docstring); True when installed. Any other style (Windows, macOS) is left alone."""
+    if _installed:
+        return True
+    if app.style().name().casefold() != "fusion":
+        return False
+    outlines = _IndicatorOutlineStyle(QStyleFactory.create("Fusion"))
+    polisher = _IndicatorPolisher(outlines)
+    _installed.extend((outlines, polisher))
+    app.setStyle(polisher)
+    return True
 
 
 class ThemeController(QObject):

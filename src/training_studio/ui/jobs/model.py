@@ -68,6 +68,8 @@ from training_studio.ui.jobs import format as fmt
 
 __all__ = ["JobColumn", "JobRole", "CellLook", "TextLook", "JobListModel", "JobFilterProxyModel"]
 
+_WAITING = frozenset({JobStatus.PENDING, JobStatus.QUEUED})
+
 _ModelIndex = QModelIndex | QPersistentModelIndex
 
 
@@ -386,6 +388,13 @@ class JobListModel(QAbstractTableModel):
 
     def job_ids(self) -> list[str]:
         return [row.job.id for row in self._rows]
+
+    def waiting_rows(self) -> list[tuple[int, float | None]]:
+        """(row, queue position) of every pending or queued job, in row order: one pass at C speed over the
+        rows, for the queue order's check after each status change."""
+        waiting = _WAITING
+        return [(number, row.job.queue_position) for number, row in enumerate(self._rows)
+                if row.job.status in waiting]
 
     def active_count(self) -> int:
         """Rows whose job is pending, queued or running."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-__all__ = ["DropTarget", "display_keys", "drop_target"]
+__all__ = ["DropTarget", "display_keys", "drop_target", "queue_keys"]
 
 
 def display_keys(rows: Sequence[tuple[bool, float | None]]) -> list[int] | None:
@@ -25,11 +25,17 @@ def display_keys(rows: Sequence[tuple[bool, float | None]]) -> list[int] | None:
     key shows the waiting ones in queue order (as the server orders them: no position last, then table order)
     in the slots waiting rows take, every other row staying where it is. None when the waiting rows already
     stand in queue order (the usual case: nothing to sort)."""
-    slots = [row for row, (waiting, _position) in enumerate(rows) if waiting]
-    wanted = sorted(slots, key=lambda row: (rows[row][1] is None, rows[row][1] or 0.0, row))
+    return queue_keys([(row, position) for row, (waiting, position) in enumerate(rows) if waiting], len(rows))
+
+
+def queue_keys(waiting: Sequence[tuple[int, float | None]], row_count: int) -> list[int] | None:
+    """`display_keys` from the waiting rows alone, given as (row, queue position) in row order, among
+    `row_count` rows: the check that usually ends in None costs the waiting rows, not every row."""
+    slots = [row for row, _position in waiting]
+    wanted = [row for row, _position in sorted(waiting, key=lambda item: (item[1] is None, item[1] or 0.0, item[0]))]
     if wanted == slots:
         return None
-    keys = list(range(len(rows)))
+    keys = list(range(row_count))
     for slot, row in zip(slots, wanted):
         keys[row] = slot
     return keys
