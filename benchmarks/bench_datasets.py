@@ -5,10 +5,16 @@ starts; the commit, which materialises both layouts, goes through the API):
 - dataset-captions/find-replace: `POST /api/datasets/{id}/captions/batch` replacing a word in all 10,000
   captions, from request to answer: applied, stored in one commit and both layouts rebuilt and swapped in.
   Each request is sent once any replaced layout folder the server removes in the background is gone (a
-  person's edits are seconds apart). The server keeps the replaced generation and brings it up to date on
-  the next rebuild (server/layouts.py), so the first edit after the commit, which has none yet and builds
-  every file from nothing, is the warm-up run: its time is in the notes, not in the median. Baseline: the
-  same request as a dry run (only working out the changes). Goal: at most 1 s.
+  person's edits are seconds apart). The server keeps the replaced generation as a spare and brings it up to
+  date on the next rebuild (server/layouts.py); these are the edits after the first. Baseline: the same
+  request as a dry run (only working out the changes). Goal: at most 1 s.
+- dataset-captions/find-replace-first: the first such edit after a commit (of a further dataset of the
+  same 10,000 stored files, three times), whose spare the server prepares in the background after the
+  commit answers. Sent once that spare is ready (its folder appears, one rename), the wait for it counted
+  from the commit's answer and given in the notes; a person takes that long to open the dialog and type.
+  The notes also give the worst case, the first edit sent the moment the commit answers (after its dry run),
+  which takes over the half-prepared spare and creates the rest of the files itself, and the commits' own
+  times. Goal: at most 1 s, every run.
 - dataset-captions/find-replace-back-to-back: the same requests sent one right after the other, so each
   competes with whatever background removal the previous one left for the disk (informational; same
   baseline).
@@ -62,6 +68,34 @@ def _seed(data_dir: Path, count: int) -> str:
     return dataset.id
 
 
+def _seed_copy(data_dir: Path, source_id: str) -> str:
+    """A second processing dataset of the same stored files (no new blobs); its id."""
+    from training_studio.server.storage import Storage
+
+    storage = Storage(data_dir)
+    dataset = storage.create_dataset("bench captions again", "image")
+    storage.close()
+    with sqlite3.connect(data_dir / "studio.db") as conn:
+        conn.execute("INSERT INTO dataset_files (dataset_id, sha256, filename, caption, added_at)"
+                     " SELECT ?, sha256, filename, caption, added_at FROM dataset_files WHERE dataset_id = ?",
+                     (dataset.id, source_id))
+    return dataset.id
+
+
+def _commit(client: httpx.Client, dataset_id: str) -> float:
+    started = time.perf_counter()
+    client.post(f"/api/datasets/{dataset_id}/commit").raise_for_status()
+    return time.perf_counter() - started
+
+
+def _spare_ready(data_dir: Path, dataset_id: str) -> None:
+    deadline = time.monotonic() + 300
+    while not (data_dir / "layout-spares" / dataset_id).is_dir():
+        if time.monotonic() > deadline:
+            raise RuntimeError("the dataset's spare layouts were not ready within 300 s")
+        time.sleep(0.02)
+
+
 def run_dataset_captions(smoke: bool) -> list[Result]:
     count = 500 if smoke else 10_000
     runs = 2 if smoke else 10
@@ -76,22 +110,46 @@ def run_dataset_captions(smoke: bool) -> list[Result]:
         probe.close()
         log(f"dataset-captions: seeding {count:,} images")
         dataset_id = _seed(data_dir, count)
+        first_runs = 1 if smoke else 3
+        copies = [(_seed_copy(data_dir, dataset_id), _seed_copy(data_dir, dataset_id)) for _ in range(first_runs)]
+        firsts, rushed_firsts, spare_waits, commits = [], [], [], []
         with BenchServer(data_dir, extra_args=["--no-runner"]) as server:
             headers = {"Authorization": f"Bearer {server.token}"}
-            with httpx.Client(base_url=server.url, headers=headers, timeout=120) as client:
-                response = client.post(f"/api/datasets/{dataset_id}/commit")
-                response.raise_for_status()
-                applied, dry, first_edit = _find_replace(client, dataset_id, count, runs, data_dir)
+            with httpx.Client(base_url=server.url, headers=headers, timeout=300) as client:
+                _commit(client, dataset_id)  # warms the server and the disk caches; edited below
+                _settled(data_dir)
+                _spare_ready(data_dir, dataset_id)
+                for ready_id, rushed_id in copies:
+                    commits.append(_commit(client, ready_id))
+                    started = time.perf_counter()
+                    _spare_ready(data_dir, ready_id)
+                    spare_waits.append(time.perf_counter() - started)
+                    firsts.append(_find_replace(client, ready_id, count, 0, None)[2])
+                    commits.append(_commit(client, rushed_id))
+                    # the worst case: the first edit the moment the commit answers (dry run, then applied)
+                    rushed_firsts.append(_find_replace(client, rushed_id, count, 0, None)[2])
+                    for done in (ready_id, rushed_id):
+                        client.delete(f"/api/datasets/{done}").raise_for_status()
+                    _settled(data_dir)
+                applied, dry, _ = _find_replace(client, dataset_id, count, runs, data_dir)
                 rushed, _, _ = _find_replace(client, dataset_id, count, runs, None, first=runs + 1)
                 buckets, listing = _buckets(client, dataset_id, count, runs * 3)
     value, base = median(applied) * 1000, median(dry) * 1000
     bucket_value, bucket_base = median(buckets) * 1000, median(listing) * 1000
     return [
+        Result("dataset-captions/find-replace-first", median(firsts) * 1000, "ms", "the same request as a dry run",
+               base, len(firsts), f"{count:,} captions changed by the first edit after a commit, sent once the "
+               "spare the server prepares in the background was ready, "
+               f"{', '.join(f'{wait:.1f}' for wait in spare_waits)} s after the commit answered (worst "
+               f"{max(firsts) * 1000:.0f} ms); sent the moment the commit answered instead (other datasets): "
+               f"{', '.join(f'{took * 1000:.0f}' for took in rushed_firsts)} ms; the commits took "
+               f"{', '.join(f'{took:.1f}' for took in commits)} s; "
+               + goal_note(max(firsts) <= 1, "≤ 1 s (every run)")),
         Result("dataset-captions/find-replace", value, "ms", "the same request as a dry run (changes worked out, "
                "nothing stored)", base, len(applied),
                f"{count:,} captions changed per request, one commit, both layouts rebuilt and swapped in; "
-               f"p95 {percentile(applied, 0.95) * 1000:.0f} ms; first edit after the commit (warm-up, builds "
-               f"every file from nothing) {first_edit * 1000:.0f} ms; " + goal_note(value <= 1000, "≤ 1 s")),
+               f"p95 {percentile(applied, 0.95) * 1000:.0f} ms; edits after the first after the commit; "
+               + goal_note(value <= 1000, "≤ 1 s")),
         Result("dataset-captions/find-replace-back-to-back", median(rushed) * 1000, "ms",
                "the same request as a dry run", base, len(rushed),
                "each request sent as soon as the previous answered, with whatever the server still does in the "

@@ -10,7 +10,9 @@ response), handed to the store's cache (`DatasetStore.cache_thumbnail_data`, wha
 a server's answer). The grid is then scrolled page by page over those T rows, each page painted and its
 thumbnails decoded by the store's real path (off the GUI thread), as a user scrolling through them would;
 the process reports its VmRSS at the end. The stores are never started (no server is needed: the data goes
-in through the same model and store calls a refresh and a thumbnail answer make). Baseline: the resident
+in through the same model and store calls a refresh and a thumbnail answer make). Two start-up steps of the
+app are taken as the app takes them (ui/app.py): httpx is loaded without its command-line client, and the
+source lines PySide6's import hook read are dropped once the widgets are built. Baseline: the resident
 memory of a bare PySide6 QMainWindow process at its first paint (`benchmarks.gui_probe bare`).
 - gui-rss: all N thumbnails received (the whole grid scrolled through);
 - gui-rss-store-cache: 2,000 received, the figure's historical case (the store used to keep 2,000 decoded).
@@ -27,6 +29,14 @@ import tempfile
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+if __name__ == "__main__":
+    # The probe process loads httpx as the app does (ui/app.py `_run_gui`: without httpx's command-line
+    # client, i.e. click, rich and pygments where installed: about 5 MiB here); benchmarks.common below
+    # imports httpx, so this must come first.
+    from training_studio.ui.app import _skip_httpx_command_line
+
+    _skip_httpx_command_line()
 
 from benchmarks.common import Result, job_rows, log, median
 
@@ -83,6 +93,11 @@ def _probe(count: int, thumbnails: int, thumbs_dir: str) -> dict:
         layout.addWidget(jobs_panel)
         layout.addWidget(viewer)
         window.resize(1400, 800)
+        # What the app does once its window is built, before the first answer (ui/app.py _main): the
+        # source lines PySide6's import hook read are dropped.
+        from training_studio.ui.app import _drop_imported_sources
+
+        _drop_imported_sources()
         await asyncio.sleep(0.05)  # the loop runs Qt's events (processEvents here would re-enter it)
         before = _rss_kib()
 

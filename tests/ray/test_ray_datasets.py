@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.ray.test_ray_cluster import this_machines_addresses
 from tests.ray.test_ray_executor import JOB_TIMEOUT_S, photo_dataset
 from tests.server.helpers import committed_dataset, png_bytes, sha256_of
 from tests.support.jobs import create_job, finished, full_log, wait_job
@@ -40,7 +41,7 @@ def test_without_a_shared_folder_the_dataset_travels_as_the_jobs_working_dir_and
         assert f"--output-dir {srv.data_dir / 'jobs' / job['id']}" in log
         assert not staging.exists()  # the staged package and the link are gone once the job ended
         assert done["placement"]["executor"] == "ray" and done["placement"]["node"]
-        assert done["placement"]["host"] == "127.0.0.1"
+        assert done["placement"]["host"] in this_machines_addresses()
         model = next(m for m in client.get("/api/models").json() if m["id"] == done["modelId"])
         assert model["status"] == "ready"
         checkpoint = client.get(f"/api/models/{model['id']}/checkpoint")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -34,8 +35,16 @@ def client(srv):
 
 
 @pytest.fixture(scope="module")
-def dataset(client) -> dict:
-    return committed_dataset(client, [png_bytes(color=(5, 6, 7))])
+def dataset(srv, client) -> dict:
+    committed = committed_dataset(client, [png_bytes(color=(5, 6, 7))])
+    # The server prepares the dataset's spare layouts in the background after a commit: wait for its positive
+    # "ready" signal (the folder appears by one rename), so data-dir snapshots taken later are not racy.
+    spare = srv.data_dir / "layout-spares" / committed["id"]
+    deadline = time.monotonic() + 120
+    while not spare.is_dir():
+        assert time.monotonic() < deadline, "the spare layouts were not prepared within 120 s"
+        time.sleep(0.05)
+    return committed
 
 
 def raw_request(srv, data: bytes) -> tuple[int, bytes]:

@@ -377,3 +377,88 @@ def test_a_caption_job_writes_captions_that_appear_over_http(client, srv, datase
     assert_everywhere(client, srv, dataset["id"], expected)
     assert_error(client.post(f"/api/datasets/{dataset['id']}/caption", json={"preset": "nope"}), 404,
                  "unknown_captioner")
+
+
+def wait_spare_ready(srv, dataset_id: str) -> Path:
+    """The dataset's spare layouts, once the server has prepared them after the commit (the folder appears
+    by one rename when whole)."""
+    spare = srv.data_dir / "layout-spares" / dataset_id
+    deadline = time.monotonic() + 120
+    while not spare.is_dir():
+        assert time.monotonic() < deadline, "the spare layouts were not prepared within 120 s"
+        time.sleep(0.05)
+    return spare
+
+
+def hidden_spares(srv) -> list[str]:
+    """Half-prepared spares (`layout-spares/.<id>.preparing`); the folder may not exist yet at all."""
+    spares = srv.data_dir / "layout-spares"
+    return [p.name for p in spares.iterdir() if p.name.startswith(".")] if spares.is_dir() else []
+
+
+def test_a_spare_is_prepared_after_commit_and_the_first_edit_brings_it_up_to_date(client, srv):
+    images = [png_bytes(color=(index, 9, 9)) for index in range(12)]
+    dataset_id = committed_dataset(client, images, name="cats")["id"]
+    spare = wait_spare_ready(srv, dataset_id)
+    assert layout_tree(spare) == expected_tree(client, dataset_id)  # a whole copy of the committed layouts
+    assert batch(client, dataset_id, op="suffix", text=", first", files="all").status_code == 200
+    assert layout_tree(srv.data_dir / "datasets" / dataset_id) == expected_tree(client, dataset_id)
+    assert set(captions_over_http(client, dataset_id).values()) == {", first"}
+    assert sorted(p.name for p in (srv.data_dir / "layout-spares").iterdir()) == [dataset_id]
+
+
+def test_an_edit_right_after_commit_takes_over_the_spare_being_prepared(client, srv):
+    # Sent the moment the commit answers, the edit meets the spare's background preparation (somewhere between
+    # not started and done): it must stop it and carry on, never race it, leaving exactly the dataset.
+    images = [png_bytes(color=(index, 11, 3)) for index in range(150)]
+    for _round in range(3):
+        dataset_id = committed_dataset(client, images, name="cats")["id"]
+        response = batch(client, dataset_id, op="prefix", text="now ", files="all")
+        assert response.status_code == 200, response.text
+        assert layout_tree(srv.data_dir / "datasets" / dataset_id) == expected_tree(client, dataset_id)
+        response = batch(client, dataset_id, op="replace", find="now", replace="later", files="all")
+        assert response.status_code == 200, response.text
+        assert layout_tree(srv.data_dir / "datasets" / dataset_id) == expected_tree(client, dataset_id)
+        assert dataset_id in {p.name for p in (srv.data_dir / "layout-spares").iterdir()}
+        assert hidden_spares(srv) == []
+        assert client.delete(f"/api/datasets/{dataset_id}").status_code == 200
+
+
+def test_deleting_a_dataset_right_after_commit_leaves_no_spare_behind(client, srv):
+    images = [png_bytes(color=(index, 3, 11)) for index in range(150)]
+    for _round in range(3):
+        dataset_id = committed_dataset(client, images, name="cats")["id"]
+        assert client.delete(f"/api/datasets/{dataset_id}").status_code == 200
+        # the delete stopped the preparation before removing its folder: nothing of it anywhere, now or later
+        assert not any(dataset_id in str(path) for path in srv.data_dir.rglob("*")), \
+            sorted(srv.data_dir.rglob("*"))
+    assert not any(path.name.endswith(".png") for path in srv.data_dir.rglob("*"))
+
+
+def test_a_kill_while_the_spare_is_prepared_is_swept_and_the_next_edit_is_whole(srv):
+    images = [png_bytes(color=(index, 5, 5)) for index in range(150)]
+    with srv.client() as http:
+        dataset_id = committed_dataset(http, images, name="cats")["id"]
+    srv.kill()  # most likely while the spare is half prepared; wherever it lands, the restart makes it right
+    srv.start()
+    assert hidden_spares(srv) == [], "half-prepared spare left behind"
+    with srv.client() as http:
+        response = batch(http, dataset_id, op="suffix", text=" after", files="all")
+        assert response.status_code == 200, response.text
+        assert layout_tree(srv.data_dir / "datasets" / dataset_id) == expected_tree(http, dataset_id)
+
+
+def test_a_stop_while_the_spare_is_prepared_does_not_wait_for_it(srv):
+    # The preparation is a daemon thread: SIGTERM right after a commit stops the server cleanly (the stop
+    # would otherwise hit ServerProcess.stop's deadline and be a SIGKILL), and what it left is swept at start.
+    images = [png_bytes(color=(index, 6, 6)) for index in range(150)]
+    with srv.client() as http:
+        dataset_id = committed_dataset(http, images, name="cats")["id"]
+    code = srv.stop()
+    assert code == 0, srv.log_tail()
+    srv.start()
+    assert hidden_spares(srv) == []
+    with srv.client() as http:
+        response = batch(http, dataset_id, op="suffix", text=" after", files="all")
+        assert response.status_code == 200, response.text
+        assert layout_tree(srv.data_dir / "datasets" / dataset_id) == expected_tree(http, dataset_id)

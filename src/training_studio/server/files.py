@@ -243,7 +243,9 @@ def sweep_temp_files(storage: Storage) -> None:
     for entry in datasets_root.glob("*"):
         if entry.name.startswith(".") or entry.name not in known_datasets:
             shutil.rmtree(entry, ignore_errors=True)
-    for entry in (storage.data_dir / layouts.SPARES_DIR).glob("*"):  # kept generations of deleted datasets
+    # Kept generations of deleted datasets, and spares whose background preparation a stop or crash cut short
+    # (hidden `.<id>.preparing`, never a known id; such a dataset's next rebuild starts from nothing).
+    for entry in (storage.data_dir / layouts.SPARES_DIR).glob("*"):
         if entry.name not in known_datasets:
             shutil.rmtree(entry, ignore_errors=True)
     known_blobs = storage.referenced_blobs()

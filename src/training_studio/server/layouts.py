@@ -17,6 +17,10 @@ the next rebuild brings it up to date in place instead of starting from nothing:
 right stay, captions are rewritten into the files already there, so a batch edit creates no files (on a
 busy disk creating 10,000 small files takes seconds). The spare is never live: whatever state a crash
 leaves it in, the next rebuild makes it right (every caption is rewritten, unknown entries removed).
+A commit leaves no spare, so one is prepared right after it in a daemon thread (hidden as
+`layout-spares/.<id>.preparing`, renamed to `<id>` when whole): the first batch edit after a commit finds
+it too. A rebuild stops that preparation and carries on from what it built, a removal stops it before
+removing; a stop or crash leaves only the hidden folder, which the start-up sweep removes.
 A single caption edit rewrites the caption file and metadata.jsonl atomically.
 """
 
@@ -88,8 +92,12 @@ def _metadata_text(rows: list[LayoutRow]) -> str:
 
 
 def materialise(storage: Storage, dataset: Dataset) -> None:
-    """(Re)build both layouts of `dataset` from its stored files; all or nothing. Blocking."""
-    swap_in(storage, dataset.id, build(storage, dataset))
+    """(Re)build both layouts of `dataset` from its stored files; all or nothing. Blocking. When that leaves
+    the dataset without a spare (a commit), one is prepared in the background (prepare_spare_later)."""
+    rows = storage.dataset_layout_rows(dataset.id)
+    swap_in(storage, dataset.id, build(storage, dataset, rows))
+    if not spare_dir(storage, dataset.id).is_dir():
+        prepare_spare_later(storage, dataset, rows)
 
 
 def _split(rows: list[LayoutRow]) -> tuple[list[LayoutRow], list[LayoutRow]]:
@@ -103,6 +111,79 @@ def spare_dir(storage: Storage, dataset_id: str) -> Path:
 
 
 SPARES_DIR = "layout-spares"
+PREPARING_SUFFIX = ".preparing"
+
+
+def preparing_dir(storage: Storage, dataset_id: str) -> Path:
+    """Where a spare is prepared in the background (hidden: `layout-spares/<id>` appears only once it is
+    whole, by one rename, so its presence is the positive "spare ready" signal; a crash leaves only this
+    hidden folder, which the start-up sweep removes)."""
+    return storage.data_dir / SPARES_DIR / f".{dataset_id}{PREPARING_SUFFIX}"
+
+
+class _SparePreparation:
+    def __init__(self, thread: threading.Thread) -> None:
+        self.thread = thread
+        self.cancelled = threading.Event()
+
+
+_preparations: dict[tuple[str, str], _SparePreparation] = {}  # (data dir, dataset id) -> the one running
+_preparations_lock = threading.Lock()
+
+
+def prepare_spare_later(storage: Storage, dataset: Dataset, rows: list[LayoutRow]) -> None:
+    """Build the dataset's spare in a daemon thread, so the first batch edit after a commit finds one: without
+    it that edit creates all 10,000 caption files itself (4 to 8 s on a busy disk, benchmarks/bench_datasets.py)
+    while the commit's answer is not delayed either. A rebuild or a removal of the dataset stops it first
+    (_stop_preparation) and a rebuild carries on from what it built; a server stop does not wait for it (daemon
+    thread; the hidden half-built folder is swept at the next start)."""
+    key = (str(storage.data_dir), dataset.id)
+    with _preparations_lock:
+        if key in _preparations:
+            return
+        thread = threading.Thread(target=_prepare_spare, args=(storage, dataset, rows), name="prepare-layout-spare",
+                                  daemon=True)
+        _preparations[key] = _SparePreparation(thread)
+        thread.start()  # under the lock: _stop_preparation never finds a thread it cannot join yet
+
+
+def _stop_preparation(storage: Storage, dataset_id: str) -> None:
+    """Stop the background preparation of the dataset's spare (if any) and wait until it has let go of its
+    folder: within one file's write. Blocking; worker threads only."""
+    with _preparations_lock:
+        preparation = _preparations.get((str(storage.data_dir), dataset_id))
+    if preparation is None:
+        return
+    preparation.cancelled.set()
+    if preparation.thread is not threading.current_thread():
+        preparation.thread.join()
+
+
+class _Cancelled(Exception):
+    pass
+
+
+def _prepare_spare(storage: Storage, dataset: Dataset, rows: list[LayoutRow]) -> None:
+    key = (str(storage.data_dir), dataset.id)
+    preparation = _preparations[key]
+    folder = preparing_dir(storage, dataset.id)
+    try:
+        if preparation.cancelled.is_set() or spare_dir(storage, dataset.id).exists():
+            return
+        make_private_dir(folder.parent)
+        training, held_out = _split(rows)
+        stop = preparation.cancelled
+        _sync_layouts(storage, folder, kohya_folder_name(dataset), training, keep={VALIDATION_DIR}, stop=stop)
+        _sync_layouts(storage, folder / VALIDATION_DIR, kohya_folder_name(dataset, 1), held_out, stop=stop)
+        if not stop.is_set():
+            os.rename(folder, spare_dir(storage, dataset.id))  # ready (one step: whole or absent)
+    except _Cancelled:
+        pass  # a rebuild takes the folder over as it is, or a removal removes it
+    except Exception:  # noqa: BLE001 (a full disk, say: no spare then, the next rebuild builds from nothing)
+        shutil.rmtree(folder, ignore_errors=True)
+    finally:
+        with _preparations_lock:
+            _preparations.pop(key, None)
 
 
 def build(storage: Storage, dataset: Dataset, rows: list[LayoutRow] | None = None) -> Path:
@@ -117,9 +198,16 @@ def build(storage: Storage, dataset: Dataset, rows: list[LayoutRow] | None = Non
     one."""
     if rows is None:
         rows = storage.dataset_layout_rows(dataset.id)
+    _stop_preparation(storage, dataset.id)
     spare = spare_dir(storage, dataset.id)
-    built = spare if spare.is_dir() else storage.dataset_dir(dataset.id).parent / \
-        f".{dataset.id}.building-{uuid.uuid4().hex[:8]}"
+    preparing = preparing_dir(storage, dataset.id)
+    if spare.is_dir():
+        built = spare
+        shutil.rmtree(preparing, ignore_errors=True)
+    elif preparing.is_dir():
+        built = preparing  # a spare whose background preparation this rebuild stopped: carried on from there
+    else:
+        built = storage.dataset_dir(dataset.id).parent / f".{dataset.id}.building-{uuid.uuid4().hex[:8]}"
     try:
         training, held_out = _split(rows)
         _sync_layouts(storage, built, kohya_folder_name(dataset), training, keep={VALIDATION_DIR})
@@ -225,7 +313,7 @@ def _sync_folder(folder: Path, wanted_dir: str) -> Path:
 
 
 def _sync_layouts(storage: Storage, root: Path, kohya_folder: str, rows: list[LayoutRow], *,
-                  keep: set[str] | None = None) -> None:
+                  keep: set[str] | None = None, stop: threading.Event | None = None) -> None:
     """Make `root` hold exactly the kohya folder and the imagefolder of `rows` (and the `keep` entries),
     keeping what is right already."""
     root.mkdir(parents=True, exist_ok=True)
@@ -238,11 +326,12 @@ def _sync_layouts(storage: Storage, root: Path, kohya_folder: str, rows: list[La
     # A text dataset's file already has the caption's name: writing the caption there would write through the
     # hard link into the stored blob itself, so it has none.
     captions = {row.sha256 + ".txt": row.caption for row in rows if row.ext != ".txt"}
-    _sync_entries(storage, kohya, images_wanted, captions)
-    _sync_entries(storage, images, images_wanted, {METADATA_NAME: _metadata_text(rows)})
+    _sync_entries(storage, kohya, images_wanted, captions, stop)
+    _sync_entries(storage, images, images_wanted, {METADATA_NAME: _metadata_text(rows)}, stop)
 
 
-def _sync_entries(storage: Storage, folder: Path, images: set[str], texts: dict[str, str]) -> None:
+def _sync_entries(storage: Storage, folder: Path, images: set[str], texts: dict[str, str],
+                  stop: threading.Event | None = None) -> None:
     """Make `folder` hold exactly `images` (linked from the blob store) and the files `texts` (name -> text).
     Relative to open folder descriptors: a batch caption edit goes over 10,000 files' worth of layout and must
     stay within a second (benchmarks/bench_datasets.py), so no path is resolved twice."""
@@ -253,9 +342,13 @@ def _sync_entries(storage: Storage, folder: Path, images: set[str], texts: dict[
     folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         for name in images - present:
+            if stop is not None and stop.is_set():
+                raise _Cancelled
             sha = name.split(".", 1)[0]
             _link_at(storage, blobs, f"{sha[:2]}/{sha}", folder_fd, folder, name)
         for name, text in texts.items():
+            if stop is not None and stop.is_set():
+                raise _Cancelled
             _rewrite_at(folder, folder_fd, name, text.encode("utf-8"), name in present)
     finally:
         os.close(blobs)
@@ -336,6 +429,9 @@ def update_caption(storage: Storage, dataset: Dataset, sha256: str) -> None:
 
 
 def remove_layouts(storage: Storage, dataset_id: str) -> None:
-    """The live layouts and the spare (the spare first: it is the one nothing else would ever remove)."""
+    """The live layouts and the spare (the spare first: it is the one nothing else would ever remove), after
+    stopping the spare's background preparation, so nothing writes there afterwards."""
+    _stop_preparation(storage, dataset_id)
+    shutil.rmtree(preparing_dir(storage, dataset_id), ignore_errors=True)
     shutil.rmtree(spare_dir(storage, dataset_id), ignore_errors=True)
     shutil.rmtree(storage.dataset_dir(dataset_id), ignore_errors=True)

@@ -189,6 +189,18 @@ def _release_gc_after_start() -> None:
         gc.enable()
 
 
+def _drop_imported_sources() -> None:
+    """Empty Python's source-line cache: once the window is built, and again once the first screen is up
+    (for the modules imported in between). PySide6's import hook reads the whole source of every module
+    imported after PySide6 (inspect.getsource: does the module use PySide6's `__feature__` switches?) and
+    linecache keeps every line of it: about 120,000 lines, 8-9 MiB of the GUI's resident memory held for
+    nothing (issue 19, benchmarks/bench_memory.py). A traceback printed later reads its few files again;
+    modules imported later (a feature opened) are read and kept again. About 2 ms."""
+    import linecache
+
+    linecache.clearcache()
+
+
 def _skip_httpx_command_line() -> None:
     """Keep httpx from importing its command-line client (click, rich, pygments: about 120 ms) when those
     happen to be installed: `import httpx` loads it only to offer `httpx.main`, which the app never uses.
@@ -285,12 +297,15 @@ async def _main(app: Any, config: GuiConfig, log_file: Path | None = None,
                                   data_dir=config.data_dir, log_file=log_file, ca_file=ca_file)
         window.closing.connect(quit_requested.set)
         instance = _listen_for_launches(config, window, library)
+        # The start's modules are all imported by now: the first answer's rows reuse that memory.
+        _drop_imported_sources()
         store.start()
         if config.tab is not None:
             window.show_panel(config.tab.capitalize())
         window.show()
 
         def after_first_screen() -> None:
+            _drop_imported_sources()
             _release_gc_after_start()
             if prefetch is not None:
                 prefetch.discard()  # an answer not used by now is of no use

@@ -34,6 +34,7 @@ from PySide6.QtGui import QPixmap
 
 from training_studio.contract.models import DatasetFile
 from training_studio.ui.datasets.format import format_bytes
+from training_studio.ui.shared_fields import share_fields_set
 
 __all__ = ["FileRole", "DatasetFilesModel", "FileFilterProxy"]
 
@@ -158,7 +159,7 @@ class DatasetFilesModel(QAbstractListModel):
         if same_list:
             for row, file in enumerate(files):
                 if file != self._files[row]:
-                    self._files[row] = file
+                    self._files[row] = share_fields_set(file)
                     index = self.index(row, 0)
                     self.dataChanged.emit(index, index, [Qt.ItemDataRole.DisplayRole, FileRole.CAPTION,
                                                          FileRole.FILE, FileRole.VALIDATION,
@@ -171,7 +172,7 @@ class DatasetFilesModel(QAbstractListModel):
             self._failed.clear()
             self._requested.clear()
         self.dataset_id = dataset_id
-        self._files = list(files)
+        self._files = [share_fields_set(file) for file in files]  # issue 19: 730 bytes a file less
         self._row_by_sha = {f.sha256: row for row, f in enumerate(self._files)}
         self.endResetModel()
 

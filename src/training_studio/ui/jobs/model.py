@@ -64,6 +64,7 @@ from training_studio.contract.models import (
     TrainingJob,
     parse_timestamp,
 )
+from training_studio.ui.shared_fields import share_fields_set  # issue 19: 730 bytes a job less
 from training_studio.ui.jobs import format as fmt
 
 __all__ = ["JobColumn", "JobRole", "CellLook", "TextLook", "JobListModel", "JobFilterProxyModel"]
@@ -557,7 +558,7 @@ class JobListModel(QAbstractTableModel):
         if job.revision is not None and held.revision is not None and job.revision < held.revision:
             return held
         if _shown_fields(held.__dict__) == _shown_fields(job.__dict__):
-            row.job = job  # nothing shown changed; keep the fresher object for JobRole.JOB
+            row.job = share_fields_set(job)  # nothing shown changed; keep the fresher object for JobRole.JOB
             self._job_by_id[job.id] = job
         else:
             self._replace(index, row, job, now, changes)
@@ -727,7 +728,7 @@ class JobListModel(QAbstractTableModel):
             started is not None and ended is None and not finished)
         if recount:
             self._count(row, -1)
-        row.job = job
+        row.job = share_fields_set(job)
         self._job_by_id[job.id] = job
         row.started, row.ended, row.finished = started, ended, finished
         if finished:
@@ -809,7 +810,7 @@ class JobListModel(QAbstractTableModel):
             # An unreadable createdAt sorts as "now": where it arrived, after what we had.
             key = (now if created is None else created, self._sequence)
             started, ended, finished = self._derive(job, now, None)
-            new_rows.append(_Row(job, key, started, ended, finished))
+            new_rows.append(_Row(share_fields_set(job), key, started, ended, finished))
         new_rows.sort(key=lambda row: row.sort_key)
         # Positions against the rows as they are now; earlier groups shift later ones by offset.
         groups: list[tuple[int, list[_Row]]] = []
