@@ -200,6 +200,10 @@ class SwitchableServer:
                     item["status"] = "hibernating"
                     item["gpuTemperature"] = 71.5
                     item["schedule"] = {"kind": "cosine", "warmup": [1, 2, 3]}
+                    # A server that changed a job gives it a new revision (clients may skip a job whose
+                    # revision they hold); this stand-in has none of its own to give, so it sends none,
+                    # as a server without revisions would, and clients compare the job's fields.
+                    item["revision"] = None
             payload = json.dumps(data).encode()
         return status, passed, payload
 

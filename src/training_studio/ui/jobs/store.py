@@ -779,6 +779,7 @@ class JobStore(QObject):
     async def _reconnect(self) -> None:
         self.connected = False
         self._events_unsupported = False  # the server may have been upgraded meanwhile
+        self._restart_stream_grace()
         if self._stream is not None:
             self._stream.reconnect_now()
         self.connecting.emit("Reconnecting…")
@@ -819,6 +820,7 @@ class JobStore(QObject):
         self.last_success_at = time.monotonic()
         if was_failing:
             log.info("connection restored (%s)", self.client.base_url)
+            self._restart_stream_grace()
             if self._stream is not None:
                 self._stream.reconnect_now()  # the server answers again: no need to wait out the backoff
             self.connection_restored.emit()
@@ -874,6 +876,12 @@ class JobStore(QObject):
         why = self.stream_error or "The event stream closed."
         return (f"Live updates are interrupted: {why} Reconnecting automatically; meanwhile the list is "
                 f"refreshed every {self.refresh_interval:g} s.")
+
+    def _restart_stream_grace(self) -> None:
+        """The server answers again (or is connected to anew): live updates get their grace from now before
+        the banner calls them interrupted; while the server did not answer, its own banner said so."""
+        if self._stream_down_since is not None:
+            self._stream_down_since = time.monotonic()
 
     def reconnect_stream(self) -> None:
         """Try the event stream again now (the banner's Retry), and refresh meanwhile."""
