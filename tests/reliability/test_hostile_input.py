@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -18,7 +17,8 @@ import httpx
 import pytest
 
 from tests.reliability.helpers import quiet_server
-from tests.server.helpers import assert_error, committed_dataset, create_dataset, png_bytes, sha256_of, upload
+from tests.server.helpers import (
+    assert_error, committed_dataset, create_dataset, png_bytes, sha256_of, upload, wait_spare_ready)
 from training_studio.server.auth import MAX_JSON_BODY_BYTES
 
 
@@ -39,11 +39,7 @@ def dataset(srv, client) -> dict:
     committed = committed_dataset(client, [png_bytes(color=(5, 6, 7))])
     # The server prepares the dataset's spare layouts in the background after a commit: wait for its positive
     # "ready" signal (the folder appears by one rename), so data-dir snapshots taken later are not racy.
-    spare = srv.data_dir / "layout-spares" / committed["id"]
-    deadline = time.monotonic() + 120
-    while not spare.is_dir():
-        assert time.monotonic() < deadline, "the spare layouts were not prepared within 120 s"
-        time.sleep(0.05)
+    wait_spare_ready(srv.data_dir, committed["id"])
     return committed
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import struct
+import time
 import zlib
 from pathlib import Path
 
@@ -78,3 +79,15 @@ def stored_blobs(data_dir: Path) -> set[str]:
 
 def leftover_temp_files(data_dir: Path) -> list[Path]:
     return list((data_dir / "tmp").glob("*"))
+
+
+def wait_spare_ready(data_dir: Path, dataset_id: str) -> Path:
+    """The dataset's spare layouts, once the server has prepared them in the background after a commit (the
+    folder appears by one rename when whole). Wait for it before walking the data dir: a walk that meets the
+    hidden `.preparing` folder can see it renamed away under it."""
+    spare = data_dir / "layout-spares" / dataset_id
+    deadline = time.monotonic() + 120
+    while not spare.is_dir():
+        assert time.monotonic() < deadline, "the spare layouts were not prepared within 120 s"
+        time.sleep(0.05)
+    return spare

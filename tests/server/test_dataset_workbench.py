@@ -15,7 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.server.helpers import assert_error, committed_dataset, create_dataset, png_bytes, sha256_of, upload
+from tests.server.helpers import (
+    assert_error, committed_dataset, create_dataset, png_bytes, sha256_of, upload, wait_spare_ready)
 from tests.support.jobs import wait_job
 
 CAPTIONER = Path(__file__).resolve().parents[1] / "support" / "standin_captioner.py"
@@ -379,17 +380,6 @@ def test_a_caption_job_writes_captions_that_appear_over_http(client, srv, datase
                  "unknown_captioner")
 
 
-def wait_spare_ready(srv, dataset_id: str) -> Path:
-    """The dataset's spare layouts, once the server has prepared them after the commit (the folder appears
-    by one rename when whole)."""
-    spare = srv.data_dir / "layout-spares" / dataset_id
-    deadline = time.monotonic() + 120
-    while not spare.is_dir():
-        assert time.monotonic() < deadline, "the spare layouts were not prepared within 120 s"
-        time.sleep(0.05)
-    return spare
-
-
 def hidden_spares(srv) -> list[str]:
     """Half-prepared spares (`layout-spares/.<id>.preparing`); the folder may not exist yet at all."""
     spares = srv.data_dir / "layout-spares"
@@ -399,7 +389,7 @@ def hidden_spares(srv) -> list[str]:
 def test_a_spare_is_prepared_after_commit_and_the_first_edit_brings_it_up_to_date(client, srv):
     images = [png_bytes(color=(index, 9, 9)) for index in range(12)]
     dataset_id = committed_dataset(client, images, name="cats")["id"]
-    spare = wait_spare_ready(srv, dataset_id)
+    spare = wait_spare_ready(srv.data_dir, dataset_id)
     assert layout_tree(spare) == expected_tree(client, dataset_id)  # a whole copy of the committed layouts
     assert batch(client, dataset_id, op="suffix", text=", first", files="all").status_code == 200
     assert layout_tree(srv.data_dir / "datasets" / dataset_id) == expected_tree(client, dataset_id)

@@ -23,6 +23,7 @@ from tests.server.helpers import (
     sha256_of,
     stored_blobs,
     upload,
+    wait_spare_ready,
 )
 
 
@@ -157,6 +158,7 @@ def test_filenames_are_display_text_only(server, client, filename, expected, tmp
     committed = client.post(f"/api/datasets/{dataset['id']}/commit")
     assert committed.status_code == 200
     assert set(os.listdir(tmp_path)) == before  # nothing written beside the data dir
+    wait_spare_ready(server.data_dir, dataset["id"])  # the walk below must not meet the spare half-made
     for path in server.data_dir.rglob("*"):
         assert "passwd" not in path.name and "evil" not in path.name
         assert path.resolve().is_relative_to(server.data_dir.resolve())
@@ -233,6 +235,7 @@ def test_delete_removes_only_unshared_files(server, client):
     assert client.delete(f"/api/datasets/{doomed['id']}").json() == {"success": True}
     assert stored_blobs(server.data_dir) == {sha256_of(shared)}
     assert not (server.data_dir / "datasets" / doomed["id"]).exists()
+    wait_spare_ready(server.data_dir, keep["id"])  # the walk below must not meet keep's spare half-made
     assert not any(p.name.startswith(sha256_of(own)) for p in server.data_dir.rglob("*"))
     assert_error(client.get(f"/api/datasets/{doomed['id']}"), 404, "dataset_not_found")
     assert_error(client.delete(f"/api/datasets/{doomed['id']}"), 404, "dataset_not_found")

@@ -8,7 +8,7 @@ import os
 import stat
 from pathlib import Path
 
-from tests.server.helpers import committed_dataset, png_bytes, sha256_of
+from tests.server.helpers import committed_dataset, png_bytes, sha256_of, wait_spare_ready
 from tests.support.jobs import create_job, finished, wait_job
 from training_studio.runner.registry import BUILTIN_BASE_MODEL_ID
 from training_studio.server.storage import Storage
@@ -50,6 +50,7 @@ def test_data_files_and_folders_are_private_whatever_the_umask(server_factory):
         done = wait_job(client, job["id"], finished)
         assert done["status"] == "completed", done
         assert client.get("/api/models").json()[0]["status"] == "ready"
+    wait_spare_ready(server.data_dir, dataset["id"])  # the walk must not meet the spare half-made
     modes = _modes(server.data_dir)
     # What must be there for this test to mean anything: the database, its WAL, an upload, a layout, a
     # thumbnail, a job's log and output, and their folders.
