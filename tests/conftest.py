@@ -24,6 +24,7 @@ import faulthandler  # noqa: E402
 
 import pytest
 
+from tests.support.faulty_server import FaultyServer
 from tests.support.server import ServerProcess
 from tests.support.trainers import end_wrappers_under
 
@@ -88,3 +89,11 @@ def server_factory(tmp_path):
 @pytest.fixture
 def server(server_factory) -> ServerProcess:
     return server_factory(extra_args=["--cancel-grace", "1"])
+
+
+@pytest.fixture
+def faulty():
+    """A misbehaving server on a real socket (tests/support/faulty_server.py), scripted by the test."""
+    srv = FaultyServer().start()
+    yield srv
+    srv.stop()

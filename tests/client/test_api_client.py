@@ -27,13 +27,6 @@ from tests.support.faulty_server import FaultyServer, Reply, job_json
 JOBS = ("GET", "/api/training/jobs")
 
 
-@pytest.fixture
-def faulty():
-    srv = FaultyServer().start()
-    yield srv
-    srv.stop()
-
-
 def run(coro_factory, url: str, token: str | None = "secret", timeout: float = 2.0):
     async def main():
         client = ApiClient(url, token, timeout=timeout)

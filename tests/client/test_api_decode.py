@@ -12,16 +12,9 @@ import pytest
 
 from training_studio.client import ApiClient, BadResponse
 from training_studio.client.api import DECODE_IN_THREAD_MIN_BYTES, decode_json_list
-from tests.support.faulty_server import FaultyServer, Reply, job_json
+from tests.support.faulty_server import Reply, job_json
 
 JOBS = ("GET", "/api/training/jobs")
-
-
-@pytest.fixture
-def faulty():
-    srv = FaultyServer().start()
-    yield srv
-    srv.stop()
 
 
 def run(coro_factory, url: str):

@@ -87,3 +87,25 @@ def test_restart_sweeps_crash_leftovers(server):
     assert not half_built.exists()
     with server.client() as client:
         assert len(client.get(f"/api/datasets/{dataset['id']}/files").json()) == 1
+
+
+def test_a_start_takes_over_every_waiting_job_in_one_pass_keeping_the_queue(tmp_path):
+    storage = Storage(tmp_path)
+    try:
+        first, second, third, done = (storage.create_job(name, None, "builtin-linear-vae", 10, {})
+                                      for name in ("first", "second", "third", "done"))
+        assert storage.enqueue_job(second.id).status == "queued"  # queued before: keeps its place
+        storage.set_job_status(done.id, "cancelled")
+        revision = storage.current_revision()
+        accepted = storage.enqueue_jobs([first.id, second.id, third.id, done.id, "nope", first.id])
+        assert accepted == [first.id, second.id, third.id]
+        assert [storage.get_job(job.id).status for job in (first, second, third, done)] == [
+            "queued", "queued", "queued", "cancelled"]
+        # The new ones join the end of the queue in the order given; the one queued before stays first.
+        assert [row["id"] for row in storage.queue_rows([first.id, second.id, third.id])] == [
+            second.id, first.id, third.id]
+        assert storage.current_revision() == revision + 2  # one change each for first and third, none else
+        assert storage.enqueue_jobs([first.id]) == [first.id]  # already queued: nothing changes
+        assert storage.current_revision() == revision + 2
+    finally:
+        storage.close()

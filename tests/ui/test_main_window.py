@@ -18,19 +18,12 @@ from training_studio.client import read_server_info
 from training_studio.contract.models import JobStatus
 from training_studio.ui.jobs.model import JobColumn, JobRole
 from training_studio.ui.main_window import FailedPanel
-from tests.support.faulty_server import FaultyServer, Reply, job_json
+from tests.support.faulty_server import Reply, job_json
 from tests.support.jobs import job_status, wait_job
 from tests.ui.app_fixtures import sync_client
 from tests.ui.jobs_helpers import make_dataset, make_job, wait_status
 
 JOBS = ("GET", "/api/training/jobs")
-
-
-@pytest.fixture
-def faulty():
-    srv = FaultyServer().start()
-    yield srv
-    srv.stop()
 
 
 def cell(model, job_id: str, column: JobColumn, role=Qt.ItemDataRole.DisplayRole):

@@ -7,19 +7,12 @@ import pytest
 from training_studio.client import BadResponse
 from training_studio.contract.models import JobStatus
 from training_studio.ui.jobs.model import JobRole
-from tests.support.faulty_server import FaultyServer, Reply, job_json
+from tests.support.faulty_server import Reply, job_json
 from tests.ui.app_fixtures import sync_client
 from tests.ui.jobs_helpers import make_dataset, make_job, wait_status
 
 JOBS = ("GET", "/api/training/jobs")
 STATUS = ("GET", "/api/training/status")
-
-
-@pytest.fixture
-def faulty():
-    srv = FaultyServer().start()
-    yield srv
-    srv.stop()
 
 
 def statuses(store) -> dict[str, JobStatus]:

@@ -16,7 +16,6 @@ import asyncio
 import json
 import logging
 import os
-import secrets
 import signal
 import subprocess
 import time
@@ -28,7 +27,7 @@ import httpx
 
 from training_studio import __version__
 from training_studio.client.errors import ApiError
-from training_studio.launcher import self_command
+from training_studio.launcher import spawn_local_server
 
 __all__ = ["ServerInfo", "LocalServerError", "LocalServerManager", "read_server_info"]
 
@@ -212,18 +211,14 @@ class LocalServerManager:
         except OSError as exc:
             raise LocalServerError(f"Cannot use {self.data_dir} as the local server's data directory: "
                                    f"{exc.strerror or exc}.") from exc
-        token = secrets.token_urlsafe(32)
-        argv = self_command("serve") + ["--data-dir", str(self.data_dir), "--host", "127.0.0.1", "--port", "0",
-                                        *self._extra_args]
-        env = {**os.environ, "TRAINING_STUDIO_TOKEN": token, "PYTHONUNBUFFERED": "1"}
-        log_path = self.data_dir / "server.log"
+        log_path = self.data_dir / "server.log"  # where spawn_local_server sends its output
         adopted, self._adopted = self._adopted, None
         if adopted is not None and adopted[0].poll() is None:
             proc, token = adopted  # already starting (adopt()): wait for it below like for our own
         else:
             loop = asyncio.get_running_loop()
             try:
-                proc = await loop.run_in_executor(None, _spawn, argv, env, log_path)
+                proc, token = await loop.run_in_executor(None, spawn_local_server, self.data_dir, self._extra_args)
             except OSError as exc:
                 raise LocalServerError(f"Could not start the local server: {exc.strerror or exc}.") from exc
         self._proc = proc
@@ -282,12 +277,6 @@ def _is_zombie(pid: int) -> bool:
         return False
     # The state letter follows the parenthesised command name, which may itself contain ")".
     return stat[stat.rfind(")") + 2:stat.rfind(")") + 3] == "Z"
-
-
-def _spawn(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    with open(log_path, "ab") as log_file:
-        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                                env=env, start_new_session=True, close_fds=True)
 
 
 def _terminate(proc: subprocess.Popen[bytes]) -> None:

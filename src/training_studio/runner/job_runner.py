@@ -186,9 +186,15 @@ class JobRunner:
             self._reattach(job_id)
         if not self.run_new_jobs:
             return
-        waiting = await asyncio.to_thread(self.storage.jobs_with_status, [JobStatus.PENDING, JobStatus.QUEUED])
-        for job in waiting:
-            self._accept(job.id)
+        waiting = await asyncio.to_thread(self.storage.job_ids_with_status, [JobStatus.PENDING, JobStatus.QUEUED])
+        # Taken over in one transaction, off the loop: one commit per job cost about 0.3 s at 1,000 waiting
+        # jobs, all of it before the server's first answer.
+        fresh = [job_id for job_id in waiting if job_id not in self._active and job_id not in self._waiting]
+        accepted = await asyncio.to_thread(self.storage.enqueue_jobs, fresh)
+        if not self._shutting_down:
+            taken = set(self._waiting)
+            self._waiting.extend(job_id for job_id in accepted if job_id not in taken and job_id not in self._active)
+            self._fill_slots()
         early, self._submitted_early = self._submitted_early, []
         for job_id in early:
             self._accept(job_id)

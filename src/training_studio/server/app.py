@@ -21,7 +21,6 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from PIL import Image
 from starlette.routing import Match
 
 from training_studio import __version__
@@ -34,6 +33,7 @@ from training_studio.server.errors import error_response, install_error_handlers
 from training_studio.server.events import EventHub, heartbeat_from_env, queue_limit_from_env, send_buffer_from_env
 from training_studio.server.executor import ExecutorFactory, pending_only_executor
 from training_studio.server.files import sweep_temp_files
+from training_studio.server.images import set_max_image_pixels
 from training_studio.server.openapi_doc import describe_server_checks
 from training_studio.server.storage import Storage
 
@@ -48,7 +48,7 @@ def create_app(config: ServerConfig, executor_factory: ExecutorFactory | None = 
     events = EventHub(queue_limit=queue_limit_from_env(), send_buffer=send_buffer_from_env(),
                       heartbeat_s=heartbeat_from_env())
     # Pillow's bomb guard is process-wide; the server's limit is the one that matters here.
-    Image.MAX_IMAGE_PIXELS = config.max_pixels
+    set_max_image_pixels(config.max_pixels)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

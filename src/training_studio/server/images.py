@@ -33,9 +33,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from types import ModuleType
+from typing import TYPE_CHECKING, TypeVar
 
-from PIL import Image, UnidentifiedImageError
+if TYPE_CHECKING:
+    from PIL import Image
 
 from training_studio.server.errors import ApiError
 
@@ -60,9 +62,37 @@ MAX_JPEG_SEGMENTS = 2000
 MAX_JPEG_SCANS = 500
 MAX_RLE_BMP_BYTES = 1024 * 1024
 
-# We compare sizes with the limit ourselves (the message says which); Pillow's warning between one and two
-# times MAX_IMAGE_PIXELS would only be noise, and catching it per call is not thread-safe.
-warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+_pillow: ModuleType | None = None
+_pillow_lock = threading.Lock()
+_max_image_pixels: int | None = None  # set_max_image_pixels(), applied when Pillow is loaded
+
+
+def set_max_image_pixels(pixels: int) -> None:
+    """Pillow's decompression-bomb guard (process-wide): the server's pixel limit."""
+    global _max_image_pixels
+    with _pillow_lock:
+        _max_image_pixels = pixels
+        if _pillow is not None:
+            _pillow.MAX_IMAGE_PIXELS = pixels
+
+
+def pillow() -> ModuleType:
+    """`PIL.Image`, imported on the first image this server handles, not at its start: Pillow's import costs
+    about 25 ms (most of it PIL.ExifTags), paid before the first answer of every server start otherwise."""
+    global _pillow
+    if _pillow is None:
+        with _pillow_lock:
+            if _pillow is None:
+                from PIL import Image
+
+                # We compare sizes with the limit ourselves (the message says which); Pillow's warning between
+                # one and two times MAX_IMAGE_PIXELS would only be noise, and catching it per call is not
+                # thread-safe.
+                warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+                if _max_image_pixels is not None:
+                    Image.MAX_IMAGE_PIXELS = _max_image_pixels
+                _pillow = Image
+    return _pillow
 
 _OTHER_FORMATS = ((b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"\x00\x00\x01\x00", "ICO"), (b"8BPS", "PSD"),
                   (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"), (b"P6", "PPM"), (b"P5", "PGM"), (b"qoif", "QOI"))
@@ -298,6 +328,7 @@ def inspect_image(path: Path, max_pixels: int) -> ImagePlan:
     """Price an image from its container structure and headers, decoding nothing. Blocking.
 
     UnsupportedImage when it is not an acceptable image, ImageTooComplex when it is over a work limit."""
+    Image = pillow()
     handle, data = _mapped(path)
     try:
         if len(data) == 0:
@@ -355,7 +386,7 @@ def inspect_image(path: Path, max_pixels: int) -> ImagePlan:
         raise
     except Image.DecompressionBombError as exc:
         raise UnsupportedImage(f"the image has too many pixels (over the limit of {max_pixels:,}): {exc}") from exc
-    except UnidentifiedImageError as exc:
+    except Image.UnidentifiedImageError as exc:
         other = _other_format_name(head)
         if other:
             raise UnsupportedImage(f"{other} images are not accepted; use {ALLOWED_TEXT}") from exc
@@ -370,6 +401,7 @@ def inspect_image(path: Path, max_pixels: int) -> ImagePlan:
 
 def decode_image(path: Path, plan: ImagePlan, max_pixels: int) -> CheckedImage:
     """Decode every frame the plan priced, stopping at the CPU limit. Blocking."""
+    Image = pillow()
     started = time.thread_time()
     try:
         with Image.open(path, formats=[plan.format]) as image:
@@ -404,6 +436,7 @@ def _fit(width: int, height: int, box: int) -> tuple[int, int]:
 
 def render_thumbnail(path: Path, plan: ImagePlan, size: int) -> tuple[bytes, str]:
     """A JPEG (PNG with transparency) of the first frame, no larger than size×size. Blocking."""
+    Image = pillow()
     with Image.open(path, formats=[plan.format]) as image:
         if plan.format == "JPEG":
             image.draft("RGB", (size, size))  # libjpeg decodes at 1/2, 1/4 or 1/8 scale

@@ -234,19 +234,11 @@ def launch_local_server(data_dir: Path | str) -> LaunchedServer:
     """Start the embedded server of `data_dir` now, exactly as `LocalServerManager` starts one (same command,
     a fresh token handed over in the environment, never argv; output appended to server.log; its own
     session, so it outlives the window), and return at once. OSError when it cannot be started."""
-    import secrets
-    import subprocess
-
-    from training_studio.launcher import self_command
+    from training_studio.launcher import spawn_local_server
 
     folder = Path(data_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(32)
-    argv = self_command("serve") + ["--data-dir", str(folder), "--host", "127.0.0.1", "--port", "0"]
-    env = {**os.environ, "TRAINING_STUDIO_TOKEN": token, "PYTHONUNBUFFERED": "1"}
-    with open(folder / "server.log", "ab") as log_file:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                                env=env, start_new_session=True, close_fds=True)
+    proc, token = spawn_local_server(folder)
     return LaunchedServer(proc, token)
 
 
