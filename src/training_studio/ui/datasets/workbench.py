@@ -170,10 +170,7 @@ class DatasetWorkbench(QWidget):
         self.caption_progress.setObjectName("captionProgress")
         self.caption_progress.setTextVisible(True)
         self.caption_progress.hide()
-        self.caption_state = QLabel()
-        self.caption_state.setObjectName("captionState")
-        self.caption_state.setWordWrap(True)
-        self.caption_state.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.caption_state = _status_label("captionState", selectable=True)
         caption_box = QGroupBox("Automatic captions")
         caption_layout = QVBoxLayout(caption_box)
         caption_layout.addWidget(self.caption_button, 0, Qt.AlignmentFlag.AlignLeft)
@@ -208,15 +205,9 @@ class DatasetWorkbench(QWidget):
         self.batch_spin.setRange(1, 256)
         self.batch_spin.setValue(2)
         self.chart = BucketChart()
-        self.bucket_summary = QLabel()
-        self.bucket_summary.setObjectName("bucketSummary")
-        self.bucket_summary.setWordWrap(True)
-        self.upscaled_label = QLabel()
-        self.upscaled_label.setObjectName("upscaledLabel")
-        self.upscaled_label.setWordWrap(True)
-        self.small_label = QLabel()
-        self.small_label.setObjectName("smallBucketLabel")
-        self.small_label.setWordWrap(True)
+        self.bucket_summary = _status_label("bucketSummary")
+        self.upscaled_label = _status_label("upscaledLabel")
+        self.small_label = _status_label("smallBucketLabel")
         bucket_box = QGroupBox("Resolution buckets")
         bucket_form = QFormLayout()
         bucket_form.addRow("Resolution", resolution_row)
@@ -236,9 +227,7 @@ class DatasetWorkbench(QWidget):
         self.repeats_spin.setToolTip("How often each image is shown per epoch (kohya's <repeats>_<name> folder)")
         self.repeats_apply = QPushButton("Apply")
         self.repeats_apply.setObjectName("repeatsApply")
-        self.repeats_state = QLabel()
-        self.repeats_state.setObjectName("repeatsState")
-        self.repeats_state.setWordWrap(True)
+        self.repeats_state = _status_label("repeatsState")
         repeats_row = QHBoxLayout()
         repeats_row.addWidget(self.repeats_spin, 1)
         repeats_row.addWidget(self.repeats_apply)
@@ -251,11 +240,8 @@ class DatasetWorkbench(QWidget):
                                         "picked reproducibly by content hash")
         self.validation_apply = QPushButton("Apply")
         self.validation_apply.setObjectName("validationApply")
-        self.validation_state = QLabel()
-        self.validation_state.setObjectName("validationState")
-        self.validation_state.setWordWrap(True)
-        self.held_out_label = QLabel()
-        self.held_out_label.setObjectName("heldOutLabel")
+        self.validation_state = _status_label("validationState")
+        self.held_out_label = _status_label("heldOutLabel", wrap=False)
         validation_row = QHBoxLayout()
         validation_row.addWidget(self.validation_spin, 1)
         validation_row.addWidget(self.validation_apply)
@@ -275,10 +261,7 @@ class DatasetWorkbench(QWidget):
         self.export_button = QPushButton("Export…")
         self.export_button.setObjectName("exportButton")
         self.export_button.setToolTip("Save the dataset with its captions as a zip, for use outside the app")
-        self.export_state = QLabel()
-        self.export_state.setObjectName("exportState")
-        self.export_state.setWordWrap(True)
-        self.export_state.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.export_state = _status_label("exportState", selectable=True)
         export_box = QGroupBox("Export")
         export_layout = QVBoxLayout(export_box)
         export_layout.addWidget(self.layout_combo)
@@ -661,6 +644,17 @@ class DatasetWorkbench(QWidget):
             self.caption_state.setText(
                 f"<span style='color:{warning_colour(self.palette()).name()}'>{_escape(message)}</span>")
             self._update_buttons()
+
+
+def _status_label(object_name: str, *, wrap: bool = True, selectable: bool = False) -> QLabel:
+    """One of the workbench's state lines: named for tests and styles, wrapped, optionally selectable (the
+    lines that may carry an error message or a path a user wants to copy)."""
+    label = QLabel()
+    label.setObjectName(object_name)
+    label.setWordWrap(wrap)
+    if selectable:
+        label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    return label
 
 
 def _megabytes(count: int) -> str:
