@@ -103,6 +103,24 @@ def test_truncation_is_caught_in_every_accepted_format(tmp_path):
         assert getattr(refused, "reason", None) == ENDS_EARLY, (format_name, refused)
 
 
+def test_a_jpeg_is_whole_when_it_ends_with_its_end_marker(tmp_path):
+    # The cheap check (issue 19): a JPEG ending in FF D9 is whole without a decode; one with bytes after the
+    # marker (some cameras write a trailer) is decoded as before and accepted; one cut short is refused.
+    whole = photo(5)
+    assert whole.endswith(b"\xff\xd9")
+    cases = {"whole.jpg": whole, "trailer.jpg": whole + b"SEFT" * 64, "cut.jpg": whole[: len(whole) * 3 // 4],
+             "cut then marker.jpg": whole[: len(whole) * 3 // 4] + b"\xff\xd9"}
+    verdicts = {}
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+        result = check_file(str(tmp_path / name), "image")
+        verdicts[name] = getattr(result, "reason", "accepted")
+    # A file damaged in its middle that still ends with the marker passes here: the server's full decode
+    # refuses it (test_a_server_refusal_reads_as_plain_text shows that refusal in the window).
+    assert verdicts == {"whole.jpg": "accepted", "trailer.jpg": "accepted", "cut.jpg": ENDS_EARLY,
+                        "cut then marker.jpg": "accepted"}
+
+
 def test_a_server_refusal_reads_as_plain_text(server, panel, qtbot, tmp_path):
     # A manifest from an earlier run names a file that was cut after it was checked: the server refuses it.
     whole = photo(3)

@@ -4,9 +4,10 @@ This module owns deciding, before anything is uploaded, which local paths can go
 given type and why the others cannot. `walk_paths()` expands files and folders recursively (following
 symbolic links to folders, but never around a loop, and listing broken links and loops with their
 reason); `check_file()` reads an image's header with QImageReader (format and size), checks the server's
-limits, then reads the image to its end with Pillow so a file that ends early (damaged, or still being
-copied) is refused here with a plain reason instead of by the server; or it checks an audio/video/text
-file's extension and content; and it hashes the file (SHA-256, streamed in 1 MiB chunks). Every function
+limits, then makes sure the image is whole (a JPEG that ends with its end marker; anything else read to its
+end with Pillow) so a file that ends early (damaged, or still being copied) is refused here with a plain
+reason instead of by the server; or it checks an audio/video/text file's extension and content; and it
+hashes the file (SHA-256, streamed in 1 MiB chunks). Every function
 here blocks on disk I/O and is meant to run in a worker thread: nothing here touches widgets, and
 QImageReader and Pillow are safe outside the GUI thread. The server's full decode stays authoritative;
 these checks catch what can be caught early at a bounded cost (see `_check_complete`).
@@ -287,6 +288,8 @@ def _check_complete(path: str, format_name: str, pixels: int) -> None:
     try:
         if format_name == "WebP" and _riff_is_short(path):
             raise _Rejected(ENDS_EARLY)
+        if format_name == "JPEG" and _ends_with_jpeg_end_marker(path):
+            return
         with Image.open(path, formats=[format_name.upper()]) as image:
             if format_name == "PNG":
                 image.verify()  # every chunk's CRC up to IEND, without decoding pixels
@@ -307,6 +310,23 @@ def _check_complete(path: str, format_name: str, pixels: int) -> None:
         raise _Rejected("damaged image: it cannot be decoded") from exc
     except MemoryError:
         return  # not enough memory to check it here: the server decides
+
+
+def _ends_with_jpeg_end_marker(path: str) -> bool:
+    """Whether a JPEG's last two bytes are its end-of-image marker (FF D9): then the file is whole, as far as a
+    local check can tell cheaply. A file cut short (still being copied, a broken download) does not end so:
+    FF D9 cannot occur inside the entropy-coded data, and a cut inside the headers fails the header read
+    before this. Checked this way, a 2 MP photo costs two bytes read instead of a decode of its whole stream
+    (about 9 ms of CPU each, on the cores the upload and the server's own check need: a fifth of an import's
+    time at 2,000 photos). Anything else (trailing bytes after the marker, as some cameras write) is decoded
+    as before; a file damaged in its middle is left to the server's full decode, which refuses it with its
+    reason in the import window."""
+    with open(path, "rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        if handle.tell() < 4:
+            return False
+        handle.seek(-2, os.SEEK_END)
+        return handle.read(2) == b"\xff\xd9"
 
 
 def _riff_is_short(path: str) -> bool:
