@@ -16,8 +16,8 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import regex
 
 from training_studio.contract import Dataset, DatasetFile
 from training_studio.server import layouts
@@ -93,12 +93,14 @@ def _transform(op: CaptionOp, total_chars: int):  # noqa: ANN202 (a caption -> c
         replacement = sanitise_caption(op.replace)
         if not op.ignore_case:
             return lambda caption: caption.replace(op.find, replacement)
+        regex = _regex()
         pattern = regex.compile(regex.escape(op.find), regex.IGNORECASE)
         return lambda caption: pattern.sub(lambda _m: replacement, caption)
     if op.op == "regex_replace":
         if total_chars > MAX_REGEX_INPUT_CHARS:
             raise CaptionOpConflict(f"the selection's captions ({total_chars:,} characters) are too many for one regular "
                                  f"expression request (at most {MAX_REGEX_INPUT_CHARS:,}); select fewer files")
+        regex = _regex()
         try:
             # VERSION0: Python `re` syntax; no fuzzy matching or other extensions to surprise anyone.
             pattern = regex.compile(op.find, regex.VERSION0 | (regex.IGNORECASE if op.ignore_case else 0))
@@ -121,10 +123,18 @@ def _transform(op: CaptionOp, total_chars: int):  # noqa: ANN202 (a caption -> c
     raise CaptionOpError(f"op: unknown operation {op.op!r}")
 
 
-_TEMPLATE_TOKEN = regex.compile(r"\\(?:(\d{1,2})|g<([A-Za-z_][A-Za-z0-9_]*|\d{1,2})>|(\\))")
+_TEMPLATE_TOKEN = r"\\(?:(\d{1,2})|g<([A-Za-z_][A-Za-z0-9_]*|\d{1,2})>|(\\))"
 
 
-def _template(replace: str, pattern: regex.Pattern):  # noqa: ANN202 (a match -> text function)
+def _regex():  # noqa: ANN202 (the `regex` module)
+    """The `regex` module, imported on the first caption edit that needs it, not at the server's start (its
+    import costs about 20 ms, all of it before a server's first answer otherwise)."""
+    import regex
+
+    return regex
+
+
+def _template(replace: str, pattern: Any):  # noqa: ANN202 (a match -> text function)
     """The replacement of a regex_replace as a function of the match: \\1…\\99 and \\g<name> insert
     groups, \\\\ is one backslash, everything else (also a group the pattern lacks) is literal text, so
     no replacement text is ever refused."""
@@ -134,7 +144,7 @@ def _template(replace: str, pattern: regex.Pattern):  # noqa: ANN202 (a match ->
     references: list[int | str] = []
     pending = ""
     position = 0
-    for token in _TEMPLATE_TOKEN.finditer(replace):
+    for token in _regex().finditer(_TEMPLATE_TOKEN, replace):
         number, name, backslash = token.group(1), token.group(2), token.group(3)
         pending += replace[position:token.start()]
         position = token.end()
@@ -157,7 +167,7 @@ def _template(replace: str, pattern: regex.Pattern):  # noqa: ANN202 (a match ->
         literal = texts[0]
         return lambda _match: literal
 
-    def expand(match: regex.Match) -> str:
+    def expand(match: Any) -> str:
         out = [texts[0]]
         for reference, text in zip(references, texts[1:]):
             out.append(match.group(reference) or "")
