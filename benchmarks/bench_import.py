@@ -107,9 +107,9 @@ class _StallMeter:
         self.last = now
 
 
-async def _app_run(app: object, files: list[Path], work: Path) -> tuple[float, float, int, str]:
-    """(seconds, longest event-loop stall in ms, files stored, the stage it happened in) for one import
-    through the real panel."""
+async def _app_run(app: object, files: list[Path], work: Path) -> tuple[float, float, int, str, dict[str, float]]:
+    """(seconds, longest event-loop stall in ms, files stored, the stage it happened in, seconds per phase:
+    check, upload, commit) for one import through the real panel."""
     data_dir = work / "app-data"
     gui_dir = work / "gui-data"
     try:
@@ -120,7 +120,8 @@ async def _app_run(app: object, files: list[Path], work: Path) -> tuple[float, f
         shutil.rmtree(gui_dir, ignore_errors=True)
 
 
-async def _import(app: object, server: BenchServer, files: list[Path], gui_dir: Path) -> tuple[float, float, int, str]:
+async def _import(app: object, server: BenchServer, files: list[Path], gui_dir: Path
+                  ) -> tuple[float, float, int, str, dict[str, float]]:
     from PySide6.QtCore import Qt, QTimer
 
     from training_studio.client import ApiClient
@@ -160,12 +161,14 @@ async def _import(app: object, server: BenchServer, files: list[Path], gui_dir: 
         scanned = waiter(controller.scanning_changed, lambda busy: not busy)
         controller.add_paths([str(path) for path in files])
         await asyncio.wait_for(scanned, 600)
+        checked = time.perf_counter()
         reviewed = waiter(controller.phase_changed, lambda phase: phase in ("review", "interrupted"))
         meter.stage = "uploading"
         controller.start_upload()
         phase = (await asyncio.wait_for(reviewed, 1200))[0]
         if phase != "review":
             raise RuntimeError(f"the upload stopped: {errors[-1:] or phase}")
+        uploaded = time.perf_counter()
         created = waiter(controller.dataset_created, lambda _id: True)
         meter.stage = "committing"
         controller.commit()
@@ -175,7 +178,8 @@ async def _import(app: object, server: BenchServer, files: list[Path], gui_dir: 
         stored = (await client.get_dataset(dataset_id)).image_count
         if stored != len(files):
             raise RuntimeError(f"the committed dataset holds {stored} of {len(files)} files: {errors[-3:]}")
-        return elapsed, max(0.0, meter.longest * 1000 - STALL_TICK_MS), stored, meter.worst_stage
+        phases = {"check": checked - started, "upload": uploaded - checked, "commit": elapsed - (uploaded - started)}
+        return elapsed, max(0.0, meter.longest * 1000 - STALL_TICK_MS), stored, meter.worst_stage, phases
     finally:
         ticker.stop()
         controller.shutdown()
@@ -201,6 +205,8 @@ def run_import_throughput(smoke: bool) -> list[Result]:
     stored_counts: list[int] = []
     stages: list[str] = []
     idle_stalls: list[float] = []
+    app_phases: list[dict[str, float]] = []
+    upload_ratios: list[float] = []  # curl's seconds / the app's upload phase alone, run by run
     import qasync
     from PySide6.QtWidgets import QApplication
 
@@ -214,12 +220,15 @@ def run_import_throughput(smoke: bool) -> list[Result]:
             curl_rates.append(total_mb / seconds)
             idle_stalls.append(idle_stall_ms)
             log(f"import-throughput: curl run {run + 1}: {seconds:.1f} s (idle loop's longest gap {idle_stall_ms:.0f} ms)")
-            app_seconds, stall_ms, stored, stage = await _app_run(app, files, work)
+            app_seconds, stall_ms, stored, stage, phases = await _app_run(app, files, work)
             app_rates.append(total_mb / app_seconds)
+            app_phases.append(phases)
+            upload_ratios.append(seconds / phases["upload"])
             stalls.append(stall_ms)
             stages.append(stage)
             stored_counts.append(stored)
-            log(f"import-throughput: app run {run + 1}: {app_seconds:.1f} s, longest stall {stall_ms:.0f} ms, "
+            log(f"import-throughput: app run {run + 1}: {app_seconds:.1f} s (check {phases['check']:.1f} s, upload "
+                f"{phases['upload']:.1f} s, commit {phases['commit']:.1f} s), longest stall {stall_ms:.0f} ms, "
                 f"{stored} stored (stall while {stage})")
 
     with tempfile.TemporaryDirectory(prefix="bench-import-") as tmp:
@@ -233,7 +242,10 @@ def run_import_throughput(smoke: bool) -> list[Result]:
                "files to the same kind of server", curl_rate, runs,
                f"{goal_note(rate >= 0.95 * curl_rate, '>= 0.95x curl (issue 19)')}; app end to end: check, hash, thumbnails, "
                f"upload ({MAX_IN_FLIGHT} in flight), commit; {what}; files stored per run: {stored_counts}; "
-               f"{len(files) / (total_mb / rate):.1f} files/s"),
+               f"{len(files) / (total_mb / rate):.1f} files/s; the app's phases (median s): check and hash "
+               f"{median([p['check'] for p in app_phases]):.2f}, upload {median([p['upload'] for p in app_phases]):.2f}, "
+               f"commit {median([p['commit'] for p in app_phases]):.2f}; the upload phase alone against curl "
+               f"(same run): {median(upload_ratios):.2f}x"),
         Result("import-throughput/stall", stall, "ms", "longest gap of the same GUI loop left idle while curl uploads "
                "the same files (the machine's own noise under that server load)", max(idle_stalls), runs,
                f"{goal_note(stall <= 50, '<= 50 ms')}; longest GUI event-loop gap during the import (worst run; "

@@ -91,13 +91,22 @@ def _metadata_text(rows: list[LayoutRow]) -> str:
                    for sha, ext, caption, _validation in rows)
 
 
-def materialise(storage: Storage, dataset: Dataset) -> None:
+def materialise(storage: Storage, dataset: Dataset, *, prepare_spare: bool = True) -> None:
     """(Re)build both layouts of `dataset` from its stored files; all or nothing. Blocking. When that leaves
-    the dataset without a spare (a commit), one is prepared in the background (prepare_spare_later)."""
+    the dataset without a spare (a commit), one is prepared in the background (prepare_spare_later), unless
+    `prepare_spare` is False: the caller then starts it with `prepare_missing_spare` when it suits (the commit
+    route, once its answer is sent)."""
     rows = storage.dataset_layout_rows(dataset.id)
     swap_in(storage, dataset.id, build(storage, dataset, rows))
-    if not spare_dir(storage, dataset.id).is_dir():
+    if prepare_spare and not spare_dir(storage, dataset.id).is_dir():
         prepare_spare_later(storage, dataset, rows)
+
+
+def prepare_missing_spare(storage: Storage, dataset: Dataset) -> None:
+    """Start preparing the spare of a materialised dataset that has none (and none on the way). Blocking (reads
+    the dataset's rows); the preparation itself runs in the background."""
+    if not spare_dir(storage, dataset.id).is_dir():
+        prepare_spare_later(storage, dataset, storage.dataset_layout_rows(dataset.id))
 
 
 def _split(rows: list[LayoutRow]) -> tuple[list[LayoutRow], list[LayoutRow]]:

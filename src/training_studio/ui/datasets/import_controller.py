@@ -30,6 +30,7 @@ import logging
 import os
 import time
 import weakref
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -69,6 +70,7 @@ log = logging.getLogger(__name__)
 
 DATASET_TYPES = ("image", "audio", "video", "text")
 SCAN_BATCH = 64  # files per executor hop: small enough to show progress, large enough to be cheap
+SCAN_IN_FLIGHT = 2  # batches checked at once: one per worker of the import's thread pool
 FLUSH_INTERVAL_S = 0.3
 # Captions go to the server as batch `restore` requests of at most this much JSON (the body limit is 1 MiB).
 CAPTION_CHUNK_BYTES = 512 * 1024
@@ -398,14 +400,21 @@ class DatasetImportController(QObject):
         # so a few big inserts keep 10,000 files smooth where hundreds of small ones would not.
         buffered: list[AcceptedFile | RejectedFile] = []
         last_flush = time.monotonic()
-        for start in range(0, len(candidates), SCAN_BATCH):
-            batch = candidates[start:start + SCAN_BATCH]
-            results = await loop.run_in_executor(self._executor, check_files, batch, kind, limits)
+        # Batches are checked SCAN_IN_FLIGHT at a time (hashing releases the GIL, so both cores hash) and their
+        # results taken in order, so the grid fills in the order the files were found.
+        batches = [candidates[start:start + SCAN_BATCH] for start in range(0, len(candidates), SCAN_BATCH)]
+        in_flight: deque[asyncio.Future[list[AcceptedFile | RejectedFile]]] = deque()
+        submitted = 0
+        for index, batch in enumerate(batches):
+            while submitted < len(batches) and len(in_flight) < SCAN_IN_FLIGHT:
+                in_flight.append(loop.run_in_executor(self._executor, check_files, batches[submitted], kind, limits))
+                submitted += 1
+            results = await in_flight.popleft()
             if generation != self._generation:
-                return
+                return  # a batch still running finishes unseen: its results are dropped like these
             buffered.extend(results)
             self._checked += len(batch)
-            if time.monotonic() - last_flush >= FLUSH_INTERVAL_S or start + SCAN_BATCH >= len(candidates):
+            if time.monotonic() - last_flush >= FLUSH_INTERVAL_S or index == len(batches) - 1:
                 self._apply_results(buffered)
                 buffered = []
                 last_flush = time.monotonic()
