@@ -37,7 +37,7 @@ def test_smoke_run_prints_every_figure_as_json(tmp_path):
         env.pop(name, None)
     proc = subprocess.run([sys.executable, "-m", "benchmarks", "--smoke"], cwd=ROOT, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert proc.returncode == 0, _why_it_failed(proc.stdout, proc.stderr)
 
     lines = [line for line in proc.stdout.splitlines() if line.strip()]
     assert lines, "no output on stdout"
@@ -63,3 +63,19 @@ def test_smoke_run_prints_every_figure_as_json(tmp_path):
     written = sorted(str(path.relative_to(user_home)) for path in user_home.rglob("*") if not path.is_dir())
     assert written == [], f"benchmarks wrote into the user's home: {written}"
     assert not list(tmp_path.glob("training-studio-bench-home-*"))  # the run's own folders were removed
+
+
+def _why_it_failed(stdout: str, stderr: str) -> str:
+    """The figures that failed (their JSON lines say why) and the children's tracebacks, which a tail of
+    stderr would miss: the table and the notes come last."""
+    failed = [line[:600] for line in stdout.splitlines() if '"failed: ' in line]
+    tracebacks: list[str] = []
+    lines = stderr.splitlines()
+    for index, line in enumerate(lines):
+        if line.startswith("Traceback (most recent call last)"):
+            end = index + 1
+            while end < len(lines) and (lines[end].startswith((" ", "\t")) or not lines[end].strip()):
+                end += 1
+            tracebacks.append("\n".join(lines[index:end + 1])[-3000:])
+    progress = [line for line in lines if line.startswith("[bench]")]
+    return "\n".join(["failed figures:", *failed, "tracebacks:", *tracebacks[:3], "progress:", *progress[-40:]])
