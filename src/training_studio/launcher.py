@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-TOKEN_ENV = "TRAINING_STUDIO_TOKEN"
+TOKEN_ENV = "TRAINING_STUDIO_TOKEN"  # how a server is handed its token (never argv: visible in `ps`)
 
 
 def is_frozen() -> bool:

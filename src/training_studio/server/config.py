@@ -16,6 +16,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from training_studio.launcher import TOKEN_ENV  # the variable a server is handed its token in
+
 DEFAULT_MAX_UPLOAD_BYTES = 200 * 1000 * 1000
 DEFAULT_MAX_PIXELS = 100_000_000
 DEFAULT_CONCURRENCY = 1
@@ -26,7 +28,6 @@ DEFAULT_HEADER_TIMEOUT_S = 10.0
 DEFAULT_BODY_TIMEOUT_S = 30.0
 DEFAULT_MAX_CONNECTIONS = 256
 DATA_DIR_ENV = "TRAINING_STUDIO_DATA_DIR"
-TOKEN_ENV = "TRAINING_STUDIO_TOKEN"
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "ip6-localhost"})
 
 

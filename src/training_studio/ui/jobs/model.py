@@ -67,9 +67,9 @@ from training_studio.contract.models import (
 from training_studio.ui.shared_fields import share_fields_set  # issue 19: 730 bytes a job less
 from training_studio.ui.jobs import format as fmt
 
-__all__ = ["JobColumn", "JobRole", "CellLook", "TextLook", "JobListModel", "JobFilterProxyModel"]
+__all__ = ["JobColumn", "JobRole", "CellLook", "TextLook", "JobListModel", "JobFilterProxyModel", "WAITING_STATUSES"]
 
-_WAITING = frozenset({JobStatus.PENDING, JobStatus.QUEUED})
+WAITING_STATUSES = frozenset({JobStatus.PENDING, JobStatus.QUEUED})  # the queue: pending or queued
 
 _ModelIndex = QModelIndex | QPersistentModelIndex
 
@@ -393,7 +393,7 @@ class JobListModel(QAbstractTableModel):
     def waiting_rows(self) -> list[tuple[int, float | None]]:
         """(row, queue position) of every pending or queued job, in row order: one pass at C speed over the
         rows, for the queue order's check after each status change."""
-        waiting = _WAITING
+        waiting = WAITING_STATUSES
         return [(number, row.job.queue_position) for number, row in enumerate(self._rows)
                 if row.job.status in waiting]
 

@@ -25,14 +25,13 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QMimeData, QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer, Signal
 
-from training_studio.contract.models import JobStatus, TrainingJob
-from training_studio.ui.jobs.model import JobColumn, JobFilterProxyModel, JobListModel, JobRole
+from training_studio.contract.models import TrainingJob
+from training_studio.ui.jobs.model import WAITING_STATUSES, JobColumn, JobFilterProxyModel, JobListModel, JobRole
 from training_studio.ui.jobs.queue_order import DropTarget, drop_target, queue_keys
 
 __all__ = ["QueueOrderProxyModel", "JOB_IDS_MIME_TYPE", "WAITING_STATUSES"]
 
 JOB_IDS_MIME_TYPE = "application/x-training-studio-job-ids"  # a JSON list of job ids: only this table reads it
-WAITING_STATUSES = frozenset({JobStatus.PENDING, JobStatus.QUEUED})
 MAX_DRAGGED = 1000  # job ids one drag carries; a longer payload is not ours
 
 _ModelIndex = QModelIndex | QPersistentModelIndex
