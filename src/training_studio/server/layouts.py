@@ -17,7 +17,7 @@ the next rebuild brings it up to date in place instead of starting from nothing:
 right stay, captions are rewritten into the files already there, so a batch edit creates no files (on a
 busy disk creating 10,000 small files takes seconds). The spare is never live: whatever state a crash
 leaves it in, the next rebuild makes it right (every caption is rewritten, unknown entries removed).
-A commit leaves no spare, so one is prepared right after it in a daemon thread (hidden as
+A commit leaves no spare, so one is prepared once the commit has answered, in a daemon thread (hidden as
 `layout-spares/.<id>.preparing`, renamed to `<id>` when whole): the first batch edit after a commit finds
 it too. A rebuild stops that preparation and carries on from what it built, a removal stops it before
 removing; a stop or crash leaves only the hidden folder, which the start-up sweep removes.
@@ -91,15 +91,11 @@ def _metadata_text(rows: list[LayoutRow]) -> str:
                    for sha, ext, caption, _validation in rows)
 
 
-def materialise(storage: Storage, dataset: Dataset, *, prepare_spare: bool = True) -> None:
-    """(Re)build both layouts of `dataset` from its stored files; all or nothing. Blocking. When that leaves
-    the dataset without a spare (a commit), one is prepared in the background (prepare_spare_later), unless
-    `prepare_spare` is False: the caller then starts it with `prepare_missing_spare` when it suits (the commit
-    route, once its answer is sent)."""
-    rows = storage.dataset_layout_rows(dataset.id)
-    swap_in(storage, dataset.id, build(storage, dataset, rows))
-    if prepare_spare and not spare_dir(storage, dataset.id).is_dir():
-        prepare_spare_later(storage, dataset, rows)
+def materialise(storage: Storage, dataset: Dataset) -> None:
+    """(Re)build both layouts of `dataset` from its stored files; all or nothing. Blocking. A commit leaves the
+    dataset without a spare: the caller starts its preparation with `prepare_missing_spare` when it suits (the
+    commit route, once its answer is sent)."""
+    swap_in(storage, dataset.id, build(storage, dataset))
 
 
 def prepare_missing_spare(storage: Storage, dataset: Dataset) -> None:

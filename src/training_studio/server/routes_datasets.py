@@ -203,7 +203,7 @@ async def commit_dataset(dataset_id: str, ctx: ServerContext = Depends(server_co
         if not stored:
             raise ApiError(409, "dataset_empty", f"Dataset {dataset.name!r} has no files yet; upload some first.")
         try:
-            await asyncio.to_thread(layouts.materialise, ctx.storage, dataset, prepare_spare=False)
+            await asyncio.to_thread(layouts.materialise, ctx.storage, dataset)
         except OSError as exc:
             message = DISK_FULL_MESSAGE if is_disk_full(exc) else f"could not build the dataset folders: {exc}"
             ctx.storage.set_dataset_status(dataset_id, "failed", error=message)
