@@ -62,7 +62,7 @@ def create_app(config: ServerConfig, executor_factory: ExecutorFactory | None = 
         # Meanwhile (that work is mostly SQLite's and the disk's, outside the GIL), the routing state FastAPI
         # otherwise builds on a router's first request, for the jobs routes a starting app waits for: about
         # 20 ms of the jobs list's first answer. (The other routers build theirs when first asked.)
-        prepare_routes(_app, (routes_jobs.router,))
+        prepare_routes(_app, routes_jobs.router)
         await reserve
         await runner_started
         if on_started is not None:
@@ -107,18 +107,16 @@ def begin_shutdown(app: FastAPI) -> None:
 _HTTP_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE")
 
 
-def prepare_routes(app: FastAPI, routers: tuple[APIRouter, ...]) -> None:
-    """Build FastAPI's routing state for `routers` now rather than on their first request (FastAPI 0.16x
-    builds it lazily, under its own lock; with an older FastAPI there is nothing to build and nothing happens).
-    The routers included before them are built too: a request is matched against those first."""
+def prepare_routes(app: FastAPI, router: APIRouter) -> None:
+    """Build FastAPI's routing state for `router` now rather than on its first request (FastAPI 0.16x builds
+    it lazily, under its own lock; with an older FastAPI there is nothing to build and nothing happens). The
+    routers included before it are built too: a request is matched against those first."""
     for route in app.router.routes:
         build = getattr(route, "effective_candidates", None)
         if callable(build):
             build()
-        if getattr(route, "original_router", None) in routers:
-            routers = tuple(router for router in routers if router is not route.original_router)
-            if not routers:
-                return
+        if getattr(route, "original_router", None) is router:
+            return
 
 
 async def _method_not_allowed(request: Request, _exc: Exception) -> JSONResponse:
