@@ -35,6 +35,9 @@ from pathlib import Path
 import httpx
 
 from benchmarks.common import BenchServer, Result, goal_note, log, median, percentile
+from tests.server.helpers import wait_spare_ready
+
+SPARE_TIMEOUT_S = 300  # a 10,000 files' spare layout on a busy disk
 
 WORDS = ("cat", "dog", "portrait", "outdoors", "studio", "red", "blue", "smiling", "sitting", "close-up")
 
@@ -88,14 +91,6 @@ def _commit(client: httpx.Client, dataset_id: str) -> float:
     return time.perf_counter() - started
 
 
-def _spare_ready(data_dir: Path, dataset_id: str) -> None:
-    deadline = time.monotonic() + 300
-    while not (data_dir / "layout-spares" / dataset_id).is_dir():
-        if time.monotonic() > deadline:
-            raise RuntimeError("the dataset's spare layouts were not ready within 300 s")
-        time.sleep(0.02)
-
-
 def run_dataset_captions(smoke: bool) -> list[Result]:
     count = 500 if smoke else 10_000
     runs = 2 if smoke else 10
@@ -118,11 +113,11 @@ def run_dataset_captions(smoke: bool) -> list[Result]:
             with httpx.Client(base_url=server.url, headers=headers, timeout=300) as client:
                 _commit(client, dataset_id)  # warms the server and the disk caches; edited below
                 _settled(data_dir)
-                _spare_ready(data_dir, dataset_id)
+                wait_spare_ready(data_dir, dataset_id, timeout=SPARE_TIMEOUT_S)
                 for ready_id, rushed_id in copies:
                     commits.append(_commit(client, ready_id))
                     started = time.perf_counter()
-                    _spare_ready(data_dir, ready_id)
+                    wait_spare_ready(data_dir, ready_id, timeout=SPARE_TIMEOUT_S)
                     spare_waits.append(time.perf_counter() - started)
                     firsts.append(_find_replace(client, ready_id, count, 0, None)[2])
                     commits.append(_commit(client, rushed_id))
