@@ -34,9 +34,10 @@ if __name__ == "__main__":
     # The probe process loads httpx as the app does (ui/app.py `_run_gui`: without httpx's command-line
     # client, i.e. click, rich and pygments where installed: about 5 MiB here); benchmarks.common below
     # imports httpx, so this must come first.
-    from training_studio.ui.app import _skip_httpx_command_line
+    from training_studio.ui.app import _skip_httpx_command_line, _skip_pyside_source_scan
 
     _skip_httpx_command_line()
+    _skip_pyside_source_scan()  # as the app does once its client stack is loaded
 
 from benchmarks.common import Result, job_rows, log, median
 

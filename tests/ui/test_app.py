@@ -71,3 +71,50 @@ def test_garbage_collection_is_held_only_until_the_first_screen():
     finally:
         gc.enable()
         gc.unfreeze()
+
+
+SOURCE_SCAN_PROBE = r"""
+import json, linecache, os, sys, tempfile
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+from training_studio.ui.app import _skip_pyside_source_scan
+_skip_pyside_source_scan()
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QApplication, QLabel
+folder = tempfile.mkdtemp()
+with open(os.path.join(folder, "late_module.py"), "w") as source:
+    source.write("from PySide6.QtCore import QObject, Signal\n"
+                 "class Ping(QObject):\n    pinged = Signal(str)\n"
+                 "def label_text(label):\n    label.setText('hello')\n    return label.text()\n")
+sys.path.insert(0, folder)
+linecache.clearcache()
+import late_module
+app = QApplication([])
+heard = []
+ping = late_module.Ping()
+ping.pinged.connect(heard.append)
+ping.pinged.emit("pong")
+print(json.dumps({"sources_read": sorted(linecache.cache), "text": late_module.label_text(QLabel()),
+                  "heard": heard, "snake_case_off": hasattr(QLabel, "setText")}))
+"""
+
+
+def test_pyside_no_longer_reads_the_source_of_later_modules_and_qt_still_works():
+    """`_skip_pyside_source_scan` (issue 19, first paint): a module imported after PySide6 is not read into
+    linecache by PySide6's import hook, and Qt calls, signals and slots from such a module work as before."""
+    result = subprocess.run([sys.executable, "-c", SOURCE_SCAN_PROBE], capture_output=True, text=True,
+                            timeout=60, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert not [path for path in report["sources_read"] if path.endswith("late_module.py")], report
+    assert report == {**report, "text": "hello", "heard": ["pong"], "snake_case_off": True}
+
+
+def test_without_the_skip_pyside_reads_later_modules_sources():
+    """The control for the test above: without `_skip_pyside_source_scan`, the same import fills linecache,
+    so the test above can tell the two apart."""
+    probe = SOURCE_SCAN_PROBE.replace("_skip_pyside_source_scan()\n", "import PySide6\n", 1)
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert [path for path in report["sources_read"] if path.endswith("late_module.py")], report

@@ -107,10 +107,11 @@ def run_gui(args: Any, environ: Mapping[str, str] = os.environ) -> int:
 
 def _run_gui(config: GuiConfig, prefetch: LocalPrefetch | None) -> int:
     _skip_httpx_command_line()
-    # The client stack (httpx, pydantic, the contract) is imported before Qt on purpose: once PySide6 is
-    # loaded, its import hook adds a cost to every later module import (about 100 ms here in total).
+    # The client stack (httpx, pydantic, the contract) is imported before Qt, while the warm start's
+    # answers are on their way; PySide6's import hook is made cheap for every module imported after it.
     import training_studio.client  # noqa: F401
 
+    _skip_pyside_source_scan()
     log_file = _configure_logging(config)  # ui.crash imports Qt, so this comes after the client stack
 
     import qasync
@@ -191,14 +192,35 @@ def _release_gc_after_start() -> None:
 
 def _drop_imported_sources() -> None:
     """Empty Python's source-line cache: once the window is built, and again once the first screen is up
-    (for the modules imported in between). PySide6's import hook reads the whole source of every module
-    imported after PySide6 (inspect.getsource: does the module use PySide6's `__feature__` switches?) and
-    linecache keeps every line of it: about 120,000 lines, 8-9 MiB of the GUI's resident memory held for
-    nothing (issue 19, benchmarks/bench_memory.py). A traceback printed later reads its few files again;
-    modules imported later (a feature opened) are read and kept again. About 2 ms."""
+    (for the modules imported in between). Where `_skip_pyside_source_scan` could not stop it (another
+    PySide6 version), PySide6's import hook reads the whole source of every module imported after PySide6
+    and linecache keeps every line of it: about 120,000 lines, 8-9 MiB of the GUI's resident memory held
+    for nothing (issue 19, benchmarks/bench_memory.py). A traceback printed later reads its few files
+    again. About 2 ms, and next to nothing when the cache is empty."""
     import linecache
 
     linecache.clearcache()
+
+
+def _skip_pyside_source_scan() -> None:
+    """Load PySide6 and stop its import hook from reading the source of every module imported after it.
+
+    For each new module the hook asks `shibokensupport.feature._mod_uses_pyside(module)`, which reads the
+    module's whole source (inspect.getsource) to look for the word "PySide6", and linecache keeps every line.
+    The answer only matters to modules that switch on PySide6's `__feature__`s (snake_case,
+    true_property): a module answered "no" runs with the selection last used, and since no module of the
+    app or its libraries selects any feature, that is the default selection, the same as "yes" gives. So
+    the app answers "no" without reading: about 30 ms less to the first paint (benchmarks/bench_first_paint.py)
+    and no source lines held for nothing. Versions without that private function are left as they are."""
+    import PySide6  # noqa: F401  (installs the hook)
+
+    feature = sys.modules.get("shibokensupport.feature")
+    if feature is not None and callable(getattr(feature, "_mod_uses_pyside", None)):
+        feature._mod_uses_pyside = _uses_no_pyside_features  # noqa: SLF001
+
+
+def _uses_no_pyside_features(module: Any) -> bool:
+    return False
 
 
 def _skip_httpx_command_line() -> None:
