@@ -5,17 +5,19 @@ are subcommands of the same program as the GUI. The subcommand is looked at befo
 imported: `serve` and `train` never import Qt, and the GUI path imports the server only if it has to.
 
 The GUI takes files and folders as arguments (`training-studio PATH…`, the launcher's `%F`): they open the
-import window. Before Qt is imported, a GUI start on a system with no display at all (no DISPLAY, no
-WAYLAND_DISPLAY, no QT_QPA_PLATFORM) says in one line what to do and exits with status 2, instead of
-letting Qt abort with a misleading message about missing xcb libraries.
+import window. Before Qt is imported, a GUI start on a system with no display (no DISPLAY, no
+WAYLAND_DISPLAY, no QT_QPA_PLATFORM, or a DISPLAY where no X server answers) says in one line what to do
+and exits with status 2, instead of letting Qt abort with a misleading message about missing xcb libraries.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 
 SUBCOMMANDS = ("serve", "train", "presets", "stop")
@@ -187,19 +189,63 @@ def main(argv: Sequence[str] | None = None) -> int:
     return int(run_gui(args, environ=os.environ) or 0)
 
 
-def no_display_problem(environ: Mapping[str, str], platform: str = sys.platform) -> str | None:
-    """One line saying what to do when the window cannot open for want of any display, else None.
+def no_display_problem(environ: Mapping[str, str], platform: str = sys.platform,
+                       display_answers: Callable[[str], bool] | None = None) -> str | None:
+    """One line saying what to do when the window cannot open for want of a display, else None.
 
-    Only where Qt needs X11 or Wayland (Linux and the BSDs): without DISPLAY, WAYLAND_DISPLAY or an
-    explicit QT_QPA_PLATFORM, Qt would abort (status 134) blaming a missing xcb-cursor library."""
+    Only where Qt needs X11 or Wayland (Linux and the BSDs): with no DISPLAY, WAYLAND_DISPLAY or explicit
+    QT_QPA_PLATFORM, or with a DISPLAY nothing answers on (an Xvfb that was stopped, an SSH session's
+    forwarding gone), Qt would abort (status 134) blaming a missing xcb-cursor library."""
     if platform.startswith(("win", "cygwin", "darwin")):
         return None
-    if any(environ.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")):
+    if environ.get("WAYLAND_DISPLAY") or environ.get("QT_QPA_PLATFORM", "").split(":")[0] not in ("", "xcb"):
         return None
-    return ("no display found (DISPLAY and WAYLAND_DISPLAY are not set), so the window cannot open. "
-            "Run it on a graphical desktop (or under Xvfb: xvfb-run training-studio); "
-            "to render a screenshot without a display use QT_QPA_PLATFORM=offscreen training-studio "
-            "--screenshot out.png. The server alone runs headless: training-studio serve.")
+    display = environ.get("DISPLAY")
+    if not display:
+        return "no display found (DISPLAY and WAYLAND_DISPLAY are not set), so the window cannot open. " + _WHAT_TO_DO
+    if (display_answers or x_display_answers)(display):
+        return None
+    return f"the display {display} (DISPLAY) does not answer, so the window cannot open. " + _WHAT_TO_DO
+
+
+_WHAT_TO_DO = ("Run it on a graphical desktop (or under Xvfb: xvfb-run training-studio); "
+               "to render a screenshot without a display use QT_QPA_PLATFORM=offscreen training-studio "
+               "--screenshot out.png. The server alone runs headless: training-studio serve.")
+_X_DISPLAY = re.compile(r"^(?:(?P<protocol>unix|tcp)/)?(?P<host>[^:]*):(?P<number>\d+)(?:\.\d+)?$")
+X_CONNECT_TIMEOUT_S = 2.0
+
+
+def x_display_answers(display: str) -> bool:
+    """Whether an X server accepts a connection at `display` ("[host]:N[.S]"), tried the ways Xlib and xcb
+    do: a local display at its abstract and its file socket (then TCP on this machine), a remote one over
+    TCP at port 6000+N. The connection is closed at once; no X request is sent. A DISPLAY of another form
+    is left to Qt (True)."""
+    import socket
+
+    match = _X_DISPLAY.match(display.strip())
+    if match is None:
+        return True
+    host, number, protocol = match["host"], int(match["number"]), match["protocol"]
+    attempts: list[tuple[int, Any]] = []
+    if host in ("", "unix") and protocol != "tcp":
+        path = f"/tmp/.X11-unix/X{number}"
+        if sys.platform.startswith("linux"):
+            attempts.append((socket.AF_UNIX, "\0" + path))
+        attempts.append((socket.AF_UNIX, path))
+    if host != "unix" and protocol != "unix":
+        attempts.append((socket.AF_INET, (host or "localhost", 6000 + number)))
+    for family, address in attempts:
+        try:
+            if family == socket.AF_INET:
+                with socket.create_connection(address, timeout=X_CONNECT_TIMEOUT_S):
+                    return True
+            with socket.socket(family, socket.SOCK_STREAM) as connection:
+                connection.settimeout(X_CONNECT_TIMEOUT_S)
+                connection.connect(address)
+                return True
+        except OSError:
+            continue
+    return False
 
 
 if __name__ == "__main__":
