@@ -18,6 +18,8 @@ import pytest
 from tests.server.helpers import (
     assert_error, committed_dataset, create_dataset, png_bytes, sha256_of, upload, wait_spare_ready)
 from tests.support.jobs import wait_job
+from training_studio.server.dataset_ops import FAULT_PAUSE_BEFORE_SWAP_ENV, LAYOUTS_CHECKED_MESSAGE
+from training_studio.server.layouts import STAMP_NAME
 
 CAPTIONER = Path(__file__).resolve().parents[1] / "support" / "standin_captioner.py"
 
@@ -237,9 +239,10 @@ def test_repeats_and_validation_split_rematerialise_the_layouts(client, srv, dat
 
 
 def layout_tree(root: Path) -> dict[str, str]:
-    """Every file under a live layout folder -> its text (captions, metadata.jsonl) or "image"."""
+    """Every file under a live layout folder -> its text (captions, metadata.jsonl) or "image"; the generation's
+    stamp (server/layouts.py, STAMP_NAME) aside: it is no file a trainer reads."""
     return {str(path.relative_to(root)): path.read_text(encoding="utf-8") if path.suffix in (".txt", ".jsonl")
-            else "image" for path in root.rglob("*") if path.is_file()}
+            else "image" for path in root.rglob("*") if path.is_file() and path.name != STAMP_NAME}
 
 
 def expected_tree(client, dataset_id: str) -> dict[str, str]:
@@ -321,6 +324,73 @@ def test_a_batch_edit_cut_short_by_a_crash_is_made_right_by_the_next_one(srv):
             response = batch(http, dataset_id, op="replace", find="cut", replace="whole", files="all")
             assert response.status_code == 200, response.text
             assert layout_tree(srv.data_dir / "datasets" / dataset_id) == expected_tree(http, dataset_id)
+
+
+def wait_log_line(log: Path, text: str, offset: int, timeout: float = 60.0) -> str:
+    """The server log from `offset` on, once `text` appears in it (a positive signal the server writes)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with open(log, "rb") as handle:
+                handle.seek(offset)
+                tail = handle.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            tail = ""
+        if text in tail:
+            return tail
+        assert time.monotonic() < deadline, f"{text!r} not logged within {timeout:g} s:\n{tail[-3000:]}"
+        time.sleep(0.02)
+
+
+def test_a_crash_between_the_commit_and_the_layout_swap_is_put_right_at_the_next_start(server_factory, tmp_path):
+    # FAULT INJECTION: FAULT_PAUSE_BEFORE_SWAP_ENV makes the server stop a caption edit right after its
+    # database commit, before its layout swap, and say so in a file; the test then kills it there (SIGKILL).
+    marker = tmp_path / "paused-before-swap"
+    srv = server_factory("data", env={FAULT_PAUSE_BEFORE_SWAP_ENV: str(marker)})
+    images = [png_bytes(color=(index, 9, 9)) for index in range(6)]
+    with srv.client() as http:
+        dataset_id = committed_dataset(http, images, name="cats")["id"]
+        response = http.patch(f"/api/datasets/{dataset_id}", json={"repeats": 3, "validation": {"percent": 34}})
+        assert response.status_code == 200, response.text
+        wait_spare_ready(srv.data_dir, dataset_id)
+        before = captions_over_http(http, dataset_id)
+    root = srv.data_dir / "datasets" / dataset_id
+    tree_before = layout_tree(root)
+
+    def edit() -> None:
+        try:
+            with srv.client(timeout=120) as http:
+                batch(http, dataset_id, op="set", text="a red square", files="all")
+        except httpx.HTTPError:
+            pass  # the server is killed under the request
+
+    worker = threading.Thread(target=edit, daemon=True)
+    worker.start()
+    deadline = time.monotonic() + 60
+    while not marker.exists():  # committed, not swapped in
+        assert time.monotonic() < deadline, srv.log_tail()
+        time.sleep(0.02)
+    srv.kill()
+    worker.join(timeout=30)
+    assert layout_tree(root) == tree_before  # the live layouts are the old ones: the swap never happened
+
+    del srv.env[FAULT_PAUSE_BEFORE_SWAP_ENV]
+    log = srv.data_dir / "logs" / "server.log"
+    offset = log.stat().st_size
+    srv.start()
+    tail = wait_log_line(log, LAYOUTS_CHECKED_MESSAGE, offset)
+    assert f"{LAYOUTS_CHECKED_MESSAGE}: 1 rebuilt" in tail, tail
+    with srv.client() as http:
+        after = captions_over_http(http, dataset_id)
+        assert after == {sha: "a red square" for sha in before}  # the commit had happened
+        assert layout_tree(root) == expected_tree(http, dataset_id)
+    assert {path for path in layout_tree(root) if path.startswith("validation/kohya/1_cats/")}  # split kept
+    assert (root / "kohya" / "3_cats").is_dir()
+
+    # a start with nothing to put right rebuilds nothing
+    offset = log.stat().st_size
+    srv.restart()
+    assert f"{LAYOUTS_CHECKED_MESSAGE}: 0 rebuilt" in wait_log_line(log, LAYOUTS_CHECKED_MESSAGE, offset)
 
 
 @pytest.mark.parametrize("layout", ["kohya", "imagefolder"])

@@ -380,6 +380,17 @@ class JobRunner:
             await asyncio.to_thread(self.storage.set_job_status, job_id, JobStatus.CANCELLED)
             return None
         active.output_dir = output_dir
+        if job.dataset_id and job.kind != "caption":
+            # The dataset's folders as the database has them (a stop between a caption edit's commit and its
+            # layout swap leaves them stale until rebuilt: server/layouts.py, "stamp").
+            from training_studio.server import dataset_ops
+
+            try:
+                await dataset_ops.bring_layouts_in_line(self.storage, job.dataset_id)
+            except OSError as exc:
+                await asyncio.to_thread(self.storage.set_job_status, job_id, JobStatus.FAILED,
+                                        error=f"could not rebuild the dataset's folders: {exc.strerror or exc}")
+                return None
         try:
             plan = await asyncio.to_thread(self.plan_for, job, output_dir)
             await asyncio.to_thread(output_dir.mkdir, parents=True, exist_ok=True)

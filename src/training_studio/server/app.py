@@ -6,7 +6,10 @@ routes; without one, jobs stay pending (`PendingOnlyExecutor`). The lifespan sta
 (restart recovery) before the first request is served, then calls `on_started` (main.py writes
 server.json there, so a client never discovers a server that is not ready), and shuts it down on exit;
 at start it also sets the disk-space reserve aside (storage.ensure_reserve) and connects storage's
-change listener to the live-update hub (events.py), which `begin_shutdown` closes first thing on exit. A 405 answer's `Allow`
+change listener to the live-update hub (events.py), which `begin_shutdown` closes first thing on exit. Once
+started it checks every committed dataset's layouts against the database in the background (a crash between
+a change's commit and its layout swap leaves them stale: dataset_ops.bring_all_layouts_in_line), so the first
+answer never waits for it. A 405 answer's `Allow`
 names every method of the path, and the OpenAPI document carries the routes' own input checks
 (openapi_doc.py).
 """
@@ -25,7 +28,7 @@ from starlette.routing import Match
 
 from training_studio import __version__
 from training_studio.server import routes_datasets, routes_events, routes_health, routes_jobs, routes_models
-from training_studio.server import routes_outputs, routes_system, routes_templates
+from training_studio.server import dataset_ops, routes_outputs, routes_system, routes_templates
 from training_studio.server.auth import GuardMiddleware
 from training_studio.server.config import ServerConfig
 from training_studio.server.context import ServerContext
@@ -67,9 +70,11 @@ def create_app(config: ServerConfig, executor_factory: ExecutorFactory | None = 
         await runner_started
         if on_started is not None:
             on_started()
+        layouts_check = asyncio.create_task(dataset_ops.bring_all_layouts_in_line(storage), name="layouts-check")
         try:
             yield
         finally:
+            layouts_check.cancel()
             if on_stopping is not None:
                 on_stopping()
             events.close()  # normally done already by begin_shutdown

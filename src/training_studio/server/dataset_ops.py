@@ -2,7 +2,8 @@
 event loop, regular expressions bounded in time), the validation pick, the export zip stream, and the
 captioning job's image folder and read-back. Also the per-dataset locks that keep commit, caption edits,
 re-materialisation and delete of one dataset from interleaving (routes_datasets and the job runner share
-them).
+them), and the check that puts live layouts back in line with the database after a stop between a change's
+commit and its layout swap (at server start, in the background, and before a job is given a dataset).
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
+import os
+import threading
 import time
 import zipfile
 from collections import defaultdict
@@ -23,6 +27,8 @@ from training_studio.contract import Dataset, DatasetFile
 from training_studio.server import layouts
 from training_studio.server.files import sanitise_caption
 from training_studio.server.storage import BlobInfo, LayoutRow, Storage
+
+log = logging.getLogger(__name__)
 
 dataset_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
@@ -351,7 +357,59 @@ async def store_captions(storage: Storage, dataset: Dataset, captions: dict[str,
             layouts.discard_build(built)
         raise LookupError(dataset.id)
     if built is not None:
+        if os.environ.get(FAULT_PAUSE_BEFORE_SWAP_ENV):
+            await asyncio.to_thread(_fault_pause_before_swap)
         await asyncio.to_thread(layouts.swap_in, storage, dataset.id, built)
+
+
+# FAULT INJECTION, for the crash tests only (tests/server/test_dataset_workbench.py): set to a file path, this
+# variable makes a caption edit that has committed write that file and wait forever before it swaps its layouts
+# in, so a test can kill -9 the server exactly between the two steps. Read only here; unset, nothing happens.
+FAULT_PAUSE_BEFORE_SWAP_ENV = "TRAINING_STUDIO_FAULT_PAUSE_BEFORE_LAYOUT_SWAP"
+
+
+def _fault_pause_before_swap() -> None:
+    marker = Path(os.environ[FAULT_PAUSE_BEFORE_SWAP_ENV])
+    marker.write_text(str(os.getpid()), encoding="ascii")
+    threading.Event().wait()
+
+
+# layouts in line with the database -------------------------------------------------------------
+LAYOUTS_CHECKED_MESSAGE = "dataset layouts checked against the database"
+
+
+async def bring_layouts_in_line(storage: Storage, dataset_id: str) -> bool:
+    """Rebuild a committed dataset's live layouts if their stamp does not match the database (a stop between
+    a change's commit and its swap: layouts.bring_in_line), under the dataset's lock; True when rebuilt. Left
+    as they are while a trainer reads them. OSError (a full disk)."""
+    async with dataset_locks[dataset_id]:
+        dataset = storage.get_dataset(dataset_id)
+        if dataset is None or dataset.status.value != "active":
+            return False
+        if running_trainers(storage, dataset_id):
+            return False
+        rebuilt = await asyncio.to_thread(layouts.bring_in_line, storage, dataset)
+    if rebuilt:
+        log.warning("the layouts of dataset %s did not match the database (a stop between a change and its "
+                    "layout swap); rebuilt them", dataset_id)
+    return rebuilt
+
+
+async def bring_all_layouts_in_line(storage: Storage) -> int:
+    """`bring_layouts_in_line` for every committed dataset, one at a time (the server's start runs it in the
+    background, after its first answers are possible); how many were rebuilt. Logs LAYOUTS_CHECKED_MESSAGE
+    when done."""
+    datasets = await asyncio.to_thread(storage.list_datasets)
+    rebuilt = 0
+    for dataset in datasets:
+        if dataset.status.value != "active":
+            continue
+        try:
+            rebuilt += await bring_layouts_in_line(storage, dataset.id)
+        except OSError as exc:  # a full disk: the next start, or the next job on it, tries again
+            log.error("could not rebuild the layouts of dataset %s: %s", dataset.id, exc)
+    log.info("%s: %d rebuilt", LAYOUTS_CHECKED_MESSAGE, rebuilt)
+    return rebuilt
 
 
 async def apply_caption_folder(storage: Storage, dataset_id: str, folder: Path) -> int:

@@ -22,6 +22,12 @@ A commit leaves no spare, so one is prepared once the commit has answered, in a 
 it too. A rebuild stops that preparation and carries on from what it built, a removal stops it before
 removing; a stop or crash leaves only the hidden folder, which the start-up sweep removes.
 A single caption edit rewrites the caption file and metadata.jsonl atomically.
+Every generation carries a stamp (`.layout-stamp` beside `kohya/`: a digest of the kohya folder name and of
+every file's hash, type, caption and split), written into it before it is swapped in, and rewritten last by a
+single caption edit. The database is committed between a rebuild and its swap, so a crash there leaves live
+layouts whose stamp no longer matches the database: `stamp_matches` says so, and `bring_in_line` rebuilds
+them (dataset_ops runs it for every active dataset at server start, in the background, and before a job is
+given a dataset's folders).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import hashlib
 import json
 import os
 import re
@@ -46,6 +53,7 @@ from training_studio.server.storage import DEFAULT_REPEATS, BlobInfo, LayoutRow,
 KOHYA_REPEATS = DEFAULT_REPEATS  # a dataset's repeats unless it sets its own (Dataset.repeats)
 VALIDATION_DIR = "validation"
 METADATA_NAME = "metadata.jsonl"
+STAMP_NAME = ".layout-stamp"  # in datasets/<id>/, beside kohya/ and imagefolder/ (trainers are given those)
 
 
 def safe_folder_name(name: str) -> str:
@@ -89,6 +97,52 @@ def _metadata_text(rows: list[LayoutRow]) -> str:
     quote = json.encoder.encode_basestring
     return "".join(f'{{"file_name": {quote(sha + ext)}, "text": {quote(caption)}}}\n'
                    for sha, ext, caption, _validation in rows)
+
+
+def layout_stamp(dataset: Dataset, rows: list[LayoutRow]) -> str:
+    """What a generation built from `rows` for `dataset` holds, as one digest: equal stamps, equal layouts.
+    A few milliseconds for 10,000 files (one string hashed once)."""
+    text = "".join(f"{sha}{ext} {int(validation)} {len(caption)}:{caption}\n" for sha, ext, caption, validation in rows)
+    digest = hashlib.sha256(f"{kohya_folder_name(dataset)}\n".encode("utf-8"))
+    digest.update(text.encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
+
+
+def _write_stamp(root: Path, stamp: str) -> None:
+    """The stamp by temp file and rename (never half written; no fsync: it guards against a stopped process,
+    and the files it describes are not synced either)."""
+    temp = root / f"{STAMP_NAME}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        temp.write_text(stamp, encoding="ascii")
+        os.replace(temp, root / STAMP_NAME)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise
+
+
+def live_stamp(storage: Storage, dataset_id: str) -> str | None:
+    """The stamp of the dataset's live layouts; None when they or their stamp are missing."""
+    try:
+        return (storage.dataset_dir(dataset_id) / STAMP_NAME).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def stamp_matches(storage: Storage, dataset: Dataset) -> bool:
+    """Whether the live layouts are those of the dataset as stored (captions, split, repeats). Blocking."""
+    return live_stamp(storage, dataset.id) == layout_stamp(dataset, storage.dataset_layout_rows(dataset.id))
+
+
+def bring_in_line(storage: Storage, dataset: Dataset) -> bool:
+    """Rebuild and swap in the live layouts of a committed dataset when their stamp does not match the
+    database (a stop between a change's commit and its swap); True when it rebuilt. The caller holds the
+    dataset's lock and has checked no trainer reads the layouts. Blocking; OSError (a full disk)."""
+    rows = storage.dataset_layout_rows(dataset.id)
+    if live_stamp(storage, dataset.id) == layout_stamp(dataset, rows):
+        return False
+    swap_in(storage, dataset.id, build(storage, dataset, rows))
+    return True
 
 
 def materialise(storage: Storage, dataset: Dataset) -> None:
@@ -178,7 +232,8 @@ def _prepare_spare(storage: Storage, dataset: Dataset, rows: list[LayoutRow]) ->
         make_private_dir(folder.parent)
         training, held_out = _split(rows)
         stop = preparation.cancelled
-        _sync_layouts(storage, folder, kohya_folder_name(dataset), training, keep={VALIDATION_DIR}, stop=stop)
+        _sync_layouts(storage, folder, kohya_folder_name(dataset), training, keep={VALIDATION_DIR, STAMP_NAME},
+                      stop=stop)
         _sync_layouts(storage, folder / VALIDATION_DIR, kohya_folder_name(dataset, 1), held_out, stop=stop)
         if not stop.is_set():
             os.rename(folder, spare_dir(storage, dataset.id))  # ready (one step: whole or absent)
@@ -215,8 +270,9 @@ def build(storage: Storage, dataset: Dataset, rows: list[LayoutRow] | None = Non
         built = storage.dataset_dir(dataset.id).parent / f".{dataset.id}.building-{uuid.uuid4().hex[:8]}"
     try:
         training, held_out = _split(rows)
-        _sync_layouts(storage, built, kohya_folder_name(dataset), training, keep={VALIDATION_DIR})
+        _sync_layouts(storage, built, kohya_folder_name(dataset), training, keep={VALIDATION_DIR, STAMP_NAME})
         _sync_layouts(storage, built / VALIDATION_DIR, kohya_folder_name(dataset, 1), held_out)
+        _write_stamp(built, layout_stamp(dataset, rows))  # last: a stamp vouches for everything before it
     except BaseException:
         shutil.rmtree(built, ignore_errors=True)  # a full disk: give back what it holds, spare or not
         raise
@@ -414,11 +470,12 @@ def _link_at(storage: Storage, blobs_fd: int, source: str, folder_fd: int, folde
 
 
 def update_caption(storage: Storage, dataset: Dataset, sha256: str) -> None:
-    """Bring a committed dataset's caption file and metadata.jsonl in step with storage. Blocking."""
-    root = storage.dataset_dir(dataset.id)
+    """Bring a committed dataset's caption file and metadata.jsonl in step with storage, then its stamp (a
+    stop before that leaves a stamp that does not match: the next start rebuilds). Blocking."""
+    live = root = storage.dataset_dir(dataset.id)
     if not root.is_dir():
         return
-    rows = storage.dataset_layout_rows(dataset.id)
+    all_rows = rows = storage.dataset_layout_rows(dataset.id)
     found = next((row for row in rows if row.sha256 == sha256), None)
     if found is None:
         return
@@ -431,6 +488,7 @@ def update_caption(storage: Storage, dataset: Dataset, sha256: str) -> None:
     imagefolder = root / "imagefolder"
     if imagefolder.is_dir():
         _write_text_atomically(imagefolder / METADATA_NAME, _metadata_text(rows))
+    _write_stamp(live, layout_stamp(dataset, all_rows))
 
 
 def remove_layouts(storage: Storage, dataset_id: str) -> None:
