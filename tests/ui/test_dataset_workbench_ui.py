@@ -11,7 +11,7 @@ import zipfile
 
 import pytest
 from PIL import Image
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
 
 from training_studio.ui.datasets.panel import DatasetsPanel
 from training_studio.ui.datasets.workbench import SMALL_BUCKET_LEGEND
@@ -100,6 +100,60 @@ def test_bucket_chart_shows_the_servers_buckets_and_flags_the_small_one(panel, d
     assert workbench.custom_resolution.isEnabled()
     qtbot.waitUntil(lambda: workbench.report is not None and workbench.report.resolution == 1000, timeout=15_000)
     assert sum(count for _, count, _ in workbench.chart.rows) == 6
+
+
+def click_link_at_start(qtbot, label) -> None:
+    """A real mouse click on the link that starts the label's (one-line) text."""
+    label.adjustSize()
+    metrics = label.fontMetrics()
+    rect = label.contentsRect()
+    y = rect.top() + (rect.height() - metrics.height()) // 2 + metrics.height() // 2  # AlignVCenter
+    qtbot.mouseClick(label, Qt.MouseButton.LeftButton, pos=QPoint(rect.left() + 4 + metrics.horizontalAdvance("⚠"), y))
+
+
+def test_the_upscaled_images_and_a_buckets_images_can_be_shown_in_the_grid(panel, dataset_store, http, qtbot):
+    dataset_id, shas = sized_dataset(http, "which ones")
+    open_dataset(panel, dataset_store, qtbot, dataset_id)
+    viewer, workbench = panel.viewer, panel.workbench
+    qtbot.waitUntil(lambda: viewer.model.dataset_id == dataset_id and viewer.model.rowCount() == 6, timeout=15_000)
+    workbench.set_resolution(512)
+    workbench.batch_spin.setValue(2)
+    qtbot.waitUntil(lambda: workbench.report is not None and workbench.report.resolution == 512
+                    and [row[0] for row in workbench.chart.rows] == ["384×640", "512×512", "640×384"],
+                    timeout=15_000)
+    every = [shas[letter] for letter in "abcdef"]  # dataset (upload) order
+    assert viewer.shown_shas() == every and not viewer.focus_bar.isVisible()
+
+    # "⚠ 2 upscaled" is a link: clicking it shows exactly 300×300 (b) and 400×600 (e), and says so
+    label = workbench.upscaled_label
+    label.setWordWrap(False)  # one line, so the link's place is known
+    with qtbot.waitSignal(workbench.show_files_requested, timeout=5_000):
+        click_link_at_start(qtbot, label)
+    assert viewer.shown_shas() == [shas["b"], shas["e"]]
+    assert viewer.focus_bar.isVisible()
+    assert viewer.focus_label.text() == "Showing the 2 images upscaled at 512 px."
+
+    # the filter box narrows within them; "Show all files" brings every file back
+    viewer.filter_edit.setText("tall")
+    assert viewer.shown_shas() == [shas["e"]]
+    viewer.filter_edit.clear()
+    qtbot.mouseClick(viewer.show_all_button, Qt.MouseButton.LeftButton)
+    assert viewer.shown_shas() == every and not viewer.focus_bar.isVisible()
+
+    # a click on a bar shows that bucket's images: 384×640 holds 400×600 (e); 640×384 holds c and f
+    chart = workbench.chart
+    qtbot.mouseClick(chart, Qt.MouseButton.LeftButton, pos=QPoint(*chart.row_centre(0)))
+    assert viewer.shown_shas() == [shas["e"]]
+    assert viewer.focus_label.text() == "Showing the 1 image of bucket 384×640."
+    qtbot.mouseClick(chart, Qt.MouseButton.LeftButton, pos=QPoint(*chart.row_centre(2)))
+    assert viewer.shown_shas() == [shas["c"], shas["f"]]
+    assert viewer.focus_label.text() == "Showing the 2 images of bucket 640×384."
+
+    # another dataset opens with every file shown
+    other_id, _ = sized_dataset(http, "other")
+    open_dataset(panel, dataset_store, qtbot, other_id)
+    qtbot.waitUntil(lambda: viewer.model.dataset_id == other_id and viewer.model.rowCount() == 6, timeout=15_000)
+    assert len(viewer.shown_shas()) == 6 and not viewer.focus_bar.isVisible()
 
 
 def test_repeats_and_validation_split_reach_the_server(panel, dataset_store, http, qtbot):

@@ -12,12 +12,13 @@ falls back on. A one-line caption is editable in place (F2 in the grid): `setDat
 but asks for the save with `caption_edit_requested`; the saved caption comes back through `set_caption()`.
 Custom data goes through `FileRole`; `FileRole.VALIDATION` says a file is held out for validation (the
 grid's delegate paints a badge from it, issue 17). `FileFilterProxy` narrows the grid to files whose name
-or caption contains a text, or to the uncaptioned ones.
+or caption contains a text, or to the uncaptioned ones, or to given files (the upscaled images, a bucket's).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 from enum import IntEnum
 from typing import Any
 
@@ -223,14 +224,24 @@ class DatasetFilesModel(QAbstractListModel):
 
 
 class FileFilterProxy(QSortFilterProxyModel):
-    """The grid's filter: name or caption contains `text` (ignoring case), and/or no caption at all. It
+    """The grid's filter: name or caption contains `text` (ignoring case), and/or no caption at all, and/or
+    only the given files (`set_only`: the upscaled images or a bucket's, from the resolution buckets). It
     re-filters as captions change (dynamic filter), e.g. a captioned file leaves "uncaptioned only"."""
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._text = ""
         self._uncaptioned_only = False
+        self._only: frozenset[str] | None = None
         self.setDynamicSortFilter(True)
+
+    @property
+    def only(self) -> frozenset[str] | None:
+        """The sha256 of the files shown (None: every file that passes the other filters)."""
+        return self._only
+
+    def set_only(self, shas: Iterable[str] | None) -> None:
+        self._refilter(lambda: setattr(self, "_only", None if shas is None else frozenset(shas)))
 
     def set_text(self, text: str) -> None:
         self._refilter(lambda: setattr(self, "_text", text.strip().casefold()))
@@ -250,10 +261,12 @@ class FileFilterProxy(QSortFilterProxyModel):
 
     @property
     def filtering(self) -> bool:
-        return bool(self._text) or self._uncaptioned_only
+        return bool(self._text) or self._uncaptioned_only or self._only is not None
 
     def filterAcceptsRow(self, source_row: int, source_parent: _ModelIndex) -> bool:
         index = self.sourceModel().index(source_row, 0, source_parent)
+        if self._only is not None and index.data(FileRole.SHA256) not in self._only:
+            return False
         caption = str(index.data(FileRole.CAPTION) or "")
         if self._uncaptioned_only and caption.strip():
             return False

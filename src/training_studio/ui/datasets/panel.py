@@ -7,7 +7,8 @@ with the `DatasetWorkbench` settings side panel beside it (issue 17: automatic c
 validation, export; its `WorkbenchStore` owns those client calls). The workbench's "Caption with…" action
 is on the toolbar and the table's context menu too; when a caption job completes the files are reloaded so
 the grid shows the new captions. The grid's "Use for validation" / "Use for training" picks are turned
-into the dataset's new set of held-out files here and sent through the workbench.
+into the dataset's new set of held-out files here and sent through the workbench, and the workbench's
+requests to see the upscaled images or a bucket's go to the grid (`DatasetViewer.show_only_files`).
 It turns auto-refresh on while it is visible. Delete asks for confirmation naming the dataset, from a
 plain slot (never inside a coroutine); Train… opens the `TrainDialog` with `open()`; New dataset… opens
 the import flow built by `import_factory` (a widget or dialog with a `dataset_created(str)` signal). When
@@ -112,6 +113,7 @@ class DatasetsPanel(RecordListPanel):
         self.workbench_store.caption_finished.connect(self._on_caption_finished)
         self.workbench_store.update_succeeded.connect(self._on_split_changed)
         self.viewer.validation_pick_requested.connect(self._on_validation_pick)
+        self.workbench.show_files_requested.connect(self._on_show_files_requested)
         for signal in (self.workbench_store.update_started, self.workbench_store.update_succeeded,
                        self.workbench_store.update_failed):
             signal.connect(self._on_validation_busy_changed)
@@ -269,6 +271,10 @@ class DatasetsPanel(RecordListPanel):
         # reloads them when `updated_at` moved, which a change within the same second does not show.
         if what == "validation" and self.store.files_model.dataset_id == dataset_id:
             self.store.open_dataset(dataset_id)
+
+    def _on_show_files_requested(self, dataset_id: str, shas: list[str], description: str) -> None:
+        if self.viewer.model.dataset_id == dataset_id:
+            self.viewer.show_only_files(shas, description)
 
     def _on_validation_pick(self, shas: list[str], held_out: bool) -> None:
         model = self.store.files_model

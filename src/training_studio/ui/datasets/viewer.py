@@ -12,6 +12,8 @@ captions… (each opens a `BulkCaptionDialog` on the selection) and Undo/Redo (C
 every caption edit, the editor's saves included; `CaptionOps` owns those requests and the undo stack.
 A filter box finds files by caption or name, "Uncaptioned only" shows what is missing (the grid shows the
 files model through `FileFilterProxy`; bulk actions act on the selected files that are shown).
+`show_only_files` narrows the grid to given files (the side panel's upscaled images or one bucket's, issue
+17 item 4) under a bar that says which, with "Show all files" to go back (also when another dataset opens).
 F2 edits a one-line caption in place (the model asks `CaptionOps` to save it, undoable too).
 
 Validation picks (issue 17): the grid's context menu has "Use for validation" / "Use for training" for the
@@ -191,6 +193,22 @@ class DatasetViewer(QWidget):
 
         self.caption_toolbar = self._build_caption_actions()
         layout.addWidget(self.caption_toolbar)
+        self.focus_bar = QWidget(self)
+        self.focus_bar.setObjectName("fileFocusBar")
+        focus_layout = QHBoxLayout(self.focus_bar)
+        focus_layout.setContentsMargins(0, 0, 0, 0)
+        self.focus_label = QLabel(self.focus_bar)
+        self.focus_label.setObjectName("fileFocusLabel")
+        self.focus_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.focus_label.setWordWrap(True)
+        self.show_all_button = QPushButton("Show &all files", self.focus_bar)
+        self.show_all_button.setObjectName("showAllFiles")
+        self.show_all_button.setToolTip("Show every file of the dataset again")
+        self.show_all_button.clicked.connect(self.show_all_files)
+        focus_layout.addWidget(self.focus_label, 1)
+        focus_layout.addWidget(self.show_all_button)
+        self.focus_bar.hide()
+        layout.addWidget(self.focus_bar)
 
         splitter = QSplitter(Qt.Orientation.Horizontal, self)
         self.stack = QStackedWidget(splitter)
@@ -431,8 +449,26 @@ class DatasetViewer(QWidget):
         self.undo_action.setToolTip(f"Undo {stack.undoText()} (Ctrl+Z)" if stack.canUndo() else "Nothing to undo")
         self.redo_action.setToolTip(f"Redo {stack.redoText()} (Ctrl+Shift+Z)" if stack.canRedo() else "Nothing to redo")
 
+    # files shown ---------------------------------------------------------------------------------------------
+    def show_only_files(self, shas: list[str], description: str) -> None:
+        """Narrow the grid to these files (with the filter box's and "Uncaptioned only"'s filters), under a bar
+        saying "Showing <description>." with "Show all files"."""
+        self.proxy.set_only(shas)
+        self.focus_label.setText(f"Showing {description}.")
+        self.focus_bar.show()
+
+    def show_all_files(self) -> None:
+        self.proxy.set_only(None)
+        self.focus_bar.hide()
+
+    def shown_shas(self) -> list[str]:
+        """The sha256 of the files the grid shows, in grid order."""
+        return [self.proxy.index(row, 0).data(FileRole.SHA256) for row in range(self.proxy.rowCount())]
+
     # intents -------------------------------------------------------------------------------------------------
     def show_dataset(self, dataset_id: str | None) -> None:
+        if self.proxy.only is not None and dataset_id != self.model.dataset_id:
+            self.show_all_files()
         dataset = self.store.dataset(dataset_id) if dataset_id else None
         if dataset_id is None:
             self.title.setText("Select a dataset to see its files.")

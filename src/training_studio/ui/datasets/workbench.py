@@ -6,7 +6,9 @@ in the Datasets tab:
   server's aspect-ratio buckets drawn by `BucketChart` (one labelled bar per bucket, "832×1216"), images
   below the resolution counted as upscaled in a warning colour, buckets holding fewer images than the
   batch size flagged in that colour with the legend saying what trainers do with them. Recomputed, debounced,
-  whenever an input changes and whenever the dataset's revision changes.
+  whenever an input changes and whenever the dataset's revision changes. The "⚠ N upscaled" warning is a
+  link and each bar is clickable: they ask (`show_files_requested`) for the grid to show just those images;
+  the grid's "Show all files" goes back.
 - Repeats (applied with a button: the server re-materialises the layout) and the validation split (percent
   of files held out), each with its own state line: applying / applied / the server's reason (a 409 while a
   trainer runs on the dataset says so).
@@ -28,8 +30,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QRectF, QSize, Qt, QTimer
-from PySide6.QtGui import QAction, QColor, QPainter, QPalette
+from PySide6.QtCore import QRectF, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QColor, QMouseEvent, QPainter, QPalette
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -84,11 +86,14 @@ def warning_colour(palette: QPalette) -> QColor:
 
 class BucketChart(QWidget):
     """Horizontal bars, one per bucket: its label, a bar as long as its share of the largest bucket, the count.
-    Small buckets (fewer images than the batch size) are drawn in the warning colour."""
+    Small buckets (fewer images than the batch size) are drawn in the warning colour. A click on a row says
+    which (`bucket_clicked`)."""
 
     ROW = 20
     LABEL_WIDTH = 84
     COUNT_WIDTH = 44
+
+    bucket_clicked = Signal(int)  # the row (index into `rows`)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -96,6 +101,24 @@ class BucketChart(QWidget):
         self.setAccessibleName("Images per aspect-ratio bucket")
         self.rows: list[tuple[str, int, bool]] = []  # (label, count, small)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.setToolTip("Click a bucket to show its images in the grid")
+
+    def row_at(self, y: float) -> int | None:
+        row = int((y - 2) // self.ROW)
+        return row if 0 <= row < len(self.rows) and y >= 2 else None
+
+    def row_centre(self, row: int) -> tuple[int, int]:
+        """A point inside `row`'s bar (for tests and accessibility tools)."""
+        return self.LABEL_WIDTH + 4, 2 + row * self.ROW + self.ROW // 2
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        row = self.row_at(event.position().y()) if event.button() == Qt.MouseButton.LeftButton else None
+        if row is None:
+            super().mousePressEvent(event)
+            return
+        event.accept()
+        self.bucket_clicked.emit(row)
 
     def set_buckets(self, rows: list[tuple[str, int, bool]]) -> None:
         self.rows = rows
@@ -138,6 +161,8 @@ class BucketChart(QWidget):
 
 class DatasetWorkbench(QWidget):
     """The settings side panel; see the module docstring."""
+
+    show_files_requested = Signal(str, list, str)  # dataset id, sha256 of the files, what they are ("the 2 …")
 
     def __init__(self, store: WorkbenchStore, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -207,6 +232,9 @@ class DatasetWorkbench(QWidget):
         self.chart = BucketChart()
         self.bucket_summary = _status_label("bucketSummary")
         self.upscaled_label = _status_label("upscaledLabel")
+        self.upscaled_label.setTextInteractionFlags(Qt.TextInteractionFlag.LinksAccessibleByMouse
+                                                   | Qt.TextInteractionFlag.LinksAccessibleByKeyboard)
+        self.upscaled_label.linkActivated.connect(lambda _link: self.show_upscaled())
         self.small_label = _status_label("smallBucketLabel")
         bucket_box = QGroupBox("Resolution buckets")
         bucket_form = QFormLayout()
@@ -304,6 +332,7 @@ class DatasetWorkbench(QWidget):
         self.validation_apply.clicked.connect(self.apply_validation)
         self.repeats_spin.valueChanged.connect(lambda *_: self._update_buttons())
         self.export_button.clicked.connect(self.open_export_dialog)
+        self.chart.bucket_clicked.connect(self.show_bucket)
         store.buckets_loading.connect(self._on_buckets_loading)
         store.buckets_loaded.connect(self._on_buckets_loaded)
         store.buckets_failed.connect(self._on_buckets_failed)
@@ -434,6 +463,25 @@ class DatasetWorkbench(QWidget):
         self.store.request_caption(dataset_id, preset_id)
         self._update_buttons()
 
+    def show_upscaled(self) -> None:
+        """Ask for the grid to show only the images the current report says are upscaled."""
+        report = self.report
+        if self.dataset is None or report is None or not report.upscaled:
+            return
+        count = len(report.upscaled)
+        what = f"the {count:,} image{'' if count == 1 else 's'} upscaled at {report.resolution} px"
+        self.show_files_requested.emit(self.dataset.id, list(report.upscaled), what)
+
+    def show_bucket(self, row: int) -> None:
+        """Ask for the grid to show only the images of the report's bucket at `row` (as the chart draws it)."""
+        report = self.report
+        if self.dataset is None or report is None or not 0 <= row < len(report.buckets):
+            return
+        bucket = report.buckets[row]
+        what = (f"the {bucket.count:,} image{'' if bucket.count == 1 else 's'} of bucket "
+                f"{bucket_label(bucket.width, bucket.height)}")
+        self.show_files_requested.emit(self.dataset.id, list(bucket.files), what)
+
     def open_export_dialog(self) -> QFileDialog | None:
         """A non-blocking save dialog; the chosen file goes to `start_export`."""
         dataset = self.dataset
@@ -485,10 +533,12 @@ class DatasetWorkbench(QWidget):
         warn = warning_colour(self.palette()).name()
         upscaled = len(report.upscaled)
         if upscaled:
-            self.upscaled_label.setText(f"<span style='color:{warn}'>⚠ {upscaled:,} upscaled</span> "
-                                        f"(smaller than their bucket: they will look soft)")
+            self.upscaled_label.setText(f"<a href='upscaled' style='color:{warn}'>⚠ {upscaled:,} upscaled</a> "
+                                        f"(smaller than their bucket: they will look soft; click to see them)")
+            self.upscaled_label.setToolTip("Show the upscaled images in the grid")
         else:
             self.upscaled_label.setText("No image is upscaled.")
+            self.upscaled_label.setToolTip("")
         small = [b for b in report.buckets if b.small]
         if small:
             self.small_label.setText(
