@@ -1,6 +1,8 @@
 """The dataset workbench over real HTTP (issue 17): batch caption edits (checked over HTTP and in the
 materialised layouts), all-or-none failures, dry runs, undo by restore, resolution buckets, repeats and the
-validation split, export round trips and a captioning job run through the normal runner."""
+validation split, export round trips and a captioning job run through the normal runner. A server killed
+between a caption edit's database commit and its layout swap (fault injection) puts the layouts right at its
+next start."""
 
 from __future__ import annotations
 

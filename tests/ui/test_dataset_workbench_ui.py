@@ -1,7 +1,8 @@
 """The dataset settings side panel (issue 17 items 4-6) in the Datasets tab against a real server process:
 the bucket chart shows the server's buckets for images of known sizes and flags a small bucket, repeats and
 the validation split reach the server, export writes a zip of the dataset's files and captions, and a 409
-(a trainer running on the dataset) is shown with its message."""
+(a trainer running on the dataset) is shown with its message. The upscaled warning and the chart's bars show
+exactly their images in the grid."""
 
 from __future__ import annotations
 
