@@ -17,7 +17,7 @@ from training_studio.ui.jobs.panel import MAX_COMPARED, JobsPanel
 from training_studio.ui.settings import AppSettings
 from tests.support.faulty_server import FaultyServer, Reply, job_json
 from tests.ui.app_fixtures import sync_client
-from tests.ui.jobs_helpers import make_dataset, make_job
+from tests.ui.jobs_helpers import make_dataset, make_job, wait_status
 from tests.ui.test_history import GATED_PRESET, write_gated_preset
 
 LONG = 1_000_000
@@ -70,8 +70,13 @@ def test_the_overview_shows_the_selected_running_job_and_follows_it_live(
     qtbot.waitUntil(lambda: overview.value_text("name") == "portrait LoRA", timeout=5_000)
 
     assert overview.value_text("status") == "Running"
-    assert overview.value_text("base_model") == "builtin-linear-vae"
-    assert overview.value_text("dataset") == dataset
+    # The dataset and the base model by name (the pane's RecordNames asks the server), the ids in the tooltips;
+    # the dataset is still the link that opens it.
+    base_names = {base["id"]: base["name"] for base in http.get("/api/training/base-models").json()}
+    qtbot.waitUntil(lambda: overview.value_text("dataset") == "shapes", timeout=10_000)
+    assert f'href="dataset:{dataset}"' in overview.dataset_value.text() and dataset in overview.dataset_value.toolTip()
+    qtbot.waitUntil(lambda: overview.value_text("base_model") == base_names["builtin-linear-vae"], timeout=10_000)
+    assert "builtin-linear-vae" in overview.base_model_value.toolTip()
     assert "learning_rate = 0.002" in overview.value_text("params").splitlines()
     assert overview.value_text("id") == job["id"]
     assert overview.value_text("server") == server.url
@@ -244,12 +249,17 @@ def test_the_overview_links_open_the_dataset_and_the_model_in_their_tabs(harness
     store.start()
     panel = window.jobs_panel
     assert panel.details_action in window.view_menu.actions()  # the toggle is in the View menu
-    qtbot.waitUntil(lambda: store.model.job(job["id"]) is not None and store.model.job(job["id"]).model_id,
+    # bool(): a callback returning None counts as passed for waitUntil (no AssertionError), and model_id is None
+    # until the job completes.
+    qtbot.waitUntil(lambda: store.model.job(job["id"]) is not None and bool(store.model.job(job["id"]).model_id),
                     timeout=30_000)
     assert panel.select_job(job["id"])
     panel.open_details()
     overview = panel.details.overview
-    qtbot.waitUntil(lambda: overview.value_text("model") == store.model.job(job["id"]).model_id, timeout=5_000)
+    model_id = store.model.job(job["id"]).model_id
+    qtbot.waitUntil(lambda: overview.value_text("model") == "quick", timeout=10_000)  # the model, by its name
+    assert f'href="model:{model_id}"' in overview.model_value.text()
+    qtbot.waitUntil(lambda: overview.value_text("dataset") == "faces", timeout=10_000)
 
     overview.dataset_value.linkActivated.emit(f"dataset:{dataset}")  # a click on the link
 
@@ -258,7 +268,6 @@ def test_the_overview_links_open_the_dataset_and_the_model_in_their_tabs(harness
                     and library.datasets_panel.selected_dataset().id == dataset, timeout=15_000)
 
     window.show_panel("Jobs")
-    model_id = store.model.job(job["id"]).model_id
     overview.model_value.linkActivated.emit(f"model:{model_id}")
     assert window.current_title() == "Models"
     qtbot.waitUntil(lambda: library.models_panel.selected_model() is not None
@@ -297,5 +306,81 @@ def test_the_jobs_current_phase_shows_in_the_overview_and_the_status_tooltip(har
         faulty.routes[JOBS] = Reply(200, [job_json("p1", name="loading run", detail="caching latents 3/16")])
         harness.run(store.fetch_active_jobs())
         assert overview.value_text("phase") == "caching latents 3/16"  # through the model's dataChanged
+    finally:
+        faulty.stop()
+
+
+def test_the_overview_says_when_the_jobs_dataset_or_model_was_deleted(harness, qtbot, server_factory, make_panel):
+    server = server_factory()
+    http = sync_client(server.url, server.token)
+    kept, dropped = make_dataset(http, "kept faces"), make_dataset(http, "dropped faces")
+    first, second = make_job(http, kept, "first", 20), make_job(http, dropped, "second", 20)
+    finals = [wait_status(http, job["id"], {"completed"}) for job in (first, second)]
+    first_model, second_model = (final["modelId"] for final in finals)
+    assert first_model and second_model
+    # Deleted before the app ever saw them: the server's answers (a 404, a listing without it) say so.
+    http.delete(f"/api/datasets/{dropped}").raise_for_status()
+    http.delete(f"/api/models/{second_model}").raise_for_status()
+    store = harness.store(server.url, server.token)
+    panel = make_panel(store)
+    store.start()
+    qtbot.waitUntil(lambda: store.model.row_of(second["id"]) is not None, timeout=20_000)
+    assert panel.select_job(second["id"])
+    panel.open_details()
+    overview = panel.details.overview
+    qtbot.waitUntil(lambda: overview.value_text("dataset") == f"deleted dataset {dropped}", timeout=10_000)
+    # The server forgets a deleted model's id in the job that made it: the job says its model was deleted.
+    assert overview.value_text("model") == "none (the model was deleted)"
+    assert "href" not in overview.dataset_value.text() and "href" not in overview.model_value.text()
+
+    # Deleted while shown: the live stream's events update the names in place.
+    assert panel.select_job(first["id"])
+    qtbot.waitUntil(lambda: overview.value_text("dataset") == "kept faces"
+                    and overview.value_text("model") == "first", timeout=10_000)
+    http.delete(f"/api/models/{first_model}").raise_for_status()
+    http.delete(f"/api/datasets/{kept}").raise_for_status()
+    qtbot.waitUntil(lambda: overview.value_text("dataset") == f"deleted dataset {kept}"
+                    and overview.value_text("model") == "none (the model was deleted)", timeout=10_000)
+    http.close()
+
+
+def test_the_overview_shows_the_dataset_id_until_its_name_arrives_and_asks_once_per_dataset(
+        harness, qtbot, make_panel):
+    # Labelled stand-in on a real socket: two jobs on one dataset, whose record answers slowly; the finished one
+    # names a model the server's listing no longer has.
+    faulty = FaultyServer()
+    faulty.routes[JOBS] = Reply(200, [
+        job_json("j1", name="job j1", datasetId="d1", baseModel="sdxl"),
+        job_json("j2", name="job j2", datasetId="d1", baseModel="sdxl", status="completed", progress=100.0,
+                 modelId="m9", finishedAt="2026-01-01T00:10:00.000Z", created_at="2026-01-01T00:00:01.000Z")])
+    faulty.routes[("GET", "/api/models")] = Reply(200, [])  # its model is gone (an older server kept the id)
+    faulty.routes[("GET", "/api/datasets/d1")] = Reply(200, {
+        "id": "d1", "name": "Portraits", "type": "image", "image_count": 3, "status": "active",
+        "created_at": "2026-01-01T00:00:00.000Z", "updated_at": "2026-01-01T00:00:00.000Z"}, delay=1.0)
+    faulty.routes[("GET", "/api/training/base-models")] = Reply(200, [
+        {"id": "sdxl", "name": "Stable Diffusion XL", "trainer": "kohya"}])
+    faulty.start()
+    try:
+        store = harness.store(faulty.url, "t", refresh_interval=60)
+        panel = make_panel(store)
+        harness.run(store.fetch_active_jobs())
+        assert panel.select_job("j1")
+        panel.open_details()
+        overview = panel.details.overview
+        qtbot.waitUntil(lambda: overview.value_text("name") == "job j1", timeout=5_000)
+        assert overview.value_text("dataset") == "d1"  # the id while the name is on its way, as a link
+        assert 'href="dataset:d1"' in overview.dataset_value.text()
+        qtbot.waitUntil(lambda: overview.value_text("dataset") == "Portraits", timeout=10_000)
+        qtbot.waitUntil(lambda: overview.value_text("base_model") == "Stable Diffusion XL", timeout=10_000)
+
+        assert panel.select_job("j2")
+        qtbot.waitUntil(lambda: overview.value_text("name") == "job j2", timeout=5_000)
+        assert overview.value_text("dataset") == "Portraits"  # known: shown at once
+        qtbot.waitUntil(lambda: overview.value_text("model") == "deleted model m9", timeout=10_000)
+        assert "href" not in overview.model_value.text()
+        assert panel.select_job("j1")
+        qtbot.waitUntil(lambda: overview.value_text("name") == "job j1", timeout=5_000)
+        asked = [path for _method, path, *_rest in faulty.requests]
+        assert asked.count("/api/datasets/d1") == 1 and asked.count("/api/training/base-models") == 1
     finally:
         faulty.stop()

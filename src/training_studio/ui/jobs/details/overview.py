@@ -7,6 +7,12 @@ current phase (`detail`, e.g. "loading image sizes 16/16"), progress, loss, base
 it runs ("Runs on", "Ran on" once finished: host or Ray node and GPUs, the whole placement in its tooltip), the
 model it produced (a link: `model_activated`), which server, and the job id. All text is selectable.
 
+The job holds ids; the base model, dataset and trained model are shown by name once `set_names()` gave it a
+`record_names.RecordNames` (the store that asks the server), the id in the tooltip. Until a name is known (or
+without that store) the id shows; a dataset or model the server no longer has shows as "deleted dataset <id>"
+("deleted model <id>"), without a link; a completed job whose model was deleted (the server then forgets
+the model's id in the job) says so.
+
 It reads the job from the jobs store's `JobListModel` and follows it live through the model's signals
 (dataChanged for that job's row, rows inserted or removed, reset), never a timer of its own: the model's
 1 s tick already announces the Elapsed and ETA cells of running jobs. Labels are only set when their text
@@ -35,6 +41,7 @@ from PySide6.QtWidgets import (
 
 from training_studio.contract.models import TERMINAL_STATUSES, JobStatus, TrainingJob, parse_timestamp
 from training_studio.ui.jobs import format as fmt
+from training_studio.ui.jobs.details.record_names import BASE_MODEL, DATASET, MODEL, RecordNames
 from training_studio.ui.jobs.model import JobListModel, JobRole
 
 __all__ = ["JobOverview", "NO_JOB_TEXT", "format_moment", "format_params"]
@@ -46,6 +53,7 @@ RAN_ON_CAPTION = "Ran on:"  # the same row once the job finished
 NOT_PLACED_TEXT = "not yet (the server places it when it starts)"
 _DATASET_SCHEME = "dataset:"
 _MODEL_SCHEME = "model:"
+MODEL_DELETED_TEXT = "none (the model was deleted)"  # a completed training job whose model is gone
 MAX_PARAM_TEXT = 200  # characters of one parameter's value shown; the rest is elided
 
 
@@ -77,6 +85,14 @@ def format_params(params: dict[str, Any] | None) -> str:
     if not params:
         return "none"
     return "\n".join(f"{name} = {_param_value(params[name])}" for name in sorted(params, key=str))
+
+
+def _no_model_text(job: TrainingJob) -> str:
+    """The Trained model row of a job without a model."""
+    if job.status is JobStatus.COMPLETED:
+        # The server forgets a deleted model's id in the job that made it; other kinds of job make none.
+        return MODEL_DELETED_TEXT if job.kind == "train" else "none"
+    return "none (the job failed or was cancelled)" if job.status in TERMINAL_STATUSES else "not yet"
 
 
 class _Value(QLabel):
@@ -121,6 +137,7 @@ class JobOverview(QWidget):
         self._server_text = server_text
         self.job_id: str | None = None
         self.job: TrainingJob | None = None
+        self.names: RecordNames | None = None
 
         self.empty_label = QLabel(NO_JOB_TEXT, self)
         self.empty_label.setObjectName("overviewEmpty")
@@ -192,6 +209,17 @@ class JobOverview(QWidget):
         self.set_job(None)
 
     # public API -------------------------------------------------------------------------------
+    def set_names(self, names: RecordNames | None) -> None:
+        """Name the job's dataset, base model and trained model through `names` (None: show their ids)."""
+        if self.names is not None:
+            self.names.changed.disconnect(self._on_name_changed)
+            self.names.reset.disconnect(self.refresh)
+        self.names = names
+        if names is not None:
+            names.changed.connect(self._on_name_changed)
+            names.reset.connect(self.refresh)
+        self.refresh()
+
     def set_job(self, job_id: str | None) -> None:
         """Show the job `job_id` of the model (None: the "select a job" state)."""
         self.job_id = job_id
@@ -230,6 +258,12 @@ class JobOverview(QWidget):
         if self.job_id is not None and (self.job is None) != (self.model.job(self.job_id) is None):
             self.refresh()  # our job came or went
 
+    def _on_name_changed(self, kind: str, record_id: str) -> None:
+        job = self.job
+        if job is not None and record_id == {DATASET: job.dataset_id, MODEL: job.model_id,
+                                             BASE_MODEL: job.base_model}.get(kind):
+            self.refresh()
+
     def _on_link(self, link: str) -> None:
         if link.startswith(_DATASET_SCHEME):
             self.dataset_activated.emit(link[len(_DATASET_SCHEME):])
@@ -247,15 +281,35 @@ class JobOverview(QWidget):
             caption.setVisible(visible)
             value.setVisible(visible)
 
-    def _set_link_row(self, key: str, scheme: str, record_id: str | None, none_text: str) -> None:
+    def _set_link_row(self, key: str, scheme: str, record_id: str | None, none_text: str, kind: str = "",
+                      what: str = "") -> None:
+        """A link to the record `record_id`, shown by its name once known; `none_text` without a record."""
         caption, value = self._rows[key]
-        if record_id:
-            escaped = html.escape(record_id)
-            value.show_text(f'<a href="{html.escape(scheme + record_id, quote=True)}">{escaped}</a>', record_id)
-            value.setToolTip("Click to show it in its tab")
+        known = self.names.lookup(kind, record_id) if self.names is not None and record_id else None
+        if record_id and known is not None and known.deleted:
+            text = f"deleted {what} {record_id}"
+            value.show_text(html.escape(text), text)
+            value.setToolTip(f"The server no longer has this {what}.")
+        elif record_id:
+            shown = known.name if known is not None and known.name else record_id
+            link = f'<a href="{html.escape(scheme + record_id, quote=True)}">{html.escape(shown)}</a>'
+            value.show_text(link, shown)
+            tip = (f"{what.capitalize()} {record_id}. Click to show it in its tab." if shown != record_id
+                   else "Click to show it in its tab.")
+            if value.toolTip() != tip:
+                value.setToolTip(tip)
         else:
             value.show_text(html.escape(none_text), none_text)
             value.setToolTip("")
+
+    def _render_base_model(self, base_model: str | None) -> None:
+        known = self.names.lookup(BASE_MODEL, base_model) if self.names is not None and base_model else None
+        name = known.name if known is not None and known.name else None
+        self._set_row("base_model", name or base_model or fmt.NO_VALUE)
+        tip = f"Base model {base_model}" if name and name != base_model else ""
+        value = self._rows["base_model"][1]
+        if value.toolTip() != tip:
+            value.setToolTip(tip)
 
     def _render_placement(self, job: TrainingJob, finished: bool) -> None:
         caption, value = self._rows["placement"]
@@ -294,8 +348,8 @@ class JobOverview(QWidget):
         self._set_row("eta", fmt.eta_overview_text(job.status, eta_local, now - offset)
                       if job.status is JobStatus.RUNNING else None)
         self._render_placement(job, finished)
-        self._set_row("base_model", job.base_model or fmt.NO_VALUE)
-        self._set_link_row("dataset", _DATASET_SCHEME, job.dataset_id, "none")
+        self._render_base_model(job.base_model)
+        self._set_link_row("dataset", _DATASET_SCHEME, job.dataset_id, "none", DATASET, "dataset")
         self._set_row("params", format_params(job.params))
         self._set_row("created", format_moment(job.created_at))
         self._set_row("started", format_moment(job.started_at) if job.started_at else "not yet")
@@ -309,10 +363,9 @@ class JobOverview(QWidget):
             elapsed = None if end is None else max(0.0, end - started.timestamp())
         self._set_row("elapsed", fmt.format_elapsed(elapsed) if elapsed is not None else None)
         if job.model_id:
-            self._set_link_row("model", _MODEL_SCHEME, job.model_id, "")
+            self._set_link_row("model", _MODEL_SCHEME, job.model_id, "", MODEL, "model")
         else:
-            self._set_link_row("model", _MODEL_SCHEME, None,
-                               "none (the job failed or was cancelled)" if finished else "not yet")
+            self._set_link_row("model", _MODEL_SCHEME, None, _no_model_text(job))
         self._set_row("server", self._server_text() if callable(self._server_text) else None)
         self._set_row("id", job.id)
 
