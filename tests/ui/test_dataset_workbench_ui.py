@@ -1,7 +1,8 @@
 """The dataset settings side panel (issue 17 items 4-6) in the Datasets tab against a real server process:
 the bucket chart shows the server's buckets for images of known sizes and flags a small bucket, repeats and
 the validation split reach the server, export writes a zip of the dataset's files and captions, and a 409
-(a trainer running on the dataset) is shown with its message. The upscaled warning and the chart's bars show
+(a trainer running on the dataset) is shown with its message. Export to a folder holds what the zip holds,
+and refuses a folder that is not empty. The upscaled warning and the chart's bars show
 exactly their images in the grid."""
 
 from __future__ import annotations
@@ -218,6 +219,61 @@ def test_export_writes_a_zip_of_the_files_and_captions(panel, dataset_store, htt
     with zipfile.ZipFile(target2) as archive:
         assert "metadata.jsonl" in archive.namelist()
         assert sorted(n for n in archive.namelist() if n.endswith(".png")) == sorted(f"{k}.png" for k in SIZES)
+
+
+def folder_contents(root) -> dict[str, bytes]:
+    return {path.relative_to(root).as_posix(): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+@pytest.mark.parametrize("layout", ["kohya", "imagefolder"])
+def test_export_to_a_folder_holds_what_the_zip_holds(panel, dataset_store, http, qtbot, tmp_path, layout):
+    dataset_id, shas = sized_dataset(http, "to folder")
+    http.patch(f"/api/datasets/{dataset_id}",
+               json={"repeats": 4, "validation": {"files": [shas["b"]]}}).raise_for_status()
+    open_dataset(panel, dataset_store, qtbot, dataset_id)
+    workbench = panel.workbench
+    workbench.layout_combo.setCurrentIndex(workbench.layout_combo.findData(layout))
+    zip_target = tmp_path / "out.zip"
+    workbench.start_export(dataset_id, zip_target, layout)
+    qtbot.waitUntil(lambda: workbench.export_state.text().startswith(f"Exported to {zip_target}"), timeout=30_000)
+    with zipfile.ZipFile(zip_target) as archive:
+        expected = {name: archive.read(name) for name in archive.namelist() if not name.endswith("/")}
+
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    dialog = workbench.open_export_folder_dialog()
+    assert dialog is not None and dialog.isVisible()  # shown with .open(), control came back at once
+    target = exports / "my dataset"  # a new folder
+    dialog.fileSelected.emit(str(target))  # what choosing a folder in the dialog does
+    dialog.close()
+    qtbot.waitUntil(lambda: workbench.export_state.text().startswith(f"Exported to {target}"), timeout=30_000)
+    assert folder_contents(target) == expected  # files, captions and layout, byte for byte
+    if layout == "kohya":
+        assert {name.split("/")[0] for name in expected} == {"4_to_folder", "validation"}
+    else:
+        assert "metadata.jsonl" in expected and "validation/metadata.jsonl" in expected
+    assert sorted(p.name for p in exports.iterdir()) == ["my dataset"]  # no staging folder left
+    assert workbench.export_folder_button.isEnabled()
+
+    # an empty folder is filled; a folder that holds something is refused and left as it was
+    empty = exports / "empty"
+    empty.mkdir()
+    workbench.start_folder_export(dataset_id, empty, layout)
+    qtbot.waitUntil(lambda: workbench.export_state.text().startswith(f"Exported to {empty}"), timeout=30_000)
+    assert folder_contents(empty) == expected
+    busy = exports / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    workbench.start_folder_export(dataset_id, busy, layout)
+    qtbot.waitUntil(lambda: "was not exported" in workbench.export_state.text(), timeout=30_000)
+    assert f"the folder {busy} is not empty" in workbench.export_state.text()
+    assert folder_contents(busy) == {"notes.txt": b"mine"}
+    assert sorted(p.name for p in exports.iterdir()) == ["busy", "empty", "my dataset"]
+    assert workbench.export_folder_button.isEnabled()
+    missing = exports / "no such folder" / "inside"
+    workbench.start_folder_export(dataset_id, missing, layout)
+    qtbot.waitUntil(lambda: "could not write" in workbench.export_state.text(), timeout=30_000)
+    assert sorted(p.name for p in exports.iterdir()) == ["busy", "empty", "my dataset"]
 
 
 def test_export_to_an_unwritable_place_says_so_and_leaves_nothing(panel, dataset_store, http, qtbot, tmp_path):

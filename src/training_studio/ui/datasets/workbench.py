@@ -14,6 +14,8 @@ in the Datasets tab:
   trainer runs on the dataset says so).
 - Export…: a non-blocking save dialog (`QFileDialog.open()`), then the zip in kohya or imagefolder layout is
   streamed by the store to `<target>.part` and renamed when complete; progress and failure are shown here.
+  Export to folder…: a non-blocking folder dialog; the store unpacks the same zip into the chosen folder (new
+  or empty, else refused with a message) through a staging folder renamed into place when whole.
 - Automatic captions: "Caption with…" (a button here, the same action on the Datasets toolbar) opens a menu
   of the server's caption presets, re-read each time it opens; none configured: it says how to add one to
   presets.toml. Choosing one asks first when files already have captions (the captioner's caption replaces
@@ -289,11 +291,18 @@ class DatasetWorkbench(QWidget):
         self.export_button = QPushButton("Export…")
         self.export_button.setObjectName("exportButton")
         self.export_button.setToolTip("Save the dataset with its captions as a zip, for use outside the app")
+        self.export_folder_button = QPushButton("Export to folder…")
+        self.export_folder_button.setObjectName("exportFolderButton")
+        self.export_folder_button.setToolTip("Save the dataset with its captions into a new or empty folder")
         self.export_state = _status_label("exportState", selectable=True)
         export_box = QGroupBox("Export")
         export_layout = QVBoxLayout(export_box)
         export_layout.addWidget(self.layout_combo)
-        export_layout.addWidget(self.export_button, 0, Qt.AlignmentFlag.AlignLeft)
+        export_buttons = QHBoxLayout()
+        export_buttons.addWidget(self.export_button)
+        export_buttons.addWidget(self.export_folder_button)
+        export_buttons.addStretch(1)
+        export_layout.addLayout(export_buttons)
         export_layout.addWidget(self.export_state)
 
         self.placeholder = QLabel("Select a dataset to see its buckets, repeats and export.")
@@ -332,6 +341,7 @@ class DatasetWorkbench(QWidget):
         self.validation_apply.clicked.connect(self.apply_validation)
         self.repeats_spin.valueChanged.connect(lambda *_: self._update_buttons())
         self.export_button.clicked.connect(self.open_export_dialog)
+        self.export_folder_button.clicked.connect(self.open_export_folder_dialog)
         self.chart.bucket_clicked.connect(self.show_bucket)
         store.buckets_loading.connect(self._on_buckets_loading)
         store.buckets_loaded.connect(self._on_buckets_loaded)
@@ -506,6 +516,29 @@ class DatasetWorkbench(QWidget):
         self.store.request_export(dataset_id, target, layout)
         self._update_buttons()
 
+    def open_export_folder_dialog(self) -> QFileDialog | None:
+        """A non-blocking folder dialog (a new folder can be made in it); the chosen folder goes to
+        `start_folder_export`."""
+        dataset = self.dataset
+        if dataset is None:
+            return None
+        layout = self.layout_combo.currentData()
+        dialog = QFileDialog(self, f"Export “{dataset.name}” to a new or empty folder")
+        dialog.setFileMode(QFileDialog.FileMode.Directory)
+        dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
+        dialog.setDirectory(str(Path.home()))
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dataset_id = dataset.id
+        dialog.fileSelected.connect(lambda path: self.start_folder_export(dataset_id, Path(path), layout))
+        dialog.destroyed.connect(lambda *_: setattr(self, "export_dialog", None))
+        self.export_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def start_folder_export(self, dataset_id: str, target: Path, layout: str) -> None:
+        self.store.request_export_folder(dataset_id, target, layout)
+        self._update_buttons()
+
     # reactions ---------------------------------------------------------------------------------------------------
     def _is_shown(self, dataset_id: str) -> bool:
         return self.dataset is not None and self.dataset.id == dataset_id
@@ -610,6 +643,7 @@ class DatasetWorkbench(QWidget):
                                       and self.repeats_spin.value() != dataset.repeats)
         self.validation_apply.setEnabled(not self.store.is_updating(dataset.id, "validation"))
         self.export_button.setEnabled(not self.store.is_exporting(dataset.id))
+        self.export_folder_button.setEnabled(not self.store.is_exporting(dataset.id))
         self.caption_action.setEnabled(dataset.status is DatasetStatus.ACTIVE
                                        and not self.store.is_captioning(dataset.id))
 

@@ -6,7 +6,9 @@ validation-split changes (`PATCH /api/datasets/{id}`, one at a time per dataset;
 the layouts and answers 409 `dataset_in_use` while a trainer runs on the dataset) and the export of a
 dataset as a zip, streamed into `<target>.part` with disk writes in a worker thread and renamed onto the
 target only when complete (removed on any failure or cancel; ui.downloads, shared with the Models tab's
-checkpoint download). The validation split is set either as a percentage or as the exact files held out
+checkpoint download), or to a folder: the zip streamed into a hidden staging folder beside the chosen one,
+unpacked there in a worker thread and renamed onto it when whole (ui.datasets.folder_export; a folder that
+is not empty is refused before anything is downloaded). The validation split is set either as a percentage or as the exact files held out
 (the grid's "Use for validation" / "Use for training").
 Captioning (issue 17): the server's caption presets (`GET /api/captioners`, cached once loaded) and caption
 jobs (`POST /api/datasets/{id}/caption`, one at a time per dataset), each followed by polling its status
@@ -19,12 +21,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import zipfile
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from PySide6.QtCore import QObject, Signal
 
 from training_studio.client import ApiClient, ApiError
+from training_studio.ui.datasets.folder_export import (
+    EXPORT_ZIP_NAME,
+    FolderNotEmpty,
+    discard_staging,
+    make_staging_folder,
+    unpack_into_place,
+)
 from training_studio.ui.downloads import (
     PART_SUFFIX,
     discard_partial,
@@ -136,6 +146,11 @@ class WorkbenchStore(QObject):
         if self._shut_down or dataset_id in self._exports:
             return
         self._exports[dataset_id] = self._tasks.spawn(self.export(dataset_id, target, layout))
+
+    def request_export_folder(self, dataset_id: str, target: Path, layout: str) -> None:
+        if self._shut_down or dataset_id in self._exports:
+            return
+        self._exports[dataset_id] = self._tasks.spawn(self.export_folder(dataset_id, target, layout))
 
     def shutdown(self) -> None:
         self._shut_down = True
@@ -279,6 +294,68 @@ class WorkbenchStore(QObject):
                 self.export_failed.emit(dataset_id, f"The dataset was not exported: could not write {target}: "
                                                     f"{reason}.")
                 return False
+        finally:
+            self._exports.pop(dataset_id, None)
+        self.export_saved.emit(dataset_id, str(target), size)
+        return True
+
+    async def export_folder(self, dataset_id: str, target: Path, layout: str) -> bool:
+        """Stream the zip into a staging folder beside `target`, unpack it there and rename the result onto
+        `target` (new or empty) when whole; the staging folder is removed on any failure or cancel."""
+        loop = asyncio.get_running_loop()
+        staging: Path | None = None
+        handle: BinaryIO | None = None
+        size = 0
+
+        async def clean_up() -> None:
+            def remove() -> None:
+                if handle is not None:
+                    try:
+                        handle.close()
+                    except OSError:
+                        pass
+                discard_staging(staging)
+            await asyncio.shield(loop.run_in_executor(None, remove))  # a cancel still cleans up
+
+        def failed(message: str) -> bool:
+            self._exports.pop(dataset_id, None)  # before the signal: its slots enable Export…
+            self.export_failed.emit(dataset_id, message)
+            return False
+
+        self.export_started.emit(dataset_id, str(target))
+        try:
+            try:
+                staging = await loop.run_in_executor(None, make_staging_folder, target)
+                handle = await loop.run_in_executor(None, open_for_writing, staging / EXPORT_ZIP_NAME)
+
+                async def write(chunk: bytes) -> None:
+                    await loop.run_in_executor(None, handle.write, chunk)  # type: ignore[union-attr]
+
+                def progress(done: int, total: int | None) -> None:
+                    self.export_progress.emit(dataset_id, done)
+
+                size = await self.client.export_dataset(dataset_id, write, layout=layout, progress=progress)
+                await loop.run_in_executor(None, handle.close)
+                handle = None
+                await loop.run_in_executor(None, unpack_into_place, staging, target)
+                staging = None
+            except asyncio.CancelledError:
+                await clean_up()
+                if not self._shut_down:
+                    self._exports.pop(dataset_id, None)
+                    self.export_failed.emit(dataset_id, "The export was cancelled; nothing was saved.")
+                raise
+            except FolderNotEmpty:
+                await clean_up()
+                return failed(f"The dataset was not exported: the folder {target} is not empty. Choose an empty or "
+                              "a new folder; nothing in it was changed.")
+            except ApiError as error:
+                await clean_up()
+                return failed(f"The dataset was not exported: {error.message}")
+            except (OSError, zipfile.BadZipFile) as error:
+                await clean_up()
+                reason = getattr(error, "strerror", None) or str(error)
+                return failed(f"The dataset was not exported: could not write {target}: {reason}.")
         finally:
             self._exports.pop(dataset_id, None)
         self.export_saved.emit(dataset_id, str(target), size)
