@@ -125,6 +125,19 @@ def test_imagefolder_metadata_keeps_captions_in_nested_folders(server, panels, m
     assert server_captions(server, dataset_id) == {
         "x.png": "x from jsonl", "y.png": "y from txt", "z.png": "z, from csv", "plain.png": None}
     assert server_dataset(server, dataset_id)["repeats"] == 10  # the server's default: no kohya folder
+    # The materialised layouts hold the same captions: the imagefolder's metadata.jsonl and kohya's .txt files
+    # (a file without a caption has an empty one), both named by content hash.
+    with sync_client(server.url, server.token) as http:
+        files = http.get(f"/api/datasets/{dataset_id}/files").json()
+    expected = {file["sha256"]: file["caption"] or "" for file in files}
+    assert sorted(expected.values()) == ["", "x from jsonl", "y from txt", "z, from csv"]
+    root = server.data_dir / "datasets" / dataset_id
+    lines = (root / "imagefolder" / "metadata.jsonl").read_text(encoding="utf-8").splitlines()
+    assert {Path(item["file_name"]).stem: item["text"] for item in map(json.loads, lines)} == expected
+    assert sorted(item["file_name"] for item in map(json.loads, lines)) == sorted(f"{sha}.png" for sha in expected)
+    [kohya] = list((root / "kohya").iterdir())
+    assert kohya.name == "10_folder"
+    assert {path.stem: path.read_text(encoding="utf-8") for path in kohya.glob("*.txt")} == expected
 
 
 def test_kohya_folders_with_different_repeats_become_one_dataset_each(server, panels, monkeypatch, qtbot,
