@@ -1,7 +1,8 @@
 """Queue control and GPU assignment through a real server and real trainers (issue 16): jobs start in the
 order the user set (also after a server restart), held jobs wait, a chained job starts only when the job
-it waits for ends (and never, if it was to run only after a success that did not come), a failed job does
-not stop the queue, and `serve --gpus` hands each running job its own GPU through CUDA_VISIBLE_DEVICES.
+it waits for ends (and never, if it was to run only after a success that did not come), a job set to start
+at a time waits for it and then starts without anything else happening, passed over meanwhile by a job queued
+after it, a failed job does not stop the queue, and `serve --gpus` hands each running job its own GPU through CUDA_VISIBLE_DEVICES.
 
 The trainer is tests/runner/trainers/gated_env.py: it appends {job, gpus} to a record file when it starts
 and ends only when the test creates the gate file `go` in its output folder.
@@ -11,14 +12,16 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.server.helpers import committed_dataset
-from tests.support.jobs import wait_for, wait_status
+from tests.support.jobs import wait_for, wait_job, wait_status
 from tests.support.server import ServerProcess
+from training_studio.contract.models import parse_timestamp
 
 TRAINER = Path(__file__).parent / "trainers" / "gated_env.py"
 
@@ -129,6 +132,45 @@ def test_a_chained_job_waits_for_its_job_and_a_failure_does_not_stop_the_queue(t
             _release(server, after_any)
             assert wait_status(client, after_any, {"completed"}, 60)["status"] == "completed"
             assert only_if_ok not in [entry["job"] for entry in _started(record)]
+    finally:
+        server.stop()
+
+
+NOT_BEFORE_S = 3.0  # how far ahead the timed job is set to start
+START_BOUND_S = 5.0  # how soon after its time it must be running (the runner wakes for it; nothing else does)
+
+
+def test_a_job_set_to_start_at_a_time_waits_for_it_then_starts_without_blocking_the_queue(tmp_path, record):
+    server = _serve(tmp_path, record, "--concurrency", "2")
+    try:
+        with server.client() as client:
+            dataset = committed_dataset(client)["id"]
+            due = datetime.now(timezone.utc) + timedelta(seconds=NOT_BEFORE_S)
+            later = _create(client, dataset, "later", not_before=due.isoformat())
+            free = _create(client, dataset, "free")  # queued after it, with no time
+            # Two slots and `later` first in the queue: `free` starting proves the runner looked at `later`
+            # and passed it over (a job not due yet never blocks those behind it).
+            assert _wait_started(record, 1) == [free]
+            waiting = client.get(f"/api/training/status?job_id={later}").json()
+            checked_at = datetime.now(timezone.utc)
+            assert checked_at < due, "the machine was too slow to look before the time: nothing was shown"
+            assert waiting["status"] == "queued" and waiting["queuePosition"] is not None, waiting
+            assert waiting["startedAt"] is None and not waiting["held"]
+            stored_due = parse_timestamp(waiting["notBefore"])
+            assert stored_due is not None and abs((stored_due - due).total_seconds()) < 0.001
+
+            # Nothing else happens (no job ends, no request): the time alone starts it, with a slot free.
+            started = wait_job(client, later, lambda job: job["status"] != "queued", NOT_BEFORE_S + 60)
+            assert started["status"] == "running", started
+            started_at = parse_timestamp(started["startedAt"])
+            assert started_at >= stored_due, (started["startedAt"], waiting["notBefore"])
+            assert (started_at - stored_due).total_seconds() < START_BOUND_S, (started["startedAt"],
+                                                                               waiting["notBefore"])
+            assert _wait_started(record, 2) == [free, later]
+            assert client.get(f"/api/training/status?job_id={free}").json()["status"] == "running"
+            for job_id in (free, later):
+                _release(server, job_id)
+                assert wait_status(client, job_id, {"completed", "failed", "cancelled"}, 60)["status"] == "completed"
     finally:
         server.stop()
 
