@@ -1,7 +1,7 @@
 """Job templates in the GUI (issue 16) against a real server: saved from the Train dialog (a second save of the
 same name replaces it and says so), listed in a new dialog's Template combo, applied to the form (dataset
 included when it exists), deleted after a confirmation whose safe answer keeps it; and saved from a finished
-job in the History tab."""
+job in the History tab and in the Jobs tab."""
 
 from __future__ import annotations
 
@@ -152,3 +152,33 @@ def test_history_saves_a_finished_job_as_a_template(harness, server, http, qtbot
                                     "total_steps": 4, "params": finished.params}
     window.close()
     harness.run(library.wait_idle())
+
+
+def test_jobs_tab_saves_a_finished_job_as_a_template(harness, server, http, qtbot):
+    dataset_id = make_dataset(http, "jobs tab", images=2)
+    job = make_job(http, dataset_id, "jobs tab keeper", 4, resolution=16, batch_size=2)
+    finished = TrainingJob.model_validate(wait_status(http, job["id"], {"completed", "failed"}, timeout=60))
+    assert finished.status.value == "completed"
+    store = harness.store(server.url, server.token)
+    window = harness.window(store)
+    library = install_library_panels(window, store.client, store, lazy=True)
+    store.start()
+    jobs = window.jobs_panel
+    qtbot.waitUntil(lambda: jobs.select_job(finished.id), timeout=15_000)
+    assert jobs.save_template_action.isEnabled()
+
+    jobs.save_template_action.trigger()
+    prompt = window.template_name_prompt
+    assert prompt.isVisible() and prompt.textValue() == "jobs tab keeper"
+    prompt.setTextValue("from the jobs tab")
+    prompt.accept()
+    qtbot.waitUntil(lambda: len(templates_on_server(http)) == 1, timeout=10_000)
+    template = templates_on_server(http)[0]
+    assert template["name"] == "from the jobs tab"
+    assert template["settings"] == {"dataset_id": dataset_id, "base_model": finished.base_model,
+                                    "total_steps": 4, "params": finished.params}
+    qtbot.waitUntil(lambda: any(notice.text == "Saved template “from the jobs tab”."
+                                for notice in window.notices.notices), timeout=10_000)  # the window says so
+    window.close()
+    harness.run(library.wait_idle())
+

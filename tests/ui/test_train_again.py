@@ -1,7 +1,7 @@
 """Train again (issue 16) against a real server: the Train dialog filled from a finished job (name "<name> (2)",
 base model, steps, parameters) creates a job with those settings; a deleted dataset or base model is said in
 the banner and another can be picked; parameters today's schema lacks are dropped and values out of range
-clamped, each with a note; the History tab's "Train again…" opens it on the Datasets tab."""
+clamped, each with a note; the History tab's and the Jobs tab's "Train again…" open it on the Datasets tab."""
 
 from __future__ import annotations
 
@@ -149,5 +149,37 @@ def test_history_train_again_opens_the_dialog_on_the_datasets_tab(harness, serve
     assert dialog.name_edit.text() == "from history (2)" and dialog.dataset.id == dataset_id
     assert field(dialog, "resolution").value() == 8
     dialog.reject()
+    window.close()
+    harness.run(library.wait_idle())
+
+
+def test_jobs_tab_train_again_opens_the_dialog_on_the_datasets_tab(harness, server, http, qtbot):
+    dataset_id = make_dataset(http, "jobs tab data", images=2)
+    job = finished_job(http, dataset_id, "from the jobs tab", resolution=16, batch_size=2)
+    store = harness.store(server.url, server.token)
+    window = harness.window(store)
+    library = install_library_panels(window, store.client, store, lazy=True)
+    store.start()
+    jobs = window.jobs_panel
+    assert window.tabs.currentWidget() is jobs
+    qtbot.waitUntil(lambda: jobs.select_job(job.id), timeout=15_000)  # shown dimmed: finished before the start
+    assert jobs.selected_job().id == job.id and jobs.train_again_action.isEnabled()
+
+    jobs.train_again_action.trigger()
+    panel = window.built_panel("Datasets")
+    assert isinstance(panel, DatasetsPanel) and window.tabs.currentWidget() is panel
+    dialog = panel.train_dialog
+    assert dialog is not None and dialog.isVisible()
+    qtbot.waitUntil(lambda: dialog.dataset is not None and dialog.current_base_model() is not None
+                    and dialog.steps_spin.value() == 4, timeout=15_000)
+    assert dialog.name_edit.text() == "from the jobs tab (2)" and dialog.dataset.id == dataset_id
+    assert dialog.current_base_model().id == BUILTIN_BASE_MODEL.id
+    assert field(dialog, "resolution").value() == 16 and field(dialog, "batch_size").value() == 2
+
+    with qtbot.waitSignal(dialog.job_created, timeout=10_000) as created:
+        assert dialog.submit() is True
+    again = http.get("/api/training/status", params={"job_id": created.args[0]}).json()
+    assert again["name"] == "from the jobs tab (2)" and again["datasetId"] == dataset_id
+    assert again["params"]["resolution"] == 16 and again["params"]["batch_size"] == 2
     window.close()
     harness.run(library.wait_idle())
