@@ -3,8 +3,9 @@
 `HistoryModel` appends pages as they arrive (Qt's canFetchMore/fetchMore: the view asks for more when the
 user scrolls near the end, and the store fetches the next page by cursor). Rows are never re-sorted here:
 the server sorts and filters, so paging stays correct. A live change of a job already shown replaces its
-row in place (dataChanged for that row only); a brand-new job is not inserted (it belongs in the order
-only after a reload, which the panel offers as "N new jobs — show"). A new query is the one reset.
+row in place (dataChanged for that row only); a brand-new job is not inserted: it shows, in the server's
+order, at the next reload (the panel's Refresh, a change of the query, or a reconnection). A new query is
+the one reset.
 """
 
 from __future__ import annotations
