@@ -4,7 +4,8 @@
 `set_query()` starts over (text changes are debounced by the panel); the model's fetchMore asks for the
 next page; an answer to a query that has since changed is dropped (a generation number), so a slow first
 page can never land after a newer one. Live job changes from the jobs store update rows already shown.
-Failures become one `load_failed` message; the rows already loaded stay.
+A page that fails becomes one `load_failed` message, and the rows already loaded stay; a batch delete's
+refusals become one `delete_failed` message naming each job and the server's reason.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ __all__ = ["HistoryStore", "PAGE_SIZE"]
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 100  # a screenful several times over; smaller pages arrive sooner as the user scrolls
+MAX_FAILURES_LISTED = 5  # jobs named in a delete's failure message before "…and N more"
 
 
 class HistoryStore(QObject):
@@ -34,7 +36,9 @@ class HistoryStore(QObject):
     waiting_for_server = Signal()  # asked before the app is connected: the window reloads on connection
     query_changed = Signal(object)  # HistoryQuery
     jobs_deleted = Signal(list)  # ids the server deleted
-    delete_failed = Signal(str)  # one message naming each job that could not be deleted, and why
+    # One message naming each job that could not be deleted and why: "Could not delete 1 job: “name”: reason",
+    # or "Could not delete N jobs:" with a line per job; emitted after jobs_deleted.
+    delete_failed = Signal(str)
 
     def __init__(self, client: ApiClient, *, job_model: Any = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -94,7 +98,7 @@ class HistoryStore(QObject):
                 if getattr(error, "status_code", None) == 404:
                     deleted.append(job_id)  # gone already: what the user wanted
                     continue
-                failures.append(f"{name}: {error.message}")
+                failures.append(f"“{name}”: {error.message}")
                 continue
             deleted.append(job_id)
         self.forget(deleted)
@@ -102,8 +106,13 @@ class HistoryStore(QObject):
             self.jobs_deleted.emit(deleted)
         if failures:
             count = len(failures)
-            head = "1 job was not deleted" if count == 1 else f"{count} jobs were not deleted"
-            self.delete_failed.emit(f"{head}: " + "; ".join(failures[:5]) + ("; …" if count > 5 else ""))
+            if count == 1:
+                self.delete_failed.emit(f"Could not delete 1 job: {failures[0]}")
+                return
+            listed = failures[:MAX_FAILURES_LISTED]
+            more = count - len(listed)
+            self.delete_failed.emit(f"Could not delete {count} jobs:\n" + "\n".join(listed)
+                                    + (f"\n…and {more} more" if more else ""))
 
     def shutdown(self) -> None:
         self._tasks.cancel_all()
