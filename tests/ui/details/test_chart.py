@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtGui import QColor, QImage
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QColor, QImage, QPalette, QWheelEvent
+from PySide6.QtWidgets import QApplication
 
 from tests.support.jobs import create_job
 from tests.support.seed_server import SeedOnlyServer
@@ -239,3 +243,156 @@ def test_an_old_contract_server_without_metrics_shows_a_sentence(seed_server, ha
     seed_server.advance("old", 8)
     qtbot.waitUntil(lambda: chart.store.job("old").current_step == 8, timeout=20_000)
     assert seed_server.count("/api/training/jobs/old/metrics") == 1
+
+
+SIGNED = Path(__file__).parent / "trainers" / "signed.py"
+SIGNED_PRESET = """[[preset]]
+id = "signed"
+name = "A trainer whose loss crosses zero"
+command = {command}
+progress = "jsonl"
+loss_key = "loss"
+[[preset.params]]
+name = "gate"
+type = "str"
+default = "stop"
+description = "gate"
+[[preset.params]]
+name = "interval"
+type = "str"
+default = "0.1"
+description = "interval"
+"""
+
+
+@pytest.fixture
+def signed_server(server_factory, tmp_path):
+    """A real server whose "signed" preset runs trainers/signed.py: losses through zero and below, one step
+    every `interval` seconds until the test touches <control>/<gate>."""
+    control, data = tmp_path / "control", tmp_path / "signed"
+    control.mkdir()
+    data.mkdir()
+    command = json.dumps([sys.executable, str(SIGNED), str(control), "{params.gate}", "{params.interval}"])
+    (data / "presets.toml").write_text(SIGNED_PRESET.format(command=command))
+    srv = server_factory("signed", extra_args=["--cancel-grace", "1"])
+    with sync_client(srv.url, srv.token) as http:
+        yield srv, http, control
+
+
+def start_signed(http, interval: float, gate: str = "stop") -> str:
+    job = create_job(http, make_dataset(http, "signed", images=1), "signed", total_steps=100_000,
+                     name="crosses zero", params={"gate": gate, "interval": str(interval)})
+    return job["id"]
+
+
+def drawn(item) -> tuple[np.ndarray, np.ndarray]:
+    """What the chart handed a curve item: x and y before pyqtgraph's own log transform."""
+    return np.asarray(item.xData, dtype=float), np.asarray(item.yData, dtype=float)
+
+
+def redrawn(qtbot, chart: LossChart, action) -> None:
+    """Do `action`, then wait for the chart's next redraw (its redraws are coalesced to one per frame)."""
+    before = chart.redraws
+    action()
+    qtbot.waitUntil(lambda: chart.redraws > before, timeout=10_000)
+
+
+def test_log_scale_plots_only_positive_values_on_a_log_axis_and_off_restores_them(signed_server, harness, qtbot):
+    srv, http, control = signed_server
+    job_id = start_signed(http, 0.02)
+    chart = make_chart(harness, qtbot, srv.url, srv.token)
+    chart.show_jobs([job_id])
+    qtbot.waitUntil(lambda: len(chart._jobs[job_id].data) >= 16, timeout=60_000)  # noqa: SLF001 (two cycles)
+    (control / "stop").touch()
+    wait_status(http, job_id, TERMINAL, timeout=60)
+    expected = metrics(http, job_id)
+    qtbot.waitUntil(lambda: len(chart._jobs[job_id].data) == len(expected), timeout=30_000)  # noqa: SLF001
+    curves = chart._jobs[job_id]  # noqa: SLF001
+    by_step = {p["step"]: p["loss"] for p in expected}
+    smoothed_by_step = dict(zip(curves.data.steps.view.tolist(), curves.data.smoothed.view.tolist()))
+    assert min(by_step.values()) < 0 and 0.0 in by_step.values()  # the data has what a log axis cannot show
+    redrawn(qtbot, chart, chart.redraw)
+    x, y = drawn(curves.raw_item)
+    assert np.array_equal(y, [by_step[int(step)] for step in x])  # linear: every value, as reported
+    assert not chart.plot_item.getAxis("left").logMode
+
+    redrawn(qtbot, chart, chart.log_check.click)  # the "Log scale" box, as a user ticks it
+
+    assert chart.log_check.isChecked() and chart.following
+    assert chart.plot_item.getAxis("left").logMode and curves.raw_item.opts["logMode"] == [False, True]
+    x, y = drawn(curves.raw_item)
+    wanted = np.array([by_step[int(step)] for step in x])
+    assert np.array_equal(np.isnan(y), wanted <= 0)  # zero and negative losses are not plotted (NaN)…
+    assert np.array_equal(y[wanted > 0], wanted[wanted > 0])  # …the rest are, unchanged
+    sx, sy = drawn(curves.smoothed_item)
+    smoothed = np.array([smoothed_by_step[step] for step in sx])
+    assert np.array_equal(np.isnan(sy), smoothed <= 0) and np.array_equal(sy[smoothed > 0], smoothed[smoothed > 0])
+    # The view holds the plotted values in log10 units (pyqtgraph's log axis): 0.25 .. 8 here.
+    (_x_lo, _x_hi), (y_lo, y_hi) = chart.view_box.viewRange()
+    positive = wanted[wanted > 0]
+    assert y_lo <= math.log10(positive.min()) and math.log10(positive.max()) <= y_hi < 2
+
+    redrawn(qtbot, chart, chart.log_check.click)  # off again
+
+    assert not chart.log_check.isChecked() and not chart.plot_item.getAxis("left").logMode
+    assert curves.raw_item.opts["logMode"] == [False, False]
+    x, y = drawn(curves.raw_item)
+    assert np.array_equal(y, [by_step[int(step)] for step in x]) and not np.isnan(y).any()
+    (_x_lo, _x_hi), (y_lo, y_hi) = chart.view_box.viewRange()
+    assert y_lo <= min(by_step.values()) and max(by_step.values()) <= y_hi
+
+
+def wheel_zoom(chart: LossChart, notches: int = 2) -> None:
+    """Zoom in with the mouse wheel over the middle of the plot, as a user does."""
+    viewport = chart.plot_widget.viewport()
+    centre = QPointF(viewport.rect().center())
+    event = QWheelEvent(centre, QPointF(viewport.mapToGlobal(centre.toPoint())), QPoint(0, 0),
+                        QPoint(0, 120 * notches), Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
+                        Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(viewport, event)
+
+
+def test_zooming_stops_following_new_points_leave_the_view_alone_and_reset_view_follows_again(
+        signed_server, harness, qtbot):
+    srv, http, control = signed_server
+    job_id = start_signed(http, 0.1)
+    chart = make_chart(harness, qtbot, srv.url, srv.token)
+    chart.show_jobs([job_id])
+    data = chart._jobs[job_id].data  # noqa: SLF001
+    try:
+        qtbot.waitUntil(lambda: len(data) >= 12, timeout=60_000)
+        assert chart.following
+        # Following: the view holds every point (it only grows, with headroom ahead).
+        qtbot.waitUntil(lambda: chart.view_box.viewRange()[0][1] >= data.steps.view[-1], timeout=10_000)
+
+        redrawn(qtbot, chart, lambda: wheel_zoom(chart))  # the user zooms in
+
+        assert not chart.following
+        zoomed = chart.view_box.viewRange()
+        assert zoomed[0][1] - zoomed[0][0] < data.steps.view[-1] - data.steps.view[0]
+        # New points arrive and are drawn; the view stays where the user put it.
+        seen = len(data)
+        qtbot.waitUntil(lambda: len(data) >= seen + 5, timeout=30_000)
+        redrawn(qtbot, chart, lambda: None)
+        np.testing.assert_allclose(chart.view_box.viewRange(), zoomed)
+        assert not chart.following
+
+        # Reset view: following again, every point in view (and the theme's background stays: the faint raw
+        # curve is mixed into it).
+        dark = QPalette(chart.palette())
+        dark.setColor(QPalette.ColorRole.Base, QColor("#1e1e1e"))
+        chart.setPalette(dark)
+        background = QColor(chart._background)  # noqa: SLF001
+        assert background.lightness() < 128
+        redrawn(qtbot, chart, lambda: qtbot.mouseClick(chart.reset_button, Qt.MouseButton.LeftButton))
+        assert chart.following and chart._background == background  # noqa: SLF001
+        (x_lo, x_hi), (y_lo, y_hi) = chart.view_box.viewRange()
+        shown = len(data)
+        assert x_lo == data.steps.view[0] and x_hi >= data.steps.view[shown - 1]
+        assert y_lo <= data.raw.view[:shown].min() and data.raw.view[:shown].max() <= y_hi
+        # …and it grows with the points again.
+        qtbot.waitUntil(lambda: chart.view_box.viewRange()[0][1] > x_hi, timeout=60_000)
+        assert chart.view_box.viewRange()[0][0] == data.steps.view[0]
+    finally:
+        (control / "stop").touch()
+    wait_status(http, job_id, TERMINAL, timeout=60)

@@ -337,7 +337,6 @@ class LossChart(QWidget):
 
     def reset_view(self) -> None:
         """Back to following: every point in view, growing with them."""
-        self._background = QColor("#ffffff")
         self._follow = True
         self._view_set = None
         self._schedule()
