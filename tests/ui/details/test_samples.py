@@ -1,13 +1,14 @@
 """The Samples strip of the job details pane against a real server and the real built-in trainer: samples
 appear while the run goes on, thumbnails and the enlarged view show the server's images, the step slider
-selects the nearest sample, and empty states (no samples yet, a trainer that writes none, a server without
-the samples listing: a labelled stand-in on a real socket) are said in words."""
+selects the nearest sample, Enter or a click on a tile opens it enlarged, and empty states (no samples yet,
+a trainer that writes none, a server without the samples listing: a labelled stand-in on a real socket) are
+said in words."""
 
 from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QPixmap
+from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtTest import QTest
 
 from training_studio.ui.jobs.details.samples import SamplesStrip
@@ -79,12 +80,27 @@ def test_samples_appear_while_a_builtin_run_goes_on(harness, qtbot, qtmodelteste
     qtbot.waitUntil(lambda: viewer.picture.pixmap() is not None and not viewer.picture.pixmap().isNull(),
                     timeout=WAIT_MS)
     full = http.get(f"/api/training/jobs/{job['id']}/samples/{listing[2]['name']}")
-    from PySide6.QtGui import QImage
     image = QImage.fromData(full.content)
     assert viewer._image is not None and viewer._image.size() == image.size()
     assert "step 300" in viewer.windowTitle()
     QTest.keyClick(viewer, Qt.Key.Key_Right)
     qtbot.waitUntil(lambda: "step 400" in viewer.windowTitle(), timeout=WAIT_MS)
+
+    # A mouse click on a tile opens that sample too.
+    viewer.close()
+    assert not viewer.isVisible()
+    first = strip.model.index(0, 0)
+    strip.list.scrollTo(first)
+    tile = strip.list.visualRect(first)
+    assert strip.list.viewport().rect().contains(tile.center())
+    with qtbot.waitSignal(strip.sample_opened, timeout=WAIT_MS,
+                          check_params_cb=lambda job_id, name: (job_id, name) == (job["id"], listing[0]["name"])):
+        qtbot.mouseClick(strip.list.viewport(), Qt.MouseButton.LeftButton, pos=tile.center())
+    assert strip.viewer is viewer and viewer.isVisible() and "step 100" in viewer.windowTitle()
+    assert strip.list.currentIndex().row() == 0
+    first_full = http.get(f"/api/training/jobs/{job['id']}/samples/{listing[0]['name']}")
+    first_size = QImage.fromData(first_full.content).size()
+    qtbot.waitUntil(lambda: viewer._image is not None and viewer._image.size() == first_size, timeout=WAIT_MS)
 
 
 @pytest.mark.timeout(300)
