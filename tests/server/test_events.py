@@ -454,3 +454,89 @@ def test_sigterm_ends_open_streams_at_once(pending_server, streams):
     log = server_log(pending_server)
     # uvicorn's graceful wait never had to give up on a stream (the sign that one held the shutdown).
     assert "timeout graceful shutdown exceeded" not in log, log[-2000:]
+
+
+def test_a_slow_reader_that_overflows_reads_reset_last_and_is_dropped_while_another_gets_every_change(
+        server_factory, streams):
+    """A raw socket reads the stream slowly (512 bytes every 50 ms, far slower than the changes come), so its
+    bounded queue overflows; as soon as the server's log says it gives up on it (`FINAL_SEND_TIMEOUT_S`,
+    0.5 s, is how long the server waits for the last words of a client that does not read), it reads
+    everything: the stream's last event is `reset`, then the response ends and the connection closes.
+    Meanwhile another client receives every change."""
+    srv = server_factory("small", extra_args=["--no-runner"], env={
+        "TRAINING_STUDIO_EVENT_QUEUE_LIMIT": "8", "TRAINING_STUDIO_EVENT_SEND_BUFFER": "4096"})
+    healthy = streams(srv)
+    assert healthy.next().event == "hello"
+    host, port = srv.url.split("//")[1].rsplit(":", 1)
+    slow = socket.socket()
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    slow.connect((host, int(port)))
+    slow.sendall(f"GET {EVENTS} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {srv.token}\r\n"
+                 "Connection: close\r\n\r\n".encode())
+    dropped = threading.Event()
+    stop = threading.Event()
+    received = bytearray()
+    outcome: list[BaseException | str] = []
+
+    def watch_log() -> None:  # the server's word that it dropped the slow client, as soon as it is written
+        log_path, offset, tail = srv.data_dir / "logs" / "server.log", 0, b""
+        while not stop.is_set():
+            with contextlib.suppress(OSError), open(log_path, "rb") as log:
+                log.seek(offset)
+                new = log.read()
+                offset += len(new)
+                tail = (tail + new)[-200:]
+                if b"dropping it" in tail or b"dropping it" in new:
+                    dropped.set()
+                    return
+            stop.wait(0.005)
+
+    def read_slowly_then_all() -> None:
+        try:
+            slow.settimeout(0.05)
+            while not dropped.is_set() and not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    chunk = slow.recv(512)
+                    if not chunk:
+                        outcome.append("closed before the drop")
+                        return
+                    received.extend(chunk)
+                dropped.wait(0.05)
+            slow.settimeout(WAIT_S)
+            while chunk := slow.recv(65536):
+                received.extend(chunk)
+            outcome.append("eof")
+        except BaseException as exc:  # noqa: BLE001 - reported to the test through `outcome`
+            outcome.append(exc)
+
+    threads = [threading.Thread(target=target, daemon=True) for target in (watch_log, read_slowly_then_all)]
+    for thread in threads:
+        thread.start()
+    try:
+        created: list[str] = []
+        with srv.client() as client:
+            while not dropped.is_set():
+                assert len(created) < 5000, "the slow client was never dropped"
+                created.append(create_dataset(client, f"{len(created):05d} " + "x" * 150)["id"])
+            last = create_dataset(client, "after the drop")["id"]
+        threads[1].join(WAIT_S)
+        assert outcome == ["eof"], outcome  # the server ended the response and closed: no abort
+        body = bytes(received)
+        assert body.startswith(b"HTTP/1.1 200"), body[:200]
+        final = body.rfind(b"event: ")
+        assert body[final:].startswith(b"event: reset\n"), body[final - 300:]
+        reset = body[final:].split(b"\n\n", 1)[0].decode()
+        assert '"reason":"this client fell too far behind"' in reset, reset
+        assert body.endswith(b"\r\n0\r\n\r\n"), body[-100:]  # the last chunk: the response ended there
+        reset_id = int(reset.split("\nid: ", 1)[1].split("\n", 1)[0])
+        ids = [int(line[4:]) for line in body.decode(errors="replace").split("\n") if line.startswith("id: ")]
+        assert ids[-1] == reset_id and ids == sorted(ids)
+
+        received_events = healthy.until(lambda event: event.event == "dataset" and event.data["id"] == last)
+        assert [e.data["id"] for e in received_events if e.event == "dataset"] == [*created, last]
+        assert_ids_never_decrease(received_events)
+    finally:
+        stop.set()
+        slow.close()
+        for thread in threads:
+            thread.join(10)

@@ -9,18 +9,22 @@ the seed endpoints (plus, optionally, revisions without an event stream).
 
 from __future__ import annotations
 
+import hashlib
+import socket
 import threading
+import time
 
 import pytest
 
 from training_studio.contract.models import JobStatus
 from training_studio.ui.datasets.wiring import install_library_panels
 from training_studio.ui.jobs.model import JobRole
-from training_studio.ui.jobs.store import StreamState
+from training_studio.ui.jobs.store import FRAME_MS, StreamState
+from tests.support.burst_server import BurstEventServer
 from tests.support.seed_server import SeedOnlyServer
 from tests.support.server import ServerProcess
 from tests.ui.app_fixtures import sync_client
-from tests.ui.jobs_helpers import make_dataset, make_job, wait_status
+from tests.ui.jobs_helpers import make_dataset, make_job, png_bytes, wait_status
 
 # Bounds on waits (never speed assertions): generous, for a loaded 2-core machine.
 WAIT_MS = 60_000
@@ -308,3 +312,239 @@ def test_a_job_deleted_on_the_server_leaves_the_table_live(harness, qtbot, qtmod
     assert store.model.row_of(job["id"]) is None
     assert resets.count == 0 and store.stream_state is StreamState.LIVE
     http.close()
+
+
+# -- reset, per-frame application, the cheap resync, the Datasets tab (audit of issue 12) -------------------
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_reset_from_the_server_refetches_jobs_datasets_and_models_without_a_model_reset(harness, qtbot, tmp_path):
+    """The server at the app's address is replaced by one with another data dir (same port and token): the
+    stream's Last-Event-ID is foreign to its database, so it answers `reset`. The store fetches every job
+    again (the rows of the old database go, the new ones come, no modelReset) and the Datasets and Models
+    stores, loaded once but not on screen and never polling here, fetch their lists again too."""
+    port, token = free_port(), "one-token-for-both"
+    first = ServerProcess(tmp_path / "first", token=token, extra_args=["--no-runner", "--port", str(port)]).start()
+    second = ServerProcess(tmp_path / "second", token=token, extra_args=["--no-runner", "--port", str(port)])
+    try:
+        with sync_client(first.url, token) as http:
+            old_dataset = make_dataset(http, "old data", images=1)
+            old_jobs = {make_job(http, old_dataset, f"old {n}", 100)["id"] for n in range(3)}
+            old_revision = int(http.get("/api/training/jobs").headers["X-Training-Studio-Revision"])
+        store = harness.store(first.url, token, refresh_interval=3600.0, timeout=4.0)
+        window = harness.window(store)
+        library = install_library_panels(window, store.client, store, lazy=True)
+        library.datasets.interval = library.models.interval = 3600.0  # no polling: only the reset refetches
+        store.start()
+        wait_live(qtbot, store)
+        qtbot.waitUntil(lambda: set(statuses(store)) == old_jobs, timeout=WAIT_MS)
+        for title, kept in (("Datasets", library.datasets), ("Models", library.models)):
+            assert window.show_panel(title)
+            qtbot.waitUntil(lambda kept=kept: kept.loaded_once and not kept.is_refreshing, timeout=WAIT_MS)
+        assert library.datasets.model.ids() == [old_dataset] and library.models.model.rowCount() == 0
+        assert window.show_panel("Jobs")  # neither library tab on screen: a reconnect does not refresh them
+
+        resets = ResetCounter(store.model)
+        marks: list[str] = []
+        store.library_resync.connect(lambda: marks.append("reset"))
+        library.datasets.refresh_succeeded.connect(lambda: marks.append("datasets fetched"))
+        library.models.refresh_succeeded.connect(lambda: marks.append("models fetched"))
+        fetch_everything = store.fetch_active_jobs
+
+        async def observed_fetch_everything():  # observation only: the store's own method runs
+            jobs = await fetch_everything()
+            marks.append("jobs fetched")
+            return jobs
+
+        store.fetch_active_jobs = observed_fetch_everything
+
+        first.stop()
+        qtbot.waitUntil(lambda: store.stream_state is StreamState.RECONNECTING, timeout=WAIT_MS)
+        # The GUI thread is busy while the other server starts and gets its data: all of it is there when
+        # the app next reaches it.
+        second.start()
+        with sync_client(second.url, token) as http:
+            new_dataset = make_dataset(http, "new data", images=1)
+            new_jobs = {make_job(http, new_dataset, f"new {n}", 100)["id"] for n in range(2)}
+            new_revision = int(http.get("/api/training/jobs").headers["X-Training-Studio-Revision"])
+        assert abs(new_revision - old_revision) > 1000  # (each database starts at a random revision)
+
+        def refetched_after_reset() -> bool:
+            after = marks[marks.index("reset"):] if "reset" in marks else []
+            return {"jobs fetched", "datasets fetched", "models fetched"} <= set(after)
+
+        qtbot.waitUntil(refetched_after_reset, timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: statuses(store) == {job_id: JobStatus.PENDING for job_id in new_jobs},
+                        timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: store.stream_state is StreamState.LIVE, timeout=WAIT_MS)
+        assert library.datasets.model.ids() == [new_dataset]
+        assert library.models.model.rowCount() == 0
+        assert resets.count == 0
+        with sync_client(second.url, token) as http:  # the model equals the server's jobs
+            on_server = {job["id"]: JobStatus(job["status"]) for job in
+                         http.get("/api/training/jobs", params={"status": "all"}).json()}
+        assert statuses(store) == on_server
+        library.shutdown()
+        harness.run(library.wait_idle())
+    finally:
+        first.stop(timeout=10)
+        second.stop(timeout=10)
+
+
+def test_a_burst_of_job_events_in_one_frame_is_applied_in_at_most_one_model_update_per_frame(
+        harness, qtbot, qtmodeltester):
+    """200 job events (20 jobs x 10 steps) written at once by a labelled stand-in server (the real one
+    coalesces a job's progress, so it cannot send such a burst on purpose) reach the model coalesced: no
+    two `apply_updates` calls within one frame, each job at most once per call, the newest state applied,
+    and far fewer job states applied than events received."""
+    server = BurstEventServer().start()
+    try:
+        ids = [f"job{n:02d}" for n in range(20)]
+        for job_id in [*ids, "sentinel"]:
+            server.add_job(job_id, job_id, total_steps=10)
+        store = harness.store(server.url, server.token, refresh_interval=3600.0)
+        qtmodeltester.check(store.model)
+        store.start()
+        wait_live(qtbot, store)
+        qtbot.waitUntil(lambda: set(statuses(store)) == {*ids, "sentinel"}, timeout=WAIT_MS)
+        # The hello's resync (a delta) has run; the next refresh is an hour away.
+        qtbot.waitUntil(lambda: deltas(server) >= 1 and not store.is_refreshing, timeout=WAIT_MS)
+        resets = ResetCounter(store.model)
+
+        calls: list[tuple[float, list[tuple[str, int | None]]]] = []
+        apply_updates = store.model.apply_updates
+
+        def observed_apply_updates(jobs):  # observation only: the model's own method runs
+            jobs = list(jobs)
+            calls.append((time.monotonic(), [(job.id, job.current_step) for job in jobs]))
+            return apply_updates(jobs)
+
+        store.model.apply_updates = observed_apply_updates
+        sent = server.burst(ids, range(1, 11))
+        assert sent == 200
+        qtbot.waitUntil(lambda: all(progress_of(store, job_id) == pytest.approx(100.0) for job_id in ids),
+                        timeout=WAIT_MS)
+        # A later change proves nothing of the burst was still to come.
+        server.burst(["sentinel"], range(1, 2))
+        qtbot.waitUntil(lambda: progress_of(store, "sentinel") == pytest.approx(10.0), timeout=WAIT_MS)
+
+        assert calls and all(job_id == "sentinel" for job_id, _step in calls[-1][1])
+        burst_calls = calls[:-1]
+        assert burst_calls
+        for _moment, applied in calls:
+            assert len({job_id for job_id, _step in applied}) == len(applied)  # each job once per update
+        # At most one update per frame (a lower bound on the gaps: load only makes them longer; Qt's
+        # coarse timers may fire up to 5 % early).
+        gaps = [later[0] - earlier[0] for earlier, later in zip(calls, calls[1:])]
+        assert all(gap >= 0.9 * FRAME_MS / 1000 for gap in gaps), gaps
+        # Never an older state after a newer one, and the last state applied to each job is its final one.
+        last_step: dict[str, int] = {}
+        for _moment, applied in burst_calls:
+            for job_id, step in applied:
+                assert step is not None and step >= last_step.get(job_id, 0)
+                last_step[job_id] = step
+        assert last_step == {job_id: 10 for job_id in ids}
+        assert sum(len(applied) for _moment, applied in burst_calls) < sent
+        for job_id in ids:
+            row = store.model.row_of(job_id)
+            assert store.model.index(row, 0).data(JobRole.JOB).current_step == 10
+        assert resets.count == 0 and store.stream_state is StreamState.LIVE
+    finally:
+        server.stop()
+
+
+def test_while_the_stream_is_live_the_refresh_timer_asks_only_for_deltas_or_health(harness, qtbot):
+    """Issue 12: "the 5 s timer remains only as a cheap delta resync while the stream is healthy". With a
+    short interval against the labelled stand-in (revisions, an event stream): once live, never the whole
+    active list again; an empty delta on a quiet stream, and only /api/health after the stream delivered."""
+    server = BurstEventServer().start()
+    try:
+        server.add_job("a", "alpha")
+        server.add_job("b", "beta")
+        store = harness.store(server.url, server.token, refresh_interval=0.3)
+        store.start()
+        wait_live(qtbot, store)
+        qtbot.waitUntil(lambda: set(statuses(store)) == {"a", "b"}, timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: deltas(server) >= 1, timeout=WAIT_MS)  # the hello's resync
+        live_from = len(server.requests)
+
+        def after(start: int) -> list[tuple[str, str, dict[str, list[str]]]]:
+            return list(server.requests)[start:]
+
+        def count_deltas(start: int) -> int:
+            return sum(1 for _m, path, query in after(start) if path == "/api/training/jobs" and "since" in query)
+
+        def count_health(start: int) -> int:
+            return sum(1 for _m, path, _q in after(start) if path == "/api/health")
+
+        qtbot.waitUntil(lambda: count_deltas(live_from) >= 3, timeout=WAIT_MS)  # quiet stream: deltas
+        events_from = len(server.requests)
+        server.burst(["a"], range(1, 4))
+        qtbot.waitUntil(lambda: progress_of(store, "a") == pytest.approx(30.0), timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: count_health(events_from) >= 1, timeout=WAIT_MS)  # it delivered: health only
+        health_at = len(server.requests)
+        qtbot.waitUntil(lambda: count_deltas(health_at) >= 2, timeout=WAIT_MS)  # and the timer keeps going
+
+        for method, path, query in after(live_from):
+            assert method == "GET" and (path == "/api/health" or (path == "/api/training/jobs"
+                                                                  and query.get("status") == ["active"]
+                                                                  and "since" in query)), (path, query)
+        assert full_fetches(server) == 1  # the one at connect
+        assert server.count("/api/training/events") == 1  # one stream all along
+        assert store.stream_state is StreamState.LIVE and store.last_failure is None
+    finally:
+        server.stop()
+
+
+def test_the_datasets_tab_shows_a_dataset_created_committed_and_deleted_without_refresh(
+        harness, qtbot, server_factory):
+    server = server_factory(extra_args=["--no-runner"])
+    http = sync_client(server.url, server.token)
+    store = harness.store(server.url, server.token, refresh_interval=3600.0, timeout=4.0)
+    window = harness.window(store)
+    library = install_library_panels(window, store.client, store, lazy=True)
+    try:
+        library.datasets.interval = 3600.0  # the tab never polls here: only events can change its rows
+        store.start()
+        wait_live(qtbot, store)
+        assert window.show_panel("Datasets")
+        datasets = library.datasets
+        qtbot.waitUntil(lambda: datasets.loaded_once and not datasets.is_refreshing, timeout=WAIT_MS)
+        assert datasets.model.rowCount() == 0
+        refreshes: list[bool] = []
+        datasets.refreshing_changed.connect(lambda on: refreshes.append(on) if on else None)
+
+        created = http.post("/api/datasets", json={"name": "arrives live", "type": "image"})
+        assert created.status_code == 201, created.text
+        dataset_id = created.json()["id"]
+        qtbot.waitUntil(lambda: datasets.model.record(dataset_id) is not None, timeout=WAIT_MS)
+        assert datasets.model.record(dataset_id).name == "arrives live"
+        assert datasets.model.record(dataset_id).image_count == 0
+
+        for seed in range(2):
+            body = png_bytes(seed)
+            put = http.put(f"/api/datasets/{dataset_id}/files/{hashlib.sha256(body).hexdigest()}",
+                           params={"filename": f"img{seed}.png"}, content=body,
+                           headers={"Content-Type": "application/octet-stream"})
+            assert put.status_code == 201, put.text
+        assert http.post(f"/api/datasets/{dataset_id}/commit").status_code == 200
+
+        def committed() -> bool:
+            record = datasets.model.record(dataset_id)
+            return record is not None and str(record.status) == "active" and record.image_count == 2
+
+        qtbot.waitUntil(committed, timeout=WAIT_MS)
+
+        assert http.delete(f"/api/datasets/{dataset_id}").status_code == 200
+        qtbot.waitUntil(lambda: datasets.model.record(dataset_id) is None, timeout=WAIT_MS)
+        assert datasets.model.rowCount() == 0
+        assert refreshes == []  # every change came through the event stream
+        assert store.stream_state is StreamState.LIVE
+    finally:
+        library.shutdown()
+        harness.run(library.wait_idle())
+        http.close()
