@@ -126,9 +126,16 @@ class MainWindow(QMainWindow):
         from training_studio.ui.jobs.panel import JobsPanel
 
         # The details pane's links reach the Datasets and Models tabs; its toggle joins the View menu.
-        self.add_panel("Jobs", lambda: wire_jobs_panel(self, JobsPanel(store)))
+        self.add_panel("Jobs", lambda: self._link_history(wire_jobs_panel(self, JobsPanel(store))))
 
     # panels ------------------------------------------------------------------------------------
+    def _link_history(self, panel: QWidget) -> QWidget:
+        """The Jobs panel's Finished view points to the History tab (issue 15): its button shows that tab."""
+        requested = getattr(panel, "history_requested", None)
+        if requested is not None:
+            requested.connect(lambda: self.show_panel("History"))
+        return panel
+
     @property
     def jobs_panel(self):  # -> JobsPanel | None (typed loosely: the panel may have failed to build)
         from training_studio.ui.jobs.panel import JobsPanel

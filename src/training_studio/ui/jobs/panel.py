@@ -7,6 +7,12 @@ delegates; several rows can be selected; the header's context menu shows or hide
 state, a notice bar for cancel failures and server messages, the counts/"updated N s ago" line, and the
 job details pane (`details.pane.JobDetailsPane`) below the table in a splitter.
 
+A finished-status filter (Finished, Completed, Failed, Cancelled) shows the server's finished jobs, cleared from
+the list or not (issue 15): the table's proxy then reads the rows of `JobStore.finished_jobs()` (a controller
+with a model of its own, `ui.jobs.finished`) instead of the list's, and a line under the table says how many
+it holds, with a button to the History tab (`history_requested`) for the rest. Any other filter shows the
+list again, its rows untouched.
+
 The details pane shows the table's current job; with several jobs selected its chart compares them (at most
 `MAX_COMPARED`), each in a colour that the table shows as a swatch in the job's Name cell. It opens with
 the Details toggle (also in the main window's View menu), Enter or a double-click on a row; whether it is
@@ -21,6 +27,7 @@ for each. "Export table as CSV…" writes the rows and columns the table shows, 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence, QPainter, QPalette, QPen
@@ -56,10 +63,13 @@ from training_studio.ui.jobs.delegates import (
     palette_is_dark,
 )
 from training_studio.ui.jobs.details.colours import assign_colours, compare_colour
-from training_studio.ui.jobs.model import JobColumn, JobRole
+from training_studio.ui.jobs.model import JobColumn, JobListModel, JobRole
 from training_studio.ui.jobs.queue_proxy import QueueOrderProxyModel
 from training_studio.ui.jobs.store import JobStore
 from training_studio.ui.settings import AppSettings, remember_folder, remembered_folder
+
+if TYPE_CHECKING:
+    from training_studio.ui.jobs.finished import FinishedJobs
 
 __all__ = ["JobsPanel", "STATUS_FILTERS", "MAX_COMPARED", "MAX_LISTED_IN_CONFIRMATION"]
 
@@ -79,8 +89,9 @@ STATUS_FILTERS: list[tuple[str, set[JobStatus] | None]] = [
 EMPTY_TEXT = "No active training jobs"
 EMPTY_HINT = "Jobs you start on this server appear here and update live."
 NO_MATCH_TEXT = "No jobs match the filter"
-FINISHED_EMPTY_TEXT = ("No finished jobs in this list.\n\nCleared and older jobs are in the History tab (Ctrl+4), "
-                       "which lists every job of the server.")
+FINISHED_EMPTY_TEXT = "No finished jobs on this server yet."
+FINISHED_LOADING_TEXT = "Loading the server's finished jobs…"
+HISTORY_BUTTON_TEXT = "All jobs in History (Ctrl+4)"
 ROW_HEIGHT = 28
 MAX_COMPARED = 8  # jobs the chart compares at once (one palette's worth of distinguishable colours)
 MAX_LISTED_IN_CONFIRMATION = 10  # job names the cancel confirmation lists; the rest are counted
@@ -180,6 +191,7 @@ class JobsPanel(QWidget):
     details_visibility_changed = Signal(bool)
     train_again_requested = Signal(object)  # TrainingJob: open the Train dialog filled from it (issue 16)
     save_template_requested = Signal(object)  # TrainingJob: save its settings as a named template
+    history_requested = Signal()  # the user asked for the History tab (the Finished view's button)
 
     def __init__(self, store: JobStore, parent: QWidget | None = None, *,
                  settings: AppSettings | None = None) -> None:
@@ -192,6 +204,8 @@ class JobsPanel(QWidget):
         self.setAccessibleName("Training jobs")
         self.setMinimumSize(420, 240)
         self._connected_once = False
+        self.finished: FinishedJobs | None = None  # the Finished view's controller, once a finished filter was picked
+        self._scroll_on_load = False  # the Finished view was just entered: show its newest rows once they land
         self.details = None  # JobDetailsPane, built when first opened
         self.record_names = None  # RecordNames: the names the details Overview shows, built with the pane
         self.cancel_confirmation: QMessageBox | None = None  # the open cancel question, if any
@@ -360,6 +374,16 @@ class JobsPanel(QWidget):
         self.counts_label.setAccessibleName("Job counts")
         self.updated_label = QLabel(self)
         self.updated_label.setAccessibleName("Last update")
+        self.finished_note = QLabel(self)  # the Finished view's line: what it holds, the rest is in History
+        self.finished_note.setObjectName("finishedNote")
+        self.finished_note.setAccessibleName("Finished jobs shown")
+        self.finished_note.setTextFormat(Qt.TextFormat.PlainText)
+        self.finished_note.hide()
+        self.history_button = QPushButton(HISTORY_BUTTON_TEXT, self)
+        self.history_button.setObjectName("finishedHistoryButton")
+        self.history_button.setToolTip("The History tab lists every job of the server, a page at a time")
+        self.history_button.clicked.connect(self.history_requested)
+        self.history_button.hide()
 
         top = QHBoxLayout()
         top.setContentsMargins(0, 0, 0, 0)
@@ -371,6 +395,8 @@ class JobsPanel(QWidget):
         bottom = QHBoxLayout()
         bottom.setContentsMargins(4, 0, 4, 0)
         bottom.addWidget(self.counts_label)
+        bottom.addWidget(self.finished_note)
+        bottom.addWidget(self.history_button)
         bottom.addStretch(1)
         bottom.addWidget(self.updated_label)
         layout = QVBoxLayout(self)
@@ -424,11 +450,21 @@ class JobsPanel(QWidget):
         jobs = [self.proxy.index(row, 0).data(JobRole.JOB) for row in rows]
         return [job for job in jobs if isinstance(job, TrainingJob)]
 
+    def shown_model(self) -> JobListModel:
+        """The rows the table shows: the list's, or the Finished view's (the server's finished jobs)."""
+        source = self.proxy.sourceModel()
+        return source if isinstance(source, JobListModel) else self.model
+
+    def finished_view(self) -> bool:
+        """Whether the table shows the server's finished jobs (a finished-status filter is picked)."""
+        return self.finished is not None and self.proxy.sourceModel() is self.finished.model
+
     def select_job(self, job_id: str) -> bool:
-        row = self.model.row_of(job_id)
+        source = self.shown_model()
+        row = source.row_of(job_id)
         if row is None:
             return False
-        index = self.proxy.mapFromSource(self.model.index(row, 0))
+        index = self.proxy.mapFromSource(source.index(row, 0))
         if not index.isValid():
             return False
         self.table.selectionModel().setCurrentIndex(
@@ -572,7 +608,7 @@ class JobsPanel(QWidget):
         dark = palette_is_dark(self.table.palette())
         colours = {job_id: compare_colour(slot, dark=dark) for job_id, slot in self._compare_slots.items()}
         # Swatches only when comparing: one job's curve needs no key.
-        self.model.set_compare_colours(colours if len(compared) > 1 else {})
+        self.shown_model().set_compare_colours(colours if len(compared) > 1 else {})
         if self.details is None or not self.details_visible():
             return
         from training_studio.ui.jobs.details.pane import ComparedJob
@@ -654,7 +690,38 @@ class JobsPanel(QWidget):
     def _on_status_filter(self, index: int) -> None:
         statuses = STATUS_FILTERS[index][1] if 0 <= index < len(STATUS_FILTERS) else None
         self.proxy.set_statuses(set(statuses) if statuses is not None else None)
+        self._set_finished_view(self._finished_filter())
         self._update_state()
+
+    def _set_finished_view(self, on: bool) -> None:
+        """Show the server's finished jobs (on) or the list (off) in the table; the other rows stay as they are."""
+        finished = self.finished
+        if on and finished is None:
+            finished = self.finished = self.store.finished_jobs()
+            finished.loading_changed.connect(self._update_state)
+            finished.load_failed.connect(self._update_state)
+            finished.loaded.connect(self._on_finished_loaded)
+            for signal in (finished.model.rowsInserted, finished.model.rowsRemoved):
+                signal.connect(self._update_state)
+        source = finished.model if on and finished is not None else self.model
+        if self.proxy.sourceModel() is not source:
+            self.shown_model().set_compare_colours({})  # the swatches belong to the rows being left
+            self.proxy.setSourceModel(source)  # the proxy's one reset: the user switched views
+            self._update_actions()
+        if finished is None:
+            return
+        if on and not finished.shown:
+            self._scroll_on_load = True
+            finished.show()
+        elif not on and finished.shown:
+            finished.hide()
+
+    def _on_finished_loaded(self, *args: object) -> None:
+        self._update_state()
+        if self._scroll_on_load and self.finished_view():
+            self._scroll_on_load = False
+            if not self.table.selectionModel().hasSelection():
+                self.table.scrollToBottom()  # the newest finished jobs (rows are in createdAt order)
 
     def _on_jobs_changed(self) -> None:
         self._connected_once = True
@@ -668,7 +735,7 @@ class JobsPanel(QWidget):
             return
         # Only a status or "Cancelling…" change affects the counts and the actions, and both always
         # include the Status column; progress/step/loss updates skip this.
-        if top_left.column() <= int(JobColumn.STATUS):
+        if top_left.column() <= int(JobColumn.STATUS) and self.proxy.sourceModel() is self.model:
             self.proxy.source_data_changed(top_left, bottom_right, roles)  # the queue order may have changed
         if top_left.column() <= int(JobColumn.STATUS) <= bottom_right.column():
             self._update_state()  # a job finished: the counts and Clear finished change
@@ -769,9 +836,12 @@ class JobsPanel(QWidget):
 
     def _update_state(self, *args: object) -> None:
         total = self.model.rowCount()
-        if (total == 0 or self.proxy.rowCount() == 0) and self._finished_filter() and not self.proxy.text():
-            self.empty_label.setText(FINISHED_EMPTY_TEXT)
-            self.stack.setCurrentWidget(self.empty_label)
+        finished_view = self.finished_view()
+        self.counts_label.setVisible(not finished_view)
+        self.finished_note.setVisible(finished_view)
+        self.history_button.setVisible(finished_view)
+        if finished_view:
+            self._update_finished_view()
         elif total == 0:
             if self._connected_once:
                 self.empty_label.setText(f"{EMPTY_TEXT}\n\n{EMPTY_HINT}")
@@ -784,6 +854,34 @@ class JobsPanel(QWidget):
         active, finished = self.model.active_count(), self.model.finished_count()
         self.counts_label.setText(f"{active} active · {finished} finished")
         self.clear_action.setEnabled(finished > 0)
+
+    def _update_finished_view(self) -> None:
+        """The table or the empty state of the Finished view, and its line under the table."""
+        finished = self.finished
+        assert finished is not None
+        if self.proxy.rowCount() > 0:
+            self.stack.setCurrentWidget(self.table)
+        else:
+            if finished.is_loading and not finished.fetched_once and finished.model.rowCount() == 0:
+                text = FINISHED_LOADING_TEXT
+            elif finished.error and finished.model.rowCount() == 0:
+                text = f"Could not load the server's finished jobs: {finished.error}"
+            elif self.proxy.text() or finished.model.rowCount() > 0:
+                text = NO_MATCH_TEXT
+            else:
+                text = FINISHED_EMPTY_TEXT
+            self.empty_label.setText(text)
+            self.stack.setCurrentWidget(self.empty_label)
+        held = finished.model.rowCount()
+        if finished.more:
+            note = f"The latest {held:,} finished jobs of the server, cleared ones included"
+        else:
+            note = ("1 finished job" if held == 1 else f"{held:,} finished jobs") + \
+                " of the server, cleared ones included"
+        if finished.error and held:
+            note += f" · not refreshed: {finished.error}"
+        self.finished_note.setText(note)
+        self.finished_note.setToolTip(note)
 
     def _update_actions(self, *args: object) -> None:
         job = self.selected_job()

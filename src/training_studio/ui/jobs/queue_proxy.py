@@ -65,9 +65,12 @@ class QueueOrderProxyModel(JobFilterProxyModel):
     # order ------------------------------------------------------------------------------------------
     def _follow_source(self) -> None:
         old = self._order_source
-        if old is not None:
-            for signal, slot in ((old.rowsInserted, self._schedule_order), (old.rowsRemoved, self._schedule_order),
-                                 (old.modelReset, self._schedule_order), (old.dataChanged, self.source_data_changed)):
+        if old is not None:  # (a source swap: the Jobs panel's Finished view)
+            connected = [(old.rowsInserted, self._schedule_order), (old.rowsRemoved, self._schedule_order),
+                         (old.modelReset, self._schedule_order)]
+            if self._watch_data:
+                connected.append((old.dataChanged, self.source_data_changed))
+            for signal, slot in connected:
                 try:
                     signal.disconnect(slot)
                 except (RuntimeError, TypeError):

@@ -17,7 +17,8 @@ the newest: `HISTORY_WINDOW_S`, `HISTORY_LIMIT`) and adds them as finished rows;
 `FINISHED_CHECK_EVERY` refreshes, so a job that started and finished between two refreshes shows too
 (finished already when first seen, it is not announced as news). "Clear finished" records,
 per server, the moment it cleared through (in `AppSettings` when the store has them), and that
-fetch skips the jobs that finished by then, so cleared jobs do not come back at the next launch. A server
+fetch skips the jobs that finished by then, so cleared jobs do not come back at the next launch (the Finished
+filter still shows them: `finished_jobs()`, a controller of its own, ui.jobs.finished). A server
 is keyed by its URL, except the embedded local server, which gets a new port at every start: it is keyed
 by its data folder.
 
@@ -48,7 +49,7 @@ import time
 from collections.abc import Callable, Coroutine
 from itertools import compress, count, repeat
 from operator import attrgetter, eq, itemgetter, ne, not_
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
@@ -81,6 +82,9 @@ from training_studio.contract.models import TERMINAL_STATUSES, JobStatus, Traini
 from training_studio.ui.gc_pacing import GcPacing
 from training_studio.ui.jobs.model import JobListModel
 from training_studio.ui.settings import AppSettings, shared_settings
+
+if TYPE_CHECKING:
+    from training_studio.ui.jobs.finished import FinishedJobs
 
 __all__ = ["JobStore", "FailureKind", "StreamState", "FRAME_MS", "REFRESH_INTERVAL_S", "TICK_INTERVAL_S",
            "HISTORY_WINDOW_S", "HISTORY_LIMIT"]
@@ -255,6 +259,7 @@ class JobStore(QObject):
         self._cleared_through: dict[str, float] = {}  # server_key -> moment, also without settings
         # The last Clear finished, for its Undo: the rows it removed and the cleared-through moment before it.
         self._last_clear: tuple[list[TrainingJob], float | None] | None = None
+        self._finished: FinishedJobs | None = None  # the Jobs tab's Finished view, made on first use
 
         # Live updates (see the module docstring).
         self.live_updates = live_updates  # False: never open the event stream (polling only)
@@ -433,6 +438,15 @@ class JobStore(QObject):
         self.jobs_changed.emit()
         return len(back)
 
+    def finished_jobs(self) -> FinishedJobs:
+        """The Finished view's controller (ui.jobs.finished): the server's finished jobs, cleared or not.
+        Made on first use, so a session that never looks at them pays nothing."""
+        if self._finished is None:
+            from training_studio.ui.jobs.finished import FinishedJobs  # on use: not part of start-up
+
+            self._finished = FinishedJobs(self)
+        return self._finished
+
     def reconnect(self) -> None:
         """Re-read the connection (server.json for the local server) and refresh; used after a 401."""
         if self._shut_down:
@@ -463,10 +477,14 @@ class JobStore(QObject):
         self._gc_pacing.release()
         self._stop_stream()
         self._tasks.cancel_all()
+        if self._finished is not None:
+            self._finished.shutdown()
 
     async def wait_idle(self) -> None:
         """Wait until every task this store started has ended (after shutdown())."""
         await self._tasks.wait_idle()
+        if self._finished is not None:
+            await self._finished.wait_idle()
 
     # the store's operations (coroutines) --------------------------------------------------------
     def _reuse_step(self) -> Callable[[list[Any]], tuple[list[TrainingJob], dict[Any, tuple[Any, TrainingJob]]]]:
