@@ -16,6 +16,7 @@ from tests.ui.datasets_fixtures import (  # noqa: F401  (fixtures)
     http,
     make_dataset,
 )
+from tests.ui.jobs_helpers import make_job
 
 
 def first_show(dataset_store, http, qtbot, dataset_id: str, *, first: bool = True, **kwargs) -> TrainDialog:
@@ -154,3 +155,23 @@ def test_default_job_names_are_unique(dataset_store, http, qtbot):
     dialog.base_model_combo.setCurrentIndex(0)
     dialog._on_base_model_changed()
     assert dialog.name_edit.text() == "my own name"  # a name the user typed is kept
+    dialog.close()
+
+    # A job the Jobs list no longer shows (finished and cleared) still holds its name on the server: the
+    # dialog asks the server's history search and the default name avoids it too, once the answer is in.
+    base = "names · Built-in linear VAE (CPU, no downloads)"
+    dataset_id = make_dataset(http, "names", images=1)
+    cleared = make_job(http, dataset_id, f"{base} 3", 2, resolution=8, batch_size=1)["id"]
+    qtbot.waitUntil(lambda: http.get("/api/training/status", params={"job_id": cleared}).json()["status"]
+                    in ("completed", "failed", "cancelled"), timeout=60_000)
+    dialog = first_show(dataset_store, http, qtbot, dataset_id, first=False, taken_names=lambda: taken)
+    qtbot.waitUntil(lambda: dialog.name_edit.text() == f"{base} 4", timeout=10_000)
+    dialog.close()
+
+    # ...but never over a name the user typed before the answer arrived.
+    dialog = first_show(dataset_store, http, qtbot, dataset_id, first=False, taken_names=lambda: [])
+    dialog.name_edit.setText("typed first")
+    with qtbot.waitSignal(dataset_store.job_names_found, timeout=10_000,
+                          check_params_cb=lambda text, names: text == base and f"{base} 3" in names):
+        dataset_store.request_job_names(base)
+    assert dialog.name_edit.text() == "typed first"

@@ -4,7 +4,8 @@
 shown and after every change), the files of the dataset being viewed (`DatasetFilesModel`) with their
 thumbnails (fetched lazily, a few at a time, kept compressed by content hash, decoded off the GUI thread), the
 caption saves, deletes, the base-model list and job creation for the Train dialog (with the scheduling
-fields of issue 16, and the jobs a new job can wait for). Widgets never call
+fields of issue 16, the jobs a new job can wait for, and the names of the server's jobs its default name
+avoids). Widgets never call
 HTTP: they call the `request_*`/`open_dataset`/`save_caption`/`create_job` methods and listen to the
 signals, each named for the event it reports. Every server error ends in a signal with the server's own
 sentence; nothing is swallowed.
@@ -41,6 +42,8 @@ THUMBNAIL_DATA_BUDGET = 64 * 1024 * 1024
 _decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="thumbnail-decoder")
 FOLLOWABLE_ACTIVE = 200     # active jobs listed to schedule after (a queue longer than this is rare)
 FOLLOWABLE_FINISHED = 30    # and the most recently finished ones
+JOB_NAMES_LIMIT = 1000      # names fetched for the Train dialog's default name (the server's most per page)
+JOB_NAME_QUERY_MAX = 200    # the server's longest search text
 
 
 def decode_image(data: bytes) -> QImage | None:
@@ -65,6 +68,9 @@ class DatasetStore(PollingStore):
     # The jobs a new job can be scheduled after (issue 16): active ones, then recently finished ones.
     followable_jobs_loaded = Signal(list)      # list[TrainingJob]
     followable_jobs_failed = Signal(str)
+    # Names of the server's jobs (any status, cleared from the Jobs list or not) containing a text: the Train
+    # dialog's default name avoids them (issue 15). A failure is only logged: the name is a suggestion.
+    job_names_found = Signal(str, list)        # the text asked for, list[str]
 
     def __init__(self, client: ApiClient, *, interval: float = REFRESH_INTERVAL_S,
                  parent: QObject | None = None) -> None:
@@ -130,6 +136,12 @@ class DatasetStore(PollingStore):
         Train dialog's "after another job" list), or `followable_jobs_failed`."""
         if not self._shut_down:
             self._spawn(self.load_followable_jobs())
+
+    def request_job_names(self, text: str) -> None:
+        """Emit `job_names_found(text, names)` with the names of the server's jobs containing `text` (its
+        history search, `q=`), whatever their status and whether or not the Jobs list still shows them."""
+        if not self._shut_down and text.strip():
+            self._spawn(self.load_job_names(text))
 
     # operations (coroutines; tests may await them) ------------------------------------------------------
     async def _fetch(self) -> None:
@@ -208,6 +220,16 @@ class DatasetStore(PollingStore):
         jobs = list(active.jobs) + list(finished.jobs)
         self.followable_jobs_loaded.emit(jobs)
         return jobs
+
+    async def load_job_names(self, text: str) -> list[str] | None:
+        try:
+            page = await self.client.job_history(None, query=text.strip()[:JOB_NAME_QUERY_MAX], limit=JOB_NAMES_LIMIT)
+        except ApiError as error:
+            log.info("job names like %r not fetched: %s", text, error.message)
+            return None
+        names = [job.name for job in page.jobs]
+        self.job_names_found.emit(text, names)
+        return names
 
     async def _create_job(self, **request: Any) -> TrainingJob | None:
         try:

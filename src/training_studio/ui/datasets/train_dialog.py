@@ -10,7 +10,9 @@ tooltip. Every field is validated as the user types and again on Create; an inva
 the server, and each problem is said next to its field. The server's own refusal (422, unknown base
 model, dataset no longer active) is shown in the dialog's banner, and the dialog stays open with the
 user's values. The default job name, "<dataset> · <base model>", gets a number when a job of that name
-exists ("… 2", "… 3"). It never calls HTTP: it asks the `DatasetStore` and listens to its signals. It is
+exists ("… 2", "… 3"): one in the Jobs list at once, and any the server knows (cleared from the list, older)
+once the store's answer to a search for that name arrives, unless the user typed a name meanwhile. It never
+calls HTTP: it asks the `DatasetStore` and listens to its signals. It is
 opened with `open()` (never `exec()`, which would nest an event loop under asyncio).
 
 The dialog usually opens before the base models have arrived, so the fields and the word-wrapped
@@ -452,6 +454,11 @@ class TrainDialog(QDialog):
         # The names of the jobs that exist (the jobs store's), so the default name can avoid them.
         self._taken_names = taken_names
         self._default_name = ""  # the name this dialog proposed: replaced on a base model change unless edited
+        # Names of the server's jobs like the proposed one (its history search, cleared jobs included), asked
+        # per base name through the store; the default name avoids them too once they arrive.
+        self._server_names: set[str] = set()
+        self._asked_names: set[str] = set()
+        self._name_base = ""  # the base of the proposed name
         self.created_job: TrainingJob | None = None
         self._base_models: list[BaseModelInfo] = []
         self._sending = False
@@ -568,6 +575,7 @@ class TrainDialog(QDialog):
         store.followable_jobs_failed.connect(self.schedule.set_jobs_failed)
         store.datasets_changed.connect(self._on_datasets_changed)
         store.refresh_succeeded.connect(self._on_datasets_refreshed)
+        store.job_names_found.connect(self._on_job_names_found)
         store.refresh_failed.connect(self._on_datasets_refresh_failed)
         if templates is not None:
             templates.templates_changed.connect(self._on_templates_changed)
@@ -635,12 +643,13 @@ class TrainDialog(QDialog):
         self.create_button.setToolTip("\n".join(self.problems()))
 
     def _taken(self) -> list[str]:
+        names = list(self._server_names)
         if self._taken_names is None:
-            return []
+            return names
         try:
-            return list(self._taken_names())
+            return names + list(self._taken_names())
         except Exception:  # a naming hint must never stop the dialog from opening
-            return []
+            return names
 
     def _propose_name(self, model: BaseModelInfo | None) -> None:
         """Put "<dataset> · <base model>" (numbered past existing jobs) in the name field, unless the user
@@ -650,8 +659,26 @@ class TrainDialog(QDialog):
             return
         dataset_name = self.dataset.name if self.dataset is not None else "New job"
         base = f"{dataset_name} · {model.name}" if model is not None else f"{dataset_name} training"
-        self._default_name = unique_job_name(base[:MAX_NAME_LENGTH - 4], self._taken())
+        self._name_base = base = base[:MAX_NAME_LENGTH - 4]
+        self._default_name = unique_job_name(base, self._taken())
         self.name_edit.setText(self._default_name)
+        if base not in self._asked_names:  # the server's jobs of that name, cleared ones too (issue 15)
+            self._asked_names.add(base)
+            self.store.request_job_names(base)
+
+    def _on_job_names_found(self, base: str, names: list[str]) -> None:
+        """The server's jobs named like `base` arrived: the default name avoids them too, unless the user
+        typed a name of their own meanwhile (or the proposal moved on to another base)."""
+        if base not in self._asked_names:
+            return  # another dialog's question
+        self._server_names.update(names)
+        current = self.name_edit.text()
+        if base != self._name_base or (current and current != self._default_name):
+            return
+        proposed = unique_job_name(base, self._taken())
+        if proposed != current:
+            self._default_name = proposed
+            self.name_edit.setText(proposed)
 
     def _show_dataset(self) -> None:
         """The title and the dataset line (or combo) for `self.dataset`."""
