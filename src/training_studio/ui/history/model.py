@@ -6,6 +6,7 @@ the server sorts and filters, so paging stays correct. A live change of a job al
 row in place (dataChanged for that row only); a brand-new job is not inserted: it shows, in the server's
 order, at the next reload (the panel's Refresh, a change of the query, or a reconnection). A new query is
 the one reset.
+Cells answer `JobRole.LOOK` too, so the Status column is painted with the Jobs table's badge delegate.
 """
 
 from __future__ import annotations
@@ -17,7 +18,16 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
 
 from training_studio.contract.models import TERMINAL_STATUSES, TrainingJob, parse_timestamp
-from training_studio.ui.jobs.format import format_elapsed, format_loss, format_step, placement_text, status_label
+from training_studio.ui.jobs.format import (
+    clamp_progress,
+    format_elapsed,
+    format_loss,
+    format_step,
+    known_status,
+    placement_text,
+    status_label,
+)
+from training_studio.ui.jobs.model import CellLook, JobRole
 
 __all__ = ["HistoryColumn", "HistoryRole", "HistoryModel", "SORT_FIELDS"]
 
@@ -172,6 +182,9 @@ class HistoryModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.TextAlignmentRole and index.column() in (HistoryColumn.STEP, HistoryColumn.LOSS,
                                                                              HistoryColumn.DURATION):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == JobRole.LOOK:  # the Jobs table's status badge delegate reads it (ui/jobs/delegates.py)
+            status = known_status(job.status)
+            return CellLook(status, status_label(status), clamp_progress(job.progress), False, None)
         if role == HistoryRole.JOB:
             return job
         if role == HistoryRole.JOB_ID:
@@ -185,4 +198,7 @@ class HistoryModel(QAbstractTableModel):
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole \
                 and 0 <= section < len(HistoryColumn):
             return HEADERS[HistoryColumn(section)]
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.TextAlignmentRole \
+                and section in (HistoryColumn.STEP, HistoryColumn.LOSS, HistoryColumn.DURATION):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)  # over right-aligned numbers
         return None

@@ -6,7 +6,8 @@ header asks the server for that order (the table never sorts rows itself, so a t
 reorder rows under the user). The filter is remembered in the settings. Actions: Train again… (any job:
 the window opens the Train dialog filled from it), Delete… (finished jobs, one confirmation listing
 them; a running job is refused by the server and reported per job), Save as template… (one finished job:
-the window asks a name and saves its settings), Copy job ID.
+the window asks a name and saves its settings), Copy job ID. Refresh, Train again… and Delete… sit in a toolbar
+with the Jobs tab's icons, and the Status column wears the Jobs table's badges (`StatusBadgeDelegate`).
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMenu,
     QMessageBox,
+    QPushButton,
     QTableView,
-    QToolButton,
+    QToolBar,
     QVBoxLayout,
     QWidget,
 )
@@ -32,12 +34,14 @@ from training_studio.contract.models import TERMINAL_STATUSES, TrainingJob
 from training_studio.ui.history.model import SORT_FIELDS, HistoryColumn
 from training_studio.ui.history.query import ALL_STATUSES, DATE_RANGES, HistoryQuery
 from training_studio.ui.history.store import HistoryStore
+from training_studio.ui.icons import decorate_toolbar
+from training_studio.ui.jobs.delegates import StatusBadgeDelegate
 from training_studio.ui.jobs.format import status_label
 
 __all__ = ["HistoryPanel", "SEARCH_DEBOUNCE_MS"]
 
 SEARCH_DEBOUNCE_MS = 300
-ROW_HEIGHT = 26
+ROW_HEIGHT = 28  # as the Jobs table's: room for the status badge
 MAX_LISTED = 8  # jobs named in a confirmation before "and N more"
 
 
@@ -58,8 +62,8 @@ class HistoryPanel(QWidget):
         self.search_edit.setPlaceholderText("Search names")
         self.search_edit.setClearButtonEnabled(True)
         self.search_edit.setAccessibleName("Search job names")
-        self.status_button = QToolButton(self)
-        self.status_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        # A push button with a menu: the style leaves room for its arrow (a tool button's drew over the text).
+        self.status_button = QPushButton(self)
         self.status_button.setAccessibleName("Filter by status")
         self.status_menu = QMenu(self.status_button)
         self.status_actions: dict[str, QAction] = {}
@@ -73,9 +77,9 @@ class HistoryPanel(QWidget):
         self.date_combo.setAccessibleName("Filter by date")
         for key, label, _ in DATE_RANGES:
             self.date_combo.addItem(label, key)
-        self.refresh_button = QToolButton(self)
-        self.refresh_button.setText("Refresh")
-        self.refresh_button.clicked.connect(store.reload)
+        self.refresh_action = QAction("&Refresh", self)
+        self.refresh_action.setToolTip("Ask the server for this history again")
+        self.refresh_action.triggered.connect(store.reload)
 
         self.table = QTableView(self)
         self.table.setObjectName("historyTable")
@@ -99,7 +103,11 @@ class HistoryPanel(QWidget):
         header.setSortIndicatorShown(True)
         header.setSectionsClickable(True)
         header.sectionClicked.connect(self._on_header_clicked)
-        for column, width in ((HistoryColumn.STATUS, 100), (HistoryColumn.STEP, 100), (HistoryColumn.LOSS, 80),
+        # The status as the Jobs table shows it: a badge with the status's icon and colour (issue 15, item 9).
+        self._status_delegate = StatusBadgeDelegate(self.table)
+        self.table.setItemDelegateForColumn(int(HistoryColumn.STATUS), self._status_delegate)
+        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)  # as the Jobs table's
+        for column, width in ((HistoryColumn.STATUS, 120), (HistoryColumn.STEP, 120), (HistoryColumn.LOSS, 80),
                               (HistoryColumn.CREATED, 130), (HistoryColumn.FINISHED, 130),
                               (HistoryColumn.DURATION, 80), (HistoryColumn.PLACEMENT, 120)):
             header.resizeSection(int(column), width)
@@ -126,20 +134,22 @@ class HistoryPanel(QWidget):
         self.copy_id_action = QAction("Copy job &ID", self)
         self.copy_id_action.triggered.connect(self._copy_id)
         self.addAction(self.delete_action)
-        self.train_button = train_button = QToolButton(self)
-        train_button.setDefaultAction(self.train_again_action)
-        delete_button = QToolButton(self)
-        delete_button.setDefaultAction(self.delete_action)
+        # A toolbar as on the Jobs tab: the same icon set, text beside the icons, following the theme.
+        self.toolbar = QToolBar("History", self)
+        self.toolbar.setAccessibleName("History toolbar")
+        for action in (self.refresh_action, self.train_again_action, self.delete_action):
+            self.toolbar.addAction(action)
+        decorate_toolbar(self.toolbar, {self.refresh_action: "refresh-cw", self.train_again_action: "play",
+                                        self.delete_action: "trash-2"})
+        self.refresh_button = self.toolbar.widgetForAction(self.refresh_action)
+        self.train_button = self.toolbar.widgetForAction(self.train_again_action)
 
         top = QHBoxLayout()
         top.setContentsMargins(0, 0, 0, 0)
+        top.addWidget(self.toolbar)
         top.addWidget(self.search_edit, 1)
         top.addWidget(self.status_button)
         top.addWidget(self.date_combo)
-        top.addWidget(self.refresh_button)
-        top.addSpacing(12)
-        top.addWidget(train_button)
-        top.addWidget(delete_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 4)
         layout.addLayout(top)
@@ -197,8 +207,7 @@ class HistoryPanel(QWidget):
 
     # intent ------------------------------------------------------------------------------------------
     def set_train_again_available(self, available: bool) -> None:
-        self.train_again_action.setVisible(available)
-        self.train_button.setVisible(available)
+        self.train_again_action.setVisible(available)  # its toolbar button goes with it
 
     def _send(self, query: HistoryQuery) -> None:
         self._error = None
