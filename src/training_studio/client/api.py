@@ -470,6 +470,22 @@ class ApiClient:
         path = "/".join(_segment(part) for part in name.split("/"))
         return await self._request_bytes(f"/api/training/jobs/{_segment(job_id)}/samples/{path}")
 
+    # a job's step checkpoints, as its trainer writes them (issue 13) ---------------------------------
+    async def job_checkpoints(self, job_id: str) -> list[JobOutputFile]:
+        """The step checkpoints the job's trainer wrote so far, ascending step (docs/api.md); NotFound
+        (code `job_not_found`) for an unknown job, a plain NotFound from a server without the listing."""
+        data = await self._request("GET", f"/api/training/jobs/{_segment(job_id)}/checkpoints")
+        return self._parse(list[JobOutputFile], data)
+
+    async def download_job_checkpoint_file(self, job_id: str, name: str,
+                                           write: Callable[[bytes], Awaitable[None]],
+                                           progress: Callable[[int, int | None], None] | None = None) -> int:
+        """Stream one step checkpoint (a `name` from job_checkpoints) as download_checkpoint does; NotFound
+        (code `checkpoint_not_found`) when it is gone, RequestRejected (code `outside_job_folder`) when it
+        leads out of the job's folder."""
+        path = "/".join(_segment(part) for part in name.split("/"))
+        return await self._download(f"/api/training/jobs/{_segment(job_id)}/checkpoints/{path}", write, progress)
+
     async def download_checkpoint(self, model_id: str, write: Callable[[bytes], Awaitable[None]],
                                   progress: Callable[[int, int | None], None] | None = None) -> int:
         """Stream a model's checkpoint, handing each chunk to `write` (which should push the disk write
