@@ -1,9 +1,10 @@
-"""The job details pane: tabs Overview, Chart, Logs and Samples for the job(s) selected in the jobs table.
+"""The job details pane: tabs Overview, Chart, Logs, Samples and Checkpoints for the job(s) selected in the
+jobs table.
 
-`JobDetailsPane` arranges the four views and tells them which jobs to show (`show_jobs`): the Overview, Logs
-and Samples follow the table's current job; the Chart (`chart.LossChart`) shows every compared job, the
-current one first, each in its colour (the same colour the table paints as a swatch in the job's row;
-`colours.py`). It builds each view defensively: a view
+`JobDetailsPane` arranges the five views and tells them which jobs to show (`show_jobs`): the Overview, Logs,
+Samples and Checkpoints follow the table's current job; the Chart (`chart.LossChart`) shows every compared
+job, the current one first, each in its colour (the same colour the table paints as a swatch in the job's
+row; `colours.py`). It builds each view defensively: a view
 that cannot be built (its module missing or broken) becomes a "Not available" page and the other tabs keep
 working. The views fetch their own data through their own stores and only while visible; the pane never
 calls HTTP. `shutdown()` stops them (at quit, or when the jobs panel goes away).
@@ -27,7 +28,7 @@ __all__ = ["JobDetailsPane", "ComparedJob", "NOT_AVAILABLE_TEXT", "TAB_TITLES"]
 log = logging.getLogger(__name__)
 
 NOT_AVAILABLE_TEXT = "Not available"
-TAB_TITLES = ("Overview", "Chart", "Logs", "Samples")
+TAB_TITLES = ("Overview", "Chart", "Logs", "Samples", "Checkpoints")
 
 
 @dataclass(frozen=True)
@@ -90,12 +91,14 @@ class JobDetailsPane(QWidget):
         self.logs = _build_view("Logs", "training_studio.ui.jobs.details.logs", "LogView", store, parent=self)
         self.samples = _build_view("Samples", "training_studio.ui.jobs.details.samples", "SamplesStrip", store,
                                    parent=self)
+        self.checkpoints = _build_view("Checkpoints", "training_studio.ui.jobs.details.checkpoints",
+                                       "CheckpointsView", store, parent=self)
 
         self.tabs = QTabWidget(self)
         self.tabs.setObjectName("jobDetailsTabs")
         self.tabs.setDocumentMode(True)
         self.tabs.setAccessibleName("Job details tabs")
-        for title, view in zip(TAB_TITLES, (self.overview, self.chart, self.logs, self.samples)):
+        for title, view in zip(TAB_TITLES, (self.overview, self.chart, self.logs, self.samples, self.checkpoints)):
             self.tabs.addTab(view, title)
         self.close_button = QToolButton(self)
         self.close_button.setObjectName("closeDetails")
@@ -118,13 +121,13 @@ class JobDetailsPane(QWidget):
 
     # public API -------------------------------------------------------------------------------
     def show_jobs(self, current_id: str | None, compared: Sequence[ComparedJob], *, more: int = 0) -> None:
-        """Show `current_id` in the Overview, Logs and Samples and `compared` in the Chart (the current job
-        alone, or several jobs to compare); `more`: selected jobs left out of the comparison."""
+        """Show `current_id` in the Overview, Logs, Samples and Checkpoints and `compared` in the Chart (the
+        current job alone, or several jobs to compare); `more`: selected jobs left out of the comparison."""
         compared = tuple(compared)
         if current_id != self.current_id:
             self.current_id = current_id
             self.overview.set_job(current_id)
-            for view in (self.logs, self.samples):
+            for view in (self.logs, self.samples, self.checkpoints):
                 show_job = getattr(view, "show_job", None)
                 if show_job is not None:
                     show_job(current_id)
@@ -172,7 +175,7 @@ class JobDetailsPane(QWidget):
         if self._shut_down:
             return
         self._shut_down = True
-        for view in (self.chart, self.logs, self.samples):
+        for view in (self.chart, self.logs, self.samples, self.checkpoints):
             stop = getattr(view, "shutdown", None)
             if stop is not None:
                 try:
