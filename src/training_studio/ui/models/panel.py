@@ -2,10 +2,12 @@
 
 `ModelsPanel` is a view over `ModelStore`: a toolbar (Save checkpoint as…, Show in folder, Delete…,
 Refresh), a notice bar for errors and results, the model table (sortable through a proxy, selection kept
-across refreshes) and, beside it, the selected model's details and samples image (scaled to fit, kept
-sharp). Save checkpoint as… asks for a file with QFileDialog from a plain slot and hands the download to
-the store (streamed to disk off the GUI thread), showing its progress with a Cancel button; Show in
-folder opens the model's directory with QDesktopServices when the server is local (it gave a `path` that
+across refreshes) and, beside it, the selected model's details, samples image (scaled to fit, kept
+sharp) and the intermediate checkpoints its training run saved (a `CheckpointTable` as the job details'
+Checkpoints tab has: Save as… by its button, Enter, a double-click or the context menu, asking where with a
+QFileDialog opened with `open()`, progress and the outcome under it). Save checkpoint as… asks for a
+file with QFileDialog from a plain slot and hands the download to the store (streamed to disk off the GUI
+thread), showing its progress with a Cancel button; Show in folder opens the model's directory with QDesktopServices when the server is local (it gave a `path` that
 exists here); Delete asks for confirmation naming the model. Auto-refresh is on while the panel is shown.
 """
 from __future__ import annotations
@@ -22,6 +24,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSizePolicy,
     QSplitter,
+    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -30,6 +33,8 @@ from training_studio.contract.models import ModelStatus, TrainedModel
 from training_studio.ui.banner import BannerLevel
 from training_studio.ui.datasets.format import format_bytes, format_created, status_text
 from training_studio.ui.icons import decorate_toolbar
+from training_studio.ui.jobs.details.checkpoints import CheckpointTable, DownloadRow, copy_to_clipboard, save_dialog
+from training_studio.ui.jobs.details.checkpoints_store import suggested_filename
 from training_studio.ui.notifications import post_notice
 from training_studio.ui.models.list_model import ModelColumn
 from training_studio.ui.models.store import ModelStore
@@ -144,7 +149,8 @@ class ModelsPanel(RecordListPanel):
         self.samples_view.setAccessibleName("Sample images of the selected model")
         details_layout.addWidget(self.details_label)
         details_layout.addWidget(samples_title)
-        details_layout.addWidget(self.samples_view, 1)
+        details_layout.addWidget(self.samples_view, 2)
+        details_layout.addWidget(self._build_intermediate(details), 1)
 
         splitter = QSplitter(Qt.Orientation.Horizontal, self)
         splitter.addWidget(self.table_stack)
@@ -174,6 +180,14 @@ class ModelsPanel(RecordListPanel):
         store.checkpoint_saved.connect(self._on_checkpoint_saved)
         store.checkpoint_failed.connect(self._on_checkpoint_failed)
         store.unexpected_error.connect(lambda text: self._say(text, BannerLevel.ERROR))
+        store.intermediate_listed.connect(self._on_intermediate_listed)
+        saver = store.intermediate_saver
+        saver.started.connect(self.intermediate_download.on_started)
+        saver.progress.connect(self.intermediate_download.on_progress)
+        saver.saved.connect(self.intermediate_download.on_saved)
+        saver.failed.connect(self.intermediate_download.on_failed)
+        for signal in (saver.started, saver.saved, saver.failed):
+            signal.connect(self._update_intermediate_actions)
         self._update_state()
         self._show_details(None)
 
@@ -196,6 +210,33 @@ class ModelsPanel(RecordListPanel):
             return
         remember_folder("checkpoints", Path(path).parent)
         self.store.save_checkpoint(model.id, path)
+
+    def choose_intermediate_target(self) -> None:
+        """Plain slot: ask where to save the selected intermediate checkpoint with a dialog opened with
+        `open()` (no nested event loop); its `fileSelected` starts the download."""
+        model = self.selected_model()
+        name = self.intermediate_table.selected_name()
+        if model is None or name is None or self.store.intermediate_saver.is_busy():
+            return
+        if self.intermediate_dialog is not None:
+            self.intermediate_dialog.raise_()
+            return
+        folder = Path(remembered_folder("checkpoints", str(Path.home())))
+        dialog = save_dialog(self, f"Save the intermediate checkpoint {name.rsplit('/', 1)[-1]} of “{model.name}”",
+                             folder / suggested_filename(model.name, name))
+        model_id = model.id
+        dialog.fileSelected.connect(lambda path: self._intermediate_target_chosen(model_id, name, path))
+        dialog.finished.connect(self._intermediate_dialog_closed)
+        self.intermediate_dialog = dialog
+        dialog.open()
+
+    def _intermediate_target_chosen(self, model_id: str, name: str, path: str) -> None:
+        if path:
+            remember_folder("checkpoints", Path(path).parent)
+            self.store.save_intermediate(model_id, name, path)
+
+    def _intermediate_dialog_closed(self, *_args: object) -> None:
+        self.intermediate_dialog = None
 
     def show_in_folder(self) -> bool:
         model = self.selected_model()
@@ -232,6 +273,7 @@ class ModelsPanel(RecordListPanel):
 
     def _show_details(self, model: TrainedModel | None, *, only_if_changed: bool = False) -> None:
         self._update_actions()
+        self._show_intermediate(model)
         if model is None:
             self.details_label.setText("Select a model to see its details and samples.")
             self.samples_view.set_image(None, "")
@@ -264,6 +306,81 @@ class ModelsPanel(RecordListPanel):
             text = "The trainer is still writing this model." if model.status is ModelStatus.PROCESSING \
                 else "This model has no samples."
             self.samples_view.set_image(None, text)
+
+    # intermediate checkpoints ---------------------------------------------------------------------------------
+    def _build_intermediate(self, parent: QWidget) -> QWidget:
+        section = QWidget(parent)
+        section.setObjectName("intermediateCheckpoints")
+        layout = QVBoxLayout(section)
+        layout.setContentsMargins(0, 6, 0, 0)
+        layout.setSpacing(4)
+        title_row = QHBoxLayout()
+        title = QLabel("Intermediate checkpoints", section)
+        font = title.font()
+        font.setBold(True)
+        title.setFont(font)
+        self.intermediate_save_action = QAction("&Save as…", self)
+        self.intermediate_save_action.setToolTip("Save the selected intermediate checkpoint to a file on this "
+                                                 "computer")
+        self.intermediate_save_action.triggered.connect(self.choose_intermediate_target)
+        self.intermediate_copy_action = QAction("&Copy name", self)
+        self.intermediate_copy_action.triggered.connect(
+            lambda: copy_to_clipboard(self.intermediate_table.selected_name()))
+        self.intermediate_save_button = QPushButton("Save as…", section)
+        self.intermediate_save_button.setObjectName("saveIntermediateCheckpoint")
+        self.intermediate_save_button.setToolTip(self.intermediate_save_action.toolTip())
+        self.intermediate_save_button.clicked.connect(self.intermediate_save_action.trigger)
+        title_row.addWidget(title, 1)
+        title_row.addWidget(self.intermediate_save_button)
+        layout.addLayout(title_row)
+        self.intermediate_stack = QStackedWidget(section)
+        self.intermediate_table = CheckpointTable(self.store.intermediate_model, self.intermediate_stack, compact=True)
+        self.intermediate_table.setObjectName("intermediateCheckpointsTable")
+        self.intermediate_table.setAccessibleName("Intermediate checkpoints of the selected model")
+        self.intermediate_table.menu_actions = [self.intermediate_save_action, self.intermediate_copy_action]
+        self.intermediate_table.save_requested.connect(self.intermediate_save_action.trigger)
+        self.intermediate_table.selectionModel().selectionChanged.connect(self._update_intermediate_actions)
+        self.intermediate_state = QLabel(self.intermediate_stack)
+        self.intermediate_state.setObjectName("intermediateCheckpointsState")
+        self.intermediate_state.setWordWrap(True)
+        self.intermediate_state.setTextFormat(Qt.TextFormat.PlainText)
+        self.intermediate_state.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.intermediate_stack.addWidget(self.intermediate_table)
+        self.intermediate_stack.addWidget(self.intermediate_state)
+        layout.addWidget(self.intermediate_stack, 1)
+        self.intermediate_download = DownloadRow(section)
+        self.intermediate_download.cancel_requested.connect(self.store.intermediate_saver.cancel)
+        layout.addWidget(self.intermediate_download)
+        self.intermediate_dialog: QFileDialog | None = None
+        self.intermediate_section = section
+        return section
+
+    def _show_intermediate(self, model: TrainedModel | None) -> None:
+        self.intermediate_section.setVisible(model is not None)
+        if model is None:
+            self.store.request_intermediate(None)
+        elif model.id != self.store.intermediate_for:
+            self.intermediate_state.setText("Loading intermediate checkpoints…")
+            self.intermediate_stack.setCurrentWidget(self.intermediate_state)
+            self.store.request_intermediate(model.id)
+        self._update_intermediate_actions()
+
+    def _on_intermediate_listed(self, model_id: str, text: str) -> None:
+        if not self._is_selected(model_id):
+            return
+        if text:
+            self.intermediate_state.setText(text)
+            self.intermediate_stack.setCurrentWidget(self.intermediate_state)
+        else:
+            self.intermediate_stack.setCurrentWidget(self.intermediate_table)
+        self._update_intermediate_actions()
+
+    def _update_intermediate_actions(self, *_args: object) -> None:
+        enabled = self.intermediate_table.selected_name() is not None \
+            and not self.store.intermediate_saver.is_busy()
+        self.intermediate_save_action.setEnabled(enabled)
+        self.intermediate_save_button.setEnabled(enabled)
+        self.intermediate_copy_action.setEnabled(self.intermediate_table.selected_name() is not None)
 
     def _on_job_name_known(self, job_id: str, name: str) -> None:
         model = self.selected_model()

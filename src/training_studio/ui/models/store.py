@@ -5,7 +5,10 @@ after every change, see `PollingStore`), the samples image of a model (fetched o
 GUI thread, cached per model until the model changes), deletes, and checkpoint downloads: streamed from
 `/checkpoint` into `<target>.part` with every disk write in a worker thread, renamed onto the target only
 when complete, and removed on any failure or cancel so no half-written file is left (ui.downloads holds
-those helpers). Widgets never call HTTP; each event has its own signal.
+those helpers). It also lists the intermediate checkpoints of the model the panel shows
+(`intermediate_model`, a `CheckpointTableModel` as the job details' Checkpoints tab has, newest step first;
+`request_intermediate`) and saves one of them at a time through its `intermediate_saver` (the same `.part`
+streaming). Widgets never call HTTP; each event has its own signal.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from training_studio.ui.downloads import (
     open_for_writing,
     part_path,
 )
+from training_studio.ui.jobs.details.checkpoints_store import CheckpointSaver, CheckpointTableModel
 from training_studio.ui.models.list_model import TrainedModelListModel
 
 __all__ = ["ModelStore", "PART_SUFFIX"]
@@ -49,6 +53,8 @@ class ModelStore(PollingStore):
     checkpoint_saved = Signal(str, str)          # model id, target path
     checkpoint_failed = Signal(str, str)         # model id, human message
     job_name_known = Signal(str, str)            # training job id, its name (for "Job: …" in the details)
+    # model id, "" when its intermediate checkpoints are listed in `intermediate_model`, else why there are none
+    intermediate_listed = Signal(str, str)
 
     def __init__(self, client: ApiClient, *, interval: float = REFRESH_INTERVAL_S,
                  parent: QObject | None = None) -> None:
@@ -61,6 +67,10 @@ class ModelStore(PollingStore):
         # training job id -> its name ("" while asked, or when the server no longer knows the job)
         self._job_names: dict[str, str] = {}
         self._jobs_not_found: set[str] = set()
+        self.intermediate_model = CheckpointTableModel(self)
+        self.intermediate_saver = CheckpointSaver(self)
+        self.intermediate_for: str | None = None  # the model whose intermediate checkpoints are listed
+        self._intermediate_generation = 0
 
     # queries -------------------------------------------------------------------------------------------
     def trained_model(self, model_id: str) -> TrainedModel | None:
@@ -112,6 +122,28 @@ class ModelStore(PollingStore):
             return
         self._spawn(self.load_samples(model_id))
 
+    def request_intermediate(self, model_id: str | None) -> None:
+        """List the intermediate checkpoints of `model_id` (None: none) into `intermediate_model`; then
+        `intermediate_listed`. They do not change once a model is made, so each model is listed once
+        per selection."""
+        if model_id == self.intermediate_for or self._shut_down:
+            return
+        self._intermediate_generation += 1
+        self.intermediate_for = model_id
+        self.intermediate_model.clear()
+        if model_id is not None:
+            self._spawn(self._list_intermediate(self._intermediate_generation, model_id))
+
+    def save_intermediate(self, model_id: str, name: str, target: str | os.PathLike[str]) -> bool:
+        """Save intermediate checkpoint `name` of `model_id` to `target`; see CheckpointSaver (one at a time)."""
+        if self._shut_down:
+            return False
+
+        def fetch(write: Any, progress: Any) -> Any:
+            return self.client.download_model_checkpoint_file(model_id, name, write, progress)
+
+        return self.intermediate_saver.save(name, Path(target), fetch)
+
     def save_checkpoint(self, model_id: str, target: str | os.PathLike[str]) -> None:
         """Download the checkpoint to `target` (the view asked where); one download per model at a time."""
         if self._shut_down or model_id in self._downloads:
@@ -125,7 +157,35 @@ class ModelStore(PollingStore):
         if task is not None:
             task.cancel()
 
+    def shutdown(self) -> None:
+        super().shutdown()
+        self.intermediate_saver.shutdown()
+
+    async def wait_idle(self) -> None:
+        await super().wait_idle()
+        await self.intermediate_saver.wait_idle()
+
     # operations ------------------------------------------------------------------------------------------
+    async def _list_intermediate(self, generation: int, model_id: str) -> None:
+        try:
+            files = await self.client.model_checkpoints(model_id)
+        except NotFound as error:
+            if generation == self._intermediate_generation:
+                self.intermediate_listed.emit(model_id, "This server does not list intermediate checkpoints."
+                                              if error.code != "model_not_found" else
+                                              "The server no longer has this model.")
+            return
+        except ApiError as error:
+            if generation == self._intermediate_generation:
+                self.intermediate_listed.emit(model_id, f"Could not list the intermediate checkpoints: "
+                                                        f"{error.message}")
+            return
+        if generation != self._intermediate_generation:
+            return
+        self.intermediate_model.apply_listing(files)
+        self.intermediate_listed.emit(model_id, "" if files else
+                                      "Its training run saved no intermediate checkpoints.")
+
     async def _fetch(self) -> None:
         models = await self.client.list_models()
         self.model.apply_snapshot(models)
