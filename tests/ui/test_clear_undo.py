@@ -109,6 +109,13 @@ def test_the_finished_filter_shows_the_servers_finished_jobs_cleared_or_not(harn
     assert shown_ids(panel) == [cleared[1]]
     panel.filter_edit.clear()
 
+    # A cleared job picked there shows in the details pane's Overview, as any job does.
+    assert panel.select_job(cleared[0])
+    panel.open_details()
+    overview = panel.details.overview
+    qtbot.waitUntil(lambda: overview.value_text("name") == "done 0", timeout=5_000)
+    assert overview.value_text("status") == "Completed" and overview.value_text("id") == cleared[0]
+
     # The button goes to the History tab.
     panel.history_button.click()
     assert window.current_title() == "History"

@@ -447,6 +447,14 @@ class JobStore(QObject):
             self._finished = FinishedJobs(self)
         return self._finished
 
+    def known_job(self, job_id: str) -> TrainingJob | None:
+        """The job as this store knows it: its list's row, else the Finished view's (a cleared job shown
+        there, ui.jobs.finished); None if neither holds it."""
+        job = self.model.job(job_id)
+        if job is None and self._finished is not None:
+            job = self._finished.model.job(job_id)
+        return job
+
     def reconnect(self) -> None:
         """Re-read the connection (server.json for the local server) and refresh; used after a 401."""
         if self._shut_down:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import html
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, Qt, Signal
@@ -128,13 +129,17 @@ class JobOverview(QWidget):
     dataset_activated = Signal(str)  # dataset id: show it in the Datasets tab
     model_activated = Signal(str)    # model id: show it in the Models tab
 
-    def __init__(self, model: JobListModel, *, server_text: Any = None, parent: QWidget | None = None) -> None:
-        """`server_text`: a callable giving the "which server" line (the pane passes the store's)."""
+    def __init__(self, model: JobListModel, *, server_text: Any = None, parent: QWidget | None = None,
+                 find_job: Callable[[str], TrainingJob | None] | None = None) -> None:
+        """`server_text`: a callable giving the "which server" line (the pane passes the store's);
+        `find_job`: where a job not in `model` is looked up (the pane passes the store's `known_job`, which
+        also knows the Finished view's cleared jobs)."""
         super().__init__(parent)
         self.setObjectName("jobOverview")
         self.setAccessibleName("Job overview")
         self.model = model
         self._server_text = server_text
+        self._find_job = find_job
         self.job_id: str | None = None
         self.job: TrainingJob | None = None
         self.names: RecordNames | None = None
@@ -227,7 +232,7 @@ class JobOverview(QWidget):
 
     def refresh(self) -> None:
         """Read the job from the model again and show it."""
-        job = self.model.job(self.job_id) if self.job_id is not None else None
+        job = self._find(self.job_id) if self.job_id is not None else None
         self.job = job
         if job is None:
             self.empty_label.setText(NO_JOB_TEXT if self.job_id is None else GONE_TEXT)
@@ -235,6 +240,12 @@ class JobOverview(QWidget):
             return
         self._render(job)
         self.stack.setCurrentWidget(self.scroll)
+
+    def _find(self, job_id: str) -> TrainingJob | None:
+        job = self.model.job(job_id)
+        if job is None and self._find_job is not None:
+            job = self._find_job(job_id)
+        return job
 
     def value_text(self, key: str) -> str:
         """The plain text shown for a field ("status", "eta", "dataset"...), for tests and tools."""
@@ -255,7 +266,7 @@ class JobOverview(QWidget):
             self.refresh()
 
     def _on_rows_changed(self, *args: object) -> None:
-        if self.job_id is not None and (self.job is None) != (self.model.job(self.job_id) is None):
+        if self.job_id is not None and (self.job is None) != (self._find(self.job_id) is None):
             self.refresh()  # our job came or went
 
     def _on_name_changed(self, kind: str, record_id: str) -> None:

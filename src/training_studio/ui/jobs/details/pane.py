@@ -84,7 +84,8 @@ class JobDetailsPane(QWidget):
         self.compared: tuple[ComparedJob, ...] = ()
         self._shut_down = False
 
-        self.overview = JobOverview(store.model, server_text=lambda: server_description(store), parent=self)
+        self.overview = JobOverview(store.model, server_text=lambda: server_description(store), parent=self,
+                                    find_job=getattr(store, "known_job", None))
         self.overview.dataset_activated.connect(self.dataset_activated)
         self.overview.model_activated.connect(self.model_activated)
         self.chart = _build_view("Chart", "training_studio.ui.jobs.details.chart", "LossChart", store, parent=self)
