@@ -345,5 +345,5 @@ class HistoryPanel(QWidget):
                 else "No jobs with these statuses yet"
         else:
             more = self.model.canFetchMore(self.model.index(-1, -1)) or self.store.is_loading
-            text = f"{rows:,} jobs shown" + (" · scroll for more" if more else "")
+            text = f"{rows:,} {'job' if rows == 1 else 'jobs'} shown" + (" · scroll for more" if more else "")
         self.status_label.setText(text)
