@@ -1,8 +1,9 @@
 """Queue control and GPU assignment through a real server and real trainers (issue 16): jobs start in the
 order the user set (also after a server restart), held jobs wait, a chained job starts only when the job
 it waits for ends (and never, if it was to run only after a success that did not come), a job set to start
-at a time waits for it and then starts without anything else happening, passed over meanwhile by a job queued
-after it, a failed job does not stop the queue, and `serve --gpus` hands each running job its own GPU through CUDA_VISIBLE_DEVICES.
+at a time waits for it and then starts without anything else happening, passed over meanwhile by a job
+queued after it, a failed job does not stop the queue, and `serve --gpus` hands each running job its own
+GPU through CUDA_VISIBLE_DEVICES.
 
 The trainer is tests/runner/trainers/gated_env.py: it appends {job, gpus} to a record file when it starts
 and ends only when the test creates the gate file `go` in its output folder.

@@ -146,7 +146,6 @@ def test_the_filter_is_there_again_at_the_next_app_start(seeded_server, harness,
     qtbot.waitUntil(lambda: panel.store.query == chosen and _loaded(panel), timeout=20_000)
     panel.window().close()
     settings.sync()
-    del settings, panel
     on_disk = settings_path.read_text()  # written to the file, for the next process to read
     assert f"[{SETTINGS_KEY.split('/')[0]}]" in on_disk and "portrait" in on_disk and "week" in on_disk
 
