@@ -191,7 +191,9 @@ def test_a_local_start_time_arrives_as_the_same_utc_instant(gated, store, qtbot)
     section = dialog.schedule
     section.not_before_radio.click()
     assert section.time_edit.isEnabled() and section.time_edit.dateTime() > QDateTime.currentDateTime()
-    target = (datetime.now(timezone.utc) + timedelta(days=3)).replace(second=0, microsecond=0)
+    # Half an hour past three days, in whole minutes: the note says "in 3 days" however slowly the test gets
+    # there (a plain now + 3 days cut to the minute reads "in 2 days 23 h" when now is late in its minute).
+    target = (datetime.now(timezone.utc) + timedelta(days=3, minutes=30)).replace(second=0, microsecond=0)
     local = QDateTime.fromSecsSinceEpoch(int(target.timestamp()))  # the user's local clock
     assert local.timeSpec() == Qt.TimeSpec.LocalTime
     section.time_edit.setDateTime(local)
