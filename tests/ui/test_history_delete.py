@@ -108,6 +108,7 @@ def test_history_tab_deletes_selected_jobs_after_one_confirmation_and_names_the_
     assert box.isVisible() and box.defaultButton() is box.escapeButton()
     assert all(job["name"] in box.text() for job in done)
     assert "Models they produced are kept." in box.text()
+    assert "1 of them has not finished: the server keeps it (cancel first)" in box.text()
     box.escapeButton().click()
     assert requested == [] and not box.isVisible()
     assert {job.id for job in panel.model.jobs()} == every

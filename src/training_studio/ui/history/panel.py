@@ -169,7 +169,7 @@ class HistoryPanel(QWidget):
         store.page_loaded.connect(self._on_loaded)
         store.load_failed.connect(self._on_failed)
         store.query_changed.connect(self.show_query)
-        store.delete_failed.connect(self._on_failed)
+        store.delete_failed.connect(self._on_delete_failed)
         store.waiting_for_server.connect(lambda: self.status_label.setText("Connecting…"))
         store.jobs_deleted.connect(lambda ids: self._update_status())  # a query set elsewhere (restored settings) shows too
         self._error: str | None = None
@@ -266,16 +266,20 @@ class HistoryPanel(QWidget):
             self.train_again_requested.emit(jobs[0])
 
     def confirm_delete_selected(self) -> None:
-        jobs = [job for job in self.selected_jobs() if job.status in TERMINAL_STATUSES]
-        if not jobs:
+        jobs = self.selected_jobs()  # every one is tried: the server refuses an active one, reported per job
+        if not any(job.status in TERMINAL_STATUSES for job in jobs):
             return
         names = "\n".join(f"• {job.name}" for job in jobs[:MAX_LISTED])
         if len(jobs) > MAX_LISTED:
             names += f"\n…and {len(jobs) - MAX_LISTED} more"
         noun = "job" if len(jobs) == 1 else f"{len(jobs)} jobs"
+        unfinished = sum(job.status not in TERMINAL_STATUSES for job in jobs)
+        refused = ("" if not unfinished else
+                   f"\n\n{unfinished} of them {'has' if unfinished == 1 else 'have'} not finished: the server keeps "
+                   f"{'it' if unfinished == 1 else 'them'} (cancel first), and says so.")
         box = QMessageBox(QMessageBox.Icon.Warning, f"Delete {noun}?",
                           f"Delete {noun} with their logs, metrics and samples?\n\n{names}\n\n"
-                          "Models they produced are kept.", QMessageBox.StandardButton.NoButton, self)
+                          f"Models they produced are kept.{refused}", QMessageBox.StandardButton.NoButton, self)
         delete = box.addButton(f"Delete {noun}", QMessageBox.ButtonRole.DestructiveRole)
         keep = box.addButton("Keep them" if len(jobs) > 1 else "Keep it", QMessageBox.ButtonRole.RejectRole)
         box.setDefaultButton(keep)
@@ -331,13 +335,17 @@ class HistoryPanel(QWidget):
         self._update_status()
 
     def _on_failed(self, message: str) -> None:
-        self._error = message
+        self._error = f"Could not load the history: {message}"
+        self._update_status()
+
+    def _on_delete_failed(self, message: str) -> None:
+        self._error = message  # the store's "Could not delete …", naming each job and why
         self._update_status()
 
     def _update_status(self, *args: object) -> None:
         rows = self.model.rowCount()
         if self._error:
-            text = f"Could not load the history: {self._error}"
+            text = self._error
         elif self.store.is_loading and rows == 0:
             text = "Loading…"
         elif rows == 0:
