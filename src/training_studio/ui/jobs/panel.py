@@ -102,6 +102,8 @@ DEFAULT_DETAILS_SHARE = 0.6  # of the panel's height the details pane takes when
 PREFERRED_WIDTHS = {JobColumn.STATUS: 130, JobColumn.PROGRESS: 150, JobColumn.STEP: 110, JobColumn.LOSS: 80,
                     JobColumn.ELAPSED: 90, JobColumn.ETA: 100, JobColumn.RUNS_ON: 130}
 MIN_NAME_WIDTH = 120
+STEP_WIDTH_SAMPLE = "000,000 / 000,000"  # the Step column is at least this wide (see fit_columns)
+CELL_PADDING = 8  # px each side of the text: the style's item margin (3-4 px) and some to spare
 MIN_COLUMN_WIDTH = 48
 SHRINKS_FIRST = (JobColumn.RUNS_ON,)  # when the window is narrow (see JobsTableView.fit_columns)
 RUNS_ON_GAP = 10  # px before the "Runs on" text (see TextCellDelegate's `leading`)
@@ -166,7 +168,11 @@ class JobsTableView(QTableView):
     def fit_columns(self) -> None:
         available = self.viewport().width() - MIN_NAME_WIDTH
         header = self.horizontalHeader()
-        widths = {column: width for column, width in PREFERRED_WIDTHS.items()
+        preferred = dict(PREFERRED_WIDTHS)
+        # Room for a six-figure run ("200,000 / 200,000") in this font, whatever its size.
+        preferred[JobColumn.STEP] = max(preferred[JobColumn.STEP],
+                                        self.fontMetrics().horizontalAdvance(STEP_WIDTH_SAMPLE) + 2 * CELL_PADDING)
+        widths = {column: width for column, width in preferred.items()
                   if not header.isSectionHidden(int(column))}
         # Short of room, the columns that elide gracefully (with the full text in a tooltip) give way first,
         # down to the minimum; only then do all shrink alike.
@@ -178,7 +184,7 @@ class JobsTableView(QTableView):
                 widths[column] = max(MIN_COLUMN_WIDTH, widths[column] - excess)
         wanted = sum(widths.values())
         scale = 1.0 if available >= wanted else max(0.0, available / wanted)
-        for column, width in PREFERRED_WIDTHS.items():
+        for column, width in preferred.items():
             header.resizeSection(int(column), max(MIN_COLUMN_WIDTH, int(widths.get(column, width) * scale)))
 
 
