@@ -504,13 +504,8 @@ class DatasetWorkbench(QWidget):
         dialog.setNameFilter("Zip archives (*.zip)")
         dialog.setDefaultSuffix("zip")
         dialog.selectFile(str(Path.home() / f"{_safe_name(dataset.name)}-{layout}.zip"))
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dataset_id = dataset.id
-        dialog.fileSelected.connect(lambda path: self.start_export(dataset_id, Path(path), layout))
-        dialog.destroyed.connect(lambda *_: setattr(self, "export_dialog", None))
-        self.export_dialog = dialog
-        dialog.open()
-        return dialog
+        return self._open_export_dialog(dialog, lambda path: self.start_export(dataset_id, Path(path), layout))
 
     def start_export(self, dataset_id: str, target: Path, layout: str) -> None:
         self.store.request_export(dataset_id, target, layout)
@@ -527,9 +522,15 @@ class DatasetWorkbench(QWidget):
         dialog.setFileMode(QFileDialog.FileMode.Directory)
         dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
         dialog.setDirectory(str(Path.home()))
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dataset_id = dataset.id
-        dialog.fileSelected.connect(lambda path: self.start_folder_export(dataset_id, Path(path), layout))
+        return self._open_export_dialog(dialog,
+                                        lambda path: self.start_folder_export(dataset_id, Path(path), layout))
+
+    def _open_export_dialog(self, dialog: QFileDialog, on_chosen: Any) -> QFileDialog:
+        """Open `dialog` without blocking (kept as `export_dialog` while open); the chosen path goes to
+        `on_chosen`."""
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.fileSelected.connect(on_chosen)
         dialog.destroyed.connect(lambda *_: setattr(self, "export_dialog", None))
         self.export_dialog = dialog
         dialog.open()
