@@ -40,7 +40,7 @@ from training_studio.ui.jobs.details.checkpoints_store import (
     CheckpointsStore,
     suggested_filename,
 )
-from training_studio.ui.jobs.details.state_labels import error_line, state_page
+from training_studio.ui.jobs.details.state_labels import error_line, show_error, show_state, state_page
 from training_studio.ui.settings import remember_folder, remembered_folder
 
 __all__ = ["CheckpointTable", "CheckpointsView", "DownloadRow", "copy_to_clipboard", "save_dialog"]
@@ -325,16 +325,11 @@ class CheckpointsView(QWidget):
         copy_to_clipboard(self.selected_name())
 
     def _on_state(self, state: str, text: str) -> None:
-        if state == CheckpointsState.SHOWING.value:
-            self.stack.setCurrentWidget(self.table)
-        else:
-            self.state_label.setText(text)
-            self.stack.setCurrentWidget(self.state_label)
+        show_state(self.stack, self.table, self.state_label, state == CheckpointsState.SHOWING.value, text)
         self._update_summary()
 
     def _on_error(self, text: str) -> None:
-        self.error_label.setText(text)
-        self.error_label.setVisible(bool(text))
+        show_error(self.error_label, text)
 
     def _update_summary(self, *_args: object) -> None:
         count = self.model.rowCount()

@@ -29,11 +29,12 @@ from typing import Any, BinaryIO
 
 from PySide6.QtCore import QAbstractTableModel, QByteArray, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
 
-from training_studio.client import ApiClient, ApiError, NotFound
+from training_studio.client import ApiClient, ApiError
 from training_studio.contract.models import TERMINAL_STATUSES, JobOutputFile, parse_timestamp
 from training_studio.ui.datasets.format import format_bytes
 from training_studio.ui.downloads import discard_partial, finish_download, open_for_writing, part_path
-from training_studio.ui.jobs.details.job_state import job_is_active, wait_for_wake
+from training_studio.ui.jobs.details.job_state import job_is_active
+from training_studio.ui.jobs.details.output_follower import OutputFollower
 from training_studio.ui.tasks import TaskSet
 
 __all__ = [
@@ -52,7 +53,6 @@ log = logging.getLogger(__name__)
 
 POLL_INTERVAL_S = 2.0
 MIN_LIST_GAP_S = 1.0  # checkpoints come far less often than steps: progress wakes the list at most this often
-MAX_BACKOFF_S = 10.0
 
 _ModelIndex = QModelIndex | QPersistentModelIndex
 # write(chunk), progress(done, total) -> bytes written: an ApiClient download with its path bound.
@@ -340,35 +340,28 @@ class CheckpointSaver(QObject):
             self.failed.emit(name, message)
 
 
-class CheckpointsStore(QObject):
-    """One job's step checkpoints; see the module docstring."""
+class CheckpointsStore(OutputFollower):
+    """One job's step checkpoints; see the module docstring (the listing loop is OutputFollower's)."""
 
-    state_changed = Signal(str, str)   # CheckpointsState value, human text
-    error = Signal(str)                # human text; "" once the listing works again
     checkpoints_added = Signal(list)   # names of the rows added (the view may point at the newest)
+
+    State = CheckpointsState
+    NO_JOB_TEXT = "Select a job to see its checkpoints."
+    LOADING_TEXT = "Loading checkpoints…"
+    EMPTY_RUNNING_TEXT = "No checkpoints yet.\nThey appear here as the trainer writes them."
+    EMPTY_FINISHED_TEXT = ("This run wrote no step checkpoints.\nIts final checkpoint, if it made one, is on the "
+                           "Models tab.")
+    UNLISTED_TEXT = "This server does not list checkpoints (it predates them)."
+    LIST_ERROR_TEXT = "Could not list the checkpoints"
 
     def __init__(self, client: ApiClient, *, jobs: Any = None, interval: float = POLL_INTERVAL_S,
                  parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.client = client
-        self.jobs = jobs
-        self.interval = interval
-        self.min_gap = MIN_LIST_GAP_S
-        self.model = CheckpointTableModel(self)
+        super().__init__(client, jobs=jobs, interval=interval, min_gap=MIN_LIST_GAP_S,
+                         task_name="CheckpointsStore",
+                         unexpected_text="Unexpected error while listing the checkpoints", parent=parent)
+        self.model: CheckpointTableModel = CheckpointTableModel(self)
         self.saver = CheckpointSaver(self)
-        self.job_id: str | None = None
-        self.state = CheckpointsState.NO_JOB
-        self._generation = 0
-        self._active = False
-        self._shut_down = False
-        self._wake = asyncio.Event()
-        self._last_progress: tuple[Any, ...] | None = None
         self._names: dict[str, str] = {}  # job id -> name, of jobs the jobs store does not hold
-        self._tasks = TaskSet("CheckpointsStore", lambda error: self.error.emit(
-            f"Unexpected error while listing the checkpoints: {error} (details in the app log)."))
-        self._poll_task: asyncio.Task[Any] | None = None
-        if jobs is not None:
-            jobs.jobs_changed.connect(self._on_jobs_changed)
 
     # queries ---------------------------------------------------------------------------------------------
     def job_name(self, job_id: str | None = None) -> str | None:
@@ -380,30 +373,6 @@ class CheckpointsStore(QObject):
         return job.name if job is not None else self._names.get(job_id)
 
     # intents ---------------------------------------------------------------------------------------------
-    def show_job(self, job_id: str | None) -> None:
-        if job_id == self.job_id or self._shut_down:
-            return
-        self._generation += 1
-        self.job_id = job_id
-        self._last_progress = None
-        self.model.clear()
-        if self._poll_task is not None:
-            self._poll_task.cancel()
-            self._poll_task = None
-        if job_id is None:
-            self._set_state(CheckpointsState.NO_JOB, "Select a job to see its checkpoints.")
-            return
-        self._set_state(CheckpointsState.LOADING, "Loading checkpoints…")
-        self._poll_task = self._tasks.spawn(self._poll(self._generation, job_id))
-
-    def set_active(self, active: bool) -> None:
-        self._active = active
-        if active:
-            self._wake.set()
-
-    def refresh_now(self) -> None:
-        self._wake.set()
-
     def save(self, name: str, target: str | Path, *, job_id: str | None = None) -> bool:
         """Save checkpoint `name` of `job_id` (default: the job shown) to `target`; see CheckpointSaver (one
         at a time)."""
@@ -417,61 +386,19 @@ class CheckpointsStore(QObject):
         return self.saver.save(name, target, fetch)
 
     def shutdown(self) -> None:
-        self._shut_down = True
-        self._generation += 1
-        self._tasks.cancel_all()
+        super().shutdown()
         self.saver.shutdown()
 
     async def wait_idle(self) -> None:
-        await self._tasks.wait_idle()
+        await super().wait_idle()
         await self.saver.wait_idle()
 
     # the listing --------------------------------------------------------------------------------------
-    async def _poll(self, generation: int, job_id: str) -> None:
-        delay = self.interval
-        while generation == self._generation:
-            if self._active:
-                try:
-                    active_before = await self._job_active(job_id)
-                    files = await self.client.job_checkpoints(job_id)
-                    if generation != self._generation:
-                        return
-                    added = self.model.apply_listing(files)
-                    self.error.emit("")
-                    delay = self.interval
-                    if files:
-                        self._set_state(CheckpointsState.SHOWING, "")
-                    elif active_before:
-                        self._set_state(CheckpointsState.EMPTY, "No checkpoints yet.\nThey appear here as the "
-                                                                "trainer writes them.")
-                    else:
-                        self._set_state(CheckpointsState.EMPTY, "This run wrote no step checkpoints.\nIts final "
-                                                                "checkpoint, if it made one, is on the Models tab.")
-                    if added:
-                        self.checkpoints_added.emit(added)
-                    if not active_before:
-                        return  # listed after the job ended: nothing new will come
-                except asyncio.CancelledError:
-                    raise
-                except NotFound as error:
-                    if generation == self._generation:
-                        self._set_state(CheckpointsState.UNAVAILABLE,
-                                        "The server no longer knows this job." if error.code == "job_not_found"
-                                        else "This server does not list checkpoints (it predates them).")
-                    return
-                except ApiError as error:
-                    if generation != self._generation:
-                        return
-                    self.error.emit(f"Could not list the checkpoints: {error.message}")
-                    delay = min(MAX_BACKOFF_S, delay * 2)
-            await wait_for_wake(self._wake, delay, self.min_gap)
+    async def _list(self, job_id: str) -> list[JobOutputFile]:
+        return await self.client.job_checkpoints(job_id)
 
-    # helpers ---------------------------------------------------------------------------------------------
-    def _set_state(self, state: CheckpointsState, text: str) -> None:
-        if state == self.state and state == CheckpointsState.SHOWING:
-            return
-        self.state = state
-        self.state_changed.emit(state.value, text)
+    def _rows_added(self, added: list[str]) -> None:
+        self.checkpoints_added.emit(added)
 
     async def _job_active(self, job_id: str) -> bool:
         """job_state.job_is_active, keeping the name of a job the jobs store does not hold (for the file
@@ -484,14 +411,3 @@ class CheckpointsStore(QObject):
             return False  # as job_is_active: a job the server cannot tell about counts as finished
         self._names[job_id] = job.name
         return job.status not in TERMINAL_STATUSES
-
-    def _on_jobs_changed(self) -> None:
-        if self.job_id is None or self.jobs is None:
-            return
-        job = self.jobs.model.job(self.job_id)
-        if job is None:
-            return
-        progress = (job.status, job.current_step)
-        if progress != self._last_progress:
-            self._last_progress = progress
-            self._wake.set()

@@ -52,7 +52,7 @@ from PySide6.QtWidgets import (
 from training_studio.ui.datasets.format import format_bytes
 from training_studio.ui.jobs.details.ansi import Line, Style, rgb_of
 from training_studio.ui.jobs.details.log_store import LogState, LogStore
-from training_studio.ui.jobs.details.state_labels import error_line, state_page
+from training_studio.ui.jobs.details.state_labels import error_line, show_error, show_state, state_page
 
 __all__ = ["LogView", "MAX_BLOCKS", "MAX_HIGHLIGHTS"]
 
@@ -332,16 +332,11 @@ class LogView(QWidget):
         self._after_change()
 
     def _on_state(self, state: str, text: str) -> None:
-        if state == LogState.SHOWING.value:
-            self.stack.setCurrentWidget(self.editor)
-        else:
-            self.state_label.setText(text)
-            self.stack.setCurrentWidget(self.state_label)
+        show_state(self.stack, self.editor, self.state_label, state == LogState.SHOWING.value, text)
         self._update_buttons()
 
     def _on_error(self, text: str) -> None:
-        self.error_label.setText(text)
-        self.error_label.setVisible(bool(text))
+        show_error(self.error_label, text)
 
     def _update_window_label(self) -> None:
         store = self.store

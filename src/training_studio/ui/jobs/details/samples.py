@@ -36,7 +36,7 @@ from training_studio.ui.jobs.details.samples_store import (
     SamplesState,
     SamplesStore,
 )
-from training_studio.ui.jobs.details.state_labels import error_line, state_page
+from training_studio.ui.jobs.details.state_labels import error_line, show_error, show_state, state_page
 
 __all__ = ["SampleTileDelegate", "SampleViewer", "SamplesStrip"]
 
@@ -281,17 +281,12 @@ class SamplesStrip(QWidget):
 
     # store signals --------------------------------------------------------------------------------------
     def _on_state(self, state: str, text: str) -> None:
-        if state == SamplesState.SHOWING.value:
-            self.stack.setCurrentWidget(self.list)
-        else:
-            self.state_label.setText(text)
-            self.stack.setCurrentWidget(self.state_label)
+        show_state(self.stack, self.list, self.state_label, state == SamplesState.SHOWING.value, text)
         self.slider_row.setVisible(state == SamplesState.SHOWING.value)
         self._update_slider()
 
     def _on_error(self, text: str) -> None:
-        self.error_label.setText(text)
-        self.error_label.setVisible(bool(text))
+        show_error(self.error_label, text)
 
     def _on_samples_added(self) -> None:
         self._update_slider()

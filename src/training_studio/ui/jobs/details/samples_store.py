@@ -35,10 +35,9 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QImage, QPixmap
 
-from training_studio.client import ApiClient, ApiError, NotFound
+from training_studio.client import ApiClient, ApiError
 from training_studio.contract.models import JobOutputFile
-from training_studio.ui.tasks import TaskSet
-from training_studio.ui.jobs.details.job_state import job_is_active, wait_for_wake
+from training_studio.ui.jobs.details.output_follower import OutputFollower
 
 __all__ = ["SampleListModel", "SampleRole", "SamplesState", "SamplesStore", "THUMBNAIL_SIZE"]
 
@@ -48,7 +47,6 @@ THUMBNAIL_SIZE = 128
 THUMBNAILS_HELD = 300  # decoded thumbnails kept (about 64 KB each); older ones are fetched again when shown
 POLL_INTERVAL_S = 2.0
 MIN_LIST_GAP_S = 0.5
-MAX_BACKOFF_S = 10.0
 FETCHES_AT_ONCE = 2
 
 _ModelIndex = QModelIndex | QPersistentModelIndex
@@ -248,115 +246,43 @@ class SampleListModel(QAbstractListModel):
         self._row_of = {row.sample.name: index for index, row in enumerate(self._rows)}
 
 
-class SamplesStore(QObject):
-    """One job's samples; see the module docstring."""
+class SamplesStore(OutputFollower):
+    """One job's samples; see the module docstring (the listing loop is OutputFollower's)."""
 
-    state_changed = Signal(str, str)       # SamplesState value, human text
-    error = Signal(str)                    # human text; "" once the listing works again
     samples_added = Signal()               # rows were added (the strip may move to the newest)
     image_loaded = Signal(str, str, QImage)  # job id, sample name, full-size image (for the viewer)
     image_failed = Signal(str, str, str)   # job id, sample name, human text
 
+    State = SamplesState
+    NO_JOB_TEXT = "Select a job to see its samples."
+    LOADING_TEXT = "Loading samples…"
+    EMPTY_RUNNING_TEXT = "No samples yet."
+    EMPTY_FINISHED_TEXT = "No samples yet — this trainer writes none."
+    UNLISTED_TEXT = "This server does not list samples."
+    LIST_ERROR_TEXT = "Could not list the samples"
+
     def __init__(self, client: ApiClient, *, jobs: Any = None, interval: float = POLL_INTERVAL_S,
                  parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.client = client
-        self.jobs = jobs
-        self.interval = interval
-        self.model = SampleListModel(self)
+        super().__init__(client, jobs=jobs, interval=interval, min_gap=MIN_LIST_GAP_S, task_name="SamplesStore",
+                         unexpected_text="Unexpected error while loading samples", parent=parent)
+        self.model: SampleListModel = SampleListModel(self)
         # Queued: the model asks from inside data(); fetching synchronously would re-enter the view.
         self.model.thumbnail_wanted.connect(self._want_thumbnail, Qt.ConnectionType.QueuedConnection)
-        self.job_id: str | None = None
-        self.state = SamplesState.NO_JOB
-        self._generation = 0
-        self._active = False
-        self._shut_down = False
-        self._wake = asyncio.Event()
         self._fetch_slots = asyncio.Semaphore(FETCHES_AT_ONCE)
-        self._last_progress: tuple[Any, ...] | None = None
-        self._tasks = TaskSet("SamplesStore", lambda error: self.error.emit(
-            f"Unexpected error while loading samples: {error} (details in the app log)."))
-        self._poll_task: asyncio.Task[Any] | None = None
-        if jobs is not None:
-            jobs.jobs_changed.connect(self._on_jobs_changed)
 
     # intents -------------------------------------------------------------------------------------------
-    def show_job(self, job_id: str | None) -> None:
-        if job_id == self.job_id or self._shut_down:
-            return
-        self._generation += 1
-        self.job_id = job_id
-        self._last_progress = None
-        self.model.clear()
-        if self._poll_task is not None:
-            self._poll_task.cancel()
-            self._poll_task = None
-        if job_id is None:
-            self._set_state(SamplesState.NO_JOB, "Select a job to see its samples.")
-            return
-        self._set_state(SamplesState.LOADING, "Loading samples…")
-        self._poll_task = self._tasks.spawn(self._poll(self._generation, job_id))
-
-    def set_active(self, active: bool) -> None:
-        self._active = active
-        if active:
-            self._wake.set()
-
     def request_image(self, name: str) -> None:
         """Fetch one sample at full size: `image_loaded` or `image_failed`."""
         if self.job_id is None or self._shut_down:
             return
         self._tasks.spawn(self._load_image(self._generation, self.job_id, name))
 
-    def refresh_now(self) -> None:
-        self._wake.set()
-
-    def shutdown(self) -> None:
-        self._shut_down = True
-        self._generation += 1
-        self._tasks.cancel_all()
-
-    async def wait_idle(self) -> None:
-        await self._tasks.wait_idle()
-
     # the listing --------------------------------------------------------------------------------------
-    async def _poll(self, generation: int, job_id: str) -> None:
-        delay = self.interval
-        while generation == self._generation:
-            if self._active:
-                try:
-                    active_before = await self._job_active(job_id)
-                    samples = await self.client.job_samples(job_id)
-                    if generation != self._generation:
-                        return
-                    added = self.model.apply_listing(samples)
-                    self.error.emit("")
-                    delay = self.interval
-                    if samples:
-                        self._set_state(SamplesState.SHOWING, "")
-                    elif active_before:
-                        self._set_state(SamplesState.EMPTY, "No samples yet.")
-                    else:
-                        self._set_state(SamplesState.EMPTY, "No samples yet — this trainer writes none.")
-                    if added:
-                        self.samples_added.emit()
-                    if not active_before:
-                        return  # listed after the job ended: nothing new will come
-                except asyncio.CancelledError:
-                    raise
-                except NotFound as error:
-                    if generation == self._generation:
-                        self._set_state(SamplesState.UNAVAILABLE,
-                                        "The server no longer knows this job." if error.code == "job_not_found"
-                                        else "This server does not list samples.")
-                    return
-                except ApiError as error:
-                    if generation != self._generation:
-                        return
-                    self.error.emit(f"Could not list the samples: {error.message}")
-                    delay = min(MAX_BACKOFF_S, delay * 2)
-            # Woken by progress (maybe many times a second): list again, but not more often than this.
-            await wait_for_wake(self._wake, delay, MIN_LIST_GAP_S)
+    async def _list(self, job_id: str) -> list[JobOutputFile]:
+        return await self.client.job_samples(job_id)
+
+    def _rows_added(self, added: bool) -> None:
+        self.samples_added.emit()
 
     # images ---------------------------------------------------------------------------------------------
     def _want_thumbnail(self, name: str) -> None:
@@ -391,24 +317,3 @@ class SamplesStore(QObject):
             self.image_failed.emit(job_id, name, "The sample is not an image Qt can read.")
         else:
             self.image_loaded.emit(job_id, name, image)
-
-    # helpers ---------------------------------------------------------------------------------------------
-    def _set_state(self, state: SamplesState, text: str) -> None:
-        if state == self.state and state == SamplesState.SHOWING:
-            return
-        self.state = state
-        self.state_changed.emit(state.value, text)
-
-    async def _job_active(self, job_id: str) -> bool:
-        return await job_is_active(self.jobs, self.client, job_id)
-
-    def _on_jobs_changed(self) -> None:
-        if self.job_id is None or self.jobs is None:
-            return
-        job = self.jobs.model.job(self.job_id)
-        if job is None:
-            return
-        progress = (job.status, job.current_step)
-        if progress != self._last_progress:
-            self._last_progress = progress
-            self._wake.set()

@@ -1,13 +1,13 @@
 """The two labels every details view that reads from the server shows around its content: an error line above
 it (hidden while there is no error) and a centred state page in its stack ("No samples yet", "The server no
-longer knows this job"), built the same way for the log and the samples views."""
+longer knows this job"), built and switched to the same way by the log, samples and checkpoints views."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QWidget
+from PySide6.QtWidgets import QLabel, QStackedWidget, QWidget
 
-__all__ = ["error_line", "state_page"]
+__all__ = ["error_line", "show_error", "show_state", "state_page"]
 
 
 def error_line(parent: QWidget, object_name: str) -> QLabel:
@@ -27,3 +27,18 @@ def state_page(parent: QWidget, object_name: str) -> QLabel:
     label.setAlignment(Qt.AlignmentFlag.AlignCenter)
     label.setWordWrap(True)
     return label
+
+
+def show_error(label: QLabel, text: str) -> None:
+    """Say `text` on an `error_line`; "" hides it."""
+    label.setText(text)
+    label.setVisible(bool(text))
+
+
+def show_state(stack: QStackedWidget, content: QWidget, page: QLabel, showing: bool, text: str) -> None:
+    """Show `content` in `stack` while there is something to show, else `text` on the state page."""
+    if showing:
+        stack.setCurrentWidget(content)
+    else:
+        page.setText(text)
+        stack.setCurrentWidget(page)
