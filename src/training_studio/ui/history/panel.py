@@ -3,20 +3,27 @@
 It shows the store's rows and forwards intent; it never calls HTTP. The name search is debounced (the
 server answers each query; typing "portrait" sends one request, not eight). Clicking a sortable column
 header asks the server for that order (the table never sorts rows itself, so a ticking value cannot
-reorder rows under the user). The filter is remembered in the settings. Actions: Train again… (any job:
-the window opens the Train dialog filled from it), Delete… (finished jobs, one confirmation listing
-them; a running job is refused by the server and reported per job), Save as template… (one finished job:
-the window asks a name and saves its settings), Copy job ID. Refresh, Train again… and Delete… sit in a toolbar
-with the Jobs tab's icons, and the Status column wears the Jobs table's badges (`StatusBadgeDelegate`).
+reorder rows under the user). The date filter offers fixed ranges back from now and "Custom range…": two
+date fields (From, To: local days, both included) in a row under the filters; a change of either is sent
+after a short pause (typing a year changes the date once per digit), and From after To is refused with a
+short message beside the fields, which keep their values. The filter is remembered in the settings.
+Actions: Train again… (any job: the window opens the Train dialog filled from it), Delete… (finished
+jobs, one confirmation listing them; a running job is refused by the server and reported per job), Save as
+template… (one finished job: the window asks a name and saves its settings), Copy job ID. Refresh, Train
+again… and Delete… sit in a toolbar with the Jobs tab's icons, and the Status column wears the Jobs table's
+badges (`StatusBadgeDelegate`).
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QItemSelectionModel, QPoint, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from datetime import date, timedelta
+
+from PySide6.QtCore import QDate, QEvent, QItemSelectionModel, QPoint, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
+    QDateEdit,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -32,15 +39,17 @@ from PySide6.QtWidgets import (
 
 from training_studio.contract.models import TERMINAL_STATUSES, TrainingJob
 from training_studio.ui.history.model import SORT_FIELDS, HistoryColumn
-from training_studio.ui.history.query import ALL_STATUSES, DATE_RANGES, HistoryQuery
+from training_studio.ui.history.query import ALL_STATUSES, CUSTOM_RANGE, DATE_RANGES, HistoryQuery
 from training_studio.ui.history.store import HistoryStore
 from training_studio.ui.icons import decorate_toolbar
 from training_studio.ui.jobs.delegates import StatusBadgeDelegate
 from training_studio.ui.jobs.format import status_label
 
-__all__ = ["HistoryPanel", "SEARCH_DEBOUNCE_MS"]
+__all__ = ["HistoryPanel", "SEARCH_DEBOUNCE_MS", "RANGE_DEBOUNCE_MS"]
 
 SEARCH_DEBOUNCE_MS = 300
+RANGE_DEBOUNCE_MS = 400  # a date typed digit by digit is sent once
+DATE_FORMAT = "yyyy-MM-dd"  # as the table's Created and Finished columns
 ROW_HEIGHT = 28  # as the Jobs table's: room for the status badge
 MAX_LISTED = 8  # jobs named in a confirmation before "and N more"
 
@@ -77,6 +86,27 @@ class HistoryPanel(QWidget):
         self.date_combo.setAccessibleName("Filter by date")
         for key, label, _ in DATE_RANGES:
             self.date_combo.addItem(label, key)
+        # The custom range's days, shown under the filters while "Custom range…" is chosen.
+        self.from_edit = self._date_edit("Jobs created on or after this day (local time)", "From date")
+        self.to_edit = self._date_edit("Jobs created on or before this day (local time)", "To date")
+        self.range_message = QLabel(self)
+        self.range_message.setObjectName("historyRangeMessage")
+        self.range_message.setAccessibleName("Date range problem")
+        self.range_message.setTextFormat(Qt.TextFormat.PlainText)
+        self.range_message.setVisible(False)
+        self.range_row = QWidget(self)
+        self.range_row.setObjectName("historyRangeRow")
+        range_layout = QHBoxLayout(self.range_row)
+        range_layout.setContentsMargins(0, 0, 0, 0)
+        range_layout.addStretch(1)
+        range_layout.addWidget(self.range_message)
+        range_layout.addSpacing(8)
+        for text, edit in (("From", self.from_edit), ("To", self.to_edit)):
+            label = QLabel(text, self.range_row)
+            label.setBuddy(edit)
+            range_layout.addWidget(label)
+            range_layout.addWidget(edit)
+        self.range_row.setVisible(False)
         self.refresh_action = QAction("&Refresh", self)
         self.refresh_action.setToolTip("Ask the server for this history again")
         self.refresh_action.triggered.connect(store.reload)
@@ -153,6 +183,7 @@ class HistoryPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 4)
         layout.addLayout(top)
+        layout.addWidget(self.range_row)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.status_label)
 
@@ -163,6 +194,13 @@ class HistoryPanel(QWidget):
         self.search_edit.textChanged.connect(lambda _text: self._search_timer.start())
         self.search_edit.returnPressed.connect(self._apply_search)
         self.date_combo.currentIndexChanged.connect(self._on_date_changed)
+        self._range_timer = QTimer(self)
+        self._range_timer.setSingleShot(True)
+        self._range_timer.setInterval(RANGE_DEBOUNCE_MS)
+        self._range_timer.timeout.connect(self._apply_range)
+        for edit in (self.from_edit, self.to_edit):
+            edit.dateChanged.connect(self._on_range_edited)
+            edit.editingFinished.connect(self._apply_range)
         self.table.selectionModel().selectionChanged.connect(self._update_actions)
         self.table.doubleClicked.connect(lambda _index: self._train_again())
         store.loading_changed.connect(self._update_status)
@@ -180,14 +218,19 @@ class HistoryPanel(QWidget):
     # state -------------------------------------------------------------------------------------------
     def show_query(self, query: HistoryQuery) -> None:
         """Put `query` in the controls without sending it."""
-        for widget in (self.search_edit, self.date_combo, *self.status_actions.values()):
+        widgets = (self.search_edit, self.date_combo, self.from_edit, self.to_edit, *self.status_actions.values())
+        for widget in widgets:
             widget.blockSignals(True)
         self.search_edit.setText(query.text)
         for status, action in self.status_actions.items():
             action.setChecked(status in query.statuses)
         self.date_combo.setCurrentIndex(max(0, self.date_combo.findData(query.date_range)))
-        for widget in (self.search_edit, self.date_combo, *self.status_actions.values()):
+        if query.date_from is not None and query.date_to is not None:
+            self.from_edit.setDate(QDate(query.date_from))
+            self.to_edit.setDate(QDate(query.date_to))
+        for widget in widgets:
             widget.blockSignals(False)
+        self._show_range_row(query.date_range == CUSTOM_RANGE)
         self._show_order(query.order)
         self._update_status_button(query)
 
@@ -227,7 +270,70 @@ class HistoryPanel(QWidget):
         self._send(self.store.query.with_changes(statuses=chosen))
 
     def _on_date_changed(self, index: int) -> None:
-        self._send(self.store.query.with_changes(date_range=self.date_combo.itemData(index)))
+        key = self.date_combo.itemData(index)
+        if key != CUSTOM_RANGE:
+            self._range_timer.stop()
+            self._show_range_row(False)
+            self._send(self.store.query.with_changes(date_range=key))
+            return
+        query = self.store.query
+        if query.date_from is None or query.date_to is None:  # first time: the days of the range it replaces
+            days = next((days for k, _, days in DATE_RANGES if k == query.date_range and days), 30)
+            today = date.today()
+            for edit, day in ((self.from_edit, today - timedelta(days=days)), (self.to_edit, today)):
+                edit.blockSignals(True)
+                edit.setDate(QDate(day))
+                edit.blockSignals(False)
+        self._show_range_row(True)
+        self._apply_range()
+
+    def _on_range_edited(self, _date: QDate) -> None:
+        if self._check_range():
+            self._range_timer.start()
+        else:
+            self._range_timer.stop()
+
+    def _apply_range(self) -> None:
+        """Send the custom range the fields show, unless From is after To (then only the message says so)."""
+        self._range_timer.stop()
+        if self.date_combo.currentData() != CUSTOM_RANGE or not self._check_range():
+            return
+        day_from, day_to = self.from_edit.date().toPython(), self.to_edit.date().toPython()
+        query = self.store.query
+        if (query.date_range, query.date_from, query.date_to) != (CUSTOM_RANGE, day_from, day_to):
+            self._send(query.with_changes(date_range=CUSTOM_RANGE, date_from=day_from, date_to=day_to))
+
+    def _check_range(self) -> bool:
+        """Whether the fields make a range; shows or clears the message beside them."""
+        error = HistoryQuery.range_error(self.from_edit.date().toPython(), self.to_edit.date().toPython())
+        self.range_message.setText(error or "")
+        self.range_message.setVisible(error is not None)
+        self._style_range_message()
+        return error is None
+
+    def _style_range_message(self) -> None:
+        # The Train dialog's reds: at least 4.5:1 on the light and on the dark window colour.
+        dark = self.palette().color(QPalette.ColorRole.Window).lightness() < 128
+        self.range_message.setStyleSheet(f"color: {'#fca5a5' if dark else '#b91c1c'};")
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange and hasattr(self, "range_message"):
+            self._style_range_message()  # a theme switch while the message shows
+
+    def _show_range_row(self, shown: bool) -> None:
+        self.range_row.setVisible(shown)
+        if shown:
+            self._check_range()
+
+    def _date_edit(self, tooltip: str, accessible_name: str) -> QDateEdit:
+        edit = QDateEdit(self)
+        edit.setCalendarPopup(True)
+        edit.setDisplayFormat(DATE_FORMAT)
+        edit.setDate(QDate.currentDate())
+        edit.setToolTip(tooltip)
+        edit.setAccessibleName(accessible_name)
+        return edit
 
     def _on_header_clicked(self, section: int) -> None:
         field = SORT_FIELDS.get(HistoryColumn(section))
