@@ -1,5 +1,6 @@
 """Bulk caption edits in the dataset viewer's grid (issue 17, item 2) against a real server process:
-multi-select + add prefix, find-and-replace (regular expression) with the server's preview count,
+multi-select + add prefix or suffix, set a caption, find-and-replace (plain text or a regular expression)
+with the server's preview count,
 undo/redo through the server, a refused request that changes nothing, and the caption editor's saves
 undoable too. Results are read back over HTTP (GET files)."""
 
@@ -227,3 +228,36 @@ def test_the_filter_finds_files_by_caption_or_name_and_uncaptioned_only(viewer, 
 
 def shown(viewer: DatasetViewer) -> list[str]:
     return [viewer.proxy.index(row, 0).data(FileRole.SHA256) for row in range(viewer.proxy.rowCount())]
+
+
+@pytest.mark.parametrize("mode, rows, fill, preview, result", [
+    ("suffix", [1, 3], {"text_edit": ", best quality"}, "Preview: 2 of 2 captions change.",
+     ["a photo of cat 1", "a photo of dog 2, best quality", "a red square", "a photo of cat 3, best quality",
+      "blue"]),
+    ("set", [0, 4], {"text_edit": "a photo of sks"}, "Preview: 2 of 2 captions change.",
+     ["a photo of sks", "a photo of dog 2", "a red square", "a photo of cat 3", "a photo of sks"]),
+    # Plain find and replace: "." and "(" are literal text, not a pattern.
+    ("replace", [0, 1, 2, 3, 4], {"find_edit": "photo of", "replace_edit": "picture (of)."},
+     "Preview: 3 of 5 captions change.",
+     ["a picture (of). cat 1", "a picture (of). dog 2", "a red square", "a picture (of). cat 3", "blue"]),
+])
+def test_suffix_set_and_plain_replace_through_the_dialog(viewer, dataset, http, qtbot, mode, rows, fill, preview,
+                                                         result):
+    """The window's other bulk operations, each previewed (a dry run that changes nothing), then applied on the
+    server and shown in the grid, and undone."""
+    dataset_id, shas = dataset
+    original = server_captions(http, dataset_id)
+    select_rows(viewer, rows)
+    dialog = viewer.open_bulk_dialog(mode)
+    assert dialog is not None and dialog.isVisible()
+    for name, text in fill.items():
+        getattr(dialog, name).setText(text)
+    qtbot.waitUntil(lambda: dialog.preview_label.text().startswith(preview), timeout=WAIT_MS)
+    assert server_captions(http, dataset_id) == original
+    with qtbot.waitSignal(dialog.finished, timeout=WAIT_MS):
+        dialog.apply_button.click()
+    expected = dict(zip(shas, result, strict=True))
+    assert server_captions(http, dataset_id) == expected
+    qtbot.waitUntil(lambda: model_captions(viewer) == expected, timeout=WAIT_MS)
+    viewer.undo_action.trigger()
+    qtbot.waitUntil(lambda: server_captions(http, dataset_id) == original, timeout=WAIT_MS)
