@@ -290,7 +290,9 @@ def test_presets_check_command_prints_the_report(tmp_path: Path) -> None:
     (tmp_path / "presets.toml").write_text(
         '[[preset]]\nid = "fine"\ncommand = ["python3", "-c", "pass"]\n'
         '[[preset]]\nid = "gone"\ncommand = ["/no/such/python", "train.py"]\n'
-        '[[preset]]\nid = "typo"\ncommand = ["python3", "{dataset}"]\n')
+        '[[preset]]\nid = "typo"\ncommand = ["python3", "{dataset}"]\n'
+        '[[preset]]\nid = "bad-schema"\ncommand = ["python3", "-c", "pass"]\n'
+        '[[preset.params]]\nname = "rank"\ntype = "integer"\n')
     result = subprocess.run([sys.executable, "-m", "training_studio", "presets", "check", "--data-dir",
                              str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1, result.stderr
@@ -299,6 +301,7 @@ def test_presets_check_command_prints_the_report(tmp_path: Path) -> None:
         "  fine: OK",
         "  gone: program '/no/such/python' not found",
         "  typo: unknown placeholder '{dataset}' in '{dataset}'",
+        "  bad-schema: params[0] (rank): type must be int, float, str, bool or choice",
     ]
     (tmp_path / "presets.toml").write_text("[[preset]\n")
     broken = subprocess.run([sys.executable, "-m", "training_studio", "presets", "check", "--data-dir",
