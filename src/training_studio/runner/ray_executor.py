@@ -129,6 +129,40 @@ def submission_id_for(job_id: str) -> str:
     return f"{SUBMISSION_PREFIX}{job_id}"
 
 
+class SubmissionOrder:
+    """Ray submissions go out in the order the queue released their jobs. Jobs released together (a chain's
+    end frees several) are prepared at once, each in its own task with its own worker-thread steps, so their
+    submissions would otherwise race, and the later job could reach a cluster short of CPUs first. Each job
+    takes a ticket as its task starts (tasks start in the order the queue created them), waits for every
+    earlier ticket before it submits, and gives its ticket back once submitted, or once it ends without
+    submitting (`done`, idempotent)."""
+
+    def __init__(self) -> None:
+        self._issued = 0
+        self._next = 0  # every ticket below this one is done
+        self._done: set[int] = set()
+        self._waiting: dict[int, asyncio.Event] = {}
+
+    def take(self) -> int:
+        ticket = self._issued
+        self._issued += 1
+        return ticket
+
+    async def wait_turn(self, ticket: int) -> None:
+        if ticket > self._next:
+            await self._waiting.setdefault(ticket, asyncio.Event()).wait()
+
+    def done(self, ticket: int) -> None:
+        if ticket < self._next or ticket in self._done:
+            return
+        self._done.add(ticket)
+        while self._next in self._done:
+            self._done.discard(self._next)
+            self._next += 1
+        for waiting in [t for t in self._waiting if t <= self._next]:
+            self._waiting.pop(waiting).set()
+
+
 class RayExecutor(JobRunner):
     """Runs the embedded server's jobs on a Ray cluster; the server's JobExecutor for `--executor ray`."""
 
@@ -141,6 +175,7 @@ class RayExecutor(JobRunner):
         self._head_here: bool | None = None
         self._client: Any = None
         self._ray_pool = ThreadPoolExecutor(max_workers=RAY_CALL_THREADS, thread_name_prefix="ray-jobs-api")
+        self._submission_order = SubmissionOrder()
         self._unreachable_since: dict[str, str] = {}
 
     # the Jobs API ----------------------------------------------------------------------------------
@@ -311,6 +346,13 @@ class RayExecutor(JobRunner):
 
     # running a job -------------------------------------------------------------------------------------
     async def _run_job(self, active: _ActiveJob) -> None:
+        ticket = self._submission_order.take()  # before any await: in the order the queue released the jobs
+        try:
+            await self._prepare_and_submit(active, ticket)
+        finally:
+            self._submission_order.done(ticket)  # also when it ended (or was cancelled) before submitting
+
+    async def _prepare_and_submit(self, active: _ActiveJob, ticket: int) -> None:
         job_id = active.job_id
         output_dir = self.job_output_dir(job_id)
         folder_error = ("could not create the job's folder in the shared folder" if self.shared_dir is not None
@@ -336,6 +378,7 @@ class RayExecutor(JobRunner):
         await asyncio.to_thread(self._append_log, job_id,
                                 f"[training-studio] {format_timestamp(utc_now())} submitting to the Ray cluster "
                                 f"{self.address} as {submission_id}: {entrypoint}\n")
+        await self._submission_order.wait_turn(ticket)
         delay = RETRY_MIN_S
         while True:
             if active.cancel_requested:
@@ -359,6 +402,7 @@ class RayExecutor(JobRunner):
                 return
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_S)
+        self._submission_order.done(ticket)  # submitted: the next released job may go
         await self._record_phase(job_id, None)
         # Ray holds the working_dir package now (uploaded at submission): our staged copy is not needed.
         await asyncio.to_thread(shutil.rmtree, self.job_staging_dir(job_id) / "package", True)
