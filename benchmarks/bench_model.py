@@ -424,8 +424,9 @@ def run_refresh_apply(smoke: bool) -> list[Result]:
                base_model_ms, len(ours_model),
                f"{goal_note(model_ms <= 1.5, '<= 1.5 ms')}; everything that runs on the GUI thread for a refresh "
                f"after parsing: JobListModel.apply_active_snapshot, given the jobs as JobStore hands them "
-               f"(unchanged jobs are last refresh's objects), including the proxy's, table's and panel's "
-               f"synchronous dataChanged handling, then the jobs_changed every refresh emits: the app's "
+               f"(unchanged jobs are last refresh's objects), including the proxy's and table's synchronous "
+               f"dataChanged handling and the model's once-per-batch name_or_status_changed (the panel's "
+               f"counts and actions and the proxy's queue order follow it, no Python slot per dataChanged), then the jobs_changed every refresh emits: the app's "
                f"finished-job watcher ({scan_ms:.3f} ms of it: it reads only the rows whose status changed, "
                f"JobListModel.status_changes_since; {watcher_rows:,} rows held) and the panel's counts; "
                f"apply_active_snapshot on a JobListModel with no view: {median(ours_detached[2:]) * 1000:.2f} ms "

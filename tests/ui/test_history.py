@@ -308,3 +308,32 @@ def test_the_clear_moment_is_read_back_safely_from_a_hand_edited_settings_file(t
         reread.set_finished_cleared_through(f"http://s{n}:1", float(n))
     assert reread.finished_cleared_through("http://s0:1") is None
     assert reread.finished_cleared_through(f"http://s{MAX_CLEARED_SERVERS + 4}:1") == MAX_CLEARED_SERVERS + 4
+
+
+def test_the_history_follows_the_jobs_rows_live_but_not_their_clock(qtbot, qtmodeltester):
+    """The History store updates its rows from the Jobs model's changes; the 1 s tick of the running rows
+    (their Elapsed cells: the clock moved, not the jobs) does not reach it."""
+    from training_studio.client import ApiClient
+    from training_studio.contract.models import TrainingJob
+    from training_studio.ui.history.store import HistoryStore
+    from training_studio.ui.jobs.model import JobListModel
+    from tests.support.faulty_server import job_json
+
+    def job(job_id: str, revision: int, **fields) -> TrainingJob:
+        return TrainingJob.model_validate(job_json(job_id, revision=revision, **fields))
+
+    jobs = JobListModel()
+    jobs.apply_active_snapshot([job("a", 1), job("b", 1, created_at="2026-01-01T00:00:02.000Z")])
+    client = ApiClient("http://127.0.0.1:9", None)  # never asked: the rows below are handed over
+    store = HistoryStore(client, job_model=jobs)
+    qtmodeltester.check(store.model)
+    store.model.reset_rows([job("a", 1), job("b", 1)], more=False)
+    history_changes: list[int] = []
+    store.model.dataChanged.connect(lambda tl, br, roles: history_changes.append(tl.row()))
+
+    jobs.tick()  # both run: their Elapsed cells change
+    jobs.apply_updates([job("b", 2, progress=75.0)])
+    assert history_changes == [1]  # b's change, and nothing for the tick before it
+    assert store.model.job(1).progress == 75.0
+    jobs.apply_updates([job("a", 2, status="completed", progress=100.0)])
+    assert history_changes == [1, 0] and store.model.job(0).status == JobStatus.COMPLETED

@@ -72,3 +72,31 @@ def test_jobs_without_revisions_apply_as_before(qtmodeltester):
     model.apply_updates([job("a", None, progress=10.0)])
     model.apply_updates([job("a", None, progress=5.0)])
     assert shown(model) == [("a", JobStatus.RUNNING, 5.0)]
+
+
+def test_name_or_status_changed_comes_once_per_batch_and_only_for_name_or_status_cells(qtmodeltester):
+    # The panel's counts and actions and the proxy's queue order follow this one signal instead of a Python
+    # slot per dataChanged range (a refresh moving a hundred running jobs emits a hundred ranges).
+    model = JobListModel()
+    qtmodeltester.check(model)
+    model.apply_updates([job(name, 1) for name in "abcdef"])
+    heard: list[bool] = []
+    ranges: list[int] = []
+    model.name_or_status_changed.connect(heard.append)
+    model.dataChanged.connect(lambda tl, br, roles: ranges.append(tl.column()))
+
+    model.apply_updates([job("a", 2, progress=50.0), job("c", 2, progress=55.0)])  # progress only
+    assert ranges and min(ranges) > 1 and heard == []
+
+    ranges.clear()
+    model.apply_updates([job("a", 3, status="completed", progress=100.0), job("c", 3, status="failed"),
+                         job("e", 3, progress=70.0)])
+    assert len([column for column in ranges if column <= 1]) >= 2  # a and c: apart, so two ranges
+    assert heard == [True]  # one batch, one signal, a Status cell among its changes
+
+    model.apply_updates([job("b", 4, name="renamed b")])
+    assert heard == [True, False]  # a name alone: the queue order may change, the counts cannot
+
+    model.apply_active_snapshot([job(name, 5, status="completed") for name in "abcdef"])
+    assert heard == [True, False, True]  # a refresh is one batch too
+    assert model.finished_count() == 6

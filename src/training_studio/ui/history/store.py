@@ -161,9 +161,11 @@ class HistoryStore(QObject):
             self._loading = loading
             self.loading_changed.emit(loading)
 
-    def _on_live_rows(self, top_left: QModelIndex, bottom_right: QModelIndex, *_: Any) -> None:
+    def _on_live_rows(self, top_left: QModelIndex, bottom_right: QModelIndex, roles: Any = ()) -> None:
         from training_studio.ui.jobs.model import JobRole
 
+        if roles and int(JobRole.JOB) not in roles:
+            return  # e.g. the 1 s tick of every running row: the clock moved, not the jobs
         for row in range(top_left.row(), bottom_right.row() + 1):
             job = self._job_model.index(row, 0).data(JobRole.JOB)
             if isinstance(job, TrainingJob):

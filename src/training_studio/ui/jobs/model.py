@@ -54,6 +54,7 @@ from PySide6.QtCore import (
     QPersistentModelIndex,
     QSortFilterProxyModel,
     Qt,
+    Signal,
 )
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
 
@@ -264,6 +265,12 @@ class _Row:
 
 class JobListModel(QAbstractTableModel):
     """Training jobs in `createdAt` order, updated by diffs; see the module docstring."""
+
+    # Once per batch of changes (after its dataChanged signals) that touched a Name or Status cell: a status,
+    # a hold, a queue position, a name. The argument: whether a Status cell was among them. Those who follow
+    # only these (the counts, the actions, the queue order) listen here instead of to each dataChanged: a
+    # refresh moving a hundred running jobs emits a hundred ranges, each a crossing into Python per slot.
+    name_or_status_changed = Signal(bool)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -787,10 +794,16 @@ class JobListModel(QAbstractTableModel):
         signals.sort()
         if len(signals) > _MAX_CHANGE_SIGNALS:
             signals = _merge_nearby(signals)
+        head_changed = status_changed = False
         for top, bottom, first_column, last_column in signals:
             roles = (_CHANGE_ROLES_WITH_FILTER if first_column <= JobColumn.STATUS
                      else _CHANGE_ROLES)
             self._emit_range(top, bottom, first_column, last_column, roles)
+            if first_column <= JobColumn.STATUS:
+                head_changed = True
+                status_changed = status_changed or last_column >= JobColumn.STATUS
+        if head_changed:
+            self.name_or_status_changed.emit(status_changed)
 
     def _emit_range(self, top: int, bottom: int, first_column: int, last_column: int,
                     roles: list[int]) -> None:

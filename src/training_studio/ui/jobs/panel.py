@@ -300,7 +300,7 @@ class JobsPanel(QWidget):
         filter_label = QLabel("Fi&lter:", self)
         filter_label.setBuddy(self.filter_edit)
 
-        self.proxy = QueueOrderProxyModel(self, watch_data_changes=False)  # _on_model_data_changed forwards
+        self.proxy = QueueOrderProxyModel(self)
         self.proxy.setSourceModel(self.model)
         self.proxy.reorder_requested.connect(store.request_queue_reorder)
         self.table = JobsTableView(self)
@@ -423,7 +423,7 @@ class JobsPanel(QWidget):
         for signal in (self.model.rowsInserted, self.model.rowsRemoved, self.model.modelReset,
                        self.proxy.rowsInserted, self.proxy.rowsRemoved, self.proxy.modelReset):
             signal.connect(self._update_state)
-        self.model.dataChanged.connect(self._on_model_data_changed)
+        self.model.name_or_status_changed.connect(self._on_name_or_status_changed)
         store.jobs_changed.connect(self._on_jobs_changed)
         store.cancel_started.connect(self._update_actions)
         store.cancel_failed.connect(self._on_cancel_failed)
@@ -735,15 +735,10 @@ class JobsPanel(QWidget):
         self._update_actions()
         self._update_freshness()
 
-    def _on_model_data_changed(self, top_left: QModelIndex, bottom_right: QModelIndex, roles: list[int]) -> None:
-        # The 1 s tick only touches ELAPSED and ETA: skip the bookkeeping for it.
-        if top_left.column() >= int(JobColumn.ELAPSED) and bottom_right.column() <= int(JobColumn.ETA):
-            return
-        # Only a status or "Cancelling…" change affects the counts and the actions, and both always
-        # include the Status column; progress/step/loss updates skip this.
-        if top_left.column() <= int(JobColumn.STATUS) and self.proxy.sourceModel() is self.model:
-            self.proxy.source_data_changed(top_left, bottom_right, roles)  # the queue order may have changed
-        if top_left.column() <= int(JobColumn.STATUS) <= bottom_right.column():
+    def _on_name_or_status_changed(self, status_changed: bool) -> None:
+        # Once per batch (not per dataChanged): progress, step, loss and the 1 s tick never reach here. Only a
+        # status or "Cancelling…" change (always in the Status column) affects the counts and the actions.
+        if status_changed:
             self._update_state()  # a job finished: the counts and Clear finished change
             self._update_actions()
 

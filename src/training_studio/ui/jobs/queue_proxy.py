@@ -46,11 +46,8 @@ class QueueOrderProxyModel(JobFilterProxyModel):
 
     reorder_requested = Signal(list, object)  # job ids in queue order, the waiting job id to go before (or None)
 
-    def __init__(self, parent: QObject | None = None, *, watch_data_changes: bool = True) -> None:
-        """`watch_data_changes=False`: the owner already follows the source's dataChanged and forwards it to
-        `source_data_changed` (one Python slot per signal instead of two, on a path a refresh takes often)."""
+    def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._watch_data = watch_data_changes
         self._keys: list[int] | None = None  # display key per source row while the queue order differs
         self._sorted = False  # whether the proxy is sorted by _keys (else: source order)
         self._order_timer = QTimer(self)
@@ -64,32 +61,23 @@ class QueueOrderProxyModel(JobFilterProxyModel):
 
     # order ------------------------------------------------------------------------------------------
     def _follow_source(self) -> None:
+        # A status change always spans the Status column, and a queue position (or hold) change alone touches
+        # the Name or Status cell: the model's once-per-batch `name_or_status_changed` says when the order may
+        # have changed (progress, step, loss and the 1 s tick never do), without a slot per dataChanged.
         old = self._order_source
         if old is not None:  # (a source swap: the Jobs panel's Finished view)
-            connected = [(old.rowsInserted, self._schedule_order), (old.rowsRemoved, self._schedule_order),
-                         (old.modelReset, self._schedule_order)]
-            if self._watch_data:
-                connected.append((old.dataChanged, self.source_data_changed))
-            for signal, slot in connected:
+            for signal in (old.rowsInserted, old.rowsRemoved, old.modelReset, old.name_or_status_changed):
                 try:
-                    signal.disconnect(slot)
+                    signal.disconnect(self._schedule_order)
                 except (RuntimeError, TypeError):
                     pass
         source = self.sourceModel()
         self._order_source = source if isinstance(source, JobListModel) else None
         if self._order_source is not None:
-            self._order_source.rowsInserted.connect(self._schedule_order)
-            self._order_source.rowsRemoved.connect(self._schedule_order)
-            self._order_source.modelReset.connect(self._schedule_order)
-            if self._watch_data:
-                self._order_source.dataChanged.connect(self.source_data_changed)
+            for signal in (self._order_source.rowsInserted, self._order_source.rowsRemoved,
+                           self._order_source.modelReset, self._order_source.name_or_status_changed):
+                signal.connect(self._schedule_order)
         self._schedule_order()
-
-    def source_data_changed(self, top_left: QModelIndex, bottom_right: QModelIndex, roles: Sequence[int] = ()) -> None:
-        # A status change always spans the Status column; a queue position (or hold) change alone touches the
-        # Name or Status cell. Progress, step, loss and the 1 s tick start further right: skipped.
-        if top_left.column() <= int(JobColumn.STATUS):
-            self._schedule_order()
 
     def _schedule_order(self, *args: object) -> None:
         if not self._order_timer.isActive():
