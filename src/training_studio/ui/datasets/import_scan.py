@@ -3,14 +3,17 @@
 This module owns deciding, before anything is uploaded, which local paths can go into a dataset of a
 given type and why the others cannot. `walk_paths()` expands files and folders recursively (following
 symbolic links to folders, but never around a loop, and listing broken links and loops with their
-reason); `check_file()` reads an image's header with QImageReader (format and size), checks the server's
-limits, then makes sure the image is whole (a JPEG that ends with its end marker; anything else read to its
-end with Pillow) so a file that ends early (damaged, or still being copied) is refused here with a plain
-reason instead of by the server; or it checks an audio/video/text file's extension and content; and it
-hashes the file (SHA-256, streamed in 1 MiB chunks). Every function
-here blocks on disk I/O and is meant to run in a worker thread: nothing here touches widgets, and
-QImageReader and Pillow are safe outside the GUI thread. The server's full decode stays authoritative;
-these checks catch what can be caught early at a bounded cost (see `_check_complete`).
+reason); `check_file()` reads an image's header with Pillow (format and size, no pixels decoded), checks the
+server's limits, then makes sure the image is whole (a JPEG that ends with its end marker; anything else read
+to its end by the same opened image) so a file that ends early (damaged, or still being copied) is refused
+here with a plain reason instead of by the server; or it checks an audio/video/text file's extension and
+content; and it hashes the file (SHA-256, streamed in 1 MiB chunks). Every function here blocks on disk I/O
+and is meant to run in a worker thread (plain Python threads of a concurrent.futures executor), so nothing
+here may use Qt, not only no widgets: Qt objects made in such threads (QImageReader makes a QFile, a QObject)
+take Qt-internal locks while their thread holds the GIL, and a GUI thread holding such a lock while it waits
+for the GIL then blocks both for good (a full UI test run hung that way, a worker inside QImageReader). Pillow
+takes no lock the GUI thread could hold, so images are read with Pillow alone. The server's full decode stays
+authoritative; these checks catch what can be caught early at a bounded cost (see `_check_complete`).
 """
 
 from __future__ import annotations
@@ -24,9 +27,9 @@ import struct
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import BinaryIO
 
-from PIL import Image, ImageFile
-from PySide6.QtGui import QImageReader
+from PIL import BmpImagePlugin, GifImagePlugin, Image, ImageFile, JpegImagePlugin, PngImagePlugin, WebPImagePlugin
 
 # Pillow warns above ~89 Mpx; the pixel limit here is the server's (checked from the header first), so
 # the warning is noise. Set once at import: warnings.catch_warnings is not thread-safe.
@@ -46,9 +49,18 @@ __all__ = [
 
 CHUNK_BYTES = 1 << 20
 HEAD_BYTES = 64
-# What the server accepts (see server/files.py): the client mirrors it so users learn early.
-IMAGE_FORMATS = {"png": "PNG", "jpeg": "JPEG", "jpg": "JPEG", "webp": "WebP", "bmp": "BMP", "gif": "GIF"}
+# What the server accepts (see server/images.py), by Pillow's name for the format: the name shown for it and
+# what reads its header. The client mirrors the server so users learn early.
+IMAGE_FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "WEBP": "WebP", "BMP": "BMP", "GIF": "GIF"}
 IMAGE_FORMAT_NAMES = "PNG, JPEG, WebP, BMP or GIF"
+_HEADER_READERS = {"PNG": PngImagePlugin.PngImageFile, "JPEG": JpegImagePlugin.jpeg_factory,
+                   "WEBP": WebPImagePlugin.WebPImageFile, "BMP": BmpImagePlugin.BmpImageFile,
+                   "GIF": GifImagePlugin.GifImageFile}
+NO_USABLE_SIZE = "damaged image: its header gives no usable size"
+# Formats named by their signature when Pillow cannot name them (a damaged TIFF or ICO header; HEIC, AVIF and
+# SVG, which it does not read), as the server names them, plus SVG, which Qt's reader used to name here.
+_OTHER_SIGNATURES = ((b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"\x00\x00\x01\x00", "ICO"), (b"8BPS", "PSD"),
+                     (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"), (b"qoif", "QOI"))
 TYPE_EXTENSIONS: dict[str, frozenset[str]] = {
     "audio": frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".aif", ".aiff", ".aifc", ".m4a", ".m4b",
                         ".mp3"}),
@@ -261,45 +273,111 @@ def _check(path: str, kind: str, limits: ScanLimits) -> AcceptedFile:
 
 
 def _check_image(path: str, head: bytes, limits: ScanLimits) -> tuple[str, int | None, int | None]:
-    reader = QImageReader(path)
-    reader.setDecideFormatFromContent(True)
-    if not reader.canRead():
-        raise _Rejected(f"not an image ({IMAGE_FORMAT_NAMES} expected)")
-    qt_format = bytes(reader.format().data()).decode("ascii", "replace").lower()
-    if qt_format not in IMAGE_FORMATS:
-        raise _Rejected(f"{qt_format.upper()} images are not accepted; use {IMAGE_FORMAT_NAMES}")
-    size = reader.size()  # from the header only: nothing is decoded here
-    if not size.isValid() or size.width() < 1 or size.height() < 1:
-        raise _Rejected("damaged image: its header gives no usable size")
-    width, height = size.width(), size.height()
+    format_id = _signature_format(head)
+    with open(path, "rb") as handle:  # one open for the header and the completeness check
+        if format_id is None:
+            other = _other_format(handle, head)
+            if other is None:
+                raise _Rejected(f"not an image ({IMAGE_FORMAT_NAMES} expected)")
+            raise _Rejected(f"{other.upper()} images are not accepted; use {IMAGE_FORMAT_NAMES}")
+        canvas = _webp_canvas(head) if format_id == "WEBP" else None
+        if canvas is not None:
+            # Checked before Pillow opens it: its WebP decoder sizes its canvases when it is created.
+            _check_dimensions(*canvas, limits)
+        if format_id == "WEBP" and _riff_is_short(handle, head):
+            raise _Rejected(ENDS_EARLY)
+        try:
+            # The format's own reader, not Image.open(): that one refuses anything over twice Pillow's
+            # MAX_IMAGE_PIXELS (process-wide, about 179 Mpx) before the size can be read, and the limit that
+            # matters is the server's, checked below with the size in the message. Nothing is decoded here.
+            image = _HEADER_READERS[format_id](handle, path)
+        except Image.DecompressionBombError:
+            # Raised by the few readers that check it themselves (WebP, whose canvas was checked above; a GIF
+            # whose first frame outgrows its canvas; a multi-picture JPEG): over Pillow's own ceiling, so the
+            # server decides, as in _check_complete.
+            return IMAGE_FORMATS[format_id], *(canvas or (None, None))
+        except Exception as exc:  # Pillow's readers report a header they cannot read with many exception types
+            raise _Rejected(NO_USABLE_SIZE) from exc
+        if image.format not in IMAGE_FORMATS:  # MPO: a JPEG with several pictures, which the server refuses
+            raise _Rejected(f"{image.format} images are not accepted; use {IMAGE_FORMAT_NAMES}")
+        width, height = image.size
+        _check_dimensions(width, height, limits)
+        _check_complete(image, handle, IMAGE_FORMATS[format_id], width * height)
+    return IMAGE_FORMATS[format_id], width, height
+
+
+def _signature_format(head: bytes) -> str | None:
+    """The accepted format whose signature `head` starts with (tested as Pillow's readers test it), or None."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return "WEBP"
+    if head.startswith(b"BM"):
+        return "BMP"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "GIF"
+    return None
+
+
+def _other_format(handle: BinaryIO, head: bytes) -> str | None:
+    """The name of an image format that is not accepted, only to say so; None if it is no image known here."""
+    handle.seek(0)
+    try:
+        with Image.open(handle) as image:
+            if image.format not in IMAGE_FORMATS:
+                return image.format
+    except Exception:  # Pillow fails in many ways on what it cannot read: not an accepted image either way
+        pass
+    for magic, name in _OTHER_SIGNATURES:
+        if head.startswith(magic):
+            return name
+    if head[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypavif"):
+        return "HEIC/AVIF"
+    if b"<svg" in head:
+        return "SVG"
+    return None
+
+
+def _webp_canvas(head: bytes) -> tuple[int, int] | None:
+    """The canvas size from a WebP's first chunk header (as Pillow and the server read it), or None."""
+    chunk = head[12:16]
+    if chunk == b"VP8 " and len(head) >= 30 and head[23:26] == b"\x9d\x01\x2a":
+        width, height = struct.unpack_from("<HH", head, 26)
+        return width & 0x3FFF, height & 0x3FFF
+    if chunk == b"VP8X" and len(head) >= 30:
+        return int.from_bytes(head[24:27], "little") + 1, int.from_bytes(head[27:30], "little") + 1
+    if chunk == b"VP8L" and len(head) >= 25 and head[20] == 0x2F:
+        bits = int.from_bytes(head[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    return None
+
+
+def _check_dimensions(width: int, height: int, limits: ScanLimits) -> None:
+    if width < 1 or height < 1:
+        raise _Rejected(NO_USABLE_SIZE)
     if width * height > limits.max_pixels:
         raise _Rejected(f"too many pixels: {width:,}×{height:,} = {width * height:,}, over the server's limit of "
                         f"{limits.max_pixels:,}")
-    _check_complete(path, IMAGE_FORMATS[qt_format], width * height)
-    return IMAGE_FORMATS[qt_format], width, height
 
 
-def _check_complete(path: str, format_name: str, pixels: int) -> None:
-    """Read the image to its end, so a truncated file is refused with ENDS_EARLY. Pillow's
-    LOAD_TRUNCATED_IMAGES must be (and by default is) off, or it would pad a short file with grey.
-    The header check above has already bounded the pixel count by the server's limit."""
+def _check_complete(image: ImageFile.ImageFile, handle: BinaryIO, format_name: str, pixels: int) -> None:
+    """Read the image (opened on `handle` by _check_image) to its end, so a truncated file is refused with
+    ENDS_EARLY. Pillow's LOAD_TRUNCATED_IMAGES must be (and by default is) off, or it would pad a short file
+    with grey. The header check has already bounded the pixel count by the server's limit."""
     if ImageFile.LOAD_TRUNCATED_IMAGES:
         ImageFile.LOAD_TRUNCATED_IMAGES = False  # nothing in the app wants half images accepted
     try:
-        if format_name == "WebP" and _riff_is_short(path):
-            raise _Rejected(ENDS_EARLY)
-        if format_name == "JPEG" and _ends_with_jpeg_end_marker(path):
+        if format_name == "JPEG" and _ends_with_jpeg_end_marker(handle):
             return
-        with Image.open(path, formats=[format_name.upper()]) as image:
-            if format_name == "PNG":
-                image.verify()  # every chunk's CRC up to IEND, without decoding pixels
-            elif format_name == "JPEG":
-                image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
-                image.load()  # the whole entropy-coded stream, into an image 64 times smaller
-            elif pixels <= FULL_DECODE_MAX_PIXELS:
-                image.load()
-    except _Rejected:
-        raise
+        if format_name == "PNG":
+            image.verify()  # every chunk's CRC up to IEND, without decoding pixels
+        elif format_name == "JPEG":
+            image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
+            image.load()  # the whole entropy-coded stream, into an image 64 times smaller
+        elif pixels <= FULL_DECODE_MAX_PIXELS:
+            image.load()
     except Image.DecompressionBombError:
         return  # over Pillow's own ceiling but within the server's: the server decides
     except (EOFError, struct.error) as exc:
@@ -312,7 +390,7 @@ def _check_complete(path: str, format_name: str, pixels: int) -> None:
         return  # not enough memory to check it here: the server decides
 
 
-def _ends_with_jpeg_end_marker(path: str) -> bool:
+def _ends_with_jpeg_end_marker(handle: BinaryIO) -> bool:
     """Whether a JPEG's last two bytes are its end-of-image marker (FF D9): then the file is whole, as far as a
     local check can tell cheaply. A file cut short (still being copied, a broken download) does not end so:
     FF D9 cannot occur inside the entropy-coded data, and a cut inside the headers fails the header read
@@ -321,22 +399,18 @@ def _ends_with_jpeg_end_marker(path: str) -> bool:
     time at 2,000 photos). Anything else (trailing bytes after the marker, as some cameras write) is decoded
     as before; a file damaged in its middle is left to the server's full decode, which refuses it with its
     reason in the import window."""
-    with open(path, "rb") as handle:
-        handle.seek(0, os.SEEK_END)
-        if handle.tell() < 4:
-            return False
-        handle.seek(-2, os.SEEK_END)
-        return handle.read(2) == b"\xff\xd9"
+    handle.seek(0, os.SEEK_END)
+    if handle.tell() < 4:
+        return False
+    handle.seek(-2, os.SEEK_END)
+    return handle.read(2) == b"\xff\xd9"
 
 
-def _riff_is_short(path: str) -> bool:
-    """A WebP (RIFF) file shorter than its header says: Pillow reports it only as 'cannot decode'."""
-    with open(path, "rb") as handle:
-        head = handle.read(12)
-        size = os.fstat(handle.fileno()).st_size
+def _riff_is_short(handle: BinaryIO, head: bytes) -> bool:
+    """A WebP (RIFF) file shorter than its header says: Pillow reports it only as 'could not create decoder'."""
     if len(head) < 12 or head[:4] != b"RIFF":
         return False
-    return size < struct.unpack("<I", head[4:8])[0] + 8
+    return os.fstat(handle.fileno()).st_size < struct.unpack("<I", head[4:8])[0] + 8
 
 
 def _check_media(kind: str, head: bytes) -> str:
