@@ -213,7 +213,6 @@ class JobsPanel(QWidget):
         self.finished: FinishedJobs | None = None  # the Finished view's controller, once a finished filter was picked
         self._scroll_on_load = False  # the Finished view was just entered: show its newest rows once they land
         self.details = None  # JobDetailsPane, built when first opened
-        self.record_names = None  # RecordNames: the names the details Overview shows, built with the pane
         self.cancel_confirmation: QMessageBox | None = None  # the open cancel question, if any
         self._compare_slots: dict[str, int] = {}  # job id -> palette slot, kept while compared
         self._details_timer = QTimer(self)  # coalesces a burst of selection changes into one update
@@ -578,12 +577,7 @@ class JobsPanel(QWidget):
     def _build_details(self) -> None:
         from training_studio.ui.jobs.details.pane import JobDetailsPane
 
-        from training_studio.ui.jobs.details.record_names import RecordNames
-
         pane = JobDetailsPane(self.store, self.splitter)
-        # The Overview shows the job's dataset and models by name: this store asks the server for them.
-        self.record_names = RecordNames(self.store.client, jobs=self.store, parent=pane)
-        pane.overview.set_names(self.record_names)
         pane.dataset_activated.connect(self.dataset_requested)
         pane.model_activated.connect(self.model_requested)
         pane.close_requested.connect(lambda: self.set_details_visible(False))
@@ -652,8 +646,6 @@ class JobsPanel(QWidget):
         self.save_layout()
         if self.details is not None:
             self.details.shutdown()
-        if self.record_names is not None:
-            self.record_names.shutdown()
 
     # export --------------------------------------------------------------------------------------
     def table_as_csv(self) -> str:

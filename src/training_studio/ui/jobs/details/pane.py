@@ -7,7 +7,8 @@ job, the current one first, each in its colour (the same colour the table paints
 row; `colours.py`). It builds each view defensively: a view
 that cannot be built (its module missing or broken) becomes a "Not available" page and the other tabs keep
 working. The views fetch their own data through their own stores and only while visible; the pane never
-calls HTTP. `shutdown()` stops them (at quit, or when the jobs panel goes away).
+calls HTTP. It owns the `RecordNames` store through which the Overview names the job's dataset and models.
+`shutdown()` stops them all (at quit, or when the jobs panel goes away).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QLabel, QTabWidget, QToolButton, QVBoxLayout, QWidget
 
 from training_studio.ui.jobs.details.overview import JobOverview
+from training_studio.ui.jobs.details.record_names import RecordNames
 
 __all__ = ["JobDetailsPane", "ComparedJob", "NOT_AVAILABLE_TEXT", "TAB_TITLES"]
 
@@ -86,6 +88,9 @@ class JobDetailsPane(QWidget):
 
         self.overview = JobOverview(store.model, server_text=lambda: server_description(store), parent=self,
                                     find_job=getattr(store, "known_job", None))
+        # The Overview shows the job's dataset and models by name: this store asks the server for them.
+        self.names = RecordNames(store.client, jobs=store, parent=self)
+        self.overview.set_names(self.names)
         self.overview.dataset_activated.connect(self.dataset_activated)
         self.overview.model_activated.connect(self.model_activated)
         self.chart = _build_view("Chart", "training_studio.ui.jobs.details.chart", "LossChart", store, parent=self)
@@ -176,7 +181,7 @@ class JobDetailsPane(QWidget):
         if self._shut_down:
             return
         self._shut_down = True
-        for view in (self.chart, self.logs, self.samples, self.checkpoints):
+        for view in (self.names, self.chart, self.logs, self.samples, self.checkpoints):
             stop = getattr(view, "shutdown", None)
             if stop is not None:
                 try:
