@@ -82,11 +82,16 @@ def test_name_or_status_changed_comes_once_per_batch_and_only_for_name_or_status
     model.apply_updates([job(name, 1) for name in "abcdef"])
     heard: list[bool] = []
     ranges: list[int] = []
+    updated: list[list[str]] = []
     model.name_or_status_changed.connect(heard.append)
+    model.jobs_updated.connect(updated.append)
     model.dataChanged.connect(lambda tl, br, roles: ranges.append(tl.column()))
 
     model.apply_updates([job("a", 2, progress=50.0), job("c", 2, progress=55.0)])  # progress only
     assert ranges and min(ranges) > 1 and heard == []
+    assert updated == [["a", "c"]]  # one batch, its jobs once each
+    model.tick()  # the clock moves the Elapsed cells; no job changed
+    assert updated == [["a", "c"]]
 
     ranges.clear()
     model.apply_updates([job("a", 3, status="completed", progress=100.0), job("c", 3, status="failed"),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QObject, Signal
+from PySide6.QtCore import QObject, Signal
 
 from training_studio.client import ApiClient, ApiError, CannotConnect
 from training_studio.contract.models import TrainingJob
@@ -54,9 +54,9 @@ class HistoryStore(QObject):
         self._tasks = TaskSet("history store", lambda error: self.load_failed.emit(f"Unexpected error: {error}"))
         if job_model is not None:  # live changes of the jobs on screen, from the jobs store's rows
             self._job_model = job_model
-            job_model.dataChanged.connect(self._on_live_rows)
-            job_model.rowsInserted.connect(lambda parent, first, last: self._on_live_rows(
-                job_model.index(first, 0), job_model.index(last, 0)))
+            # Once per batch of changes (not a slot per dataChanged range, nor the 1 s tick of running rows).
+            job_model.jobs_updated.connect(self._on_live_jobs)
+            job_model.rowsInserted.connect(lambda parent, first, last: self._on_live_rows(first, last))
 
     @property
     def is_loading(self) -> bool:
@@ -161,14 +161,19 @@ class HistoryStore(QObject):
             self._loading = loading
             self.loading_changed.emit(loading)
 
-    def _on_live_rows(self, top_left: QModelIndex, bottom_right: QModelIndex, roles: Any = ()) -> None:
+    def _on_live_rows(self, first: int, last: int) -> None:
         from training_studio.ui.jobs.model import JobRole
 
-        if roles and int(JobRole.JOB) not in roles:
-            return  # e.g. the 1 s tick of every running row: the clock moved, not the jobs
-        for row in range(top_left.row(), bottom_right.row() + 1):
+        for row in range(first, last + 1):
             job = self._job_model.index(row, 0).data(JobRole.JOB)
             if isinstance(job, TrainingJob):
+                self.model.update_job(job)
+
+    def _on_live_jobs(self, job_ids: list[str]) -> None:
+        find = self._job_model.job
+        for job_id in job_ids:
+            job = find(job_id)
+            if job is not None:
                 self.model.update_job(job)
 
     def forget(self, job_ids: list[str]) -> None:

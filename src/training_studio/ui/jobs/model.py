@@ -271,6 +271,9 @@ class JobListModel(QAbstractTableModel):
     # only these (the counts, the actions, the queue order) listen here instead of to each dataChanged: a
     # refresh moving a hundred running jobs emits a hundred ranges, each a crossing into Python per slot.
     name_or_status_changed = Signal(bool)
+    # Once per batch too: the ids of the held jobs whose state changed in it (not the 1 s tick, which changes
+    # no job), for those that follow the jobs themselves (the History tab's rows) rather than the cells.
+    jobs_updated = Signal(list)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -804,6 +807,9 @@ class JobListModel(QAbstractTableModel):
                 status_changed = status_changed or last_column >= JobColumn.STATUS
         if head_changed:
             self.name_or_status_changed.emit(status_changed)
+        rows = self._rows
+        self.jobs_updated.emit([rows[row].job.id for row in sorted({change[0] for change in changes})
+                                if row < len(rows)])
 
     def _emit_range(self, top: int, bottom: int, first_column: int, last_column: int,
                     roles: list[int]) -> None:
