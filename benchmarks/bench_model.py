@@ -61,8 +61,10 @@ class _PaintCounter:
 
 def _build_panel(jobs: list[Any]) -> tuple[Any, Any, Any]:
     """The real jobs panel, shown offscreen with its table at 1000×700, holding `jobs`; the store also has
-    the app's finished-job watcher (`store.finish_watcher`) listening to `jobs_changed`, as in the app."""
+    the app's finished-job watcher (`store.finish_watcher`) listening to `jobs_changed`, and the History tab's
+    store (`store.history`) following the model's rows, as in the app once the History tab has been opened."""
     from training_studio.client import ApiClient
+    from training_studio.ui.history.store import HistoryStore
     from training_studio.ui.jobs.panel import JobsPanel
     from training_studio.ui.jobs.store import JobStore
     from training_studio.ui.notifications import JobFinishWatcher
@@ -71,6 +73,7 @@ def _build_panel(jobs: list[Any]) -> tuple[Any, Any, Any]:
     # A store that never starts: the benchmark feeds its model directly, as a refresh would.
     store = JobStore(ApiClient("http://127.0.0.1:9", None))
     store.finish_watcher = JobFinishWatcher(store, store)
+    store.history = HistoryStore(store.client, job_model=store.model)  # never asked to load: no request
     panel = JobsPanel(store)
     panel.resize(VIEW_WIDTH + 40, VIEW_HEIGHT + 120)
     panel.show()
@@ -425,8 +428,9 @@ def run_refresh_apply(smoke: bool) -> list[Result]:
                f"{goal_note(model_ms <= 1.5, '<= 1.5 ms')}; everything that runs on the GUI thread for a refresh "
                f"after parsing: JobListModel.apply_active_snapshot, given the jobs as JobStore hands them "
                f"(unchanged jobs are last refresh's objects), including the proxy's and table's synchronous "
-               f"dataChanged handling and the model's once-per-batch name_or_status_changed (the panel's "
-               f"counts and actions and the proxy's queue order follow it, no Python slot per dataChanged), then the jobs_changed every refresh emits: the app's "
+               f"dataChanged handling and the model's once-per-batch signals (name_or_status_changed: the panel's "
+               f"counts and actions and the proxy's queue order; jobs_updated: the History tab's store, "
+               f"present as once the tab has been opened), no Python slot per dataChanged, then the jobs_changed every refresh emits: the app's "
                f"finished-job watcher ({scan_ms:.3f} ms of it: it reads only the rows whose status changed, "
                f"JobListModel.status_changes_since; {watcher_rows:,} rows held) and the panel's counts; "
                f"apply_active_snapshot on a JobListModel with no view: {median(ours_detached[2:]) * 1000:.2f} ms "

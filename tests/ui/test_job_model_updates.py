@@ -105,3 +105,31 @@ def test_name_or_status_changed_comes_once_per_batch_and_only_for_name_or_status
     model.apply_active_snapshot([job(name, 5, status="completed") for name in "abcdef"])
     assert heard == [True, False, True]  # a refresh is one batch too
     assert model.finished_count() == 6
+
+
+@pytest.mark.parametrize(("fields", "columns"), [
+    ({"progress": 41.0}, [(2, 2)]),
+    ({"currentStep": 41}, [(3, 3)]),
+    ({"totalSteps": 200}, [(3, 3)]),
+    ({"currentLoss": 0.5}, [(4, 4)]),
+    ({"currentLoss": float("nan")}, [(4, 4)]),
+    ({"etaAt": "2026-01-01T01:00:00.000Z"}, [(6, 6)]),
+    ({"placement": {"executor": "ray", "node": "n1", "gpus": ["0"]}}, [(7, 7)]),
+    ({"name": "renamed"}, [(0, 0)]),
+    ({"error": "out of memory"}, [(0, 1)]),  # the name and status tooltips carry the error
+    ({"detail": "caching latents 3/9"}, [(1, 1)]),
+    ({"held": True}, [(1, 1)]),
+    ({"progress": 41.0, "currentStep": 41, "currentLoss": 0.5}, [(2, 4)]),
+    ({"progress": 41.0, "etaAt": "2026-01-01T01:00:00.000Z"}, [(2, 2), (6, 6)]),
+    ({"modelId": "m-1"}, [(0, 0)]),  # nothing shown changed: JobRole.JOB readers still hear of it
+    ({"status": "completed", "progress": 100.0}, [(0, 7)]),  # finished: the whole row dims
+    ({"startedAt": "2026-01-01T00:00:05.000Z"}, [(5, 5)]),
+])
+def test_a_running_jobs_change_announces_exactly_the_cells_it_changed(qtmodeltester, fields, columns):
+    model = JobListModel()
+    qtmodeltester.check(model)
+    model.apply_active_snapshot([job("a", 1)])
+    seen: list[tuple[int, int]] = []
+    model.dataChanged.connect(lambda tl, br, roles: seen.append((tl.column(), br.column())))
+    model.apply_active_snapshot([job("a", 2, **fields)])
+    assert seen == columns

@@ -220,6 +220,30 @@ def _same_number(a: float | None, b: float | None) -> bool:
     return a == b or (a is not None and b is not None and math.isnan(a) and math.isnan(b))
 
 
+_NAME_BIT = 1 << JobColumn.NAME
+_STATUS_BIT = 1 << JobColumn.STATUS
+
+
+def _column_runs(mask: int) -> tuple[tuple[int, int], ...]:
+    """The runs of adjacent columns set in `mask` (bit n: column n changed), as (first, last) pairs."""
+    runs: list[tuple[int, int]] = []
+    column = 0
+    while column < _COLUMN_COUNT:
+        if not mask >> column & 1:
+            column += 1
+            continue
+        first = column
+        while column + 1 < _COLUMN_COUNT and mask >> (column + 1) & 1:
+            column += 1
+        runs.append((first, column))
+        column += 1
+    return tuple(runs)
+
+
+# Every combination of changed columns, worked out once: a row's change is a table lookup, not a loop.
+_COLUMN_RUNS = [_column_runs(mask) for mask in range(1 << _COLUMN_COUNT)]
+
+
 def _merge_nearby(signals: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
     """(top, bottom, first column, last column) ranges, sorted, with ranges of the same columns at most
     _MAX_BRIDGED_ROWS rows apart merged while the merged range stays within _MAX_RANGE_CELLS. Ranges that
@@ -730,52 +754,60 @@ class JobListModel(QAbstractTableModel):
     def _replace(self, index: int, row: _Row, job: TrainingJob, now: float,
                  changes: list[tuple[int, int, int]]) -> None:
         old = row.job
-        old_elapsed = self._elapsed(row, now)
-        old_cancelling = self._is_cancelling(row)
-        old_finished = row.finished
-        started, ended, finished = self._derive(job, now, row)
-        recount = old.status != job.status or row.ticking != (
-            started is not None and ended is None and not finished)
-        if recount:
-            self._count(row, -1)
-        row.job = share_fields_set(job)
-        self._job_by_id[job.id] = job
-        row.started, row.ended, row.finished = started, ended, finished
-        if finished:
-            row.cancelling = False
-        if recount:
-            self._count(row, +1)
+        before, after = old.__dict__, job.__dict__
+        if before["status"] == after["status"] and before["started_at"] == after["started_at"] \
+                and before["finished_at"] == after["finished_at"]:
+            # The usual change of a refresh: a running job's step, progress, loss or ETA moved. Nothing the
+            # row derives from its status and times (the counts, the clock, dimming, "Cancelling…") can
+            # change with those the same, so only the shown fields are compared (this path is most of a
+            # refresh's model work: about a hundred rows of ten thousand).
+            row.job = share_fields_set(job)
+            self._job_by_id[after["id"]] = job
+            mask = ((before["name"] != after["name"])
+                    | (not _same_number(before["progress"], after["progress"])) << JobColumn.PROGRESS
+                    | (before["current_step"] != after["current_step"]
+                       or before["total_steps"] != after["total_steps"]) << JobColumn.STEP
+                    | (not _same_number(before["current_loss"], after["current_loss"])) << JobColumn.LOSS
+                    | (before["eta_at"] != after["eta_at"]) << JobColumn.ETA
+                    | (before["placement"] != after["placement"]) << JobColumn.RUNS_ON)
+        else:
+            old_elapsed = self._elapsed(row, now)
+            old_cancelling = self._is_cancelling(row)
+            old_finished = row.finished
+            started, ended, finished = self._derive(job, now, row)
+            recount = old.status != job.status or row.ticking != (
+                started is not None and ended is None and not finished)
+            if recount:
+                self._count(row, -1)
+            row.job = share_fields_set(job)
+            self._job_by_id[job.id] = job
+            row.started, row.ended, row.finished = started, ended, finished
+            if finished:
+                row.cancelling = False
+            if recount:
+                self._count(row, +1)
 
-        if finished != old_finished:
-            changes.append((index, 0, _LAST_COLUMN))  # the whole row dims or undims
-            return
-        changed = [
-            old.name != job.name,
-            old.status != job.status or old_cancelling != self._is_cancelling(row),
-            old.status != job.status or not _same_number(old.progress, job.progress),
-            old.current_step != job.current_step or old.total_steps != job.total_steps,
-            not _same_number(old.current_loss, job.current_loss),
-            old_elapsed != self._elapsed(row, now) or old.started_at != job.started_at,
-            old.status != job.status or old.eta_at != job.eta_at,
-            old.placement != job.placement,
-        ]
-        if old.error != job.error and not changed[JobColumn.NAME]:
-            changed[JobColumn.NAME] = True  # the name cell's tooltip carries the error
-            changed[JobColumn.STATUS] = True
-        if old.detail != job.detail or old.held != job.held:
-            changed[JobColumn.STATUS] = True  # the status cell's tooltip carries the detail; "Held" its badge
-        if not any(changed):
-            changed[JobColumn.NAME] = True  # e.g. the model it produced: JobRole.JOB readers must hear it
-        column = 0
-        while column < _COLUMN_COUNT:
-            if not changed[column]:
-                column += 1
-                continue
-            first = column
-            while column + 1 < _COLUMN_COUNT and changed[column + 1]:
-                column += 1
-            changes.append((index, first, column))
-            column += 1
+            if finished != old_finished:
+                changes.append((index, 0, _LAST_COLUMN))  # the whole row dims or undims
+                return
+            status_changed = old.status != job.status
+            mask = ((old.name != job.name)
+                    | (status_changed or old_cancelling != self._is_cancelling(row)) << JobColumn.STATUS
+                    | (status_changed or not _same_number(old.progress, job.progress)) << JobColumn.PROGRESS
+                    | (old.current_step != job.current_step or old.total_steps != job.total_steps) << JobColumn.STEP
+                    | (not _same_number(old.current_loss, job.current_loss)) << JobColumn.LOSS
+                    | (old_elapsed != self._elapsed(row, now) or old.started_at != job.started_at)
+                    << JobColumn.ELAPSED
+                    | (status_changed or old.eta_at != job.eta_at) << JobColumn.ETA
+                    | (old.placement != job.placement) << JobColumn.RUNS_ON)
+        if before["error"] != after["error"] and not mask & _NAME_BIT:
+            mask |= _NAME_BIT | _STATUS_BIT  # the name cell's tooltip carries the error
+        if before["detail"] != after["detail"] or before["held"] != after["held"]:
+            mask |= _STATUS_BIT  # the status cell's tooltip carries the detail; "Held" its badge
+        if not mask:
+            mask = _NAME_BIT  # e.g. the model it produced: JobRole.JOB readers must hear it
+        for first, last in _COLUMN_RUNS[mask]:
+            changes.append((index, first, last))
 
     def _emit_changes(self, changes: Sequence[tuple[int, int, int]]) -> None:
         """Emit dataChanged per run of adjacent rows sharing the same changed column range."""
