@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
 from training_studio.server.errors import ApiError
+from training_studio.webp_header import webp_canvas
 
 IMAGE_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "BMP": ".bmp", "GIF": ".gif"}
 ALLOWED_TEXT = "PNG, JPEG, WebP, BMP or GIF"
@@ -242,23 +243,9 @@ def _scan_jpeg(data: mmap.mmap | bytes) -> None:
             raise ImageTooComplex(f"the JPEG has more than {MAX_JPEG_SCANS:,} progressive scans")
 
 
-def _webp_canvas(head: bytes) -> tuple[int, int] | None:
-    """The canvas size from a WebP's first chunk header (as Pillow reads it), or None."""
-    chunk = head[12:16]
-    if chunk == b"VP8 " and len(head) >= 30 and head[23:26] == b"\x9d\x01\x2a":
-        width, height = struct.unpack_from("<HH", head, 26)
-        return width & 0x3FFF, height & 0x3FFF
-    if chunk == b"VP8X" and len(head) >= 30:
-        return int.from_bytes(head[24:27], "little") + 1, int.from_bytes(head[27:30], "little") + 1
-    if chunk == b"VP8L" and len(head) >= 25 and head[20] == 0x2F:
-        bits = int.from_bytes(head[21:25], "little")
-        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
-    return None
-
-
 def _check_webp_header(head: bytes, file_size: int, max_pixels: int) -> None:
     """Refuse a WebP too big for its decoder before Pillow creates one (it sizes its canvases at once)."""
-    canvas = _webp_canvas(head)
+    canvas = webp_canvas(head)
     if canvas is None:
         return
     width, height = canvas

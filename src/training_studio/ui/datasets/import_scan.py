@@ -31,6 +31,8 @@ from typing import BinaryIO
 
 from PIL import BmpImagePlugin, GifImagePlugin, Image, ImageFile, JpegImagePlugin, PngImagePlugin, WebPImagePlugin
 
+from training_studio.webp_header import webp_canvas
+
 # Pillow warns above ~89 Mpx; the pixel limit here is the server's (checked from the header first), so
 # the warning is noise. Set once at import: warnings.catch_warnings is not thread-safe.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
@@ -280,7 +282,7 @@ def _check_image(path: str, head: bytes, limits: ScanLimits) -> tuple[str, int |
             if other is None:
                 raise _Rejected(f"not an image ({IMAGE_FORMAT_NAMES} expected)")
             raise _Rejected(f"{other.upper()} images are not accepted; use {IMAGE_FORMAT_NAMES}")
-        canvas = _webp_canvas(head) if format_id == "WEBP" else None
+        canvas = webp_canvas(head) if format_id == "WEBP" else None
         if canvas is not None:
             # Checked before Pillow opens it: its WebP decoder sizes its canvases when it is created.
             _check_dimensions(*canvas, limits)
@@ -337,20 +339,6 @@ def _other_format(handle: BinaryIO, head: bytes) -> str | None:
         return "HEIC/AVIF"
     if b"<svg" in head:
         return "SVG"
-    return None
-
-
-def _webp_canvas(head: bytes) -> tuple[int, int] | None:
-    """The canvas size from a WebP's first chunk header (as Pillow and the server read it), or None."""
-    chunk = head[12:16]
-    if chunk == b"VP8 " and len(head) >= 30 and head[23:26] == b"\x9d\x01\x2a":
-        width, height = struct.unpack_from("<HH", head, 26)
-        return width & 0x3FFF, height & 0x3FFF
-    if chunk == b"VP8X" and len(head) >= 30:
-        return int.from_bytes(head[24:27], "little") + 1, int.from_bytes(head[27:30], "little") + 1
-    if chunk == b"VP8L" and len(head) >= 25 and head[20] == 0x2F:
-        bits = int.from_bytes(head[21:25], "little")
-        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
     return None
 
 
