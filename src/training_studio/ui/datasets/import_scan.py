@@ -9,10 +9,11 @@ to its end by the same opened image) so a file that ends early (damaged, or stil
 here with a plain reason instead of by the server; or it checks an audio/video/text file's extension and
 content; and it hashes the file (SHA-256, streamed in 1 MiB chunks). Every function here blocks on disk I/O
 and is meant to run in a worker thread (plain Python threads of a concurrent.futures executor), so nothing
-here may use Qt, not only no widgets: Qt objects made in such threads (QImageReader makes a QFile, a QObject)
-take Qt-internal locks while their thread holds the GIL, and a GUI thread holding such a lock while it waits
-for the GIL then blocks both for good (a full UI test run hung that way, a worker inside QImageReader). Pillow
-takes no lock the GUI thread could hold, so images are read with Pillow alone. The server's full decode stays
+here may use Qt, not only no widgets. A full UI test run once hung with the GUI thread blocked and a worker
+inside QImageReader (which makes a QFile, a QObject, in that plain thread): a Qt call that holds the GIL while
+it waits on a Qt-internal lock the GUI thread holds while it waits for the GIL is the likely cause, and it
+never occurred again in repeated runs, so it is not proven. Pillow takes no lock the GUI thread could hold, so
+images are read with Pillow alone. The server's full decode stays
 authoritative; these checks catch what can be caught early at a bounded cost (see `_check_complete`).
 """
 
