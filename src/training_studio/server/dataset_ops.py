@@ -426,7 +426,8 @@ async def apply_caption_folder(storage: Storage, dataset_id: str, folder: Path) 
         if dataset is None:
             raise LookupError(dataset_id)
         found = await asyncio.to_thread(read_caption_files, storage, dataset_id, folder)
-        current = dict(storage.dataset_captions(dataset_id))
+        # Off the loop too: up to one row per file (10,000 and more), and other clients wait on the loop.
+        current = dict(await asyncio.to_thread(storage.dataset_captions, dataset_id))
         changed = {sha: caption for sha, caption in found.items() if current.get(sha) != caption}
         if not changed:
             return 0
