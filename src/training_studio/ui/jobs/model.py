@@ -759,17 +759,11 @@ class JobListModel(QAbstractTableModel):
                 and before["finished_at"] == after["finished_at"]:
             # The usual change of a refresh: a running job's step, progress, loss or ETA moved. Nothing the
             # row derives from its status and times (the counts, the clock, dimming, "Cancelling…") can
-            # change with those the same, so only the shown fields are compared (this path is most of a
+            # change with those the same, so none of it is worked out again (this path is most of a
             # refresh's model work: about a hundred rows of ten thousand).
             row.job = share_fields_set(job)
             self._job_by_id[after["id"]] = job
-            mask = ((before["name"] != after["name"])
-                    | (not _same_number(before["progress"], after["progress"])) << JobColumn.PROGRESS
-                    | (before["current_step"] != after["current_step"]
-                       or before["total_steps"] != after["total_steps"]) << JobColumn.STEP
-                    | (not _same_number(before["current_loss"], after["current_loss"])) << JobColumn.LOSS
-                    | (before["eta_at"] != after["eta_at"]) << JobColumn.ETA
-                    | (before["placement"] != after["placement"]) << JobColumn.RUNS_ON)
+            status_changed = cancelling_changed = elapsed_changed = False
         else:
             old_elapsed = self._elapsed(row, now)
             old_cancelling = self._is_cancelling(row)
@@ -790,16 +784,18 @@ class JobListModel(QAbstractTableModel):
             if finished != old_finished:
                 changes.append((index, 0, _LAST_COLUMN))  # the whole row dims or undims
                 return
-            status_changed = old.status != job.status
-            mask = ((old.name != job.name)
-                    | (status_changed or old_cancelling != self._is_cancelling(row)) << JobColumn.STATUS
-                    | (status_changed or not _same_number(old.progress, job.progress)) << JobColumn.PROGRESS
-                    | (old.current_step != job.current_step or old.total_steps != job.total_steps) << JobColumn.STEP
-                    | (not _same_number(old.current_loss, job.current_loss)) << JobColumn.LOSS
-                    | (old_elapsed != self._elapsed(row, now) or old.started_at != job.started_at)
-                    << JobColumn.ELAPSED
-                    | (status_changed or old.eta_at != job.eta_at) << JobColumn.ETA
-                    | (old.placement != job.placement) << JobColumn.RUNS_ON)
+            status_changed = before["status"] != after["status"]
+            cancelling_changed = old_cancelling != self._is_cancelling(row)
+            elapsed_changed = old_elapsed != self._elapsed(row, now) or before["started_at"] != after["started_at"]
+        mask = ((before["name"] != after["name"])
+                | (status_changed or cancelling_changed) << JobColumn.STATUS
+                | (status_changed or not _same_number(before["progress"], after["progress"])) << JobColumn.PROGRESS
+                | (before["current_step"] != after["current_step"]
+                   or before["total_steps"] != after["total_steps"]) << JobColumn.STEP
+                | (not _same_number(before["current_loss"], after["current_loss"])) << JobColumn.LOSS
+                | elapsed_changed << JobColumn.ELAPSED
+                | (status_changed or before["eta_at"] != after["eta_at"]) << JobColumn.ETA
+                | (before["placement"] != after["placement"]) << JobColumn.RUNS_ON)
         if before["error"] != after["error"] and not mask & _NAME_BIT:
             mask |= _NAME_BIT | _STATUS_BIT  # the name cell's tooltip carries the error
         if before["detail"] != after["detail"] or before["held"] != after["held"]:
@@ -840,8 +836,7 @@ class JobListModel(QAbstractTableModel):
         if head_changed:
             self.name_or_status_changed.emit(status_changed)
         rows = self._rows
-        self.jobs_updated.emit([rows[row].job.id for row in sorted({change[0] for change in changes})
-                                if row < len(rows)])
+        self.jobs_updated.emit([rows[row].job.id for row in sorted({change[0] for change in changes})])
 
     def _emit_range(self, top: int, bottom: int, first_column: int, last_column: int,
                     roles: list[int]) -> None:
