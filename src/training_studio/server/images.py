@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
 from training_studio.server.errors import ApiError
-from training_studio.webp_header import webp_canvas
+from training_studio.image_headers import other_format_name, webp_canvas
 
 IMAGE_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "BMP": ".bmp", "GIF": ".gif"}
 ALLOWED_TEXT = "PNG, JPEG, WebP, BMP or GIF"
@@ -94,8 +94,9 @@ def pillow() -> ModuleType:
                 _pillow = Image
     return _pillow
 
-_OTHER_FORMATS = ((b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"\x00\x00\x01\x00", "ICO"), (b"8BPS", "PSD"),
-                  (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"), (b"P6", "PPM"), (b"P5", "PGM"), (b"qoif", "QOI"))
+# Beyond the signatures image_headers knows: Netpbm, named here only (its two-byte signatures would also
+# name plain text starting with "P5"/"P6", which the import window's check leaves to Pillow).
+_NETPBM_SIGNATURES = ((b"P6", "PPM"), (b"P5", "PGM"))
 
 
 class UnsupportedImage(ValueError):
@@ -272,15 +273,6 @@ def _scan(data: mmap.mmap | bytes, max_pixels: int) -> tuple[int, int, int] | No
     return None
 
 
-def _other_format_name(head: bytes) -> str | None:
-    for magic, name in _OTHER_FORMATS:
-        if head.startswith(magic):
-            return name
-    if head[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypavif"):
-        return "HEIC/AVIF"
-    return None
-
-
 # --- pricing --------------------------------------------------------------------------------------------
 
 def _bytes_per_pixel(mode: str) -> int:
@@ -373,7 +365,7 @@ def inspect_image(path: Path, max_pixels: int) -> ImagePlan:
     except Image.DecompressionBombError as exc:
         raise UnsupportedImage(f"the image has too many pixels (over the limit of {max_pixels:,}): {exc}") from exc
     except Image.UnidentifiedImageError as exc:
-        other = _other_format_name(head)
+        other = other_format_name(head, _NETPBM_SIGNATURES)
         if other:
             raise UnsupportedImage(f"{other} images are not accepted; use {ALLOWED_TEXT}") from exc
         raise UnsupportedImage(f"not an image this server accepts ({ALLOWED_TEXT})") from exc

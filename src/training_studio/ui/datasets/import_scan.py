@@ -32,7 +32,7 @@ from typing import BinaryIO
 
 from PIL import BmpImagePlugin, GifImagePlugin, Image, ImageFile, JpegImagePlugin, PngImagePlugin, WebPImagePlugin
 
-from training_studio.webp_header import webp_canvas
+from training_studio.image_headers import other_format_name, webp_canvas
 
 # Pillow warns above ~89 Mpx; the pixel limit here is the server's (checked from the header first), so
 # the warning is noise. Set once at import: warnings.catch_warnings is not thread-safe.
@@ -60,10 +60,6 @@ _HEADER_READERS = {"PNG": PngImagePlugin.PngImageFile, "JPEG": JpegImagePlugin.j
                    "WEBP": WebPImagePlugin.WebPImageFile, "BMP": BmpImagePlugin.BmpImageFile,
                    "GIF": GifImagePlugin.GifImageFile}
 NO_USABLE_SIZE = "damaged image: its header gives no usable size"
-# Formats named by their signature when Pillow cannot name them (a damaged TIFF or ICO header; HEIC, AVIF and
-# SVG, which it does not read), as the server names them, plus SVG, which Qt's reader used to name here.
-_OTHER_SIGNATURES = ((b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"\x00\x00\x01\x00", "ICO"), (b"8BPS", "PSD"),
-                     (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"), (b"qoif", "QOI"))
 TYPE_EXTENSIONS: dict[str, frozenset[str]] = {
     "audio": frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".aif", ".aiff", ".aifc", ".m4a", ".m4b",
                         ".mp3"}),
@@ -333,14 +329,12 @@ def _other_format(handle: BinaryIO, head: bytes) -> str | None:
                 return image.format
     except Exception:  # Pillow fails in many ways on what it cannot read: not an accepted image either way
         pass
-    for magic, name in _OTHER_SIGNATURES:
-        if head.startswith(magic):
-            return name
-    if head[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypavif"):
-        return "HEIC/AVIF"
-    if b"<svg" in head:
+    # Named by their signature when Pillow cannot name them, as the server names them (image_headers), plus
+    # SVG, which Qt's reader used to name here.
+    name = other_format_name(head)
+    if name is None and b"<svg" in head:
         return "SVG"
-    return None
+    return name
 
 
 def _check_dimensions(width: int, height: int, limits: ScanLimits) -> None:
