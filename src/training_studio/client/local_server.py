@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 30.0
 PROBE_TIMEOUT_S = 2.0
+START_POLL_S = 0.005  # how often a starting server's server.json is looked for: a cold start waits on it
 
 
 class LocalServerError(ApiError):
@@ -239,7 +240,7 @@ class LocalServerManager:
                 raise LocalServerError(f"The local server exited at start (code {proc.returncode}); see "
                                        f"{log_path}.{_log_tail(log_path)}")
             # Often: this wait is on the cold start's path, and a read of server.json costs next to nothing.
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(START_POLL_S)
         _terminate(proc)
         raise LocalServerError(f"The local server did not become ready within {self._start_timeout:.0f} s; see "
                                f"{log_path}.")

@@ -13,7 +13,7 @@ restart rule (`recover_interrupted_jobs` in server/executor.py) and re-attaches 
 `running` whose wrapper was recorded: it reads on from the saved output offsets, and records the real
 end of those that ended meanwhile (completed with their model, failed with their reason, cancelled);
 only a job whose trainer is really gone without an exit status is failed, saying so. Then it queues
-pending and queued jobs again. `shutdown()` detaches from running trainers and never stops them: only
+pending and queued jobs again; they start `WAITING_JOBS_START_DELAY_S` later (the server's clients first). `shutdown()` detaches from running trainers and never stops them: only
 cancel ends a run. With `run_new_jobs=False` (serve --no-runner) it only follows the jobs that were
 already running and never starts one.
 
@@ -92,6 +92,11 @@ DETACH_TIMEOUT_S = 4.0
 # How often, at most, a job's end is written again while the disk is full.
 SETTLE_RETRY_MAX_S = 2.0
 DISK_FULL_JOB_ERROR = "the server's disk is full: the job could not be run to its end"
+# The jobs a starting server finds waiting start this long after it took them over: a window started with the
+# server paints its first rows meanwhile, and a trainer's own start (a Python process) would take the CPU
+# that needs (issue 19: about 40 ms of a 2-core cold start). A job submitted meanwhile starts at once, the
+# waiting ones in their queue order with it.
+WAITING_JOBS_START_DELAY_S = 1.0
 
 
 class JobSetupError(Exception):
@@ -168,6 +173,7 @@ class JobRunner:
         self._waiting: list[str] = []
         self._active: dict[str, _ActiveJob] = {}
         self._submitted_early: list[str] = []
+        self._waiting_start: asyncio.TimerHandle | None = None
         self._shutting_down = False
         self.run_new_jobs = run_new_jobs
         # `serve --gpus`: the GPUs handed to jobs, and which running job holds which (issue 16).
@@ -195,7 +201,7 @@ class JobRunner:
         if not self._shutting_down:
             taken = set(self._waiting)
             self._waiting.extend(job_id for job_id in accepted if job_id not in taken and job_id not in self._active)
-            self._fill_slots()
+            self._waiting_start = self._loop.call_later(WAITING_JOBS_START_DELAY_S, self._fill_slots)
         early, self._submitted_early = self._submitted_early, []
         for job_id in early:
             self._accept(job_id)
@@ -246,6 +252,8 @@ class JobRunner:
         (only cancel ends a run). What was read so far is recorded; queued jobs wait for the next start."""
         self._shutting_down = True
         self._waiting.clear()
+        if self._waiting_start is not None:
+            self._waiting_start.cancel()
         tasks = []
         for active in list(self._active.values()):
             if active.process is not None:

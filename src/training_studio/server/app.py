@@ -9,8 +9,9 @@ at start it also sets the disk-space reserve aside (storage.ensure_reserve) and 
 change listener to the live-update hub (events.py), which `begin_shutdown` closes first thing on exit. Once
 started it checks every committed dataset's layouts against the database in the background (a crash between
 a change's commit and its layout swap leaves them stale: dataset_ops.bring_all_layouts_in_line), so the first
-answer never waits for it. A 405 answer's `Allow`
-names every method of the path, and the OpenAPI document carries the routes' own input checks
+answer never waits for it. Only the routers a starting window asks for are loaded before the first answer; the
+others load just after, and a request for one of them waits for that (route_loading.py). A 405 answer's
+`Allow` names every method of the path, and the OpenAPI document carries the routes' own input checks
 (openapi_doc.py).
 """
 
@@ -27,8 +28,7 @@ from fastapi.responses import JSONResponse
 from starlette.routing import Match
 
 from training_studio import __version__
-from training_studio.server import routes_datasets, routes_events, routes_health, routes_jobs, routes_models
-from training_studio.server import dataset_ops, routes_outputs, routes_system, routes_templates
+from training_studio.server import routes_events, routes_health, routes_jobs
 from training_studio.server.auth import GuardMiddleware
 from training_studio.server.config import ServerConfig
 from training_studio.server.context import ServerContext
@@ -37,10 +37,15 @@ from training_studio.server.events import EventHub, heartbeat_from_env, queue_li
 from training_studio.server.executor import ExecutorFactory, pending_only_executor
 from training_studio.server.files import sweep_temp_files
 from training_studio.server.images import set_max_image_pixels
+from training_studio.server.route_loading import DeferredRouters, DeferredRoutesGate
 from training_studio.server.openapi_doc import describe_server_checks
 from training_studio.server.storage import Storage
 
 log = logging.getLogger(__name__)
+
+# A desktop app that starts its server wants its first screens answered first; a job given a dataset meanwhile
+# checks that dataset's layouts itself.
+LAYOUTS_CHECK_DELAY_S = 2.0
 
 
 def create_app(config: ServerConfig, executor_factory: ExecutorFactory | None = None, *,
@@ -70,10 +75,12 @@ def create_app(config: ServerConfig, executor_factory: ExecutorFactory | None = 
         await runner_started
         if on_started is not None:
             on_started()
-        layouts_check = asyncio.create_task(dataset_ops.bring_all_layouts_in_line(storage), name="layouts-check")
+        deferred.load_soon()
+        layouts_check = asyncio.create_task(_check_layouts_later(storage), name="layouts-check")
         try:
             yield
         finally:
+            deferred.cancel()
             layouts_check.cancel()
             if on_stopping is not None:
                 on_stopping()
@@ -85,20 +92,32 @@ def create_app(config: ServerConfig, executor_factory: ExecutorFactory | None = 
                   docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.context = ServerContext(config=config, storage=storage, executor=executor, events=events)
     install_error_handlers(app)
-    for module in (routes_health, routes_jobs, routes_datasets, routes_models, routes_events, routes_outputs,
-                   routes_system, routes_templates):
+    for module in (routes_health, routes_jobs, routes_events):  # the rest: route_loading.DEFERRED
         app.include_router(module.router)
+    deferred = DeferredRouters(app)  # the other routers, loaded once the server answers (route_loading.py)
     app.add_exception_handler(405, _method_not_allowed)
     generate_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
+            deferred.load_now()
             app.openapi_schema = describe_server_checks(generate_openapi())
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    # Added first, so it runs after the guard: only authorised requests can make the server load the rest early.
+    app.add_middleware(DeferredRoutesGate, fastapi_app=app, deferred=deferred)
     app.add_middleware(GuardMiddleware, token=config.token, check_host=not config.allow_remote)
     return app
+
+
+async def _check_layouts_later(storage: Storage) -> None:
+    """dataset_ops.bring_all_layouts_in_line, LAYOUTS_CHECK_DELAY_S after the start. The dataset operations
+    are imported only then: they are not on the path to the first answer (route_loading.py)."""
+    await asyncio.sleep(LAYOUTS_CHECK_DELAY_S)
+    from training_studio.server import dataset_ops
+
+    await dataset_ops.bring_all_layouts_in_line(storage)
 
 
 def begin_shutdown(app: FastAPI) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import logging
+import math
 import os
 import secrets
 import stat
@@ -60,6 +62,18 @@ class ServerConfig:
     executor: str = "local"
     ray_address: str | None = None
     shared_dir: Path | None = None
+
+
+def seconds_from_env(name: str, default: float, minimum: float, environ: dict[str, str] | None = None) -> float:
+    """A duration tuned through the environment (the tests' knobs): `default` when unset, not a number
+    (logged) or not finite, else at least `minimum`."""
+    text = (os.environ if environ is None else environ).get(name, "").strip()
+    try:
+        seconds = float(text) if text else default
+    except ValueError:
+        logging.getLogger(__name__).warning("%s=%r is not a number; using %g", name, text, default)
+        return default
+    return max(minimum, seconds) if math.isfinite(seconds) else default
 
 
 def default_data_dir() -> Path:

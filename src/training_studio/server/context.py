@@ -21,5 +21,7 @@ class ServerContext:
     events: EventHub | None = None
 
 
-def server_context(request: Request) -> ServerContext:
+async def server_context(request: Request) -> ServerContext:
+    # async: FastAPI runs a plain `def` dependency in its thread pool, a thread hop on every request that
+    # uses it (and, for a starting server's first one, about 10 ms of loading anyio's thread support).
     return request.app.state.context

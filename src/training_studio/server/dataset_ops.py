@@ -395,15 +395,10 @@ async def bring_layouts_in_line(storage: Storage, dataset_id: str) -> bool:
     return rebuilt
 
 
-LAYOUTS_CHECK_DELAY_S = 2.0  # after the server's start (see bring_all_layouts_in_line)
-
-
 async def bring_all_layouts_in_line(storage: Storage) -> int:
     """`bring_layouts_in_line` for every committed dataset, one at a time (the server's start runs it in the
-    background, after its first answers are possible); how many were rebuilt. Logs LAYOUTS_CHECKED_MESSAGE
-    when done. It waits LAYOUTS_CHECK_DELAY_S first: a desktop app that starts its server wants its first
-    screens answered, and a job given a dataset meanwhile checks that dataset itself."""
-    await asyncio.sleep(LAYOUTS_CHECK_DELAY_S)
+    background, a moment after its first answers: app.py); how many were rebuilt. Logs
+    LAYOUTS_CHECKED_MESSAGE when done."""
     datasets = await asyncio.to_thread(storage.list_datasets)
     rebuilt = 0
     for dataset in datasets:

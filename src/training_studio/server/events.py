@@ -29,7 +29,6 @@ import contextlib
 import heapq
 import json
 import logging
-import math
 import os
 import socket
 from collections import OrderedDict
@@ -42,6 +41,7 @@ from starlette.types import Receive, Scope, Send
 
 from training_studio import __version__
 from training_studio.contract import to_wire
+from training_studio.server.config import seconds_from_env
 from training_studio.server.storage import Change, Storage
 
 log = logging.getLogger(__name__)
@@ -88,15 +88,7 @@ def send_buffer_from_env(environ: dict[str, str] | None = None) -> int:
 
 
 def heartbeat_from_env(environ: dict[str, str] | None = None) -> float:
-    text = (os.environ if environ is None else environ).get(HEARTBEAT_ENV, "").strip()
-    try:
-        seconds = float(text) if text else HEARTBEAT_S
-    except ValueError:
-        log.warning("%s=%r is not a number; using %g", HEARTBEAT_ENV, text, HEARTBEAT_S)
-        return HEARTBEAT_S
-    if not math.isfinite(seconds):
-        return HEARTBEAT_S
-    return max(MIN_HEARTBEAT_S, seconds)
+    return seconds_from_env(HEARTBEAT_ENV, HEARTBEAT_S, MIN_HEARTBEAT_S, environ)
 
 
 @dataclass(frozen=True)

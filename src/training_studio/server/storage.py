@@ -428,6 +428,28 @@ class Storage:
         row = conn.execute("UPDATE studio_meta SET value = value + 1 WHERE key = 'revision' RETURNING value").fetchone()
         return int(row[0])
 
+    def _next_revisions(self, conn: sqlite3.Connection, count: int) -> range:
+        """`count` consecutive revisions, taken in one statement."""
+        row = conn.execute("UPDATE studio_meta SET value = value + ? WHERE key = 'revision' RETURNING value",
+                           (count,)).fetchone()
+        return range(int(row[0]) - count + 1, int(row[0]) + 1)
+
+    def _note_changes(self, conn: sqlite3.Connection, kind: ChangeKind, stamped: list[tuple[str, int]]) -> None:
+        """Inside a write's transaction, after rows were stamped with their (ascending) revisions: note their
+        new states for listeners, as _changed does for one row."""
+        if self._change_listener is None:
+            return
+        table = _TABLE_OF[kind]
+        rows: dict[str, sqlite3.Row] = {}
+        for start in range(0, len(stamped), _IN_CHUNK):
+            chunk = [entity_id for entity_id, _ in stamped[start:start + _IN_CHUNK]]
+            for row in conn.execute(f"SELECT * FROM {table} WHERE id IN ({','.join('?' * len(chunk))})", chunk):
+                rows[row["id"]] = row
+        for entity_id, revision in stamped:
+            row = rows.get(entity_id)
+            if row is not None:
+                self._changes.append(Change(kind, entity_id, revision, _FROM_ROW[kind](row)))
+
     def _changed(self, conn: sqlite3.Connection, kind: ChangeKind, entity_id: str) -> int:
         """Inside a write's transaction: stamp the changed row with the next revision, note it for listeners."""
         revision = self._next_revision(conn)
@@ -808,6 +830,7 @@ class Storage:
                                         f"({','.join('?' * len(chunk))})", chunk):
                     found[row["id"]] = row
             last: int | None = None
+            moved: list[tuple[int, str]] = []  # (queue position, id) of each job this call changes
             for job_id in ids:
                 row = found.get(job_id)
                 if row is None or row["status"] not in ("pending", "queued"):
@@ -822,9 +845,16 @@ class Storage:
                                             "WHERE status IN ('pending', 'queued')").fetchone()["last"] or 0
                     last += 1
                     position = last
-                conn.execute("UPDATE jobs SET status = 'queued', queue_position = ? WHERE id = ?",
-                             (position, job_id))
-                self._changed(conn, "job", job_id)
+                moved.append((position, job_id))
+            if moved:
+                # One statement for all of them, each stamped with its own revision (what _changed does for
+                # one): at a start with 1,000 waiting jobs, four statements per job were most of the time.
+                revisions = self._next_revisions(conn, len(moved))
+                conn.executemany("UPDATE jobs SET status = 'queued', queue_position = ?, revision = ? WHERE id = ?",
+                                 [(position, revision, job_id)
+                                  for (position, job_id), revision in zip(moved, revisions)])
+                self._note_changes(conn, "job", [(job_id, revision)
+                                                 for (_, job_id), revision in zip(moved, revisions)])
         return accepted
 
     def queue_rows(self, job_ids: Iterable[str]) -> list[sqlite3.Row]:
@@ -1401,21 +1431,21 @@ def _scalars_from_text(text: str) -> dict[str, float] | None:
 
 
 def _job_from_row(row: sqlite3.Row) -> TrainingJob:
-    params = json.loads(row["params"]) if row["params"] else None
+    # One dict per row: sqlite3.Row finds a column by name with a scan over the column names, and a job reads
+    # some twenty-five of them (a list of 1,000 jobs paid about 5 ms for that alone).
+    fields = dict(zip(row.keys(), row))
+    params = json.loads(fields["params"]) if fields["params"] else None
     return TrainingJob(
-        id=row["id"], name=row["name"], status=row["status"], progress=row["progress"] or 0.0,
-        current_step=row["current_step"], total_steps=row["total_steps"], current_loss=row["current_loss"],
-        started_at=row["started_at"], created_at=row["created_at"], finished_at=row["finished_at"],
-        dataset_id=row["dataset_id"], base_model=row["base_model"], params=params, error=row["error"],
-        model_id=row["model_id"], revision=_revision_of(row),
-        detail=row["detail"] if "detail" in row.keys() else None,
-        eta_at=row["eta_at"] if "eta_at" in row.keys() else None,
-        kind=(row["kind"] if "kind" in row.keys() else None) or "train",
-        **_queue_fields(row),
+        id=fields["id"], name=fields["name"], status=fields["status"], progress=fields["progress"] or 0.0,
+        current_step=fields["current_step"], total_steps=fields["total_steps"], current_loss=fields["current_loss"],
+        started_at=fields["started_at"], created_at=fields["created_at"], finished_at=fields["finished_at"],
+        dataset_id=fields["dataset_id"], base_model=fields["base_model"], params=params, error=fields["error"],
+        model_id=fields["model_id"], revision=fields.get("revision"), detail=fields.get("detail"),
+        eta_at=fields.get("eta_at"), kind=fields.get("kind") or "train", **_queue_fields(fields),
     )
 
 
-def _queue_fields(row: sqlite3.Row) -> dict[str, Any]:
+def _queue_fields(row: sqlite3.Row | dict[str, Any]) -> dict[str, Any]:
     """Queue control and placement (issue 16): the position only while the job waits to run."""
     keys = row.keys()
     if "held" not in keys:

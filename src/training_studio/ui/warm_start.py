@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 TIMEOUT_S = 2.0  # as the local-server probe's: a server that does not answer this fast is not reused as is
 MAX_AGE_S = 10.0  # an answer older than this is stale for a first screen: ask again
 LAUNCH_WAIT_S = 30.0  # as LocalServerManager's start timeout: how long the prefetch waits for a launched server
-LAUNCH_POLL_S = 0.01  # how often the prefetch looks for the launched server's server.json
+LAUNCH_POLL_S = 0.005  # how often the prefetch looks for the launched server's server.json (a cold start waits on it)
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 # (path, query, sent with the token): what the first refresh asks of a running local server, in order:
 # the local-server probe (health, one job with the token), the active list, then the recently finished
