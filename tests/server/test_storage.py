@@ -97,8 +97,14 @@ def test_a_start_takes_over_every_waiting_job_in_one_pass_keeping_the_queue(tmp_
         assert storage.enqueue_job(second.id).status == "queued"  # queued before: keeps its place
         storage.set_job_status(done.id, "cancelled")
         revision = storage.current_revision()
+        heard: list = []
+        storage.set_change_listener(heard.extend)
         accepted = storage.enqueue_jobs([first.id, second.id, third.id, done.id, "nope", first.id])
         assert accepted == [first.id, second.id, third.id]
+        # Listeners hear each changed job once, in revision order, with its new state at that revision.
+        assert [(change.id, change.revision, change.entity.status, change.entity.revision) for change in heard] == [
+            (first.id, revision + 1, "queued", revision + 1), (third.id, revision + 2, "queued", revision + 2)]
+        assert [storage.get_job(job.id).revision for job in (first, third)] == [revision + 1, revision + 2]
         assert [storage.get_job(job.id).status for job in (first, second, third, done)] == [
             "queued", "queued", "queued", "cancelled"]
         # The new ones join the end of the queue in the order given; the one queued before stays first.
