@@ -524,3 +524,31 @@ def test_a_stop_while_the_spare_is_prepared_does_not_wait_for_it(srv):
         response = batch(http, dataset_id, op="suffix", text=" after", files="all")
         assert response.status_code == 200, response.text
         assert layout_tree(srv.data_dir / "datasets" / dataset_id) == expected_tree(http, dataset_id)
+
+
+def test_a_selection_of_many_files_is_within_the_body_limit_of_the_requests_that_carry_one(client, srv, dataset):
+    """A list of up to MAX_BATCH_FILES (100,000) hashes goes over the 1 MiB of other JSON requests (15,600
+    hashes fill it): the caption edit and the validation split take 8 MiB."""
+    dataset_id = dataset["id"]
+    unknown = [f"{n:064x}" for n in range(1, 20_001)]  # 20,000 hashes: about 1.3 MB of JSON
+    body = assert_error(batch(client, dataset_id, op="prefix", text="x", files=[*SHAS, *unknown]), 404,
+                        "file_not_found")
+    assert unknown[0] in body["error"]["message"]  # read and checked, not refused for its size
+    body = assert_error(client.patch(f"/api/datasets/{dataset_id}", json={"validation": {"files": unknown}}), 404,
+                        "file_not_found")
+    response = batch(client, dataset_id, op="suffix", text="!", files=SHAS * 7_000, dry_run=True)
+    assert response.status_code == 200, response.text
+    assert response.json()["changed"] == 3
+    # Past 8 MiB it is refused before it is held, declared or chunked, and nothing changed.
+    assert_error(batch(client, dataset_id, op="prefix", text="x", files=["0" * 64] * 130_000), 413, "too_large")
+
+    def chunked():
+        yield b'{"op": "prefix", "text": "x", "files": ["'
+        for _ in range(140):
+            yield b"a" * 65536
+        yield b'"]}'
+
+    response = client.post(f"/api/datasets/{dataset_id}/captions/batch", content=chunked(),
+                           headers={"Content-Type": "application/json"})
+    assert_error(response, 413, "too_large")
+    assert captions_over_http(client, dataset_id) == dict(zip(SHAS, ["a cat", "a black cat", "a dog"]))

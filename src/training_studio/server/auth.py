@@ -6,7 +6,8 @@ anything else happens: first the Host header must name a loopback host (421 `bad
 path except `GET /api/health` needs `Authorization: Bearer <token>` (401 `unauthorized`). With
 `--allow-remote` the Host check is off, because remote clients legitimately use other names. Last, a
 request body other than a file upload (which streams to disk under its own limit) may not exceed
-`MAX_JSON_BODY_BYTES` (413 `too_large`): the framework would otherwise hold any amount in memory.
+`MAX_JSON_BODY_BYTES` (413 `too_large`), or `MAX_FILE_LIST_BODY_BYTES` for the two requests that carry a list
+of a dataset's files: the framework would otherwise hold any amount in memory.
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ from training_studio.server.errors import error_response
 PUBLIC_PATHS = frozenset({"/api/health"})
 # The largest JSON request is a 10,000-character caption; 1 MiB leaves room for escapes and params.
 MAX_JSON_BODY_BYTES = 1024 * 1024
+# Except the two that carry a list of a dataset's files (a caption edit over a selection, a validation split of
+# chosen files): up to MAX_BATCH_FILES (100,000) hashes of 67 bytes each in JSON, plus the edit's texts.
+MAX_FILE_LIST_BODY_BYTES = 8 * 1024 * 1024
+_FILE_LIST_PATHS = (("POST", re.compile(r"^/api/datasets/[^/]+/captions/batch$")),
+                    ("PATCH", re.compile(r"^/api/datasets/[^/]+$")))
 # The raw file upload, which streams its body to disk and enforces --max-upload-bytes itself.
 _UPLOAD_PATH = re.compile(r"^/api/datasets/[^/]+/files/[^/]+$")
 
@@ -65,15 +71,18 @@ class GuardMiddleware:
         if scope.get("method") == "PUT" and _UPLOAD_PATH.match(scope.get("path", "")):
             await self.app(scope, receive, send)
             return
-        await self._with_bounded_body(scope, receive, send, headers)
+        method, path = scope.get("method"), scope.get("path", "")
+        carries_files = any(method == verb and pattern.match(path) for verb, pattern in _FILE_LIST_PATHS)
+        limit = max(self._max_body_bytes, MAX_FILE_LIST_BODY_BYTES) if carries_files else self._max_body_bytes
+        await self._with_bounded_body(scope, receive, send, headers, limit)
 
     async def _with_bounded_body(self, scope: Scope, receive: Receive, send: Send,
-                                 headers: dict[bytes, bytes]) -> None:
-        """Read the (small) body up front: 413 past the limit, whether declared or chunked."""
+                                 headers: dict[bytes, bytes], limit: int) -> None:
+        """Read the (small) body up front: 413 past `limit`, whether declared or chunked."""
         too_large = error_response(413, "too_large", f"The request body is larger than the server's limit of "
-                                   f"{self._max_body_bytes:,} bytes for JSON requests.")
+                                   f"{limit:,} bytes for this request.")
         declared = headers.get(b"content-length", b"").strip()
-        if declared.isdigit() and int(declared) > self._max_body_bytes:
+        if declared.isdigit() and int(declared) > limit:
             await too_large(scope, receive, send)
             return
         messages: list[Message] = []
@@ -84,7 +93,7 @@ class GuardMiddleware:
             if message["type"] != "http.request":
                 break  # the client went away; the app sees the disconnect
             size += len(message.get("body", b""))
-            if size > self._max_body_bytes:
+            if size > limit:
                 await too_large(scope, receive, send)
                 return
             if not message.get("more_body", False):
