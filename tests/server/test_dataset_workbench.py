@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import sys
 import threading
 import time
@@ -508,6 +509,25 @@ def test_a_kill_while_the_spare_is_prepared_is_swept_and_the_next_edit_is_whole(
         response = batch(http, dataset_id, op="suffix", text=" after", files="all")
         assert response.status_code == 200, response.text
         assert layout_tree(srv.data_dir / "datasets" / dataset_id) == expected_tree(http, dataset_id)
+
+
+def test_a_dataset_without_a_spare_gets_one_after_the_next_start(srv):
+    # A dataset committed by a server from before spares, or whose preparation a stop cut short, has none: the
+    # start's layout check prepares it in the background, so the first batch edit does not build it itself.
+    images = [png_bytes(color=(index, 7, 7)) for index in range(40)]
+    with srv.client() as http:
+        dataset_id = committed_dataset(http, images, name="cats")["id"]
+    spare = wait_spare_ready(srv.data_dir, dataset_id)
+    assert srv.stop() == 0, srv.log_tail()
+    shutil.rmtree(spare)
+    srv.start()
+    spare = wait_spare_ready(srv.data_dir, dataset_id)  # appears by one rename, once whole
+    with srv.client() as http:
+        assert layout_tree(spare) == expected_tree(http, dataset_id)
+        response = batch(http, dataset_id, op="suffix", text=" again", files="all")
+        assert response.status_code == 200, response.text
+        assert layout_tree(srv.data_dir / "datasets" / dataset_id) == expected_tree(http, dataset_id)
+    assert hidden_spares(srv) == []
 
 
 def test_a_stop_while_the_spare_is_prepared_does_not_wait_for_it(srv):

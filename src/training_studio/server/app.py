@@ -9,7 +9,7 @@ at start it also sets the disk-space reserve aside (storage.ensure_reserve) and 
 change listener to the live-update hub (events.py), which `begin_shutdown` closes first thing on exit. Once
 started it checks every committed dataset's layouts against the database in the background (a crash between
 a change's commit and its layout swap leaves them stale: dataset_ops.bring_all_layouts_in_line), so the first
-answer never waits for it. Only the routers a starting window asks for are loaded before the first answer; the
+answer never waits for it, and then prepares the spare layouts of datasets that have none. Only the routers a starting window asks for are loaded before the first answer; the
 others load just after, and a request for one of them waits for that (route_loading.py). A 405 answer's
 `Allow` names every method of the path, and the OpenAPI document carries the routes' own input checks
 (openapi_doc.py).
@@ -112,12 +112,14 @@ def create_app(config: ServerConfig, executor_factory: ExecutorFactory | None = 
 
 
 async def _check_layouts_later(storage: Storage) -> None:
-    """dataset_ops.bring_all_layouts_in_line, LAYOUTS_CHECK_DELAY_S after the start. The dataset operations
-    are imported only then: they are not on the path to the first answer (route_loading.py)."""
+    """dataset_ops.bring_all_layouts_in_line, LAYOUTS_CHECK_DELAY_S after the start, then the spares missing
+    (dataset_ops.prepare_missing_spares). The dataset operations are imported only then: they are not on the
+    path to the first answer (route_loading.py)."""
     await asyncio.sleep(LAYOUTS_CHECK_DELAY_S)
     from training_studio.server import dataset_ops
 
     await dataset_ops.bring_all_layouts_in_line(storage)
+    await dataset_ops.prepare_missing_spares(storage)
 
 
 def begin_shutdown(app: FastAPI) -> None:

@@ -159,6 +159,12 @@ def prepare_missing_spare(storage: Storage, dataset: Dataset) -> None:
         prepare_spare_later(storage, dataset, storage.dataset_layout_rows(dataset.id))
 
 
+def spare_preparation_running(storage: Storage, dataset_id: str) -> bool:
+    """Whether the dataset's spare is being prepared in the background right now."""
+    with _preparations_lock:
+        return (str(storage.data_dir), dataset_id) in _preparations
+
+
 def _split(rows: list[LayoutRow]) -> tuple[list[LayoutRow], list[LayoutRow]]:
     return [row for row in rows if not row.validation], [row for row in rows if row.validation]
 
