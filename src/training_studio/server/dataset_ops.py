@@ -417,30 +417,32 @@ async def bring_all_layouts_in_line(storage: Storage) -> int:
 SPARE_WAIT_POLL_S = 0.2
 
 
-async def prepare_missing_spares(storage: Storage) -> int:
-    """After the start's layout check: begin the spare of every committed dataset that has none (committed by a
+async def begin_missing_spare(storage: Storage, dataset_id: str) -> None:
+    """Start preparing the spare layouts of a committed dataset that has none (layouts.prepare_missing_spare).
+    Under the dataset's lock, like every change to it: a delete or an edit that came first wins (the dataset is
+    gone, or the edit built what it needed itself), one that comes later stops the preparation as usual."""
+    async with dataset_locks[dataset_id]:
+        dataset = storage.get_dataset(dataset_id)
+        if dataset is None or dataset.status.value != "active":
+            return
+        try:
+            await asyncio.to_thread(layouts.prepare_missing_spare, storage, dataset)
+        except OSError as exc:  # a full disk: the first batch edit builds what it needs itself
+            log.warning("could not start preparing the spare layouts of dataset %s: %s", dataset_id, exc)
+
+
+async def prepare_missing_spares(storage: Storage) -> None:
+    """After the start's layout check: the spare of every committed dataset that has none (committed by a
     server from before spares, or whose preparation a stop cut short), one dataset at a time, each after the
     previous one is done, so that its first batch edit does not have to create every caption file itself
-    (seconds at 10,000 files). How many were begun. An edit or a delete meanwhile stops a preparation as it
-    stops the one after a commit."""
-    datasets = await asyncio.to_thread(storage.list_datasets)
-    begun = 0
-    for listed in datasets:
-        if listed.status.value != "active":
+    (seconds at 10,000 files). An edit or a delete meanwhile stops a preparation as it stops the one after a
+    commit."""
+    for dataset in await asyncio.to_thread(storage.list_datasets):
+        if dataset.status.value != "active":
             continue
-        async with dataset_locks[listed.id]:
-            dataset = storage.get_dataset(listed.id)
-            if dataset is None or dataset.status.value != "active" or layouts.spare_dir(storage, dataset.id).is_dir():
-                continue
-            try:
-                await asyncio.to_thread(layouts.prepare_missing_spare, storage, dataset)
-            except OSError as exc:  # a full disk: the first batch edit builds what it needs itself
-                log.warning("could not start preparing the spare layouts of dataset %s: %s", dataset.id, exc)
-                continue
-            begun += 1
+        await begin_missing_spare(storage, dataset.id)
         while layouts.spare_preparation_running(storage, dataset.id):
             await asyncio.sleep(SPARE_WAIT_POLL_S)
-    return begun
 
 
 async def apply_caption_folder(storage: Storage, dataset_id: str, folder: Path) -> int:

@@ -61,7 +61,7 @@ class DeferredRouters:
         self._included = False
         self._importing: asyncio.Future[list[ModuleType]] | None = None
         self._background: asyncio.TimerHandle | None = None
-        self._asked_at: float | None = None  # when the import began, for the log line
+        self._asked_at: float | None = None  # when the import began, and what began it: for the log line
         self._asked_by = "on request"
 
     @property
@@ -84,22 +84,23 @@ class DeferredRouters:
         if self._included:
             return
         if self._importing is None:
-            self._asked_at = time.monotonic()
-            self._importing = asyncio.ensure_future(asyncio.to_thread(import_routers, self._names))
+            self._begin_import("on request")
         await asyncio.shield(self._importing)
         self.load_now()  # the modules are imported by now: this only includes them
 
-    def load_soon(self, delay_s: float | None = None) -> None:
-        """From the lifespan, once the server answers: load the rest `delay_s` later (default: the
-        environment's DELAY_ENV, else BACKGROUND_DELAY_S)."""
-        loop = asyncio.get_running_loop()
-        delay = background_delay_from_env() if delay_s is None else delay_s
-        self._background = loop.call_later(delay, self._start_background)
+    def load_soon(self) -> None:
+        """From the lifespan, once the server answers: load the rest DELAY_ENV's seconds later, else
+        BACKGROUND_DELAY_S."""
+        self._background = asyncio.get_running_loop().call_later(background_delay_from_env(), self._start_background)
+
+    def _begin_import(self, asked_by: str) -> None:
+        self._asked_at, self._asked_by = time.monotonic(), asked_by
+        self._importing = asyncio.ensure_future(asyncio.to_thread(import_routers, self._names))
 
     def _start_background(self) -> None:
         if not self._included and self._importing is None:
-            self._asked_at, self._asked_by = time.monotonic(), "in the background"
-            self._importing = asyncio.ensure_future(asyncio.to_thread(import_routers, self._names))
+            self._begin_import("in the background")
+            assert self._importing is not None
             self._importing.add_done_callback(self._include_after_import)
 
     def _include_after_import(self, importing: asyncio.Future[list[ModuleType]]) -> None:

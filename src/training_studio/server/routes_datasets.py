@@ -215,20 +215,8 @@ async def commit_dataset(dataset_id: str, ctx: ServerContext = Depends(server_co
     # The spare layouts (for the first batch edit) are prepared once the answer is out: begun before it, their
     # thousands of new files competed with the commit's own for the disk and the GIL (about a fifth of a
     # 1,000-file commit, benchmarks/bench_import.py).
-    return JSONResponse(to_wire(committed), background=BackgroundTask(_prepare_spare_after_commit, ctx, dataset_id))
-
-
-async def _prepare_spare_after_commit(ctx: ServerContext, dataset_id: str) -> None:
-    # Under the dataset's lock, like every change to it: a delete or an edit that came first wins (the dataset
-    # is gone, or the edit built what it needed itself), one that comes later stops the preparation as usual.
-    async with _dataset_locks[dataset_id]:
-        dataset = ctx.storage.get_dataset(dataset_id)
-        if dataset is None or dataset.status.value != "active":
-            return
-        try:
-            await asyncio.to_thread(layouts.prepare_missing_spare, ctx.storage, dataset)
-        except OSError as exc:  # the first batch edit builds what it needs itself
-            log.warning("could not start preparing the spare layouts of dataset %s: %s", dataset_id, exc)
+    return JSONResponse(to_wire(committed), background=BackgroundTask(dataset_ops.begin_missing_spare, ctx.storage,
+                                                                     dataset_id))
 
 
 @router.delete("/api/datasets/{dataset_id}", response_model=SuccessResponse,

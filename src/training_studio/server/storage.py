@@ -1445,18 +1445,17 @@ def _job_from_row(row: sqlite3.Row) -> TrainingJob:
     )
 
 
-def _queue_fields(row: sqlite3.Row | dict[str, Any]) -> dict[str, Any]:
-    """Queue control and placement (issue 16): the position only while the job waits to run."""
-    keys = row.keys()
-    if "held" not in keys:
+def _queue_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """Queue control and placement (issue 16) of a job row's fields: the position only while the job waits."""
+    if "held" not in fields:
         return {}
-    waiting = row["status"] in ("pending", "queued")
-    position = row["queue_position"]
-    placement = json.loads(row["placement"]) if row["placement"] else None
+    waiting = fields["status"] in ("pending", "queued")
+    position = fields["queue_position"]
+    placement = json.loads(fields["placement"]) if fields["placement"] else None
     return {"queue_position": int(position) if waiting and position is not None else None,
-            "held": bool(row["held"]) and waiting, "after_job_id": row["after_job_id"],
-            "after_condition": row["after_condition"], "placement": placement,
-            "not_before": row["not_before"] if "not_before" in keys else None}
+            "held": bool(fields["held"]) and waiting, "after_job_id": fields["after_job_id"],
+            "after_condition": fields["after_condition"], "placement": placement,
+            "not_before": fields.get("not_before")}
 
 
 def _template_from_row(row: sqlite3.Row) -> dict[str, Any]:
