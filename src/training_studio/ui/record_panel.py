@@ -210,10 +210,13 @@ class RecordListPanel(QWidget):
     def _on_refresh_succeeded(self) -> None:
         if self.notice.isVisible() and self.notice.level is BannerLevel.WARNING:
             self.notice.hide()
+        # The store announces its rows before it counts the list as loaded: an empty first list must say
+        # "none yet" now, not "loading" until the next refresh.
+        self._update_state()
         if not self._first_list_shown and self.proxy.rowCount() > 0:
             # The first list that arrives opens on its newest record, so the details pane is not empty;
             # later refreshes leave the user's selection (or lack of one) alone.
-            self._first_list_shown = False
+            self._first_list_shown = True
             if not self.table.selectionModel().hasSelection():
                 self.table.selectRow(0)
 
