@@ -338,3 +338,27 @@ def test_the_filter_is_there_again_at_the_next_app_start(seeded_server, harness,
     assert all("portrait" in job.name.lower() for job in jobs)
     names = [job.name for job in jobs]
     assert names == sorted(names, key=str.lower)
+
+
+def test_a_narrow_window_keeps_the_names_readable(history, qtbot):
+    """At 700 px the fixed columns (780 px preferred) give way, Ran on and Created first, so that the names keep
+    their minimum width and nothing runs past the right edge; what shrinks first has its full text in a tooltip."""
+    from training_studio.ui.history.panel import MIN_NAME_WIDTH, PREFERRED_WIDTHS
+
+    store, panel = history
+    store.set_query(HistoryQuery(statuses=frozenset({"completed", "failed", "cancelled"})))
+    qtbot.waitUntil(lambda: store.model.rowCount() > 0 and not store.is_loading, timeout=20_000)
+    header = panel.table.horizontalHeader()
+    panel.resize(700, 500)
+    qtbot.waitUntil(lambda: panel.table.viewport().width() < 700, timeout=5_000)
+    qtbot.waitUntil(lambda: header.sectionSize(int(HistoryColumn.NAME)) >= MIN_NAME_WIDTH, timeout=5_000)
+    assert header.length() <= panel.table.viewport().width()  # no sideways scrolling
+    assert header.sectionSize(int(HistoryColumn.PLACEMENT)) < PREFERRED_WIDTHS[HistoryColumn.PLACEMENT]
+    assert header.sectionSize(int(HistoryColumn.CREATED)) < PREFERRED_WIDTHS[HistoryColumn.CREATED]
+    created = store.model.index(0, int(HistoryColumn.CREATED))
+    assert created.data(Qt.ItemDataRole.ToolTipRole) == created.data()
+
+    panel.resize(1200, 500)  # room again: every column at its preferred width
+    qtbot.waitUntil(lambda: header.sectionSize(int(HistoryColumn.CREATED)) == PREFERRED_WIDTHS[HistoryColumn.CREATED],
+                    timeout=5_000)
+    assert all(header.sectionSize(int(column)) == width for column, width in PREFERRED_WIDTHS.items())

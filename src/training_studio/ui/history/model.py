@@ -178,6 +178,8 @@ class HistoryModel(QAbstractTableModel):
                 return job.error
             if index.column() == HistoryColumn.NAME:
                 return job.name
+            if index.column() in (HistoryColumn.PLACEMENT, HistoryColumn.CREATED):  # they shrink first
+                return _CELL_TEXT[HistoryColumn(index.column())](job) or None
             return None
         if role == Qt.ItemDataRole.TextAlignmentRole and index.column() in (HistoryColumn.STEP, HistoryColumn.LOSS,
                                                                              HistoryColumn.DURATION):

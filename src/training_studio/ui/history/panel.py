@@ -11,7 +11,8 @@ Actions: Train again… (any job: the window opens the Train dialog filled from 
 jobs, one confirmation listing them; a running job is refused by the server and reported per job), Save as
 template… (one finished job: the window asks a name and saves its settings), Copy job ID. Refresh, Train
 again… and Delete… sit in a toolbar with the Jobs tab's icons, and the Status column wears the Jobs table's
-badges (`StatusBadgeDelegate`).
+badges (`StatusBadgeDelegate`). In a narrow window the fixed columns give way (Ran on and Created first, their
+full text in a tooltip) so the names stay readable (`HistoryTableView`, `ui.column_fit`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from training_studio.contract.models import TERMINAL_STATUSES, TrainingJob
 from training_studio.ui.history.model import SORT_FIELDS, HistoryColumn
 from training_studio.ui.history.query import ALL_STATUSES, CUSTOM_RANGE, DATE_RANGES, HistoryQuery
 from training_studio.ui.history.store import HistoryStore
+from training_studio.ui.column_fit import fit_widths
 from training_studio.ui.icons import decorate_toolbar
 from training_studio.ui.jobs.delegates import StatusBadgeDelegate
 from training_studio.ui.jobs.format import status_label
@@ -52,6 +54,32 @@ RANGE_DEBOUNCE_MS = 400  # a date typed digit by digit is sent once
 DATE_FORMAT = "yyyy-MM-dd"  # as the table's Created and Finished columns
 ROW_HEIGHT = 28  # as the Jobs table's: room for the status badge
 MAX_LISTED = 8  # jobs named in a confirmation before "and N more"
+
+
+# Preferred widths of the fixed columns; Name stretches over the rest (see HistoryTableView).
+PREFERRED_WIDTHS = {HistoryColumn.STATUS: 120, HistoryColumn.STEP: 120, HistoryColumn.LOSS: 80,
+                    HistoryColumn.CREATED: 130, HistoryColumn.FINISHED: 130, HistoryColumn.DURATION: 80,
+                    HistoryColumn.PLACEMENT: 120}
+MIN_NAME_WIDTH = 120
+MIN_COLUMN_WIDTH = 48
+SHRINKS_FIRST = (HistoryColumn.PLACEMENT, HistoryColumn.CREATED)  # full text in their tooltips
+
+
+class HistoryTableView(QTableView):
+    """The history table: in a narrow window its fixed columns shrink (Ran on and Created first) so that the
+    Name column keeps MIN_NAME_WIDTH, instead of the name collapsing to an ellipsis while the dates keep
+    their full width (`ui.column_fit`)."""
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        super().resizeEvent(event)
+        self.fit_columns()
+
+    def fit_columns(self) -> None:
+        header = self.horizontalHeader()
+        widths = fit_widths(self.viewport().width() - MIN_NAME_WIDTH, PREFERRED_WIDTHS, shrinks_first=SHRINKS_FIRST,
+                            minimum=MIN_COLUMN_WIDTH, shown=lambda column: not header.isSectionHidden(int(column)))
+        for column, width in widths.items():
+            header.resizeSection(int(column), width)
 
 
 class HistoryPanel(QWidget):
@@ -111,7 +139,7 @@ class HistoryPanel(QWidget):
         self.refresh_action.setToolTip("Ask the server for this history again")
         self.refresh_action.triggered.connect(store.reload)
 
-        self.table = QTableView(self)
+        self.table = HistoryTableView(self)
         self.table.setObjectName("historyTable")
         self.table.setAccessibleName("Job history table")
         self.table.setModel(self.model)
@@ -137,10 +165,7 @@ class HistoryPanel(QWidget):
         self._status_delegate = StatusBadgeDelegate(self.table)
         self.table.setItemDelegateForColumn(int(HistoryColumn.STATUS), self._status_delegate)
         header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)  # as the Jobs table's
-        for column, width in ((HistoryColumn.STATUS, 120), (HistoryColumn.STEP, 120), (HistoryColumn.LOSS, 80),
-                              (HistoryColumn.CREATED, 130), (HistoryColumn.FINISHED, 130),
-                              (HistoryColumn.DURATION, 80), (HistoryColumn.PLACEMENT, 120)):
-            header.resizeSection(int(column), width)
+        self.table.fit_columns()
 
         self.status_label = QLabel(self)
         self.status_label.setAccessibleName("History status")

@@ -55,6 +55,7 @@ from training_studio.contract.models import ACTIVE_STATUSES, TERMINAL_STATUSES, 
 from training_studio.ui.notifications import post_notice
 from training_studio.atomicfile import write_atomically
 from training_studio.ui.banner import Banner, BannerLevel
+from training_studio.ui.column_fit import fit_widths
 from training_studio.ui.jobs import format as fmt
 from training_studio.ui.jobs.delegates import (
     ProgressBarDelegate,
@@ -172,20 +173,11 @@ class JobsTableView(QTableView):
         # Room for a six-figure run ("200,000 / 200,000") in this font, whatever its size.
         preferred[JobColumn.STEP] = max(preferred[JobColumn.STEP],
                                         self.fontMetrics().horizontalAdvance(STEP_WIDTH_SAMPLE) + 2 * CELL_PADDING)
-        widths = {column: width for column, width in preferred.items()
-                  if not header.isSectionHidden(int(column))}
-        # Short of room, the columns that elide gracefully (with the full text in a tooltip) give way first,
-        # down to the minimum; only then do all shrink alike.
-        for column in SHRINKS_FIRST:
-            excess = sum(widths.values()) - available
-            if excess <= 0:
-                break
-            if column in widths:
-                widths[column] = max(MIN_COLUMN_WIDTH, widths[column] - excess)
-        wanted = sum(widths.values())
-        scale = 1.0 if available >= wanted else max(0.0, available / wanted)
-        for column, width in preferred.items():
-            header.resizeSection(int(column), max(MIN_COLUMN_WIDTH, int(widths.get(column, width) * scale)))
+        # Short of room, the columns that elide gracefully (with the full text in a tooltip) give way first.
+        widths = fit_widths(available, preferred, shrinks_first=SHRINKS_FIRST, minimum=MIN_COLUMN_WIDTH,
+                            shown=lambda column: not header.isSectionHidden(int(column)))
+        for column, width in widths.items():
+            header.resizeSection(int(column), width)
 
 
 class JobsPanel(QWidget):
