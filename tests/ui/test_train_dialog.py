@@ -88,6 +88,18 @@ def test_out_of_range_values_are_refused_before_sending(dataset_store, http, qtb
     assert dialog.create_button.isEnabled()
 
 
+
+def test_a_long_proposed_name_shows_its_start(dataset_store, http, qtbot):
+    """A proposed name longer than its field is shown from its start (the dataset's name, what tells jobs
+    apart), not scrolled to the base model's tail as setText alone leaves it."""
+    dataset_id = make_dataset(http, "portraits of my grandmother's cats, studio light, 2024", images=1)
+    dialog = open_dialog(dataset_store, http, qtbot, dataset_id)
+    name = dialog.name_edit
+    assert name.text().startswith("portraits of my grandmother's cats")
+    assert name.fontMetrics().horizontalAdvance(name.text()) > name.width()  # it does not fit
+    assert name.cursorPosition() == 0
+    assert name.cursorRect().left() < name.width() // 4  # the view is at the start of the text
+
 def test_an_empty_job_name_is_refused(dataset_store, http, qtbot):
     dialog = open_dialog(dataset_store, http, qtbot, make_dataset(http, "named", images=1))
     dialog.name_edit.setText("   ")

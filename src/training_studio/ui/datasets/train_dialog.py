@@ -590,7 +590,7 @@ class TrainDialog(QDialog):
         self._show_dataset()
         if again is not None:
             self._default_name = ""  # the job's name stays, whatever base model is chosen
-            self.name_edit.setText(again_name(again.name, self._taken()))
+            self._show_name(again_name(again.name, self._taken()))
         else:
             self._propose_name(None)
         self._update_template_buttons()
@@ -661,10 +661,16 @@ class TrainDialog(QDialog):
         base = f"{dataset_name} · {model.name}" if model is not None else f"{dataset_name} training"
         self._name_base = base = base[:MAX_NAME_LENGTH - 4]
         self._default_name = unique_job_name(base, self._taken())
-        self.name_edit.setText(self._default_name)
+        self._show_name(self._default_name)
         if base not in self._asked_names:  # the server's jobs of that name, cleared ones too (issue 15)
             self._asked_names.add(base)
             self.store.request_job_names(base)
+
+    def _show_name(self, name: str) -> None:
+        """A proposed name in the name field, scrolled to its start: a name longer than the field shows its
+        dataset part (what tells one job from another), not the base model's tail."""
+        self.name_edit.setText(name)
+        self.name_edit.setCursorPosition(0)
 
     def _on_job_names_found(self, base: str, names: list[str]) -> None:
         """The server's jobs named like `base` arrived: the default name avoids them too, unless the user
@@ -678,7 +684,7 @@ class TrainDialog(QDialog):
         proposed = unique_job_name(base, self._taken())
         if proposed != current:
             self._default_name = proposed
-            self.name_edit.setText(proposed)
+            self._show_name(proposed)
 
     def _show_dataset(self) -> None:
         """The title and the dataset line (or combo) for `self.dataset`."""
