@@ -290,3 +290,44 @@ def test_quitting_during_an_upload_asks_first_and_says_it_resumes(library, monke
     qtbot.waitUntil(lambda: importer.controller.manifest is not None, timeout=TIMEOUT_MS)
     manifest = importer.controller.manifest
     assert manifest_path(tmp_path / "app-data", manifest.dataset_id).is_file()
+
+
+# a folder names the dataset ---------------------------------------------------------------------------------
+def test_a_folder_that_starts_a_nameless_import_names_the_dataset(panel, monkeypatch, qtbot, tmp_path):
+    """Adding a folder to an import with no name yet fills the name in from the folder (a kohya
+    `<repeats>_<name>` folder by its name), so Upload is ready at once; a name the user typed is never
+    replaced, and files added one by one suggest nothing."""
+    kohya = tmp_path / "10_grandma's cats"
+    kohya.mkdir()
+    (kohya / "a.png").write_bytes(noisy_png(1))
+    assert panel.name_edit.text() == ""
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args, **kwargs: str(kohya))
+    panel.add_folder_button.click()
+    qtbot.waitUntil(lambda: not panel.controller.is_scanning and panel.controller.files.rowCount() == 1,
+                    timeout=TIMEOUT_MS)
+    assert panel.name_edit.text() == "grandma's cats"
+    assert panel.upload_button.isEnabled()
+
+    # A second folder does not rename it, nor does anything once the user has typed a name.
+    other = tmp_path / "dogs"
+    other.mkdir()
+    (other / "b.png").write_bytes(noisy_png(2))
+    panel.controller.add_paths([str(other)])
+    qtbot.waitUntil(lambda: not panel.controller.is_scanning and panel.controller.files.rowCount() == 2,
+                    timeout=TIMEOUT_MS)
+    assert panel.name_edit.text() == "grandma's cats"
+    panel.clear_button.click()
+    panel.name_edit.setText("my own name")
+    panel.controller.add_paths([str(other)])
+    qtbot.waitUntil(lambda: not panel.controller.is_scanning and panel.controller.files.rowCount() == 1,
+                    timeout=TIMEOUT_MS)
+    assert panel.name_edit.text() == "my own name"
+
+    # Files alone suggest nothing.
+    panel.clear_button.click()
+    panel.name_edit.setText("")
+    panel.controller.add_paths([str(other / "b.png")])
+    qtbot.waitUntil(lambda: not panel.controller.is_scanning and panel.controller.files.rowCount() == 1,
+                    timeout=TIMEOUT_MS)
+    assert panel.name_edit.text() == ""
+    assert not panel.upload_button.isEnabled()

@@ -71,6 +71,14 @@ def kohya_repeats(folder: str) -> int | None:
     return repeats if 1 <= repeats <= MAX_REPEATS else None
 
 
+def folder_dataset_name(folder: str) -> str:
+    """The dataset name a folder suggests: its own name, without the `<repeats>_` of a kohya folder
+    ("10_cats" gives "cats")."""
+    base = os.path.basename(folder.rstrip(os.sep))
+    match = _KOHYA_FOLDER.match(base)
+    return (match.group(2) if match is not None else base).strip()
+
+
 def _is_caption_file(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in CAPTION_EXTENSIONS
 

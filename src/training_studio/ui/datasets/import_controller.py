@@ -10,6 +10,8 @@ asyncio task it starts (kept in a set, so none is lost and all can be cancelled 
 The flow: EDITING (files are added and checked in the background, in batches that append to the grid)
 → UPLOADING (dataset created `processing`, manifest written, files streamed) → REVIEW (every file is
 stored or rejected; the user commits) → committed, `dataset_created(id)`, back to an empty EDITING.
+A folder that starts a nameless import names it (a kohya `<repeats>_<name>` folder by its <name>), until the
+user types a name of their own.
 An upload that stops early (cancel, server gone) goes to INTERRUPTED with the manifest kept; so does one
 found at start-up from an earlier run: both offer Resume (send only what the server lacks) or Delete.
 For image datasets the scan also pairs caption files with their images (import_captions.py, in the worker
@@ -42,7 +44,12 @@ from training_studio.ui.tasks import TaskSet
 from training_studio.client import ApiClient
 from training_studio.client.errors import ApiError, CannotConnect, Conflict, NotFound
 from training_studio.contract.models import DatasetStatus
-from training_studio.ui.datasets.import_captions import ORDER_TEXT, CaptionConflict, split_captions
+from training_studio.ui.datasets.import_captions import (
+    ORDER_TEXT,
+    CaptionConflict,
+    folder_dataset_name,
+    split_captions,
+)
 from training_studio.ui.datasets.import_model import FileState, ImportFileModel, RejectedFileModel
 from training_studio.ui.datasets.import_scan import (
     DEFAULT_LIMITS,
@@ -303,6 +310,10 @@ class DatasetImportController(QObject):
             self.error_occurred.emit("Files cannot be added to a dataset that is being uploaded; "
                                      "commit or delete it first.")
             return
+        if not self._name.strip() and not self._roots and len(paths) == 1 and os.path.isdir(paths[0]):
+            # One folder to start a nameless import: its name is the dataset's until the user types another.
+            self._name = folder_dataset_name(os.path.abspath(paths[0]))
+            self.form_changed.emit(self._name, self._type)
         # Adding a file (or its folder) again brings back what the user had removed.
         added = [os.path.abspath(path).rstrip(os.sep) for path in paths]
         self._removed = {path for path in self._removed
@@ -449,8 +460,7 @@ class DatasetImportController(QObject):
             return
         (folder, repeats), rest = folders[0], folders[1:]
         self._next_folders = list(rest)
-        base = os.path.basename(folder)
-        self._name = base.split("_", 1)[1] if "_" in base else base
+        self._name = folder_dataset_name(folder)
         self.form_changed.emit(self._name, self._type)
         self.add_paths([folder])
         self.status_message.emit(f"Next: the folder {display_name(folder)} (repeats {repeats:,}) as its own "
