@@ -194,6 +194,26 @@ def test_badge_paints_background_icon_and_text_in_status_colours(qapp, status):
     assert colour_count(text_area, colours.foreground, tolerance=40) > 15
 
 
+
+def test_a_badge_too_narrow_for_its_label_shows_the_icon_alone(qapp):
+    """A Status column narrower than the whole badge (a narrow window) shows the status's icon on its pill,
+    not a label cut to "Com…"; the cell's tooltip still names the status."""
+    model = model_with(qapp, "completed")
+    colours = fmt.status_colours(JobStatus.COMPLETED, dark=False)
+
+    image = paint_cell(StatusBadgeDelegate(), model, JobColumn.STATUS, width=70)
+
+    icon_area = image.copy(QRect(4, 0, 26, CELL_HEIGHT))
+    beyond_icon = image.copy(QRect(32, 0, 70 - 32, CELL_HEIGHT))
+    assert colour_count(icon_area, colours.foreground, tolerance=40) > 8
+    assert colour_count(icon_area, colours.background) > 100  # the pill around it
+    assert colour_count(beyond_icon, colours.foreground, tolerance=40) == 0  # no text
+    assert colour_count(beyond_icon, colours.background) == 0  # a round pill, not a stretched one
+    assert "Completed" in model.index(0, int(JobColumn.STATUS)).data(Qt.ItemDataRole.ToolTipRole)
+    # Wide enough for the whole label: the label is there.
+    wide = paint_cell(StatusBadgeDelegate(), model, JobColumn.STATUS)
+    assert colour_count(wide.copy(QRect(32, 0, CELL_WIDTH - 32, CELL_HEIGHT)), colours.foreground, tolerance=40) > 15
+
 def test_each_status_draws_its_own_icon(qapp):
     icon_areas = {}
     for status in ["queued", "running", "completed", "failed", "cancelled", "paused"]:

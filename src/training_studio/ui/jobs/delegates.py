@@ -288,7 +288,8 @@ class ProgressBarDelegate(QStyledItemDelegate):
 
 
 class StatusBadgeDelegate(QStyledItemDelegate):
-    """A pill with the status icon and label, coloured per status (neutral when unknown)."""
+    """A pill with the status icon and label, coloured per status (neutral when unknown); in a column too
+    narrow for the whole label, the icon alone (the model's tooltip names the status)."""
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -311,14 +312,19 @@ class StatusBadgeDelegate(QStyledItemDelegate):
         metrics = fonts.use(option.font)
         badge_height = min(area_height, metrics.height() + 6)
         icon_size = max(8, badge_height - 6)
-        badge_width = min(area_width, 2 * _BADGE_PADDING + icon_size + _BADGE_GAP
-                          + fonts.width(look.label))
+        label = look.label
+        badge_width = 2 * _BADGE_PADDING + icon_size + _BADGE_GAP + fonts.width(label)
+        if badge_width > area_width:
+            # A narrow column: the icon alone says the status (the label is in the cell's tooltip), which
+            # reads better than a label cut to "Com…".
+            label = ""
+            badge_width = min(area_width, 2 * _BADGE_PADDING + icon_size - 2)
         ratio = _device_ratio(painter)
-        key = (look.label, status_for_look, colours, badge_width, badge_height,
+        key = (label, status_for_look, colours, badge_width, badge_height,
                round(ratio * 100), fonts.serial)
         pixmap = self._looks.get(key)
         if pixmap is None:
-            pixmap = self._looks.put(key, self._render(look.label, status_for_look, colours,
+            pixmap = self._looks.put(key, self._render(label, status_for_look, colours,
                                                        badge_width, badge_height, icon_size,
                                                        ratio))
         top = rect.top() + 2 + round(area_height / 2 - badge_height / 2)
@@ -346,7 +352,7 @@ class StatusBadgeDelegate(QStyledItemDelegate):
             text_rect = QRectF(text_left, 0, width - _BADGE_PADDING + 2 - text_left, height)
             metrics = self._fonts.metrics
             assert metrics is not None and self._fonts.font is not None
-            if text_rect.width() > self._fonts.width("…"):
+            if label and text_rect.width() > self._fonts.width("…"):
                 shown = metrics.elidedText(label, Qt.TextElideMode.ElideRight,
                                            int(text_rect.width()))
                 painter.setFont(self._fonts.font)

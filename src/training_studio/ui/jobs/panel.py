@@ -106,7 +106,7 @@ MIN_NAME_WIDTH = 120
 STEP_WIDTH_SAMPLE = "000,000 / 000,000"  # the Step column is at least this wide (see fit_columns)
 CELL_PADDING = 8  # px each side of the text: the style's item margin (3-4 px) and some to spare
 MIN_COLUMN_WIDTH = 48
-SHRINKS_FIRST = (JobColumn.RUNS_ON,)  # when the window is narrow (see JobsTableView.fit_columns)
+SHRINKS_FIRST = (JobColumn.RUNS_ON, JobColumn.STATUS)  # narrow window: they elide, a status to its icon
 RUNS_ON_GAP = 10  # px before the "Runs on" text (see TextCellDelegate's `leading`)
 
 
