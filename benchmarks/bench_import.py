@@ -128,8 +128,8 @@ class _StallMeter:
 
 async def _app_run(app: object, files: list[Path], work: Path) -> tuple[float, float, int, str, dict[str, float]]:
     """(seconds, longest event-loop stall in ms, files stored, the stage it happened in, seconds per phase:
-    check, upload, commit, and CPU seconds during the upload: client_cpu (this process: the GUI thread and
-    the uploader's file reads), server_cpu) for one import through the real panel."""
+    check, upload, commit, and CPU seconds during the upload: client_cpu (this process: the GUI thread, the
+    uploader's file reads, the grid's thumbnails), server_cpu) for one import through the real panel."""
     data_dir = work / "app-data"
     gui_dir = work / "gui-data"
     try:

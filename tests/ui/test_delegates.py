@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QRect, Qt
-from PySide6.QtGui import QColor, QImage, QPainter, QPalette, QStandardItem, QStandardItemModel
+from PySide6.QtGui import QColor, QFontMetrics, QImage, QPainter, QPalette, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
     QApplication,
     QHeaderView,
@@ -203,8 +203,12 @@ def test_a_badge_too_narrow_for_its_label_shows_the_icon_alone(qapp):
 
     image = paint_cell(StatusBadgeDelegate(), model, JobColumn.STATUS, width=70)
 
-    icon_area = image.copy(QRect(4, 0, 26, CELL_HEIGHT))
-    beyond_icon = image.copy(QRect(32, 0, 70 - 32, CELL_HEIGHT))
+    # The pill: from the cell's margin, the icon (the font's height) with the badge's padding either side.
+    icon = max(8, min(CELL_HEIGHT - 4, QFontMetrics(QApplication.font()).height() + 6) - 6)
+    pill_right = 4 + 2 * 7 + icon - 2
+    assert pill_right < 60  # (else the cell is too narrow for this check)
+    icon_area = image.copy(QRect(4, 0, pill_right - 4, CELL_HEIGHT))
+    beyond_icon = image.copy(QRect(pill_right + 2, 0, 70 - pill_right - 2, CELL_HEIGHT))
     assert colour_count(icon_area, colours.foreground, tolerance=40) > 8
     assert colour_count(icon_area, colours.background) > 100  # the pill around it
     assert colour_count(beyond_icon, colours.foreground, tolerance=40) == 0  # no text
@@ -212,7 +216,9 @@ def test_a_badge_too_narrow_for_its_label_shows_the_icon_alone(qapp):
     assert "Completed" in model.index(0, int(JobColumn.STATUS)).data(Qt.ItemDataRole.ToolTipRole)
     # Wide enough for the whole label: the label is there.
     wide = paint_cell(StatusBadgeDelegate(), model, JobColumn.STATUS)
-    assert colour_count(wide.copy(QRect(32, 0, CELL_WIDTH - 32, CELL_HEIGHT)), colours.foreground, tolerance=40) > 15
+    text_area = wide.copy(QRect(pill_right + 2, 0, CELL_WIDTH - pill_right - 2, CELL_HEIGHT))
+    assert colour_count(text_area, colours.foreground, tolerance=40) > 15
+
 
 def test_each_status_draws_its_own_icon(qapp):
     icon_areas = {}

@@ -341,8 +341,10 @@ def test_the_filter_is_there_again_at_the_next_app_start(seeded_server, harness,
 
 
 def test_a_narrow_window_keeps_the_names_readable(history, qtbot):
-    """At 700 px the fixed columns (780 px preferred) give way, Ran on and Created first, so that the names keep
-    their minimum width and nothing runs past the right edge; what shrinks first has its full text in a tooltip."""
+    """At 700 px the fixed columns (780 px preferred) give way, Ran on, Created and Status first, so that the
+    names keep their minimum width and nothing runs past the right edge; what shrinks first has its full text
+    in a tooltip (a status badge too narrow for its label shows its icon, the tooltip names the status). A
+    width the user gave a column is theirs: wide again, the table gives it back."""
     from training_studio.ui.history.panel import MIN_NAME_WIDTH, PREFERRED_WIDTHS
 
     store, panel = history
@@ -353,12 +355,23 @@ def test_a_narrow_window_keeps_the_names_readable(history, qtbot):
     qtbot.waitUntil(lambda: panel.table.viewport().width() < 700, timeout=5_000)
     qtbot.waitUntil(lambda: header.sectionSize(int(HistoryColumn.NAME)) >= MIN_NAME_WIDTH, timeout=5_000)
     assert header.length() <= panel.table.viewport().width()  # no sideways scrolling
-    assert header.sectionSize(int(HistoryColumn.PLACEMENT)) < PREFERRED_WIDTHS[HistoryColumn.PLACEMENT]
-    assert header.sectionSize(int(HistoryColumn.CREATED)) < PREFERRED_WIDTHS[HistoryColumn.CREATED]
+    for column in (HistoryColumn.PLACEMENT, HistoryColumn.CREATED, HistoryColumn.STATUS):
+        assert header.sectionSize(int(column)) < PREFERRED_WIDTHS[column]
     created = store.model.index(0, int(HistoryColumn.CREATED))
     assert created.data(Qt.ItemDataRole.ToolTipRole) == created.data()
+    status = store.model.index(0, int(HistoryColumn.STATUS)).data(Qt.ItemDataRole.ToolTipRole)
+    assert status.split(":")[0] in ("Completed", "Failed", "Cancelled")
 
     panel.resize(1200, 500)  # room again: every column at its preferred width
     qtbot.waitUntil(lambda: header.sectionSize(int(HistoryColumn.CREATED)) == PREFERRED_WIDTHS[HistoryColumn.CREATED],
                     timeout=5_000)
     assert all(header.sectionSize(int(column)) == width for column, width in PREFERRED_WIDTHS.items())
+
+    # The user widens Finished (as a drag of its edge does) and narrows the window, then widens it again.
+    header.resizeSection(int(HistoryColumn.FINISHED), 170)
+    panel.resize(700, 500)
+    qtbot.waitUntil(lambda: header.sectionSize(int(HistoryColumn.NAME)) >= MIN_NAME_WIDTH, timeout=5_000)
+    panel.resize(1300, 500)
+    qtbot.waitUntil(lambda: header.sectionSize(int(HistoryColumn.CREATED)) == PREFERRED_WIDTHS[HistoryColumn.CREATED],
+                    timeout=5_000)
+    assert header.sectionSize(int(HistoryColumn.FINISHED)) == 170

@@ -231,3 +231,17 @@ def test_captions_and_repeats_survive_an_app_restart_before_the_commit(server, p
         second.commit_button.click()
     assert server_captions(server, dataset_id) == {"owl.png": "an owl at night", "jay.png": None}
     assert server_dataset(server, dataset_id)["repeats"] == 4
+
+
+def test_a_folder_names_a_dataset_by_its_name_without_the_kohya_repeats():
+    from training_studio.ui.datasets.import_captions import folder_dataset_name
+
+    assert folder_dataset_name("/photos/10_cats") == "cats"
+    assert folder_dataset_name("/photos/10_cats/") == "cats"
+    assert folder_dataset_name("/photos/summer 2026") == "summer 2026"
+    # Not kohya folders (repeats outside 1-10,000, or no name after the number): the name stays whole.
+    assert folder_dataset_name("/photos/0_cats") == "0_cats"
+    assert folder_dataset_name("/photos/10001_cats") == "10001_cats"
+    assert folder_dataset_name("/photos/10_ ") == "10_"
+    assert folder_dataset_name("/photos/_x") == "_x"
+    assert folder_dataset_name("/") == ""

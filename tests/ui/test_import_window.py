@@ -295,39 +295,57 @@ def test_quitting_during_an_upload_asks_first_and_says_it_resumes(library, monke
 # a folder names the dataset ---------------------------------------------------------------------------------
 def test_a_folder_that_starts_a_nameless_import_names_the_dataset(panel, monkeypatch, qtbot, tmp_path):
     """Adding a folder to an import with no name yet fills the name in from the folder (a kohya
-    `<repeats>_<name>` folder by its name), so Upload is ready at once; a name the user typed is never
-    replaced, and files added one by one suggest nothing."""
-    kohya = tmp_path / "10_grandma's cats"
-    kohya.mkdir()
-    (kohya / "a.png").write_bytes(noisy_png(1))
+    `<repeats>_<name>` folder by its name), so Upload is ready at once. Switching the type keeps it; Clear
+    forgets it with the files, so the next folder names the import again; a name the user typed is never
+    replaced; files added one by one suggest nothing."""
+    def folder(name: str, seed: int) -> Path:
+        path = tmp_path / name
+        path.mkdir()
+        (path / f"{seed}.png").write_bytes(noisy_png(seed))
+        return path
+
+    def added(count: int) -> None:
+        qtbot.waitUntil(lambda: not panel.controller.is_scanning and panel.controller.files.rowCount() == count,
+                        timeout=TIMEOUT_MS)
+
+    kohya, dogs, birds = folder("10_grandma's cats", 1), folder("dogs", 2), folder("birds", 3)
     assert panel.name_edit.text() == ""
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args, **kwargs: str(kohya))
     panel.add_folder_button.click()
-    qtbot.waitUntil(lambda: not panel.controller.is_scanning and panel.controller.files.rowCount() == 1,
-                    timeout=TIMEOUT_MS)
-    assert panel.name_edit.text() == "grandma's cats"
+    added(1)
+    qtbot.waitUntil(lambda: panel.name_edit.text() == "grandma's cats", timeout=TIMEOUT_MS)
     assert panel.upload_button.isEnabled()
 
-    # A second folder does not rename it, nor does anything once the user has typed a name.
-    other = tmp_path / "dogs"
-    other.mkdir()
-    (other / "b.png").write_bytes(noisy_png(2))
-    panel.controller.add_paths([str(other)])
-    qtbot.waitUntil(lambda: not panel.controller.is_scanning and panel.controller.files.rowCount() == 2,
-                    timeout=TIMEOUT_MS)
+    # A second folder does not rename it.
+    panel.controller.add_paths([str(dogs)])
+    added(2)
     assert panel.name_edit.text() == "grandma's cats"
+    # Another type and back: the files are checked again, the folder's name stays.
+    for kind in ("text", "image"):
+        panel.type_combo.setCurrentIndex(panel.type_combo.findData(kind))
+        qtbot.waitUntil(lambda: not panel.controller.is_scanning, timeout=TIMEOUT_MS)
+    added(2)
+    assert panel.name_edit.text() == "grandma's cats"
+
+    # Clear forgets the folder's name with its files; the next folder names the import.
     panel.clear_button.click()
+    assert panel.name_edit.text() == ""
+    panel.controller.add_paths([str(birds)])
+    added(1)
+    qtbot.waitUntil(lambda: panel.name_edit.text() == "birds", timeout=TIMEOUT_MS)
+
+    # A name the user typed stays, through Clear and a new folder.
     panel.name_edit.setText("my own name")
-    panel.controller.add_paths([str(other)])
-    qtbot.waitUntil(lambda: not panel.controller.is_scanning and panel.controller.files.rowCount() == 1,
-                    timeout=TIMEOUT_MS)
+    panel.clear_button.click()
+    assert panel.name_edit.text() == "my own name"
+    panel.controller.add_paths([str(dogs)])
+    added(1)
     assert panel.name_edit.text() == "my own name"
 
     # Files alone suggest nothing.
-    panel.clear_button.click()
     panel.name_edit.setText("")
-    panel.controller.add_paths([str(other / "b.png")])
-    qtbot.waitUntil(lambda: not panel.controller.is_scanning and panel.controller.files.rowCount() == 1,
-                    timeout=TIMEOUT_MS)
+    panel.clear_button.click()
+    panel.controller.add_paths([str(birds / "3.png")])
+    added(1)
     assert panel.name_edit.text() == ""
     assert not panel.upload_button.isEnabled()

@@ -8,7 +8,8 @@ image the order is `.txt`, then `.caption`, then metadata (kohya's own default e
 case is reported as a `CaptionConflict` naming the one chosen. A caption file without an image, or one that
 cannot be used (over MAX_CAPTION_FILE_BYTES, not UTF-8, over the server's 10,000 characters) is reported as
 a `RejectedFile` note. It also reports the kohya folders (`10_cats`) the images sit in, whose number is the
-dataset's repeats. Every function here reads files and is meant to run in a worker thread.
+dataset's repeats. `split_captions` reads files and is meant to run in a worker thread; `kohya_repeats` and
+`folder_dataset_name` (the name a dropped folder gives a dataset: `10_cats` gives "cats") only read names.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from dataclasses import dataclass, field
 
 from training_studio.ui.datasets.import_scan import RejectedFile, display_name
 
-__all__ = ["CaptionConflict", "CaptionScan", "split_captions", "kohya_repeats", "CAPTION_EXTENSIONS",
-           "METADATA_NAMES", "MAX_CAPTION_FILE_BYTES", "MAX_METADATA_BYTES", "MAX_CAPTION_CHARS", "ORDER_TEXT"]
+__all__ = ["CaptionConflict", "CaptionScan", "split_captions", "kohya_repeats", "folder_dataset_name",
+           "CAPTION_EXTENSIONS", "METADATA_NAMES", "MAX_CAPTION_FILE_BYTES", "MAX_METADATA_BYTES", "MAX_CAPTION_CHARS",
+           "ORDER_TEXT"]
 
 CAPTION_EXTENSIONS = (".txt", ".caption")  # in order of precedence
 METADATA_NAMES = ("metadata.jsonl", "metadata.csv")
@@ -73,10 +75,12 @@ def kohya_repeats(folder: str) -> int | None:
 
 def folder_dataset_name(folder: str) -> str:
     """The dataset name a folder suggests: its own name, without the `<repeats>_` of a kohya folder
-    ("10_cats" gives "cats")."""
-    base = os.path.basename(folder.rstrip(os.sep))
+    ("10_cats" gives "cats"; "0_cats", not a kohya folder, stays whole); "" for a file system's root."""
+    base = os.path.basename(folder.rstrip(os.sep)).strip()
     match = _KOHYA_FOLDER.match(base)
-    return (match.group(2) if match is not None else base).strip()
+    if match is not None and kohya_repeats(base) is not None and match.group(2).strip():
+        return match.group(2).strip()
+    return base
 
 
 def _is_caption_file(name: str) -> bool:

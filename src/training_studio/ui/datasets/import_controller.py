@@ -10,8 +10,9 @@ asyncio task it starts (kept in a set, so none is lost and all can be cancelled 
 The flow: EDITING (files are added and checked in the background, in batches that append to the grid)
 → UPLOADING (dataset created `processing`, manifest written, files streamed) → REVIEW (every file is
 stored or rejected; the user commits) → committed, `dataset_created(id)`, back to an empty EDITING.
-A folder that starts a nameless import names it (a kohya `<repeats>_<name>` folder by its <name>), until the
-user types a name of their own.
+A folder that starts an import with no name of the user's names it (a kohya `<repeats>_<name>` folder by its
+<name>; the scan looks whether the path is a folder, off the GUI thread); a name the user types is never
+replaced, and Clear forgets a folder's name with its files.
 An upload that stops early (cancel, server gone) goes to INTERRUPTED with the manifest kept; so does one
 found at start-up from an earlier run: both offer Resume (send only what the server lacks) or Delete.
 For image datasets the scan also pairs caption files with their images (import_captions.py, in the worker
@@ -162,6 +163,7 @@ class DatasetImportController(QObject):
         self._found = 0
         self._limits: ScanLimits | None = None
         self._name = ""
+        self._proposed_name = ""  # the name this controller put in (from a folder), not one the user typed
         self._type = "image"
         self._phase = ImportPhase.EDITING
         self._manifest: UploadManifest | None = None
@@ -294,8 +296,12 @@ class DatasetImportController(QObject):
             return
         self._type = kind
         roots, removed = list(self._roots), set(self._removed)
+        name, proposed = self._name, self._proposed_name
         self.clear()
         self._removed = removed  # what the user took out stays out
+        if (self._name, self._proposed_name) != (name, proposed):  # a folder's name stays with its files
+            self._name, self._proposed_name = name, proposed
+            self.form_changed.emit(self._name, self._type)
         if roots:
             self._scan_roots(roots)
 
@@ -310,20 +316,28 @@ class DatasetImportController(QObject):
             self.error_occurred.emit("Files cannot be added to a dataset that is being uploaded; "
                                      "commit or delete it first.")
             return
-        if not self._name.strip() and not self._roots and len(paths) == 1 and os.path.isdir(paths[0]):
-            # One folder to start a nameless import: its name is the dataset's until the user types another.
-            self._name = folder_dataset_name(os.path.abspath(paths[0]))
-            self.form_changed.emit(self._name, self._type)
+        # One path to start an import with no name of the user's: if it is a folder (the scan looks, off the
+        # GUI thread), its name becomes the dataset's.
+        name_from = os.path.abspath(paths[0]) if len(paths) == 1 and not self._roots and self._name_is_ours() \
+            else None
         # Adding a file (or its folder) again brings back what the user had removed.
         added = [os.path.abspath(path).rstrip(os.sep) for path in paths]
         self._removed = {path for path in self._removed
                          if not any(path == root or path.startswith(root + os.sep) for root in added)}
-        self._scan_roots(paths)
+        self._scan_roots(paths, name_from)
 
-    def _scan_roots(self, paths: list[str]) -> None:
+    def _name_is_ours(self) -> bool:
+        """Whether the name field holds nothing the user typed: empty, or the name a folder gave it."""
+        return not self._name.strip() or self._name == self._proposed_name
+
+    def _propose_name(self, name: str) -> None:
+        self._name = self._proposed_name = name
+        self.form_changed.emit(self._name, self._type)
+
+    def _scan_roots(self, paths: list[str], name_from: str | None = None) -> None:
         self._roots.extend(paths)
         self._scan_stopped = False
-        task = self._tasks.spawn(self._scan(list(paths), self._generation))
+        task = self._tasks.spawn(self._scan(list(paths), self._generation, name_from))
         self._scan_tasks.add(task)
         task.add_done_callback(self._scan_done)
         if len(self._scan_tasks) == 1:
@@ -361,6 +375,9 @@ class DatasetImportController(QObject):
         self.rejected.clear()
         self.thumbnails.clear()
         self.scan_progress.emit(0, 0)
+        if self._proposed_name and self._name == self._proposed_name:  # a folder's name goes with its files
+            self._name = self._proposed_name = ""
+            self.form_changed.emit("", self._type)
         self.phase_changed.emit(self._phase.value)
 
     def _scan_done(self, task: asyncio.Task[Any]) -> None:
@@ -375,11 +392,11 @@ class DatasetImportController(QObject):
             self.status_message.emit(f"{ready:,} file{'s' if ready != 1 else ''} ready"
                                      + (f", {left_out:,} left out (see the list for why)." if left_out else "."))
 
-    async def _scan(self, paths: list[str], generation: int) -> None:
+    async def _scan(self, paths: list[str], generation: int, name_from: str | None = None) -> None:
         with _young_gc_only():
-            await self._scan_frozen(paths, generation)
+            await self._scan_frozen(paths, generation, name_from)
 
-    async def _scan_frozen(self, paths: list[str], generation: int) -> None:
+    async def _scan_frozen(self, paths: list[str], generation: int, name_from: str | None = None) -> None:
         loop = asyncio.get_running_loop()
         limits = await self._fetch_limits()
         kind = self._type
@@ -387,6 +404,10 @@ class DatasetImportController(QObject):
         candidates, rejected = await loop.run_in_executor(self._executor, walk_paths, paths)
         if generation != self._generation:
             return
+        if name_from is not None and await loop.run_in_executor(self._executor, os.path.isdir, name_from):
+            name = folder_dataset_name(name_from)
+            if name and generation == self._generation and self._name_is_ours() and name != self._name:
+                self._propose_name(name)
         self.rejected.add(rejected)
         if kind == "image":
             # Caption files are read here, off the GUI thread; they are not checked as images.
@@ -460,8 +481,7 @@ class DatasetImportController(QObject):
             return
         (folder, repeats), rest = folders[0], folders[1:]
         self._next_folders = list(rest)
-        self._name = folder_dataset_name(folder)
-        self.form_changed.emit(self._name, self._type)
+        self._propose_name(folder_dataset_name(folder))
         self.add_paths([folder])
         self.status_message.emit(f"Next: the folder {display_name(folder)} (repeats {repeats:,}) as its own "
                                  "dataset; check it, then upload.")
@@ -633,7 +653,7 @@ class DatasetImportController(QObject):
         self._manifest = None
         self._set_phase(ImportPhase.EDITING)
         self.clear()
-        self._name = ""
+        self._name = self._proposed_name = ""
         self.form_changed.emit("", self._type)
         self.upload_progress.emit(0, 0)
         self.status_message.emit(message)

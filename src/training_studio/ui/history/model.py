@@ -24,6 +24,7 @@ from training_studio.ui.jobs.format import (
     format_loss,
     format_step,
     known_status,
+    placement_details,
     placement_text,
     status_label,
 )
@@ -174,12 +175,16 @@ class HistoryModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return _CELL_TEXT[HistoryColumn(index.column())](job)
         if role == Qt.ItemDataRole.ToolTipRole:
-            if index.column() == HistoryColumn.STATUS and job.error:
-                return job.error
-            if index.column() == HistoryColumn.NAME:
+            column = index.column()
+            if column == HistoryColumn.STATUS:  # named here too: a narrow badge shows only its icon
+                label = status_label(known_status(job.status))
+                return f"{label}: {job.error}" if job.error else label
+            if column == HistoryColumn.NAME:
                 return job.name
-            if index.column() in (HistoryColumn.PLACEMENT, HistoryColumn.CREATED):  # they shrink first
-                return _CELL_TEXT[HistoryColumn(index.column())](job) or None
+            if column == HistoryColumn.PLACEMENT:  # it shrinks first: the whole placement, as the Jobs table
+                return placement_details(job.placement) or None
+            if column == HistoryColumn.CREATED:  # it shrinks first too
+                return _CELL_TEXT[HistoryColumn.CREATED](job) or None
             return None
         if role == Qt.ItemDataRole.TextAlignmentRole and index.column() in (HistoryColumn.STEP, HistoryColumn.LOSS,
                                                                              HistoryColumn.DURATION):

@@ -11,8 +11,8 @@ Actions: Train again… (any job: the window opens the Train dialog filled from 
 jobs, one confirmation listing them; a running job is refused by the server and reported per job), Save as
 template… (one finished job: the window asks a name and saves its settings), Copy job ID. Refresh, Train
 again… and Delete… sit in a toolbar with the Jobs tab's icons, and the Status column wears the Jobs table's
-badges (`StatusBadgeDelegate`). In a narrow window the fixed columns give way (Ran on and Created first, their
-full text in a tooltip) so the names stay readable (`HistoryTableView`, `ui.column_fit`).
+badges (`StatusBadgeDelegate`). In a narrow window the fixed columns give way (Ran on, Created and Status
+first, their full text in a tooltip) so the names stay readable (`HistoryTableView`).
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from PySide6.QtWidgets import (
     QMenu,
     QMessageBox,
     QPushButton,
-    QTableView,
     QToolBar,
     QVBoxLayout,
     QWidget,
@@ -42,7 +41,7 @@ from training_studio.contract.models import TERMINAL_STATUSES, TrainingJob
 from training_studio.ui.history.model import SORT_FIELDS, HistoryColumn
 from training_studio.ui.history.query import ALL_STATUSES, CUSTOM_RANGE, DATE_RANGES, HistoryQuery
 from training_studio.ui.history.store import HistoryStore
-from training_studio.ui.column_fit import fit_widths
+from training_studio.ui.fitted_table import FittedTableView
 from training_studio.ui.icons import decorate_toolbar
 from training_studio.ui.jobs.delegates import StatusBadgeDelegate
 from training_studio.ui.jobs.format import status_label
@@ -62,25 +61,18 @@ PREFERRED_WIDTHS = {HistoryColumn.STATUS: 120, HistoryColumn.STEP: 120, HistoryC
                     HistoryColumn.PLACEMENT: 120}
 MIN_NAME_WIDTH = 120
 MIN_COLUMN_WIDTH = 48
-SHRINKS_FIRST = (HistoryColumn.PLACEMENT, HistoryColumn.CREATED)  # full text in their tooltips
+# Full text in their tooltips; a status badge too narrow for its label shows its icon.
+SHRINKS_FIRST = (HistoryColumn.PLACEMENT, HistoryColumn.CREATED, HistoryColumn.STATUS)
 
 
-class HistoryTableView(QTableView):
-    """The history table: in a narrow window its fixed columns shrink (Ran on and Created first) so that the
-    Name column keeps MIN_NAME_WIDTH, instead of the name collapsing to an ellipsis while the dates keep
-    their full width (`ui.column_fit`)."""
+class HistoryTableView(FittedTableView):
+    """The history table: in a narrow window its fixed columns shrink (Ran on, Created and Status first) so that
+    the Name column keeps MIN_NAME_WIDTH, instead of the name collapsing to an ellipsis while the dates keep
+    their full width (`FittedTableView`; a width the user dragged is kept as theirs)."""
 
-    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt name)
-        super().resizeEvent(event)
-        self.fit_columns()
-
-    def fit_columns(self) -> None:
-        header = self.horizontalHeader()
-        widths = fit_widths(self.viewport().width() - MIN_NAME_WIDTH, PREFERRED_WIDTHS, shrinks_first=SHRINKS_FIRST,
-                            minimum=MIN_COLUMN_WIDTH, shown=lambda column: not header.isSectionHidden(int(column)))
-        for column, width in widths.items():
-            header.resizeSection(int(column), width)
-
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent, preferred=PREFERRED_WIDTHS, min_name_width=MIN_NAME_WIDTH, minimum=MIN_COLUMN_WIDTH,
+                         shrinks_first=SHRINKS_FIRST)
 
 class HistoryPanel(QWidget):
     train_again_requested = Signal(object)  # TrainingJob

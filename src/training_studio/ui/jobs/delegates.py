@@ -316,11 +316,12 @@ class StatusBadgeDelegate(QStyledItemDelegate):
         badge_width = 2 * _BADGE_PADDING + icon_size + _BADGE_GAP + fonts.width(label)
         if badge_width > area_width:
             # A narrow column: the icon alone says the status (the label is in the cell's tooltip), which
-            # reads better than a label cut to "Com…".
+            # reads better than a label cut to "Com…"; in a sliver of a column, a smaller icon.
             label = ""
+            icon_size = max(4, min(icon_size, area_width - 2 * _BADGE_PADDING + 2))
             badge_width = min(area_width, 2 * _BADGE_PADDING + icon_size - 2)
         ratio = _device_ratio(painter)
-        key = (label, status_for_look, colours, badge_width, badge_height,
+        key = (label, status_for_look, colours, badge_width, badge_height, icon_size,
                round(ratio * 100), fonts.serial)
         pixmap = self._looks.get(key)
         if pixmap is None:

@@ -45,7 +45,6 @@ from PySide6.QtWidgets import (
     QSizePolicy,
     QSplitter,
     QStackedWidget,
-    QTableView,
     QToolBar,
     QVBoxLayout,
     QWidget,
@@ -55,7 +54,7 @@ from training_studio.contract.models import ACTIVE_STATUSES, TERMINAL_STATUSES, 
 from training_studio.ui.notifications import post_notice
 from training_studio.atomicfile import write_atomically
 from training_studio.ui.banner import Banner, BannerLevel
-from training_studio.ui.column_fit import fit_widths
+from training_studio.ui.fitted_table import FittedTableView
 from training_studio.ui.jobs import format as fmt
 from training_studio.ui.jobs.delegates import (
     ProgressBarDelegate,
@@ -110,13 +109,15 @@ SHRINKS_FIRST = (JobColumn.RUNS_ON, JobColumn.STATUS)  # narrow window: they eli
 RUNS_ON_GAP = 10  # px before the "Runs on" text (see TextCellDelegate's `leading`)
 
 
-class JobsTableView(QTableView):
-    """A table whose fixed columns shrink (and elide) with a narrow window instead of scrolling sideways, and
-    whose drop indicator (dragging waiting jobs to reorder the queue) is a 2 px line in the highlight colour
-    across the row, easier to see than the style's 1 px one."""
+class JobsTableView(FittedTableView):
+    """A table whose fixed columns shrink (and elide) with a narrow window instead of scrolling sideways
+    (`FittedTableView`: Runs on and Status give way first), and whose drop indicator (dragging waiting jobs to
+    reorder the queue) is a 2 px line in the highlight colour across the row, easier to see than the style's
+    1 px one."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
+        super().__init__(parent, preferred=PREFERRED_WIDTHS, min_name_width=MIN_NAME_WIDTH, minimum=MIN_COLUMN_WIDTH,
+                         shrinks_first=SHRINKS_FIRST)
         self._drag_pos: QPoint | None = None  # where a drag hovers, while it does
 
     def dragMoveEvent(self, event) -> None:  # noqa: N802 (Qt name)
@@ -162,22 +163,13 @@ class JobsTableView(QTableView):
         finally:
             painter.end()
 
-    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt name)
-        super().resizeEvent(event)
-        self.fit_columns()
-
-    def fit_columns(self) -> None:
-        available = self.viewport().width() - MIN_NAME_WIDTH
-        header = self.horizontalHeader()
-        preferred = dict(PREFERRED_WIDTHS)
+    def preferred_widths(self) -> dict[int, int]:
+        preferred = super().preferred_widths()
         # Room for a six-figure run ("200,000 / 200,000") in this font, whatever its size.
-        preferred[JobColumn.STEP] = max(preferred[JobColumn.STEP],
-                                        self.fontMetrics().horizontalAdvance(STEP_WIDTH_SAMPLE) + 2 * CELL_PADDING)
-        # Short of room, the columns that elide gracefully (with the full text in a tooltip) give way first.
-        widths = fit_widths(available, preferred, shrinks_first=SHRINKS_FIRST, minimum=MIN_COLUMN_WIDTH,
-                            shown=lambda column: not header.isSectionHidden(int(column)))
-        for column, width in widths.items():
-            header.resizeSection(int(column), width)
+        step = int(JobColumn.STEP)
+        sample = self.fontMetrics().horizontalAdvance(STEP_WIDTH_SAMPLE) + 2 * CELL_PADDING
+        preferred[step] = max(preferred[step], sample)
+        return preferred
 
 
 class JobsPanel(QWidget):

@@ -1,0 +1,67 @@
+"""`FittedTableView` as the Jobs table uses it (no server: an empty model gives the columns): in a narrow
+window Runs on and Status give way first, so steps and losses keep their digits; a width the user dragged, or
+one restored from the settings, is what the table fits from afterwards."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QHeaderView
+
+from training_studio.ui.jobs.model import JobColumn, JobListModel
+from training_studio.ui.jobs.panel import MIN_COLUMN_WIDTH, MIN_NAME_WIDTH, PREFERRED_WIDTHS, JobsTableView
+
+
+def _table(qtbot, width: int) -> JobsTableView:
+    table = JobsTableView()
+    table.setModel(JobListModel(table))
+    header = table.horizontalHeader()  # as the Jobs panel sets it up: the name stretches, the rest fixed
+    header.setStretchLastSection(False)
+    header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+    header.setSectionResizeMode(int(JobColumn.NAME), QHeaderView.ResizeMode.Stretch)
+    qtbot.addWidget(table)
+    table.resize(width, 300)
+    table.show()
+    qtbot.waitExposed(table)
+    return table
+
+
+def _sizes(table: JobsTableView) -> dict[JobColumn, int]:
+    header = table.horizontalHeader()
+    return {column: header.sectionSize(int(column)) for column in JobColumn}
+
+
+def test_runs_on_and_status_give_way_before_the_numbers(qtbot):
+    table = _table(qtbot, 1400)
+    preferred = {JobColumn(int(column)): width for column, width in table.preferred_widths().items()}
+    qtbot.waitUntil(lambda: all(_sizes(table)[column] == width for column, width in preferred.items()), timeout=5_000)
+    # Narrow enough that Runs on and Status must give up most of their width, but not the others.
+    width = MIN_NAME_WIDTH + sum(preferred.values()) - (preferred[JobColumn.RUNS_ON] - MIN_COLUMN_WIDTH) \
+        - (preferred[JobColumn.STATUS] - MIN_COLUMN_WIDTH) // 2
+    table.resize(width + (table.width() - table.viewport().width()), 300)
+    qtbot.waitUntil(lambda: _sizes(table)[JobColumn.RUNS_ON] == MIN_COLUMN_WIDTH, timeout=5_000)
+    sizes = _sizes(table)
+    assert MIN_COLUMN_WIDTH < sizes[JobColumn.STATUS] < preferred[JobColumn.STATUS]
+    for column in (JobColumn.PROGRESS, JobColumn.STEP, JobColumn.LOSS, JobColumn.ELAPSED, JobColumn.ETA):
+        assert sizes[column] == preferred[column], column
+    assert sizes[JobColumn.NAME] >= MIN_NAME_WIDTH
+
+
+def test_a_width_the_user_gave_a_column_is_kept(qtbot):
+    table = _table(qtbot, 1400)
+    header = table.horizontalHeader()
+    qtbot.waitUntil(lambda: header.sectionSize(int(JobColumn.LOSS)) == PREFERRED_WIDTHS[JobColumn.LOSS], timeout=5_000)
+    header.resizeSection(int(JobColumn.LOSS), 140)  # as a drag of its edge does
+    table.resize(700, 300)
+    qtbot.waitUntil(lambda: _sizes(table)[JobColumn.RUNS_ON] == MIN_COLUMN_WIDTH, timeout=5_000)
+    table.resize(1400, 300)
+    qtbot.waitUntil(lambda: _sizes(table)[JobColumn.RUNS_ON] == PREFERRED_WIDTHS[JobColumn.RUNS_ON], timeout=5_000)
+    assert header.sectionSize(int(JobColumn.LOSS)) == 140
+
+    # A header state restored from the settings (restoreState emits no resize signal) counts the same.
+    saved = header.saveState()
+    other = _table(qtbot, 1400)
+    qtbot.waitUntil(lambda: _sizes(other)[JobColumn.LOSS] == PREFERRED_WIDTHS[JobColumn.LOSS], timeout=5_000)
+    assert other.horizontalHeader().restoreState(saved)
+    other.resize(1300, 300)
+    qtbot.waitUntil(lambda: other.viewport().width() < 1300, timeout=5_000)
+    qtbot.waitUntil(lambda: _sizes(other)[JobColumn.RUNS_ON] == PREFERRED_WIDTHS[JobColumn.RUNS_ON], timeout=5_000)
+    assert _sizes(other)[JobColumn.LOSS] == 140
