@@ -16,8 +16,8 @@ from tests.support.gui import server_client
 from tests.ui.app_fixtures import sync_client
 from tests.ui.jobs_helpers import make_dataset, make_job, wait_status
 
-__all__ = ["api_client", "http", "dataset_store", "model_store", "make_dataset", "make_job", "wait_status",
-           "trained_model"]
+__all__ = ["api_client", "http", "dataset_store", "model_store", "dataset_store_on_request", "model_store_on_request",
+           "make_dataset", "make_job", "wait_status", "trained_model"]
 
 
 @pytest.fixture
@@ -46,6 +46,21 @@ def dataset_store(api_client, harness):
 @pytest.fixture
 def model_store(api_client, harness):
     yield from _running(ModelStore(api_client, interval=0.3), harness)
+
+
+# Stores whose timer never fires within a test (10 minutes): they refresh on their panel's first show and when
+# asked, so a test sees exactly the refreshes it caused.
+ON_REQUEST_INTERVAL_S = 600
+
+
+@pytest.fixture
+def dataset_store_on_request(api_client, harness):
+    yield from _running(DatasetStore(api_client, interval=ON_REQUEST_INTERVAL_S), harness)
+
+
+@pytest.fixture
+def model_store_on_request(api_client, harness):
+    yield from _running(ModelStore(api_client, interval=ON_REQUEST_INTERVAL_S), harness)
 
 
 def trained_model(http: httpx.Client, name: str = "tiny", steps: int = 5) -> dict:

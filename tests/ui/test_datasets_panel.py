@@ -14,6 +14,7 @@ from training_studio.ui.datasets.panel import DatasetsPanel
 from tests.ui.datasets_fixtures import (  # noqa: F401  (fixtures)
     api_client,
     dataset_store,
+    dataset_store_on_request,
     http,
     make_dataset,
     make_job,
@@ -432,45 +433,33 @@ def test_the_first_list_opens_on_the_newest_dataset_and_later_refreshes_keep_the
     assert panel.selected_dataset().id == older  # the user's choice survives
 
 
-def test_an_empty_first_list_says_none_yet_without_waiting_for_the_next_refresh(api_client, harness, qtbot):
+def test_an_empty_first_list_says_none_yet_without_waiting_for_the_next_refresh(dataset_store_on_request, qtbot):
     """The first answer of a server with no datasets (a new user's first look) replaces "Loading datasets…"
     with "No datasets yet" at once, not one refresh interval later: the store announces its rows before it
     counts the list as loaded, so the panel must look again when the refresh succeeds."""
-    from training_studio.ui.datasets.store import DatasetStore
-
-    store = DatasetStore(api_client, interval=600)  # no second refresh during the test
-    try:
-        widget = DatasetsPanel(store)
-        qtbot.addWidget(widget)
-        assert widget.empty_label.text() == "Loading datasets…"
-        with qtbot.waitSignal(store.refresh_succeeded, timeout=10_000):
-            widget.show()  # visible: the first refresh starts
-        assert widget.table_stack.currentWidget() is widget.empty_label
-        assert widget.empty_label.text().startswith("No datasets yet.")
-    finally:
-        store.shutdown()
-        harness.run(store.wait_idle())
+    store = dataset_store_on_request  # no second refresh during the test
+    widget = DatasetsPanel(store)
+    qtbot.addWidget(widget)
+    assert widget.empty_label.text() == "Loading datasets…"
+    with qtbot.waitSignal(store.refresh_succeeded, timeout=10_000):
+        widget.show()  # visible: the first refresh starts
+    assert widget.table_stack.currentWidget() is widget.empty_label
+    assert widget.empty_label.text().startswith("No datasets yet.")
 
 
-def test_a_cleared_selection_stays_cleared_across_refreshes(api_client, harness, http, qtbot):
+def test_a_cleared_selection_stays_cleared_across_refreshes(dataset_store_on_request, http, qtbot):
     """The first list opens on its newest dataset (so the details are not empty); once the user clears the
     selection, later refreshes leave it cleared instead of selecting the first row again."""
-    from training_studio.ui.datasets.store import DatasetStore
-
+    store = dataset_store_on_request  # refreshes only when asked
     cats = make_dataset(http, "cats", images=1)
-    store = DatasetStore(api_client, interval=600)  # refreshes only when asked
-    try:
-        widget = DatasetsPanel(store)
-        qtbot.addWidget(widget)
+    widget = DatasetsPanel(store)
+    qtbot.addWidget(widget)
+    with qtbot.waitSignal(store.refresh_succeeded, timeout=10_000):
+        widget.show()
+    assert widget.selected_dataset() is not None and widget.selected_dataset().id == cats
+    widget.table.clearSelection()
+    assert widget.selected_dataset() is None
+    for _ in range(2):
         with qtbot.waitSignal(store.refresh_succeeded, timeout=10_000):
-            widget.show()
-        assert widget.selected_dataset() is not None and widget.selected_dataset().id == cats
-        widget.table.clearSelection()
-        assert widget.selected_dataset() is None
-        for _ in range(2):
-            with qtbot.waitSignal(store.refresh_succeeded, timeout=10_000):
-                store.request_refresh()
-            assert not widget.table.selectionModel().hasSelection()
-    finally:
-        store.shutdown()
-        harness.run(store.wait_idle())
+            store.request_refresh()
+        assert not widget.table.selectionModel().hasSelection()

@@ -24,6 +24,7 @@ from tests.ui.datasets_fixtures import (  # noqa: F401  (fixtures)
     http,
     make_dataset,
     model_store,
+    model_store_on_request,
     trained_model,
     wait_status,
 )
@@ -253,19 +254,13 @@ def test_a_big_checkpoint_streams_in_chunks_with_progress_and_the_gui_stays_resp
     assert stall_probe.longest_gap < 1.0
 
 
-def test_an_empty_first_list_says_none_yet_without_waiting_for_the_next_refresh(api_client, harness, qtbot):
+def test_an_empty_first_list_says_none_yet_without_waiting_for_the_next_refresh(model_store_on_request, qtbot):
     """As for datasets: a server with no models says so as soon as its first answer is in."""
-    from training_studio.ui.models.store import ModelStore
-
-    store = ModelStore(api_client, interval=600)  # no second refresh during the test
-    try:
-        widget = ModelsPanel(store)
-        qtbot.addWidget(widget)
-        assert widget.empty_label.text() == "Loading models…"
-        with qtbot.waitSignal(store.refresh_succeeded, timeout=10_000):
-            widget.show()
-        assert widget.table_stack.currentWidget() is widget.empty_label
-        assert widget.empty_label.text().startswith("No trained models yet.")
-    finally:
-        store.shutdown()
-        harness.run(store.wait_idle())
+    store = model_store_on_request  # no second refresh during the test
+    widget = ModelsPanel(store)
+    qtbot.addWidget(widget)
+    assert widget.empty_label.text() == "Loading models…"
+    with qtbot.waitSignal(store.refresh_succeeded, timeout=10_000):
+        widget.show()
+    assert widget.table_stack.currentWidget() is widget.empty_label
+    assert widget.empty_label.text().startswith("No trained models yet.")
