@@ -296,12 +296,9 @@ class DatasetImportController(QObject):
             return
         self._type = kind
         roots, removed = list(self._roots), set(self._removed)
-        name, proposed = self._name, self._proposed_name
-        self.clear()
+        self._forget_files()  # a folder's name stays with them: they are checked again
         self._removed = removed  # what the user took out stays out
-        if (self._name, self._proposed_name) != (name, proposed):  # a folder's name stays with its files
-            self._name, self._proposed_name = name, proposed
-            self.form_changed.emit(self._name, self._type)
+        self.phase_changed.emit(self._phase.value)
         if roots:
             self._scan_roots(roots)
 
@@ -357,9 +354,16 @@ class DatasetImportController(QObject):
         return len(removed)
 
     def clear(self) -> None:
-        """Forget every file (only while editing)."""
+        """Forget every file (only while editing), and the name a folder gave the import with them."""
         if self._phase != ImportPhase.EDITING:
             return
+        self._forget_files()
+        if self._proposed_name and self._name == self._proposed_name:
+            self._name = self._proposed_name = ""
+            self.form_changed.emit("", self._type)
+        self.phase_changed.emit(self._phase.value)
+
+    def _forget_files(self) -> None:
         self._removed.clear()
         self._generation += 1
         for task in list(self._scan_tasks):
@@ -375,10 +379,6 @@ class DatasetImportController(QObject):
         self.rejected.clear()
         self.thumbnails.clear()
         self.scan_progress.emit(0, 0)
-        if self._proposed_name and self._name == self._proposed_name:  # a folder's name goes with its files
-            self._name = self._proposed_name = ""
-            self.form_changed.emit("", self._type)
-        self.phase_changed.emit(self._phase.value)
 
     def _scan_done(self, task: asyncio.Task[Any]) -> None:
         self._scan_tasks.discard(task)
