@@ -9,8 +9,9 @@ at start it also sets the disk-space reserve aside (storage.ensure_reserve) and 
 change listener to the live-update hub (events.py), which `begin_shutdown` closes first thing on exit. Once
 started it checks every committed dataset's layouts against the database in the background (a crash between
 a change's commit and its layout swap leaves them stale: dataset_ops.bring_all_layouts_in_line), so the first
-answer never waits for it, and then prepares the spare layouts of datasets that have none. Only the routers a starting window asks for are loaded before the first answer; the
-others load just after, and a request for one of them waits for that (route_loading.py). A 405 answer's
+answer never waits for it, and then prepares the spare layouts of datasets that have none. Only the routers a
+starting window asks for are loaded before the first answer; the others load just after, and a request for one
+of them waits for that (route_loading.py). A 405 answer's
 `Allow` names every method of the path, and the OpenAPI document carries the routes' own input checks
 (openapi_doc.py).
 """

@@ -5,7 +5,8 @@ less that column's minimum) among the fixed columns. With room, each gets its pr
 room, the columns that elide gracefully (their full text in a tooltip) give way first, one after the other,
 down to the minimum; only then do all shrink alike, a column at the minimum staying there while the others
 share what is left. So the name never collapses to an ellipsis while dates and placements keep their full
-width, and the table does not scroll sideways until even the minimums do not fit. The Jobs and History tables call it on every resize.
+width, and the table does not scroll sideways until even the minimums do not fit. `ui.fitted_table` calls it
+on every resize of the Jobs and History tables.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ def fit_widths(available: int, preferred: Mapping[ColumnT, int], *, shrinks_firs
         if column in widths:
             widths[column] = max(minimum, widths[column] - excess)
     # All shrink alike; a column that would go below the minimum stays at it and the others share the rest.
-    scale = 1.0
     pinned = {column for column, width in widths.items() if width <= minimum}
     while True:
         flexible = sum(width for column, width in widths.items() if column not in pinned)
