@@ -74,13 +74,34 @@ def test_reuses_a_running_server_and_restarts_a_dead_one(tmp_path):
         while manager.is_alive() and time.monotonic() < deadline:  # is_alive() reaps our killed child
             await asyncio.sleep(0.05)
         assert not manager.is_alive()
-        recovered = await manager.recover()
+        # connect(), not only a recovery after a failed request: the app's first request after a kill may be
+        # its reconnect (the bug: a server started again in silence).
+        recovered = await manager.connect()
         assert recovered.pid != first.pid
         assert read_server_info(tmp_path).pid == recovered.pid
         return messages
 
     messages = _run(tmp_path, body)
     assert any("started again" in m for m in messages), messages
+
+
+def test_a_server_restarted_by_another_window_is_named_only_after_a_lost_connection(tmp_path):
+    async def body(manager: LocalServerManager, messages):
+        first = await manager.connect()
+        async with httpx.AsyncClient() as http:
+            other = LocalServerManager(tmp_path, http)  # another window of the app restarts it
+            await other.connect()
+            second = await other.restart()
+            assert second.pid != first.pid
+            # A token re-read (the same address answered 401) says nothing...
+            assert (await manager.connect()).pid == second.pid and messages == []
+            # ...a recovery after a lost connection names the restart, and does not call it a crash.
+            third = await other.restart()
+            assert (await manager.recover()).pid == third.pid
+            assert messages == ["Reconnected to the local server (it was restarted)."]
+        return messages
+
+    _run(tmp_path, body)
 
 
 def test_replaces_an_idle_server_of_another_version(tmp_path):

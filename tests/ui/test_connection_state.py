@@ -147,19 +147,26 @@ def test_restart_stop_start_and_kill_render_the_same_state_in_all_four_places(lo
     qtbot.waitUntil(lambda: not store.local._pid_alive(second.pid), timeout=20_000)
 
     # Start again from the banner (no question: nothing runs to be interrupted).
+    seen_before_start = len(views.seen)
     window.banner.button("Start local server").click()
     qtbot.waitUntil(lambda: read_server_info(data_dir) is not None
                     and read_server_info(data_dir).pid not in (first.pid, second.pid), timeout=30_000)
     third = read_server_info(data_dir)
-    qtbot.waitUntil(lambda: views.all_say(ConnectionPhase.CONNECTED, third.url), timeout=15_000)
+    # A start is not called a restart.
+    qtbot.waitUntil(lambda: views.all_say(ConnectionPhase.CONNECTED, third.url)
+                    and any("running again" in s.note for s in views.seen[seen_before_start:]), timeout=15_000)
+    assert not any("restarted" in s.note for s in views.seen[seen_before_start:])
 
-    # kill -9: the app notices, starts the server again, and all four say connected to the new one.
+    # kill -9: the app notices, starts the server again, says so, and all four say connected to the new one.
+    # The bug: when the app's first request after the kill was its reconnect after the start (rather than
+    # a refresh), the server was started again in silence.
+    seen_before_kill = len(views.seen)
     os.kill(third.pid, signal.SIGKILL)
     qtbot.waitUntil(lambda: read_server_info(data_dir) is not None
                     and read_server_info(data_dir).pid != third.pid, timeout=30_000)
     fourth = read_server_info(data_dir)
-    qtbot.waitUntil(lambda: views.all_say(ConnectionPhase.CONNECTED, fourth.url), timeout=15_000)
-    assert "started again" in window.banner.text or any("started again" in s.note for s in views.seen)
+    qtbot.waitUntil(lambda: views.all_say(ConnectionPhase.CONNECTED, fourth.url)
+                    and any("started again" in s.note for s in views.seen[seen_before_kill:]), timeout=15_000)
 
     assert views.disagreements == []
     phases = [s.phase for s in views.seen]

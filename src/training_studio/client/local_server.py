@@ -135,11 +135,27 @@ class LocalServerManager:
 
     # lifecycle ---------------------------------------------------------------------------------
     async def connect(self) -> ServerInfo:
-        """Reuse the server recorded in server.json if it is alive and answers; else start one."""
+        """Reuse the server recorded in server.json if it is alive and answers; else start one.
+
+        When the server this manager was using has died meanwhile, starting another says so, whichever
+        caller noticed first: the app's first request after a kill may be a reconnect, not a refresh."""
         async with self._lock:
             return await self._connect_locked()
 
+    async def recover(self) -> ServerInfo:
+        """After a request could not connect: as `connect`, and also says when another process (another
+        window, `training-studio serve`) restarted the server meanwhile. A token re-read after a 401 uses
+        `connect`: the same address answered, and the user need not hear of it."""
+        async with self._lock:
+            previous = self.info
+            info = await self._connect_locked()
+            started_by_us = self._proc is not None and self._proc.pid == info.pid
+            if previous is not None and info.pid != previous.pid and not started_by_us:
+                self._say("Reconnected to the local server (it was restarted).")
+            return info
+
     async def _connect_locked(self) -> ServerInfo:
+        previous = self.info
         info = read_server_info(self.data_dir)
         if info is not None and self._pid_alive(info.pid):
             version = await self._probe(info)
@@ -149,21 +165,10 @@ class LocalServerManager:
                 if version != self.app_version:
                     await self._handle_version_mismatch(info)
                 return self.info
-        return await self._start_locked()
-
-    async def recover(self) -> ServerInfo:
-        """After a failed request: reconnect through server.json, starting the server again if it died."""
-        async with self._lock:
-            previous = self.info
-            info = await self._connect_locked()
-            if previous is not None and info.pid != previous.pid:
-                started_by_us = self._proc is not None and self._proc.pid == info.pid
-                if started_by_us:
-                    self._say("The local server stopped unexpectedly; it was started again and the app "
-                                 "reconnected.")
-                else:
-                    self._say("Reconnected to the local server (it was restarted).")
-            return info
+        started = await self._start_locked()
+        if previous is not None:
+            self._say("The local server stopped unexpectedly; it was started again and the app reconnected.")
+        return started
 
     async def _handle_version_mismatch(self, info: ServerInfo) -> None:
         running = await self._running_job_count(info)

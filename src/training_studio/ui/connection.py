@@ -492,7 +492,7 @@ class ConnectionState(QObject):
         if not self.store.is_local:
             return
         self._enter_connecting("Starting local server…")
-        self.store.restart_local_server()
+        self.store.start_local_server()
 
     def show_note(self, text: str) -> None:
         """A passing remark about the server; it goes when the state changes or after a few seconds."""

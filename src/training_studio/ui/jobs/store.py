@@ -105,6 +105,9 @@ _HISTORY_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 MAX_LOGGED_NAMES = 10  # job names listed in the log line about recently finished jobs
 _NOT_HELD: tuple[None, None] = (None, None)  # an id the last refresh did not list
 STOPPED_MESSAGE = "The local server is stopped. Start it again with Server > Restart local server."
+# Jobs run on while the server is down (runner supervision): the notes say they were picked up again.
+RESTARTED_NOTE = "The local server was restarted; jobs that were running keep running and were re-attached."
+STARTED_NOTE = "The local server is running again; jobs that ran on without it were re-attached."
 FRAME_MS = 16  # live job events are applied to the model at most once per frame (60 Hz)
 FIRST_STREAM_DELAY_S = 0.05  # the first rows paint before the event stream's first connection (see _follow_stream)
 FRAME_BUDGET_S = 0.008  # at most this long applying live events at a time; a backlog is applied in slices
@@ -466,7 +469,14 @@ class JobStore(QObject):
         if self.local is None or self._shut_down:
             return
         self._stopped_by_user = False
-        self._tasks.spawn(self._restart_local())
+        self._tasks.spawn(self._restart_local(RESTARTED_NOTE))
+
+    def start_local_server(self) -> None:
+        """Start the local server the user stopped (it is started the way a restart starts it)."""
+        if self.local is None or self._shut_down:
+            return
+        self._stopped_by_user = False
+        self._tasks.spawn(self._restart_local(STARTED_NOTE))
 
     def stop_local_server(self) -> None:
         if self.local is None or self._shut_down:
@@ -815,7 +825,7 @@ class JobStore(QObject):
         self._failures = 0
         self.request_refresh()
 
-    async def _restart_local(self) -> None:
+    async def _restart_local(self, note: str) -> None:
         assert self.local is not None
         self.connecting.emit("Restarting local server…")
         try:
@@ -824,8 +834,7 @@ class JobStore(QObject):
         except ApiError as error:
             self._on_failure(FailureKind.UNREACHABLE, error.message)
             return
-        self.connection_note.emit("The local server was restarted; jobs that were running keep running and "
-                                  "were re-attached.")
+        self.connection_note.emit(note)
         await self._reconnect()
 
     async def _stop_local(self) -> None:
