@@ -72,3 +72,24 @@ def test_the_spin_box_cannot_go_outside_the_allowed_interval(qtbot, settings):
     assert dialog.refresh_spin.value() == 1.0
     dialog.refresh_spin.setValue(10_000)
     assert dialog.refresh_spin.value() == 300.0
+
+
+def test_an_empty_server_list_says_how_a_server_gets_there(qtbot, settings):
+    settings.remember_server(ServerProfile("https://a.example"))
+    dialog = SettingsDialog(settings, TokenStore(MemoryKeyring()))
+    qtbot.addWidget(dialog)
+    dialog.show()
+    assert dialog.servers_list.isVisible() and not dialog.no_servers_label.isVisible()
+    dialog.servers_list.setCurrentRow(0)
+    dialog.forget_button.click()
+    # The last one forgotten: the text instead of a blank box and a Forget button with nothing to forget.
+    assert dialog.no_servers_label.isVisible()
+    assert "Connect to server" in dialog.no_servers_label.text()
+    assert not dialog.servers_list.isVisible() and not dialog.forget_button.isVisible()
+
+
+def test_a_new_user_s_settings_explain_the_empty_server_list(qtbot, settings):
+    dialog = SettingsDialog(settings, TokenStore(MemoryKeyring()))
+    qtbot.addWidget(dialog)
+    dialog.show()
+    assert dialog.no_servers_label.isVisible() and not dialog.servers_list.isVisible()

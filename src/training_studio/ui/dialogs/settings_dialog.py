@@ -32,6 +32,9 @@ from training_studio.ui.settings import MAX_REFRESH_INTERVAL_S, MIN_REFRESH_INTE
 
 __all__ = ["SettingsDialog"]
 
+NO_SERVERS_TEXT = ("No saved servers yet. A team's server you connect to with Server › Connect to server… is "
+                   "kept here with its token; the local server needs none.")
+
 
 class SettingsDialog(QDialog):
     applied = Signal()
@@ -82,6 +85,11 @@ class SettingsDialog(QDialog):
         row = QHBoxLayout()
         row.addStretch(1)
         row.addWidget(self.forget_button)
+        # An empty list says how a server gets there, instead of a blank box.
+        self.no_servers_label = QLabel(NO_SERVERS_TEXT, servers)
+        self.no_servers_label.setWordWrap(True)
+        self.no_servers_label.setEnabled(False)  # the platform's dimmed text, as for a placeholder
+        servers_layout.addWidget(self.no_servers_label)
         servers_layout.addWidget(self.servers_list)
         servers_layout.addLayout(row)
         notice = tokens.storage_notice()
@@ -90,6 +98,7 @@ class SettingsDialog(QDialog):
         self.tokens_label.setWordWrap(True)
         servers_layout.addWidget(self.tokens_label)
         layout.addWidget(servers)
+        self._show_whether_empty()
 
         files = QLabel(self)
         files.setTextFormat(Qt.TextFormat.PlainText)
@@ -113,6 +122,13 @@ class SettingsDialog(QDialog):
             return
         self._forgotten.append(str(item.data(Qt.ItemDataRole.UserRole)))
         self.servers_list.takeItem(self.servers_list.row(item))
+        self._show_whether_empty()
+
+    def _show_whether_empty(self) -> None:
+        empty = self.servers_list.count() == 0
+        self.no_servers_label.setVisible(empty)
+        self.servers_list.setVisible(not empty)
+        self.forget_button.setVisible(not empty)
 
     def _mark_layout_reset(self) -> None:
         self.reset_layout_requested = True
