@@ -4,6 +4,7 @@ refused while in use), the thumbnail grid and caption editing, and errors shown 
 from __future__ import annotations
 
 import pytest
+from PySide6.QtWidgets import QToolBar
 
 from training_studio.contract.models import Dataset, DatasetStatus, DatasetType
 from training_studio.ui.banner import BannerLevel
@@ -258,6 +259,26 @@ def test_new_dataset_opens_the_import_flow_and_selects_what_it_created(dataset_s
 def test_new_dataset_without_an_import_flow_is_disabled_and_says_why(panel):
     assert not panel.new_action.isEnabled()
     assert "not available" in panel.new_action.toolTip()
+
+
+def test_a_narrow_panel_folds_the_settings_away_and_the_toolbar_brings_them_back(panel, qtbot):
+    panel.show()
+    qtbot.waitExposed(panel)
+    split = panel.files_and_settings
+    toggle = panel.settings_panel_action
+    assert toggle in panel.findChild(QToolBar).actions() and toggle.isChecked()
+    assert panel.workbench.width() > 0 and panel.workbench.isVisibleTo(panel)
+    # The bug: below about 650 px the file grid was squeezed to about 70 px beside the settings.
+    panel.resize(700, 700)
+    qtbot.waitUntil(lambda: not split.side_shown(), timeout=5_000)
+    assert not toggle.isChecked()
+    assert panel.viewer.width() == split.width() - split.handleWidth()
+    toggle.trigger()
+    assert split.side_shown() and panel.workbench.width() >= panel.workbench.minimumWidth()
+    toggle.trigger()
+    panel.resize(1200, 700)
+    qtbot.waitUntil(lambda: split.width() > split.fold_below(), timeout=5_000)
+    assert not split.side_shown()  # hidden by the user: widening does not bring it back
 
 
 # -- the list model alone: diffs ---------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from training_studio.ui.datasets.workbench_store import WorkbenchStore
 from training_studio.ui.icons import decorate_toolbar
 from training_studio.ui.notifications import post_notice
 from training_studio.ui.record_panel import ROW_HEIGHT, ListTexts, RecordListPanel, TableLayout
+from training_studio.ui.side_panel_splitter import SidePanelSplitter
 
 __all__ = ["DatasetsPanel", "ImportFactory"]
 
@@ -46,6 +47,9 @@ log = logging.getLogger(__name__)
 
 ImportFactory = Callable[[QWidget], QWidget]  # parent -> widget/dialog with a dataset_created(str) signal
 
+# The width the file grid and caption pane need to be of use (two columns of thumbnails beside the caption
+# editor); below it plus the settings' minimum, the settings fold away.
+FILES_MIN_COMFORT_WIDTH = 540
 DATASET_TEXTS = ListTexts(
     noun="datasets", loading="Loading datasets…", failed="The datasets could not be loaded.",
     none_yet="No datasets yet.\nUse “New dataset…” to make one from images on this computer.")
@@ -117,12 +121,19 @@ class DatasetsPanel(RecordListPanel):
         for signal in (self.workbench_store.update_started, self.workbench_store.update_succeeded,
                        self.workbench_store.update_failed):
             signal.connect(self._on_validation_busy_changed)
-        files_and_settings = QSplitter(Qt.Orientation.Horizontal, self)
-        files_and_settings.addWidget(self.viewer)
-        files_and_settings.addWidget(self.workbench)
-        files_and_settings.setStretchFactor(0, 3)
-        files_and_settings.setStretchFactor(1, 1)
-        files_and_settings.setChildrenCollapsible(False)
+        # In a narrow window the settings fold away rather than squeeze the file grid to a sliver; the
+        # toolbar's toggle brings them back (or hides them in a wide one).
+        files_and_settings = SidePanelSplitter(self.viewer, self.workbench, main_width=FILES_MIN_COMFORT_WIDTH,
+                                               toggle_text="Dataset &settings", parent=self)
+        files_and_settings.setObjectName("datasetFilesAndSettings")
+        self.files_and_settings = files_and_settings
+        self.settings_panel_action = files_and_settings.toggle_action
+        self.settings_panel_action.setObjectName("toggleDatasetSettings")
+        self.settings_panel_action.setToolTip("Show or hide the dataset's settings beside its files: automatic "
+                                              "captions, resolution buckets, training set, validation, export")
+        toolbar.addSeparator()
+        toolbar.addAction(self.settings_panel_action)
+        decorate_toolbar(toolbar, {self.settings_panel_action: "panel-right"})
         splitter = QSplitter(Qt.Orientation.Vertical, self)
         splitter.addWidget(self.table_stack)
         splitter.addWidget(files_and_settings)
