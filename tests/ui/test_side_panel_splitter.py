@@ -41,6 +41,7 @@ def test_the_side_panel_folds_in_a_narrow_splitter_and_comes_back_at_its_width(q
 
     _resize(qtbot, splitter, splitter.fold_below())  # just room enough
     assert splitter.side_shown() and splitter.toggle_action.isChecked() and not splitter.folded_for_width
+    assert splitter.sizes()[0] >= MAIN_WIDTH  # it comes back narrower rather than squeeze the main area
     _resize(qtbot, splitter, 1000)
     assert splitter.side_shown()
     # A width the user dragged it to is the one it comes back at, not what a shrinking window left of it.

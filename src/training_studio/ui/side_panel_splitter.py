@@ -134,7 +134,9 @@ class SidePanelSplitter(QSplitter):
     def _show_side(self, shown: bool) -> None:
         total = sum(self.sizes()) or max(self.width() - self.handleWidth(), 0)
         if shown:
-            side = min(max(self._side_width, self._side_minimum()), max(total - 1, 0))
+            # Its width, but never taking the main area below the width it needs (when there is room).
+            side = max(self._side_minimum(), min(self._side_width, total - self.main_width))
+            side = min(side, max(total - 1, 0))
             self.setSizes([total - side, side])
         else:
             self.setSizes([total, 0])
