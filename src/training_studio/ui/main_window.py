@@ -40,6 +40,7 @@ from training_studio.ui.connection import ConnectionSnapshot, ConnectionState, b
 from training_studio.ui.jobs.store import JobStore
 from training_studio.ui.notifications import NoticeArea
 from training_studio.ui.server_menu import ServerMenu
+from training_studio.ui.status_label import StatusTextLabel
 
 __all__ = ["MainWindow", "FailedPanel"]
 
@@ -108,12 +109,13 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
 
-        self.server_label = QLabel(self)
+        self.server_label = StatusTextLabel(self)  # gives way to the notices in a narrow status bar
         self.server_label.setAccessibleName("Connected server")
         self.server_label.setText("Starting local server…" if store.is_local else "Connecting…")
         self.statusBar().addPermanentWidget(self.server_label)
         # Notices (job finished, job created…) live in the status bar: they never cover content.
         self.notices = NoticeArea(self.statusBar())
+        self.server_label.give_way_to(self.notices)
 
         # The one truth about the connection: the status bar, the banner, the Server menu and the tray
         # all render its snapshot.
