@@ -163,6 +163,23 @@ def test_folder_with_every_kind_of_bad_input(panel, monkeypatch, qtbot, tmp_path
     assert stall_probe.longest_gap < 1.0
 
 
+def test_the_left_out_list_takes_room_only_while_files_are_left_out(panel, monkeypatch, qtbot, tmp_path):
+    files_view = panel.file_view
+    assert panel.rejected_label.text() == "Left out (none)" and not panel.rejected_view.isVisible()
+    room_alone = files_view.height()
+    root = tmp_path / "some bad"
+    write(root / "good.png", png_bytes(1))
+    write(root / "notes.png", b"plain text\n")
+    add_folder(panel, monkeypatch, root)
+    wait_scanned(qtbot, panel)
+    assert panel.rejected_label.text() == "Left out (1)"
+    qtbot.waitUntil(lambda: panel.rejected_view.isVisible() and panel.rejected_view.height() > 40, timeout=5_000)
+    assert files_view.height() < room_alone
+    panel.clear_button.click()
+    qtbot.waitUntil(lambda: not panel.rejected_view.isVisible(), timeout=5_000)
+    assert panel.rejected_label.text() == "Left out (none)" and files_view.height() == room_alone
+
+
 def test_add_files_dialog_and_the_same_files_again(panel, monkeypatch, qtbot, tmp_path):
     first = write(tmp_path / "a.png", png_bytes(10))
     second = write(tmp_path / "b.png", png_bytes(11))

@@ -48,6 +48,23 @@ def test_train_dialog_job_appears_selected_in_the_monitor(harness, server, http,
     harness.run(library.wait_idle())
 
 
+def test_show_dataset_brings_the_datasets_tab_forward_with_it_selected(harness, server, http, qtbot):
+    dataset_id = make_dataset(http, "wanted", images=1)
+    make_dataset(http, "newer", images=1)  # a first list opens on the newest: not the one asked for
+    store = harness.store(server.url, server.token)
+    window = harness.window(store)
+    library = install_library_panels(window, store.client, store, lazy=True)
+    store.start()
+    window.show_panel("Jobs")
+    panel = library.datasets_panel  # built, not listed yet: selected once the list comes
+    panel.show_dataset(dataset_id)
+    assert window.current_title() == "Datasets"
+    qtbot.waitUntil(lambda: (selected := panel.selected_dataset()) is not None and selected.id == dataset_id,
+                    timeout=10_000)
+    window.close()
+    harness.run(library.wait_idle())
+
+
 def test_a_panel_that_fails_to_build_shows_retry_and_the_rest_works(harness, server, qtbot, monkeypatch):
     store = harness.store(server.url, server.token)
     window = harness.window(store)

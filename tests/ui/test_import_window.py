@@ -237,6 +237,13 @@ def test_after_commit_the_window_closes_and_the_main_window_says_what_was_made(l
     texts = " ".join(label.text() for label in library.window.findChildren(type(importer.status_label))
                      if label.isVisible())
     assert "Dataset “three” is ready with 3 files." in texts
+    # The notice takes the user to it (they may have dropped the files on another tab).
+    notice = next(n for n in library.window.notices.notices if "three" in n.text)
+    assert notice.show_button.isVisible() and notice.show_button.text().replace("&", "") == "Show dataset"
+    with qtbot.waitSignal(library.datasets.show_requested, timeout=5_000):
+        notice.show_button.click()
+    qtbot.waitUntil(lambda: (selected := library.datasets.selected_dataset()) is not None
+                    and selected.name == "three", timeout=TIMEOUT_MS)
 
 
 def test_after_commit_a_window_on_its_own_shows_the_summary(panel, monkeypatch, qtbot, tmp_path):

@@ -93,6 +93,7 @@ class DatasetImportPanel(QWidget):
     """See the module docstring. Build it with the app's ApiClient and data dir, or with a controller."""
 
     dataset_created = Signal(str)
+    show_dataset_requested = Signal(str)  # dataset id: the notice's "Show dataset" after a commit
 
     def __init__(self, client: ApiClient | None = None, data_dir: Path | None = None, *,
                  controller: DatasetImportController | None = None, parent: QWidget | None = None) -> None:
@@ -175,6 +176,12 @@ class DatasetImportPanel(QWidget):
         splitter.addWidget(rejected_box)
         splitter.setStretchFactor(0, 4)
         splitter.setStretchFactor(1, 1)
+        splitter.setChildrenCollapsible(False)
+        self._files_splitter = splitter
+        self._rejected_box = rejected_box
+        self._left_out_sizes: list[int] | None = None  # the split while files were left out, for their return
+        self.rejected_view.hide()  # nothing left out yet: just its title, and the grid gets the room
+        self.rejected_label.setText("Left out (none)")
         layout.addWidget(splitter, 1)
 
         self.status_label = QLabel("Add files to start.", self)
@@ -404,7 +411,27 @@ class DatasetImportPanel(QWidget):
                                  ("Images" if c.dataset_type == "image" else "Files"))
         left_out = c.rejected.rowCount()
         self.rejected_label.setText(f"Left out ({left_out:,})" if left_out else "Left out (none)")
+        self._show_left_out_list(left_out > 0)
         self._update_buttons()
+
+    def _show_left_out_list(self, shown: bool) -> None:
+        """An empty "Left out" list is only its title; the list comes (at its last height) with a first file."""
+        if shown == self.rejected_view.isVisibleTo(self):
+            return
+        splitter = self._files_splitter
+        total = sum(splitter.sizes())
+        if shown:
+            self.rejected_view.show()
+            sizes = self._left_out_sizes
+            if total > 0:
+                splitter.setSizes(sizes if sizes and sum(sizes) == total else [total * 4 // 5, total - total * 4 // 5])
+        else:
+            if total > 0:
+                self._left_out_sizes = splitter.sizes()
+            self.rejected_view.hide()
+            title = self._rejected_box.sizeHint().height()
+            if total > 0:
+                splitter.setSizes([total - title, title])
 
     def _on_scan_progress(self, checked: int, found: int) -> None:
         if self.controller.phase == ImportPhase.EDITING:
@@ -428,9 +455,9 @@ class DatasetImportPanel(QWidget):
         summary = self.status_label.text()  # "Dataset “…” is ready with N files."
         self.dataset_created.emit(dataset_id)
         host = self.parentWidget()
-        if self.isWindow() and host is not None and post_notice(host, f"{summary} It is selected in the "
-                                                                      "Datasets tab."):
-            self.close()  # done: the main window says what was made
+        show = ("Show &dataset", lambda: self.show_dataset_requested.emit(dataset_id))
+        if self.isWindow() and host is not None and post_notice(host, summary, action=show):
+            self.close()  # done: the main window says what was made, and takes the user to it
         else:
             self.message_banner.show_message(summary, BannerLevel.INFO)
 

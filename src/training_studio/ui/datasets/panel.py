@@ -62,6 +62,7 @@ class DatasetsPanel(RecordListPanel):
     """The "Datasets" tab; see the module docstring."""
 
     job_created = Signal(str)       # job id, once the server accepted a job from the Train dialog
+    show_requested = Signal()       # the user asked to see a dataset here (a notice's "Show dataset")
 
     store: DatasetStore
 
@@ -168,6 +169,13 @@ class DatasetsPanel(RecordListPanel):
     def select_dataset(self, dataset_id: str) -> bool:
         return self._select_record(dataset_id)
 
+    def show_dataset(self, dataset_id: str) -> None:
+        """Bring this tab forward (`show_requested`) with the dataset selected, now or once it is listed."""
+        if not self.select_dataset(dataset_id):
+            self._select_when_listed = dataset_id
+            self.store.request_refresh()
+        self.show_requested.emit()
+
     def confirm_delete_selected(self) -> None:
         """Plain slot (never a coroutine): ask, naming the dataset, then hand the delete to the store."""
         dataset = self.selected_dataset()
@@ -221,6 +229,9 @@ class DatasetsPanel(RecordListPanel):
             signal = getattr(widget, "dataset_created", None)
             if signal is not None:
                 signal.connect(self._on_dataset_created)
+            show = getattr(widget, "show_dataset_requested", None)
+            if show is not None:
+                show.connect(self.show_dataset)
             if not isinstance(widget, QDialog):
                 widget.setWindowFlag(Qt.WindowType.Window, True)
                 widget.setWindowTitle("New dataset")

@@ -216,6 +216,7 @@ def install_library_panels(window: Any, client: ApiClient, job_store: Any, *, da
         panel = _panel_class("DatasetsPanel")(library.datasets, import_factory=factory)
         panel.taken_job_names = lambda: _job_names(job_store)  # the Train dialog's default name avoids them
         panel.template_store = library.templates
+        panel.show_requested.connect(lambda: window.show_panel(DATASETS_TITLE))
         return panel
 
     window.add_panel(DATASETS_TITLE, build_datasets_panel, lazy=lazy)
