@@ -182,6 +182,8 @@ def test_empty_states_say_why_there_are_no_checkpoints(harness, qtbot, server):
         assert view.stack.currentWidget() is view.state_label
         assert view.state_label.text().startswith("No checkpoints yet.")
         assert not view.save_button.isEnabled()
+        # Beside no summary, the button keeps its own width instead of spanning the tab.
+        assert view.save_button.width() <= view.save_button.sizeHint().width() < view.width() // 2
     finally:
         http.post(f"/api/training/jobs/{running['id']}/cancel")
     wait_status(http, running["id"], {"cancelled", "completed", "failed"})

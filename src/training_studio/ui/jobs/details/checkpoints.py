@@ -239,7 +239,8 @@ class CheckpointsView(QWidget):
         self.save_button.setEnabled(False)
         self.save_button.clicked.connect(self.save_action.trigger)
         header.addWidget(self.summary, 1)
-        header.addWidget(self.save_button)
+        # Aligned, so it keeps its own width when the summary is hidden (no checkpoints yet).
+        header.addWidget(self.save_button, 0, Qt.AlignmentFlag.AlignRight)
         layout.addLayout(header)
 
         self.stack = QStackedWidget(self)
