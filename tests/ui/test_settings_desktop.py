@@ -7,6 +7,7 @@ import pytest
 from PySide6.QtCore import QSettings
 
 from training_studio.ui.desktop import install_desktop, startup_request
+from training_studio.ui.first_size import first_window_geometry
 from training_studio.ui.secrets import TokenStore
 from training_studio.ui.settings import AppSettings, ServerProfile
 from tests.ui.keyring_backends import MemoryKeyring
@@ -60,6 +61,10 @@ def test_the_window_layout_comes_back_in_the_next_window(harness, qtbot, setting
     window = harness.window(store)
     install_desktop(window, store, store.client, settings=make_settings(settings_path),
                     tokens=TokenStore(MemoryKeyring()), data_dir=None, log_file=None, tray_available=False)
+    # Nothing saved yet: the first window's share of its screen (ui.first_size), centred on it.
+    area = window.screen().availableGeometry()
+    x, y, width, height = first_window_geometry((area.x(), area.y(), area.width(), area.height()))
+    assert window.geometry().getRect() == (x, y, width, height)
     window.resize(640, 420)
     header = window.jobs_panel.table.horizontalHeader()
     header.moveSection(header.count() - 1, 0)

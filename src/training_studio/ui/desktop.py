@@ -22,6 +22,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMenu
 
 from training_studio.ui.connection import ConnectionRequest, ConnectionSwitcher, ConnectionTester
+from training_studio.ui.first_size import first_window_geometry
 from training_studio.ui.notifications import Notifier, app_icon
 from training_studio.ui.secrets import TokenLocation, TokenStore
 from training_studio.ui.settings import AppSettings
@@ -82,7 +83,8 @@ class DesktopIntegration(QObject):
         store.refresh_interval = settings.refresh_interval
         window.setWindowIcon(app_icon())
         self._install_actions()
-        settings.restore_window(window)
+        if not settings.restore_window(window):
+            _size_first_window(window)
         panel_built = getattr(window, "panel_built", None)
         if panel_built is not None:
             panel_built.connect(lambda _title, panel: settings.restore_within(window, panel))
@@ -205,3 +207,13 @@ def install_desktop(window: Any, store: Any, client: Any, *, settings: AppSettin
                     ca_file: str | None = None) -> DesktopIntegration:
     return DesktopIntegration(window, store, client, settings=settings, tokens=tokens, data_dir=data_dir,
                               log_file=log_file, tray_available=tray_available, ca_file=ca_file)
+
+
+def _size_first_window(window: Any) -> None:
+    """No saved layout (a first start, or after Reset window layout): a share of the screen, centred."""
+    screen = window.screen()
+    if screen is None:
+        return
+    area = screen.availableGeometry()
+    x, y, width, height = first_window_geometry((area.x(), area.y(), area.width(), area.height()))
+    window.setGeometry(x, y, width, height)
