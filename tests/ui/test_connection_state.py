@@ -149,6 +149,7 @@ def test_restart_stop_start_and_kill_render_the_same_state_in_all_four_places(lo
     # Start again from the banner (no question: nothing runs to be interrupted).
     seen_before_start = len(views.seen)
     window.banner.button("Start local server").click()
+    assert window.server_label.text() == "Starting local server…"
     qtbot.waitUntil(lambda: read_server_info(data_dir) is not None
                     and read_server_info(data_dir).pid not in (first.pid, second.pid), timeout=30_000)
     third = read_server_info(data_dir)
@@ -156,6 +157,7 @@ def test_restart_stop_start_and_kill_render_the_same_state_in_all_four_places(lo
     qtbot.waitUntil(lambda: views.all_say(ConnectionPhase.CONNECTED, third.url)
                     and any("running again" in s.note for s in views.seen[seen_before_start:]), timeout=15_000)
     assert not any("restarted" in s.note for s in views.seen[seen_before_start:])
+    assert not any("Restarting" in s.activity for s in views.seen[seen_before_start:])
 
     # kill -9: the app notices, starts the server again, says so, and all four say connected to the new one.
     # The bug: when the app's first request after the kill was its reconnect after the start (rather than

@@ -469,14 +469,14 @@ class JobStore(QObject):
         if self.local is None or self._shut_down:
             return
         self._stopped_by_user = False
-        self._tasks.spawn(self._restart_local(RESTARTED_NOTE))
+        self._tasks.spawn(self._restart_local("Restarting local server…", RESTARTED_NOTE))
 
     def start_local_server(self) -> None:
         """Start the local server the user stopped (it is started the way a restart starts it)."""
         if self.local is None or self._shut_down:
             return
         self._stopped_by_user = False
-        self._tasks.spawn(self._restart_local(STARTED_NOTE))
+        self._tasks.spawn(self._restart_local("Starting local server…", STARTED_NOTE))
 
     def stop_local_server(self) -> None:
         if self.local is None or self._shut_down:
@@ -825,9 +825,9 @@ class JobStore(QObject):
         self._failures = 0
         self.request_refresh()
 
-    async def _restart_local(self, note: str) -> None:
+    async def _restart_local(self, activity: str, note: str) -> None:
         assert self.local is not None
-        self.connecting.emit("Restarting local server…")
+        self.connecting.emit(activity)
         try:
             await self.local.restart()
             self._use_local_info()
