@@ -4,10 +4,12 @@ one restored from the settings, is what the table fits from afterwards."""
 
 from __future__ import annotations
 
+from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QHeaderView
 
 from training_studio.ui.jobs.model import JobColumn, JobListModel
 from training_studio.ui.jobs.panel import MIN_COLUMN_WIDTH, MIN_NAME_WIDTH, PREFERRED_WIDTHS, JobsTableView
+from training_studio.ui.settings import AppSettings
 
 
 def _table(qtbot, width: int) -> JobsTableView:
@@ -64,4 +66,26 @@ def test_a_width_the_user_gave_a_column_is_kept(qtbot):
     other.resize(1300, 300)
     qtbot.waitUntil(lambda: other.viewport().width() < 1300, timeout=5_000)
     qtbot.waitUntil(lambda: _sizes(other)[JobColumn.RUNS_ON] == PREFERRED_WIDTHS[JobColumn.RUNS_ON], timeout=5_000)
+    assert _sizes(other)[JobColumn.LOSS] == 140
+
+
+def test_a_narrow_window_at_quit_saves_the_preferred_widths_not_the_squeezed_ones(qtbot, tmp_path):
+    settings = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    table = _table(qtbot, 1400)
+    header = table.horizontalHeader()
+    qtbot.waitUntil(lambda: _sizes(table)[JobColumn.STATUS] == PREFERRED_WIDTHS[JobColumn.STATUS], timeout=5_000)
+    header.resizeSection(int(JobColumn.LOSS), 140)  # the user's own width: saved as such
+    table.resize(640, 300)
+    qtbot.waitUntil(lambda: _sizes(table)[JobColumn.STATUS] < PREFERRED_WIDTHS[JobColumn.STATUS], timeout=5_000)
+    squeezed = _sizes(table)
+    settings.save_header(header, "jobs")
+    assert _sizes(table) == squeezed  # saving changed nothing on screen
+
+    # The bug: the next start restored the squeezed widths as the user's choice; Status stayed an icon.
+    other = _table(qtbot, 1400)
+    assert settings.restore_header(other.horizontalHeader(), "jobs")
+    other.resize(1300, 300)
+    qtbot.waitUntil(lambda: other.viewport().width() < 1300, timeout=5_000)
+    qtbot.waitUntil(lambda: _sizes(other)[JobColumn.STATUS] == PREFERRED_WIDTHS[JobColumn.STATUS], timeout=5_000)
+    assert _sizes(other)[JobColumn.RUNS_ON] == PREFERRED_WIDTHS[JobColumn.RUNS_ON]
     assert _sizes(other)[JobColumn.LOSS] == 140

@@ -27,6 +27,8 @@ from urllib.parse import urlsplit
 from PySide6.QtCore import QByteArray, QObject, QSettings, Qt
 from PySide6.QtWidgets import QHeaderView, QMainWindow, QSplitter, QWidget
 
+from training_studio.ui.fitted_table import FittedTableView
+
 __all__ = [
     "AppSettings",
     "ServerProfile",
@@ -257,7 +259,10 @@ class AppSettings:
         return bool(state is not None and splitter.restoreState(state))
 
     def save_header(self, header: QHeaderView, name: str) -> None:
-        self.qsettings.setValue(f"headers/{name}", header.saveState())
+        view = header.parentWidget()
+        # A fitted table saves its columns' preferred widths, not what a narrow window squeezed them to.
+        state = view.header_state() if isinstance(view, FittedTableView) else header.saveState()
+        self.qsettings.setValue(f"headers/{name}", state)
         self.qsettings.setValue(f"headers/{name}.columns", header.count())
 
     def restore_header(self, header: QHeaderView, name: str) -> bool:
