@@ -89,32 +89,48 @@ def test_dragging_the_handle_to_the_edge_hides_it_and_back_out_shows_it(qtbot):
     assert splitter.side_shown() and not splitter.hidden_by_user and splitter.toggle_action.isChecked()
 
 
-def test_a_restored_folded_state_is_read_by_the_width_it_is_restored_into(qtbot):
+def test_a_panel_the_user_hid_is_restored_hidden_at_any_width(qtbot):
     source = _splitter(qtbot)
     source.toggle_action.trigger()
-    folded_state = source.saveState()
+    hidden_state = source.saveState()
 
-    wide = _splitter(qtbot, width=1000)
-    assert wide.restoreState(folded_state)
-    assert not wide.side_shown() and wide.hidden_by_user and not wide.toggle_action.isChecked()
-    _resize(qtbot, wide, 500)
-    _resize(qtbot, wide, 1100)
-    assert not wide.side_shown()
+    for width in (1000, 500):
+        restored = _splitter(qtbot, width=width)
+        assert restored.restoreState(hidden_state)
+        assert not restored.side_shown() and restored.hidden_by_user and not restored.toggle_action.isChecked()
+        _resize(qtbot, restored, 1100)
+        assert not restored.side_shown()
 
-    # Saved while a narrow window had folded it: restored narrow, it comes back once there is room.
-    narrow = _splitter(qtbot, width=500)
-    assert narrow.restoreState(folded_state)
-    assert narrow.folded_for_width and not narrow.hidden_by_user
-    _resize(qtbot, narrow, 1000)
-    assert narrow.side_shown() and narrow.toggle_action.isChecked()
-
-    # Restored before it is shown (a tab built on first show): the first real width decides.
+    # Restored before it is shown (a tab built on first show): the same.
     main, side = QLabel("files"), QWidget()
     side.setMinimumWidth(SIDE_MINIMUM)
     unshown = SidePanelSplitter(main, side, main_width=MAIN_WIDTH, toggle_text="Settings")
     qtbot.addWidget(unshown)
-    assert unshown.restoreState(folded_state)
+    assert unshown.restoreState(hidden_state)
     unshown.resize(1000, 300)
     unshown.show()
     qtbot.waitExposed(unshown)
     assert unshown.hidden_by_user and not unshown.side_shown() and not unshown.toggle_action.isChecked()
+
+
+def test_a_panel_folded_for_the_width_is_saved_as_shown(qtbot):
+    source = _splitter(qtbot)
+    source.moveSplitter(1000 - 320, 1)
+    width = source.sizes()[1]
+    _resize(qtbot, source, 500)
+    assert source.folded_for_width
+    on_screen = source.sizes()
+    state = source.saveState()
+    assert source.sizes() == on_screen and source.folded_for_width  # saving changed nothing on screen
+
+    # The bug this prevents: restored into a wide window, the panel stayed hidden as if the user had hid it.
+    wide = _splitter(qtbot, width=1000)
+    assert wide.restoreState(state)
+    assert wide.side_shown() and not wide.hidden_by_user and wide.toggle_action.isChecked()
+    assert wide.sizes()[0] >= MAIN_WIDTH and wide.sizes()[1] >= width  # a wider splitter: both grew
+
+    narrow = _splitter(qtbot, width=500)
+    assert narrow.restoreState(state)
+    assert not narrow.side_shown() and narrow.folded_for_width
+    _resize(qtbot, narrow, 1000)
+    assert narrow.side_shown() and narrow.toggle_action.isChecked()

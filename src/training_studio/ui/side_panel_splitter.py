@@ -5,8 +5,9 @@ by dragging the handle to the edge and back. It also folds by itself when the sp
 the main area needs (`main_width`) plus the side panel's minimum, so a narrow window keeps a usable main
 area instead of squeezing both to slivers, and comes back once there is room again. It does not come back
 if the user hid it, and it does not fold if the user showed it while the splitter was narrow. It comes back
-at the width the user last gave it (a drag, a restored state), not the sliver a shrinking window left. A state restored from the settings (the app saves every
-splitter) is read the same way: a folded side panel in a wide splitter was hidden by the user.
+at the width the user last gave it (a drag, a restored state), not the sliver a shrinking window left. The
+settings (the app saves every splitter) get it as shown when it only folded for the width, so a folded side
+panel in a restored state means the user hid it.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ class SidePanelSplitter(QSplitter):
         self.hidden_by_user = False
         self.folded_for_width = False
         self._shown_while_narrow = False  # the user asked for it in a narrow splitter: it stays
-        self._judge_restored = False  # a restored folded state is read once the splitter has its width
         self._side_width = max(side.sizeHint().width(), side.minimumWidth(), side.minimumSizeHint().width())
         self.toggle_action = QAction(toggle_text, self)
         self.toggle_action.setCheckable(True)
@@ -56,15 +56,29 @@ class SidePanelSplitter(QSplitter):
         side = self.side
         return max(side.minimumWidth(), side.minimumSizeHint().width())
 
+    def saveState(self) -> QByteArray:  # noqa: N802 (Qt's name)
+        """The state for the settings. A side panel folded only for the width is saved as shown, at its
+        width, so a folded side panel in a saved state always means the user hid it."""
+        if not self.folded_for_width:
+            return super().saveState()
+        sizes = self.sizes()
+        total = sum(sizes)
+        side = max(self._side_width, self._side_minimum())
+        self.setSizes([max(total - side, 0), side])  # no event in between: nothing on screen changes
+        state = super().saveState()
+        self.setSizes(sizes)
+        return state
+
     def restoreState(self, state: QByteArray | bytes) -> bool:  # noqa: N802 (Qt's name)
         restored = super().restoreState(state)
-        if restored and not self.side_shown():
-            self._judge_restored = True
-            self._judge_restored_fold()
-        elif restored:
-            self.hidden_by_user = self.folded_for_width = False
+        if restored:
+            self.hidden_by_user = not self.side_shown()
+            self.folded_for_width = self._shown_while_narrow = False
             self._remember_side_width()
             self._sync_action()
+            if self.isVisible() and self.side_shown() and self.width() >= self.fold_below():
+                self._show_side(True)  # restored into another width: the main area keeps what it needs
+            self._fit_width()  # a shown panel restored into a narrow splitter folds at once
         return restored
 
     # reactions ----------------------------------------------------------------------------------------------
@@ -79,9 +93,6 @@ class SidePanelSplitter(QSplitter):
     def _fit_width(self) -> None:
         if not self.isVisible() or self.width() <= 0:
             return
-        if self._judge_restored:
-            self._judge_restored_fold()
-            return
         narrow = self.width() < self.fold_below()
         if not narrow:
             self._shown_while_narrow = False
@@ -93,19 +104,8 @@ class SidePanelSplitter(QSplitter):
             if not self.hidden_by_user:
                 self._show_side(True)
 
-    def _judge_restored_fold(self) -> None:
-        if not self.isVisible() or self.width() <= 0:
-            return  # not laid out yet: the first resize decides
-        self._judge_restored = False
-        if self.width() < self.fold_below():
-            self.folded_for_width, self.hidden_by_user = True, False
-        else:
-            self.folded_for_width, self.hidden_by_user = False, True
-        self._sync_action()
-
     def _on_toggled(self, shown: bool) -> None:
         """The user's choice, through the action (a toolbar button, a menu)."""
-        self._judge_restored = False
         self.hidden_by_user = not shown
         self.folded_for_width = False
         self._shown_while_narrow = shown and self.width() < self.fold_below()
@@ -115,7 +115,6 @@ class SidePanelSplitter(QSplitter):
 
     def _on_moved(self, pos: int, index: int) -> None:
         """The user dragged the handle: to the edge hides the panel, back out shows it again."""
-        self._judge_restored = False
         shown = self.side_shown()
         if shown:
             self._remember_side_width()
