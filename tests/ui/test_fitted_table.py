@@ -7,6 +7,7 @@ from __future__ import annotations
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QHeaderView
 
+from training_studio.ui.fitted_table import FittedTableView
 from training_studio.ui.jobs.model import JobColumn, JobListModel
 from training_studio.ui.jobs.panel import MIN_COLUMN_WIDTH, MIN_NAME_WIDTH, PREFERRED_WIDTHS, JobsTableView
 from training_studio.ui.settings import AppSettings
@@ -89,3 +90,58 @@ def test_a_narrow_window_at_quit_saves_the_preferred_widths_not_the_squeezed_one
     qtbot.waitUntil(lambda: _sizes(other)[JobColumn.STATUS] == PREFERRED_WIDTHS[JobColumn.STATUS], timeout=5_000)
     assert _sizes(other)[JobColumn.RUNS_ON] == PREFERRED_WIDTHS[JobColumn.RUNS_ON]
     assert _sizes(other)[JobColumn.LOSS] == 140
+
+
+def _content_table(qtbot, width: int):
+    from PySide6.QtGui import QStandardItem, QStandardItemModel
+
+    model = QStandardItemModel(0, 4)
+    model.setHorizontalHeaderLabels(["Name", "Base model", "Status", "Created"])
+    table = FittedTableView(preferred={3: 140}, min_name_width=120, minimum=48, shrinks_first=(3, 1),
+                            fit_contents=(1, 2))
+    table.setModel(model)
+    header = table.horizontalHeader()
+    header.setStretchLastSection(False)
+    header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+    header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+    qtbot.addWidget(table)
+    table.resize(width, 300)
+    table.show()
+    qtbot.waitExposed(table)
+
+    def add(name: str, base: str) -> None:
+        model.appendRow([QStandardItem(name), QStandardItem(base), QStandardItem("Ready"),
+                         QStandardItem("2026-12-05 14:47")])
+
+    return table, add
+
+
+def test_content_columns_follow_their_contents_and_give_way_in_a_narrow_window(qtbot):
+    table, add = _content_table(qtbot, 1000)
+    header = table.horizontalHeader()
+    add("first", "builtin-linear-vae")
+    qtbot.waitUntil(lambda: header.sectionSize(1) >= table.sizeHintForColumn(1) > 48, timeout=5_000)
+    short = header.sectionSize(1)
+    add("second", "stabilityai/stable-diffusion-xl-base-1.0")  # a longer base model: the column grows
+    qtbot.waitUntil(lambda: header.sectionSize(1) > short, timeout=5_000)
+    assert header.sectionSize(1) >= table.sizeHintForColumn(1)
+
+    table.resize(420, 300)  # narrow: Created gives way first, then Base model; Name keeps its minimum
+    qtbot.waitUntil(lambda: header.sectionSize(3) == 48, timeout=5_000)
+    assert 48 < header.sectionSize(1) < table.sizeHintForColumn(1)  # Base model gave way next, Status not
+    assert header.sectionSize(2) >= table.sizeHintForColumn(2)
+    assert header.sectionSize(0) >= 120
+    table.resize(1000, 300)
+    qtbot.waitUntil(lambda: header.sectionSize(3) == 140, timeout=5_000)
+
+    # A width the user drags a content column to is kept; a restored one follows the contents again.
+    header.resizeSection(2, 150)
+    table.resize(990, 300)
+    qtbot.waitUntil(lambda: table.viewport().width() < 990, timeout=5_000)
+    assert header.sectionSize(2) == 150
+    state = header.saveState()
+    other, add_other = _content_table(qtbot, 1000)
+    add_other("first", "builtin-linear-vae")
+    assert other.horizontalHeader().restoreState(state)
+    other.resize(990, 300)
+    qtbot.waitUntil(lambda: other.horizontalHeader().sectionSize(2) < 150, timeout=5_000)

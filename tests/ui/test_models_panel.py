@@ -8,7 +8,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QUrl
+from PySide6.QtCore import QUrl, Qt
 from PySide6.QtGui import QDesktopServices, QImage
 from PySide6.QtWidgets import QFileDialog
 
@@ -173,6 +173,23 @@ def test_show_in_folder_is_off_for_a_model_without_a_local_path(qtmodeltester):
     assert _local_folder(model.record("r")) is None
     assert model.index(0, ModelColumn.SIZE).data() == "1.5 MB"
     assert model.index(0, ModelColumn.STATUS).data() == "Ready"
+
+
+def test_a_narrow_models_table_keeps_the_name_readable_and_the_rest_in_tooltips(panel, http, qtbot, qtmodeltester):
+    model_id = trained_model(http, name="a model with a long name, trained on watercolour cats")["id"]
+    qtmodeltester.check(panel.model)
+    shown(panel, model_id, qtbot)
+    header = panel.table.horizontalHeader()
+    # The bug: at 700 px the name was "pixel…" while Base model, Status, Size and Created kept their width.
+    panel.resize(700, 600)
+    qtbot.waitUntil(lambda: header.sectionSize(ModelColumn.CREATED) < 140, timeout=5_000)
+    assert header.sectionSize(ModelColumn.NAME) >= 120
+    row = panel.model.row_of(model_id)
+    record = panel.model.record(model_id)
+    assert panel.model.index(row, ModelColumn.CREATED).data(Qt.ItemDataRole.ToolTipRole) == \
+        panel.model.index(row, ModelColumn.CREATED).data()
+    assert panel.model.index(row, ModelColumn.BASE_MODEL).data(Qt.ItemDataRole.ToolTipRole) == record.base_model
+    assert panel.model.index(row, ModelColumn.STATUS).data(Qt.ItemDataRole.ToolTipRole) == "Ready"
 
 
 def test_delete_model_answered_no_keeps_and_yes_deletes(panel, model_store, http, qtbot, monkeypatch):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from PySide6.QtCore import QByteArray, QSignalBlocker
+from PySide6.QtCore import QAbstractItemModel, QByteArray, QSignalBlocker, QTimer
 from PySide6.QtWidgets import QTableView, QWidget
 
 from training_studio.ui.column_fit import fit_widths
@@ -21,22 +21,55 @@ __all__ = ["FittedTableView"]
 
 
 class FittedTableView(QTableView):
-    """See the module docstring. `preferred` maps column numbers to widths (px); the column not in it is the
-    stretching one, given at least `min_name_width`."""
+    """See the module docstring. `preferred` maps column numbers to widths (px); the column in neither it nor
+    `fit_contents` is the stretching one, given at least `min_name_width`. A column of `fit_contents` prefers
+    the width of its contents and title (a short list of records, like ResizeToContents, which never
+    shrinks), measured again when rows come or change."""
 
     def __init__(self, parent: QWidget | None = None, *, preferred: Mapping[int, int], min_name_width: int,
-                 minimum: int, shrinks_first: Sequence[int] = ()) -> None:
+                 minimum: int, shrinks_first: Sequence[int] = (), fit_contents: Sequence[int] = ()) -> None:
         super().__init__(parent)
         self._preferred = {int(column): width for column, width in preferred.items()}
+        self._fit_contents = tuple(int(column) for column in fit_contents)
         self._min_name_width = min_name_width
         self._minimum = minimum
         self._shrinks_first = tuple(int(column) for column in shrinks_first)
         self._fitted: dict[int, int] = {}  # the widths the last fit gave
+        self._user_widths: dict[int, int] = {}  # widths the user gave content-fitted columns
         self.horizontalHeader().setMinimumSectionSize(minimum)
+        self._refit = QTimer(self)  # contents changed: one fit after the batch, not one per row
+        self._refit.setSingleShot(True)
+        self._refit.setInterval(0)
+        self._refit.timeout.connect(self.fit_columns)
+        self._fitting = False
+        # A content-fitted column keeps a width the user drags it to; a restored one follows its contents
+        # again (restoreState emits no signal), as its contents may have changed since.
+        self.horizontalHeader().sectionResized.connect(self._on_section_resized)
+
+    def setModel(self, model: QAbstractItemModel | None) -> None:  # noqa: N802 (Qt name)
+        super().setModel(model)
+        if model is not None and self._fit_contents:
+            for signal in (model.rowsInserted, model.rowsRemoved, model.modelReset, model.dataChanged,
+                           model.layoutChanged):
+                signal.connect(self._refit.start)
 
     def preferred_widths(self) -> dict[int, int]:
         """The widths the fit starts from (a subclass may raise some, e.g. for its font)."""
-        return dict(self._preferred)
+        widths = dict(self._preferred)
+        for column in self._fit_contents:
+            widths[column] = self._user_widths.get(column) or self._contents_width(column)
+        return widths
+
+    def _on_section_resized(self, column: int, _old: int, new: int) -> None:
+        if not self._fitting and column in self._fit_contents and new > 0:
+            self._user_widths[column] = new
+
+    def _contents_width(self, column: int) -> int:
+        header = self.horizontalHeader()
+        if header.isSectionHidden(column):
+            return 0
+        # The rows in view (as ResizeToContents measures them) and the title with its sort arrow.
+        return max(self.sizeHintForColumn(column), header.sectionSizeHint(column), self._minimum)
 
     def resizeEvent(self, event) -> None:  # noqa: N802 (Qt name)
         super().resizeEvent(event)
@@ -64,14 +97,20 @@ class FittedTableView(QTableView):
         widths = fit_widths(self.viewport().width() - self._min_name_width, self.preferred_widths(),
                             shrinks_first=self._shrinks_first, minimum=self._minimum,
                             shown=lambda column: not header.isSectionHidden(column))
-        for column, width in widths.items():
-            header.resizeSection(column, width)
+        self._fitting = True
+        try:
+            for column, width in widths.items():
+                header.resizeSection(column, width)
+        finally:
+            self._fitting = False
         self._fitted = {column: header.sectionSize(column) for column in widths}
 
     def _adopt_user_widths(self) -> None:
         header = self.horizontalHeader()
         for column, fitted in self._fitted.items():
             current = header.sectionSize(column)
+            if column in self._fit_contents:
+                continue  # see _on_section_resized
             if current != fitted and current > 0 and not header.isSectionHidden(column):
                 self._preferred[column] = current  # dragged or restored since: the user's width from now on
                 self._fitted[column] = current

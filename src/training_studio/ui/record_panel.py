@@ -24,7 +24,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QMenu,
     QStackedWidget,
-    QTableView,
     QToolBar,
     QWidget,
 )
@@ -32,22 +31,27 @@ from PySide6.QtWidgets import (
 from training_studio.ui.banner import Banner, BannerLevel
 from training_studio.ui.confirm import ConfirmBox, ask_to_confirm
 from training_studio.ui.datasets.keyed_model import RecordRole
+from training_studio.ui.fitted_table import FittedTableView
 
 __all__ = ["ListTexts", "ROW_HEIGHT", "RecordListPanel", "TableLayout"]
 
 ROW_HEIGHT = 26
 CREATED_COLUMN_WIDTH = 140
+MIN_NAME_WIDTH = 120  # the name column keeps this much in a narrow window; the others give way
+MIN_COLUMN_WIDTH = 48
 
 RecordT = TypeVar("RecordT")
 
 
 @dataclass(frozen=True)
 class TableLayout:
-    """Which columns stretch, fit their contents, or hold the creation time (the default sort, newest first)."""
+    """Which columns stretch, fit their contents, or hold the creation time (the default sort, newest first),
+    and which give way first in a narrow window (their whole text in a tooltip, or a badge's icon)."""
 
     stretch: int
     fit_contents: Sequence[int]
     created: int
+    shrinks_first: Sequence[int] = ()
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,10 @@ class RecordListPanel(QWidget):
         self.proxy.setSourceModel(self.model)
         self.proxy.setSortRole(RecordRole.SORT)
         self.proxy.setDynamicSortFilter(True)
-        self.table = QTableView(self)
+        # In a narrow window the other columns give way (FittedTableView) so the name stays readable.
+        self.table = FittedTableView(self, preferred={layout.created: CREATED_COLUMN_WIDTH},
+                                     min_name_width=MIN_NAME_WIDTH, minimum=MIN_COLUMN_WIDTH,
+                                     shrinks_first=layout.shrinks_first, fit_contents=layout.fit_contents)
         self.table.setObjectName(object_name)
         self.table.setAccessibleName(accessible_name)
         self.table.setModel(self.proxy)
@@ -118,10 +125,9 @@ class RecordListPanel(QWidget):
         self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         self.table.verticalHeader().setDefaultSectionSize(ROW_HEIGHT)
         header = self.table.horizontalHeader()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(layout.stretch, QHeaderView.ResizeMode.Stretch)
-        for column in layout.fit_contents:
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
-        header.resizeSection(layout.created, CREATED_COLUMN_WIDTH)
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.table.customContextMenuRequested.connect(self._show_context_menu)
 

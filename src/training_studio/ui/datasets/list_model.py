@@ -48,10 +48,13 @@ class DatasetListModel(KeyedTableModel[Dataset]):
         return ""
 
     def tooltip(self, record: Dataset, column: int) -> str | None:
-        if column == DatasetColumn.STATUS and record.error:
-            return f"{status_text(record.status)}: {record.error}"
+        # The whole text of the columns that give way in a narrow window (a status badge then shows its icon).
+        if column == DatasetColumn.STATUS:
+            return f"{status_text(record.status)}: {record.error}" if record.error else status_text(record.status)
         if column == DatasetColumn.NAME:
             return f"{record.name}\nid {record.id}"
+        if column == DatasetColumn.CREATED:
+            return self.display(record, column) or None
         return None
 
     def sort_value(self, record: Dataset, column: int) -> Any:

@@ -55,7 +55,8 @@ DATASET_TEXTS = ListTexts(
     none_yet="No datasets yet.\nUse “New dataset…” to make one from images on this computer.")
 DATASET_TABLE = TableLayout(stretch=DatasetColumn.NAME,
                             fit_contents=(DatasetColumn.TYPE, DatasetColumn.FILES, DatasetColumn.STATUS),
-                            created=DatasetColumn.CREATED)
+                            created=DatasetColumn.CREATED,
+                            shrinks_first=(DatasetColumn.CREATED, DatasetColumn.STATUS))
 
 
 class DatasetsPanel(RecordListPanel):

@@ -45,10 +45,13 @@ class TrainedModelListModel(KeyedTableModel[TrainedModel]):
         return ""
 
     def tooltip(self, record: TrainedModel, column: int) -> str | None:
-        if column == ModelColumn.STATUS and record.error:
-            return f"{status_text(record.status)}: {record.error}"
+        # The whole text of the columns that give way in a narrow window (a status badge then shows its icon).
+        if column == ModelColumn.STATUS:
+            return f"{status_text(record.status)}: {record.error}" if record.error else status_text(record.status)
         if column == ModelColumn.NAME:
             return f"{record.name}\nid {record.id}" + (f"\n{record.path}" if record.path else "")
+        if column in (ModelColumn.BASE_MODEL, ModelColumn.CREATED):
+            return self.display(record, column) or None
         return None
 
     def sort_value(self, record: TrainedModel, column: int) -> Any:

@@ -48,7 +48,8 @@ MODEL_TEXTS = ListTexts(
     none_yet="No trained models yet.\nA model appears here when a training job completes.")
 MODEL_TABLE = TableLayout(stretch=ModelColumn.NAME,
                           fit_contents=(ModelColumn.BASE_MODEL, ModelColumn.STATUS, ModelColumn.SIZE),
-                          created=ModelColumn.CREATED)
+                          created=ModelColumn.CREATED,
+                          shrinks_first=(ModelColumn.CREATED, ModelColumn.BASE_MODEL, ModelColumn.STATUS))
 
 
 class ScaledImageLabel(QLabel):
