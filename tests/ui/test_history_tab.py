@@ -375,3 +375,20 @@ def test_a_narrow_window_keeps_the_names_readable(history, qtbot):
     qtbot.waitUntil(lambda: header.sectionSize(int(HistoryColumn.CREATED)) == PREFERRED_WIDTHS[HistoryColumn.CREATED],
                     timeout=5_000)
     assert header.sectionSize(int(HistoryColumn.FINISHED)) == 170
+
+
+def test_a_job_that_never_ran_says_no_value_in_every_cell_it_has_none_for(qtmodeltester):
+    from training_studio.contract.models import TrainingJob
+    from training_studio.ui.history.model import HistoryModel
+
+    model = HistoryModel()
+    qtmodeltester.check(model)
+    never_ran = TrainingJob.model_validate({
+        "id": "j1", "name": "cancelled while waiting", "status": "cancelled", "progress": 0.0,
+        "created_at": "2026-12-05T15:03:00.000Z", "finished_at": "2026-12-05T15:09:00.000Z",
+        "total_steps": 40_000})
+    model.reset_rows([never_ran], more=False)
+    cells = {column: model.index(0, column).data() for column in HistoryColumn}
+    # The bug: Duration and Ran on were blank beside Step "— / 40,000" and Loss "—".
+    assert cells[HistoryColumn.DURATION] == "—" and cells[HistoryColumn.PLACEMENT] == "—"
+    assert cells[HistoryColumn.LOSS] == "—" and cells[HistoryColumn.STEP] == "— / 40,000"

@@ -19,6 +19,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersisten
 
 from training_studio.contract.models import TERMINAL_STATUSES, TrainingJob, parse_timestamp
 from training_studio.ui.jobs.format import (
+    NO_VALUE,
     clamp_progress,
     format_elapsed,
     format_loss,
@@ -69,12 +70,13 @@ def _local_time(text: str | None) -> str:
 def _duration(job: TrainingJob) -> str:
     started, finished = parse_timestamp(job.started_at), parse_timestamp(job.finished_at)
     if started is None or finished is None:
-        return ""
+        return NO_VALUE  # never ran (cancelled while waiting), as the Step and Loss cells say
     return format_elapsed(max(0.0, (finished - started).total_seconds()))
 
 
 def _placement(job: TrainingJob) -> str:
-    return placement_text(job.placement)  # shared with the Jobs table's "Runs on" (ui/jobs/format.py)
+    # Shared with the Jobs table's "Runs on" (ui/jobs/format.py), "—" there too when the server did not say.
+    return placement_text(job.placement) or NO_VALUE
 
 
 _CELL_TEXT: dict[HistoryColumn, Callable[[TrainingJob], str]] = {
