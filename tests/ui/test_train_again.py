@@ -69,6 +69,7 @@ def test_train_again_fills_the_dialog_and_the_job_gets_those_settings(dataset_st
     assert field(dialog, "resolution").value() == 8 and field(dialog, "batch_size").value() == 4
     assert field(dialog, "learning_rate").value() == pytest.approx(0.02)
     assert dialog.banner.level is BannerLevel.INFO and "Filled from “portrait run”." in dialog.banner.text
+    assert not dialog.intro.isVisibleTo(dialog)  # said once, in the banner, not again above the form
     assert dialog.problems() == []
 
     with qtbot.waitSignal(dialog.job_created, timeout=10_000) as created:

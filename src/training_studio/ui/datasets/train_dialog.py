@@ -695,8 +695,9 @@ class TrainDialog(QDialog):
         else:
             self.setWindowTitle(f"Train on “{dataset.name}”")
         if self._choose_dataset:
-            self.intro.setText(f"Settings of the job “{self.again.name}”." if self.again is not None else "")
-            self.intro.setVisible(self.again is not None)
+            # Train again: the banner says which job the settings come from ("Filled from …"), once.
+            self.intro.setText("")
+            self.intro.setVisible(False)
         elif dataset is not None:
             files = f"{dataset.image_count:,} file" + ("" if dataset.image_count == 1 else "s")
             self.intro.setText(f"Dataset: {dataset.name} ({files})")
