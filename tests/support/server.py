@@ -18,7 +18,10 @@ from pathlib import Path
 
 import httpx
 
-START_TIMEOUT_S = 30.0
+# A positive-signal wait (server.json names this process and /api/health answers), so only a server that
+# fails pays for it in full. A start takes about 1 s, but a shared box has stalled a start's imports for over
+# 30 s once (a CI run of 2026-12-05: empty server log, no database yet).
+START_TIMEOUT_S = 60.0
 
 
 class ServerProcess:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import shiboken6
 
 from training_studio.client import ApiClient, LocalServerManager
 from training_studio.ui.jobs.store import JobStore
@@ -52,7 +53,10 @@ class Harness:
 
     def close(self) -> None:
         for window in self.windows:
-            window.close()
+            # pytest-qt closes the windows it was given and deletes them at the next wait of a fixture's
+            # teardown (a `run` that is not done at once): such a window has nothing left to close.
+            if shiboken6.isValid(window):
+                window.close()
         for store in self.stores:
             store.shutdown()
             self.run(store.wait_idle())
