@@ -10,7 +10,7 @@ from datetime import datetime
 
 from training_studio.contract.models import DatasetStatus, ModelStatus, parse_timestamp
 
-__all__ = ["format_created", "format_bytes", "status_text", "status_icon"]
+__all__ = ["format_created", "format_bytes", "status_text", "status_tooltip", "status_icon"]
 
 _STATUS_TEXT = {
     "active": "Active", "processing": "Processing", "failed": "Failed", "ready": "Ready", "unknown": "Unknown",
@@ -45,6 +45,11 @@ def format_bytes(size: int | None) -> str:
 
 def status_text(status: DatasetStatus | ModelStatus | str | None) -> str:
     return _STATUS_TEXT.get(str(status or "unknown"), "Unknown")
+
+
+def status_tooltip(status: DatasetStatus | ModelStatus | str | None, error: str | None) -> str:
+    """The status cell's tooltip: its name (a narrow badge shows only its icon), and why, when it failed."""
+    return f"{status_text(status)}: {error}" if error else status_text(status)
 
 
 def status_icon(status: DatasetStatus | ModelStatus | str | None) -> str:

@@ -13,7 +13,7 @@ from PySide6.QtGui import QGuiApplication, QPalette, QPixmap
 
 from training_studio.contract.models import Dataset, DatasetType
 from training_studio.ui import icons
-from training_studio.ui.datasets.format import format_created, status_icon, status_text
+from training_studio.ui.datasets.format import format_created, status_icon, status_text, status_tooltip
 from training_studio.ui.datasets.keyed_model import KeyedTableModel
 
 __all__ = ["DatasetColumn", "DatasetListModel"]
@@ -50,7 +50,7 @@ class DatasetListModel(KeyedTableModel[Dataset]):
     def tooltip(self, record: Dataset, column: int) -> str | None:
         # The whole text of the columns that give way in a narrow window (a status badge then shows its icon).
         if column == DatasetColumn.STATUS:
-            return f"{status_text(record.status)}: {record.error}" if record.error else status_text(record.status)
+            return status_tooltip(record.status, record.error)
         if column == DatasetColumn.NAME:
             return f"{record.name}\nid {record.id}"
         if column == DatasetColumn.CREATED:

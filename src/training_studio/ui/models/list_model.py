@@ -14,7 +14,7 @@ from PySide6.QtGui import QGuiApplication, QPalette, QPixmap
 
 from training_studio.contract.models import TrainedModel
 from training_studio.ui import icons
-from training_studio.ui.datasets.format import format_bytes, format_created, status_icon, status_text
+from training_studio.ui.datasets.format import format_bytes, format_created, status_icon, status_text, status_tooltip
 from training_studio.ui.datasets.keyed_model import KeyedTableModel
 
 __all__ = ["ModelColumn", "TrainedModelListModel"]
@@ -47,7 +47,7 @@ class TrainedModelListModel(KeyedTableModel[TrainedModel]):
     def tooltip(self, record: TrainedModel, column: int) -> str | None:
         # The whole text of the columns that give way in a narrow window (a status badge then shows its icon).
         if column == ModelColumn.STATUS:
-            return f"{status_text(record.status)}: {record.error}" if record.error else status_text(record.status)
+            return status_tooltip(record.status, record.error)
         if column == ModelColumn.NAME:
             return f"{record.name}\nid {record.id}" + (f"\n{record.path}" if record.path else "")
         if column in (ModelColumn.BASE_MODEL, ModelColumn.CREATED):
