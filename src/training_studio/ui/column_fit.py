@@ -6,7 +6,7 @@ room, the columns that elide gracefully (their full text in a tooltip) give way 
 down to the minimum; only then do all shrink alike, a column at the minimum staying there while the others
 share what is left. So the name never collapses to an ellipsis while dates and placements keep their full
 width, and the table does not scroll sideways until even the minimums do not fit. `ui.fitted_table` calls it
-on every resize of the Jobs and History tables.
+on every resize of its tables (Jobs, History, Datasets, Models).
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ column leaves (its minimum kept) among them with `ui.column_fit.fit_widths`, so 
 the table does not scroll sideways. The widths it fits from are the columns' preferred widths, and a width
 someone else set since its last fit (the user dragging a column's edge, or a header state restored from the
 settings) becomes that column's preferred width: a window made narrow and wide again gives the user their
-columns back. So the settings save the preferred widths (`header_state`), not what a narrow window left. The Jobs and History tables derive from it.
+columns back. So the settings save the preferred widths (`header_state`), not what a narrow window left.
+The Jobs and History tables derive from it; the Datasets and Models tables (`ui.record_panel`) use it with
+content-fitted columns.
 """
 
 from __future__ import annotations
@@ -108,9 +110,9 @@ class FittedTableView(QTableView):
     def _adopt_user_widths(self) -> None:
         header = self.horizontalHeader()
         for column, fitted in self._fitted.items():
-            current = header.sectionSize(column)
             if column in self._fit_contents:
                 continue  # see _on_section_resized
+            current = header.sectionSize(column)
             if current != fitted and current > 0 and not header.isSectionHidden(column):
                 self._preferred[column] = current  # dragged or restored since: the user's width from now on
                 self._fitted[column] = current

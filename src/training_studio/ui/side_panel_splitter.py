@@ -33,7 +33,7 @@ class SidePanelSplitter(QSplitter):
         self.hidden_by_user = False
         self.folded_for_width = False
         self._shown_while_narrow = False  # the user asked for it in a narrow splitter: it stays
-        self._side_width = max(side.sizeHint().width(), side.minimumWidth(), side.minimumSizeHint().width())
+        self._side_width = max(side.sizeHint().width(), self._side_minimum())
         self.toggle_action = QAction(toggle_text, self)
         self.toggle_action.setCheckable(True)
         self.toggle_action.setChecked(True)

@@ -173,8 +173,7 @@ class DatasetsPanel(RecordListPanel):
     def show_dataset(self, dataset_id: str) -> None:
         """Bring this tab forward (`show_requested`) with the dataset selected, now or once it is listed."""
         if not self.select_dataset(dataset_id):
-            self._select_when_listed = dataset_id
-            self.store.request_refresh()
+            self._select_once_listed(dataset_id)
         self.show_requested.emit()
 
     def confirm_delete_selected(self) -> None:
@@ -229,7 +228,7 @@ class DatasetsPanel(RecordListPanel):
                 return None
             signal = getattr(widget, "dataset_created", None)
             if signal is not None:
-                signal.connect(self._on_dataset_created)
+                signal.connect(self._select_once_listed)  # a new dataset: selected once listed
             show = getattr(widget, "show_dataset_requested", None)
             if show is not None:
                 show.connect(self.show_dataset)
@@ -260,7 +259,8 @@ class DatasetsPanel(RecordListPanel):
             self.notice.show_message(text, BannerLevel.INFO)
         self.job_created.emit(job_id)
 
-    def _on_dataset_created(self, dataset_id: str) -> None:
+    def _select_once_listed(self, dataset_id: str) -> None:
+        """Select the dataset when the next refresh lists it (it is new, or not listed yet)."""
         self._select_when_listed = dataset_id
         self.store.request_refresh()
 

@@ -74,6 +74,7 @@ class HistoryTableView(FittedTableView):
         super().__init__(parent, preferred=PREFERRED_WIDTHS, min_name_width=MIN_NAME_WIDTH, minimum=MIN_COLUMN_WIDTH,
                          shrinks_first=SHRINKS_FIRST)
 
+
 class HistoryPanel(QWidget):
     train_again_requested = Signal(object)  # TrainingJob
     save_template_requested = Signal(object)  # TrainingJob
